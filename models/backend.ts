@@ -51,7 +51,8 @@ async function webgpuAdapter(): Promise<GPUAdapter | null> {
 }
 
 function isFallback(adapter: GPUAdapter): boolean {
-  const info = (adapter as GPUAdapter & { info?: { isFallbackAdapter?: boolean; description?: string } }).info;
+  const info =
+    (adapter as GPUAdapter & { info?: { isFallbackAdapter?: boolean; description?: string } }).info;
   return Boolean(info?.isFallbackAdapter) || /llvmpipe|swiftshader|lavapipe/i.test(info?.description ?? "");
 }
 

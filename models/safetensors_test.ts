@@ -189,3 +189,15 @@ Deno.test("errors: one clear line naming the file", async () => {
     /needs a Float32Array/,
   );
 });
+
+Deno.test("f16 encode: every half is a fixed point and every midpoint rounds to the even neighbour", () => {
+  for (let h = 0; h < 0x7c00; h++) {
+    const v = f16BitsToF32(h);
+    assert.equal(f32ToF16Bits(v), h);
+    assert.equal(f32ToF16Bits(-v), h | 0x8000);
+    // The midpoint to the next half needs 12 significant bits, so it is exact in float32.
+    const mid = (v + f16BitsToF32(h + 1)) / 2;
+    const even = h % 2 === 0 ? h : h + 1;
+    if (f32ToF16Bits(mid) !== even) assert.fail(`midpoint after 0x${h.toString(16)} -> not even`);
+  }
+});

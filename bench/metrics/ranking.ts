@@ -3,7 +3,7 @@
  *
  * Data shapes:
  * - {@link Qrels}: `Map<qid, Map<docid, relevance>>`. A document is relevant when its relevance is
- *   > 0; relevance <= 0 (trec_eval reads negative values as "judged unjudged") is not relevant and
+ *   > 0; relevance <= 0 (trec_eval reads negative values as "in the pool but unjudged") is not relevant and
  *   has gain 0.
  * - {@link Run}: `Map<qid, Map<docid, score>>`. Higher score means ranked earlier.
  *

@@ -5,7 +5,14 @@
  * state's exact matrix product state.
  * @module
  */
-import { checkMatrix, type MatrixData, numericalRank, shannonEntropy, type Shape, squaredSingularValues } from "./linalg.ts";
+import {
+  checkMatrix,
+  type MatrixData,
+  numericalRank,
+  shannonEntropy,
+  type Shape,
+  squaredSingularValues,
+} from "./linalg.ts";
 
 /** Primes above this stay unsplit by default; see {@link primeSites}. */
 export const DEFAULT_MAX_PRIME = 97;
@@ -18,7 +25,9 @@ export const DEFAULT_MAX_PRIME = 97;
  */
 export function primeSites(n: number, maxPrime = DEFAULT_MAX_PRIME): number[] {
   if (!Number.isInteger(n) || n < 1) throw new Error(`dimension must be a positive integer, got ${n}`);
-  if (!Number.isInteger(maxPrime) || maxPrime < 2) throw new Error(`maxPrime must be an integer >= 2, got ${maxPrime}`);
+  if (!Number.isInteger(maxPrime) || maxPrime < 2) {
+    throw new Error(`maxPrime must be an integer >= 2, got ${maxPrime}`);
+  }
   const sites: number[] = [];
   let rest = n;
   for (let p = 2; p <= maxPrime && p * p <= rest; p++) {

@@ -91,7 +91,9 @@ export function squaredSingularValues(data: Float64Array, rows: number, cols: nu
 export function shannonEntropy(weights: ArrayLike<number>): number {
   let total = 0;
   for (let i = 0; i < weights.length; i++) {
-    if (!(weights[i] >= 0)) throw new Error(`entropy weights must be non-negative, got ${weights[i]} at ${i}`);
+    if (!(weights[i] >= 0)) {
+      throw new Error(`entropy weights must be non-negative, got ${weights[i]} at ${i}`);
+    }
     total += weights[i];
   }
   if (!(total > 0)) throw new Error("entropy weights sum to zero: the matrix is zero");

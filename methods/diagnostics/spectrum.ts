@@ -5,7 +5,14 @@
  * @module
  */
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
-import { checkMatrix, type MatrixData, numericalRank, shannonEntropy, type Shape, toMatrix } from "./linalg.ts";
+import {
+  checkMatrix,
+  type MatrixData,
+  numericalRank,
+  shannonEntropy,
+  type Shape,
+  toMatrix,
+} from "./linalg.ts";
 
 /** Thin SVD of a checked row-major matrix; ml-matrix returns singular values descending. */
 function svd(data: Float64Array, rows: number, cols: number, vectors: boolean): SingularValueDecomposition {
@@ -68,7 +75,9 @@ export function stableRank(s: ArrayLike<number>): number {
  */
 export function principalAngles(qa: Matrix, qb: Matrix): number[] {
   if (qa.rows !== qb.rows || qa.columns !== qb.columns) {
-    throw new Error(`bases must have equal shapes, got [${qa.rows}, ${qa.columns}] and [${qb.rows}, ${qb.columns}]`);
+    throw new Error(
+      `bases must have equal shapes, got [${qa.rows}, ${qa.columns}] and [${qb.rows}, ${qb.columns}]`,
+    );
   }
   const k = qa.columns;
   if (k === 0) return [];
@@ -121,7 +130,10 @@ function anglesFromSvds(
   if (kk === 0) return { k: 0, left: [], right: [] };
   return {
     k: kk,
-    left: principalAngles(leadingColumns(a.leftSingularVectors, kk), leadingColumns(b.leftSingularVectors, kk)),
+    left: principalAngles(
+      leadingColumns(a.leftSingularVectors, kk),
+      leadingColumns(b.leftSingularVectors, kk),
+    ),
     right: principalAngles(
       leadingColumns(a.rightSingularVectors, kk),
       leadingColumns(b.rightSingularVectors, kk),

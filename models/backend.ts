@@ -11,6 +11,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
+// tfjs-core's package entry registers no gradients; training needs them all.
+import "@tensorflow/tfjs";
 import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
@@ -65,6 +67,8 @@ async function activate(name: string): Promise<void> {
   const ok = await tf.setBackend(name);
   if (!ok) throw new Error(`backend '${name}' failed to initialise; try --backend wasm or --backend cpu`);
   await tf.ready();
+  // PROD silences tfjs's "running in Node.js" banner (Deno looks like Node to it).
+  tf.env().set("PROD", true);
 }
 
 /**

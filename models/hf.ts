@@ -1,0 +1,253 @@
+/**
+ * Hugging Face model folders: `config.json` + `model.safetensors` (or sharded
+ * `model.safetensors.index.json`) for `LlamaForCausalLM`, `Qwen2ForCausalLM` and
+ * `Qwen3ForCausalLM`, read into and written from the decoder's own parameter names.
+ *
+ * Hugging Face applies RoPE with rotate_half (pairs (i, i + hd/2)); llama2.c and Meta's original
+ * weights pair (2i, 2i+1). Writing a model of the interleaved kind permutes the q and k rows of
+ * every head to the rotate-half order, as the transformers conversion script does, so the written
+ * folder computes the same function.
+ * @module
+ */
+import { join } from "node:path";
+import { type LlamaConfig, validateConfig } from "./config.ts";
+import { readSafetensorsFile, type SafetensorsDtype, writeSafetensorsFile } from "./safetensors.ts";
+import { writeFileAtomic } from "./io.ts";
+import { LlamaModel } from "./llama.ts";
+
+/** Architectures this reader understands, with what each adds to plain Llama. */
+export const HF_ARCHITECTURES: Record<string, { qkvBias: boolean; qkNorm: boolean }> = {
+  LlamaForCausalLM: { qkvBias: false, qkNorm: false },
+  Qwen2ForCausalLM: { qkvBias: true, qkNorm: false },
+  Qwen3ForCausalLM: { qkvBias: false, qkNorm: true },
+};
+
+const LAYER_NAME_MAP: [string, string][] = [
+  ["input_layernorm.weight", "attn_norm.weight"],
+  ["post_attention_layernorm.weight", "mlp_norm.weight"],
+  ["self_attn.q_proj.weight", "attn.q.weight"],
+  ["self_attn.k_proj.weight", "attn.k.weight"],
+  ["self_attn.v_proj.weight", "attn.v.weight"],
+  ["self_attn.o_proj.weight", "attn.o.weight"],
+  ["self_attn.q_proj.bias", "attn.q.bias"],
+  ["self_attn.k_proj.bias", "attn.k.bias"],
+  ["self_attn.v_proj.bias", "attn.v.bias"],
+  ["self_attn.q_norm.weight", "attn.q_norm.weight"],
+  ["self_attn.k_norm.weight", "attn.k_norm.weight"],
+  ["mlp.gate_proj.weight", "mlp.gate.weight"],
+  ["mlp.up_proj.weight", "mlp.up.weight"],
+  ["mlp.down_proj.weight", "mlp.down.weight"],
+];
+
+/** Map a Hugging Face tensor name to the decoder's name (null for names we ignore). */
+export function fromHfName(name: string): string | null {
+  if (name === "model.embed_tokens.weight") return "embed.weight";
+  if (name === "model.norm.weight") return "norm.weight";
+  if (name === "lm_head.weight") return "lm_head.weight";
+  const m = /^model\.layers\.(\d+)\.(.+)$/.exec(name);
+  if (m) {
+    const hit = LAYER_NAME_MAP.find(([hf]) => hf === m[2]);
+    if (hit) return `layers.${m[1]}.${hit[1]}`;
+  }
+  // Rotary inverse-frequency buffers are recomputed from the config.
+  if (/rotary_emb\.inv_freq$/.test(name)) return null;
+  return name; // left as-is so fromWeights reports it as unexpected
+}
+
+/** Map a decoder parameter name to its Hugging Face name. */
+export function toHfName(name: string): string {
+  if (name === "embed.weight") return "model.embed_tokens.weight";
+  if (name === "norm.weight") return "model.norm.weight";
+  if (name === "lm_head.weight") return "lm_head.weight";
+  const m = /^layers\.(\d+)\.(.+)$/.exec(name);
+  const hit = m && LAYER_NAME_MAP.find(([, own]) => own === m[2]);
+  if (!m || !hit) throw new Error(`no Hugging Face name for parameter '${name}'`);
+  return `model.layers.${m[1]}.${hit[0]}`;
+}
+
+async function readJson(path: string, what: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) throw new Error(`${what} not found: ${path}`);
+    throw err;
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`${path}: invalid JSON in ${what}`);
+  }
+}
+
+/** Turn a Hugging Face `config.json` object into a decoder config. */
+export function configFromHf(hf: Record<string, unknown>, source = "config.json"): LlamaConfig {
+  const arch = Array.isArray(hf.architectures) ? String(hf.architectures[0]) : String(hf.model_type ?? "");
+  const kind = HF_ARCHITECTURES[arch];
+  if (!kind) {
+    throw new Error(
+      `${source}: unknown architecture '${arch}'; supported: ${Object.keys(HF_ARCHITECTURES).join(", ")}`,
+    );
+  }
+  const num = (key: string, fallback?: number): number => {
+    const v = hf[key] ?? fallback;
+    if (typeof v !== "number") throw new Error(`${source}: missing numeric field '${key}'`);
+    return v;
+  };
+  const idOf = (key: string): number | null => {
+    const v = hf[key];
+    if (typeof v === "number") return v;
+    if (Array.isArray(v) && typeof v[0] === "number") return v[0];
+    return null;
+  };
+  const nHeads = num("num_attention_heads");
+  return validateConfig({
+    architecture: arch,
+    dim: num("hidden_size"),
+    hiddenDim: num("intermediate_size"),
+    nLayers: num("num_hidden_layers"),
+    nHeads,
+    nKvHeads: num("num_key_value_heads", nHeads),
+    headDim: typeof hf.head_dim === "number" ? hf.head_dim : num("hidden_size") / nHeads,
+    vocabSize: num("vocab_size"),
+    maxSeqLen: num("max_position_embeddings", 2048),
+    normEps: num("rms_norm_eps", 1e-6),
+    ropeTheta: num("rope_theta", 10000),
+    ropeStyle: "half",
+    tiedEmbeddings: Boolean(hf.tie_word_embeddings ?? false),
+    qkNorm: kind.qkNorm,
+    qkvBias: kind.qkvBias || Boolean(hf.attention_bias),
+    bosId: idOf("bos_token_id"),
+    eosId: idOf("eos_token_id"),
+    padId: idOf("pad_token_id"),
+  });
+}
+
+/** The `config.json` object for a decoder config (rotate-half RoPE, as Hugging Face computes). */
+export function configToHf(c: LlamaConfig): Record<string, unknown> {
+  const arch = HF_ARCHITECTURES[c.architecture]
+    ? c.architecture
+    : c.qkNorm
+    ? "Qwen3ForCausalLM"
+    : c.qkvBias
+    ? "Qwen2ForCausalLM"
+    : "LlamaForCausalLM";
+  return {
+    architectures: [arch],
+    model_type: arch === "LlamaForCausalLM" ? "llama" : arch === "Qwen2ForCausalLM" ? "qwen2" : "qwen3",
+    hidden_size: c.dim,
+    intermediate_size: c.hiddenDim,
+    num_hidden_layers: c.nLayers,
+    num_attention_heads: c.nHeads,
+    num_key_value_heads: c.nKvHeads,
+    head_dim: c.headDim,
+    vocab_size: c.vocabSize,
+    max_position_embeddings: c.maxSeqLen,
+    rms_norm_eps: c.normEps,
+    rope_theta: c.ropeTheta,
+    tie_word_embeddings: c.tiedEmbeddings,
+    attention_bias: c.qkvBias && arch === "LlamaForCausalLM",
+    hidden_act: "silu",
+    bos_token_id: c.bosId ?? null,
+    eos_token_id: c.eosId ?? null,
+    pad_token_id: c.padId ?? null,
+    torch_dtype: "float32",
+  };
+}
+
+/**
+ * Permute the rows of a q/k projection (or bias, or per-head norm gain) from interleaved RoPE
+ * pairs to rotate-half order: within each head, new row c*(hd/2) + i takes old row 2i + c.
+ */
+export function interleavedToHalf(data: Float32Array, nHeads: number, headDim: number): Float32Array {
+  const rowLen = data.length / (nHeads * headDim);
+  const out = new Float32Array(data.length);
+  const half = headDim / 2;
+  for (let h = 0; h < nHeads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let c = 0; c < 2; c++) {
+        const from = (h * headDim + 2 * i + c) * rowLen;
+        const to = (h * headDim + c * half + i) * rowLen;
+        out.set(data.subarray(from, from + rowLen), to);
+      }
+    }
+  }
+  return out;
+}
+
+/** Read a Hugging Face folder's config and weights (single file or sharded). */
+export async function readHfFolder(
+  dir: string,
+): Promise<{ config: LlamaConfig; weights: Map<string, Float32Array> }> {
+  const configPath = join(dir, "config.json");
+  const config = configFromHf(await readJson(configPath, "model config"), configPath);
+  const indexPath = join(dir, "model.safetensors.index.json");
+  let files = ["model.safetensors"];
+  try {
+    await Deno.stat(indexPath);
+    const index = await readJson(indexPath, "safetensors index");
+    const map = index.weight_map as Record<string, string> | undefined;
+    if (!map || typeof map !== "object") throw new Error(`${indexPath}: missing 'weight_map'`);
+    files = [...new Set(Object.values(map))].sort();
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  const weights = new Map<string, Float32Array>();
+  for (const file of files) {
+    const path = join(dir, file);
+    const { tensors } = await readSafetensorsFile(path);
+    for (const [hfName, t] of tensors) {
+      const name = fromHfName(hfName);
+      if (name === null || (name === "lm_head.weight" && config.tiedEmbeddings)) continue;
+      if (!(t.data instanceof Float32Array)) {
+        throw new Error(
+          `${path}: tensor '${hfName}' has dtype ${t.dtype}; model weights must be F32, F16 or BF16`,
+        );
+      }
+      weights.set(name, t.data);
+    }
+  }
+  return { config, weights };
+}
+
+/** Options for {@link writeHfFolder}. */
+export interface WriteHfOptions {
+  /** Storage dtype of the weights (default F32). */
+  dtype?: Extract<SafetensorsDtype, "F32" | "F16" | "BF16">;
+  /** Contents of `tokenizer.json`, copied into the folder when given. */
+  tokenizerJson?: string;
+}
+
+/**
+ * Write a decoder as a Hugging Face folder (`config.json`, `model.safetensors`, optional
+ * `tokenizer.json`). Interleaved-RoPE weights are permuted to rotate-half order.
+ */
+export async function writeHfFolder(
+  dir: string,
+  config: LlamaConfig,
+  weights: Map<string, Float32Array>,
+  options: WriteHfOptions = {},
+): Promise<void> {
+  const dtype = options.dtype ?? "F32";
+  const tensors = new Map<string, { data: Float32Array; shape: number[]; dtype: typeof dtype }>();
+  const c = config;
+  const shapes = LlamaModel.parameterShapes(c);
+  for (const [name, data] of weights) {
+    let out = data;
+    if (c.ropeStyle === "interleaved") {
+      if (/attn\.q\.(weight|bias)$/.test(name)) out = interleavedToHalf(data, c.nHeads, c.headDim);
+      else if (/attn\.k\.(weight|bias)$/.test(name)) out = interleavedToHalf(data, c.nKvHeads, c.headDim);
+      else if (/attn\.[qk]_norm\.weight$/.test(name)) out = interleavedToHalf(data, 1, c.headDim);
+    }
+    const shape = shapes.get(name);
+    if (!shape) throw new Error(`writeHfFolder: parameter '${name}' is not part of this config`);
+    tensors.set(toHfName(name), { data: out, shape, dtype });
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  await writeSafetensorsFile(join(dir, "model.safetensors"), tensors, { format: "pt" });
+  await writeFileAtomic(
+    join(dir, "config.json"),
+    JSON.stringify(configToHf({ ...c, ropeStyle: "half" }), null, 2) + "\n",
+  );
+  if (options.tokenizerJson) await writeFileAtomic(join(dir, "tokenizer.json"), options.tokenizerJson);
+}

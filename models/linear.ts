@@ -1,0 +1,57 @@
+/**
+ * The seam where PEFT methods plug in: every linear layer of the model is a named
+ * {@link LinearModule} held in the model's `linears` map (names like `layers.3.attn.q`,
+ * `layers.3.mlp.down`). A method wraps a module by replacing the map entry with its own module
+ * that keeps the original as its base; the model looks layers up by name on every forward pass.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+
+/** A named linear map y = x W^T + b, W of shape [out, in] (PyTorch layout). */
+export interface LinearModule {
+  /** Dotted layer name, e.g. `layers.0.attn.q`. */
+  readonly name: string;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  /** Apply the layer to rows: x [N, in] -> [N, out]. */
+  forward(x: tf.Tensor2D): tf.Tensor2D;
+  /**
+   * The dense weight [out, in] this layer currently computes with, without any adapter
+   * (dequantized when the base is quantized). Callers dispose it unless it is a variable
+   * (check with `tensor instanceof tf.Variable` or call inside `tf.tidy`).
+   */
+  denseWeight(): tf.Tensor2D;
+  /** The bias [out], if any. */
+  readonly bias: tf.Variable | null;
+}
+
+/** A plain dense linear layer backed by variables. */
+export class Linear implements LinearModule {
+  readonly name: string;
+  readonly weight: tf.Variable<tf.Rank.R2>;
+  readonly bias: tf.Variable | null;
+
+  /** Wrap existing variables: weight [out, in], optional bias [out]. */
+  constructor(name: string, weight: tf.Variable<tf.Rank.R2>, bias: tf.Variable | null = null) {
+    this.name = name;
+    this.weight = weight;
+    this.bias = bias;
+  }
+
+  get inFeatures(): number {
+    return this.weight.shape[1];
+  }
+
+  get outFeatures(): number {
+    return this.weight.shape[0];
+  }
+
+  forward(x: tf.Tensor2D): tf.Tensor2D {
+    const y = tf.matMul(x, this.weight, false, true) as tf.Tensor2D;
+    return this.bias ? tf.add(y, this.bias) as tf.Tensor2D : y;
+  }
+
+  denseWeight(): tf.Tensor2D {
+    return this.weight;
+  }
+}

@@ -1,0 +1,457 @@
+/**
+ * A Llama-family decoder written with tfjs ops as explicit modules: token embedding, RMSNorm,
+ * RoPE (llama2.c interleaved pairs or Hugging Face rotate-half), grouped-query attention, SwiGLU
+ * MLP, optional q/k RMSNorm (Qwen3) and q/k/v bias (Qwen2), tied or separate output head, causal
+ * and padding masks.
+ *
+ * Parameter names (used by checkpoints, PEFT target patterns and adapters):
+ * `embed.weight`, `layers.{i}.attn_norm.weight`, `layers.{i}.attn.{q,k,v,o}.weight`
+ * (`.bias` for q/k/v when `qkvBias`), `layers.{i}.attn.{q_norm,k_norm}.weight` (when `qkNorm`),
+ * `layers.{i}.mlp_norm.weight`, `layers.{i}.mlp.{gate,up,down}.weight`, `norm.weight`,
+ * `lm_head.weight` (when not tied). Linear layers are `LinearModule`s in `model.linears`, keyed by
+ * the name without `.weight` (see `linear.ts`).
+ *
+ * Performance notes (measured, see README): RoPE is x*cos + (x R)*sin with a fixed signed
+ * permutation R applied as one small matmul (split/stack dominated an earlier profile);
+ * grouped-query attention reshapes the queries into their KV groups instead of tiling K and V.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { type LlamaConfig, validateConfig } from "./config.ts";
+import { Linear, type LinearModule } from "./linear.ts";
+import type { Rng } from "./rng.ts";
+
+/** Hooks through which prompt-, prefix- and adapter-style methods change the forward pass. */
+export interface ModelHooks {
+  /** Soft prompt [P, dim] prepended to every sequence's embeddings (prompt tuning). */
+  promptEmbeddings?: () => tf.Tensor2D;
+  /** Key and value prefixes [P, nKvHeads*headDim] for a layer, attended by every token (prefix tuning). */
+  kvPrefix?: (layer: number) => { k: tf.Tensor2D; v: tf.Tensor2D } | null;
+  /** Transform a sublayer's output [N, dim] before the residual add (bottleneck adapters). */
+  sublayerOutput?: (layer: number, kind: "attn" | "mlp", out: tf.Tensor2D) => tf.Tensor2D;
+}
+
+/** Options of a forward pass. */
+export interface ForwardOptions {
+  /** [B, T] with 1 for real tokens and 0 for padding (right padding). */
+  attentionMask?: tf.Tensor2D;
+}
+
+/** Result of {@link LlamaModel.lmLoss}. */
+export interface LmLoss {
+  /** Mean next-token cross-entropy in nats over counted targets (scalar). */
+  loss: tf.Scalar;
+  /** Sum of cross-entropies (scalar). */
+  sum: tf.Scalar;
+  /** Per-target cross-entropies [B, T-1], zero where masked. */
+  perToken: tf.Tensor2D;
+}
+
+const NEG_INF = -1e9;
+
+/** Names of the linear layers of one decoder layer, in order. */
+export const LAYER_LINEARS = [
+  "attn.q",
+  "attn.k",
+  "attn.v",
+  "attn.o",
+  "mlp.gate",
+  "mlp.up",
+  "mlp.down",
+] as const;
+
+/** The decoder. Build with {@link LlamaModel.fromWeights} or {@link LlamaModel.random}. */
+export class LlamaModel {
+  readonly config: LlamaConfig;
+  /** Every base parameter by name (see the module doc); frozen unless a method says otherwise. */
+  readonly params: Map<string, tf.Variable>;
+  /** Linear layers by name; PEFT methods replace entries with wrappers. */
+  readonly linears: Map<string, LinearModule>;
+  /** Method hooks; empty for the plain model. */
+  hooks: ModelHooks = {};
+  #ropeCache = new Map<string, { cos: tf.Tensor; sin: tf.Tensor }>();
+  #rotation: tf.Tensor2D;
+  #maskCache = new Map<string, tf.Tensor>();
+
+  private constructor(config: LlamaConfig, params: Map<string, tf.Variable>) {
+    this.config = config;
+    this.params = params;
+    this.linears = new Map();
+    for (let i = 0; i < config.nLayers; i++) {
+      for (const l of LAYER_LINEARS) {
+        const name = `layers.${i}.${l}`;
+        const bias = params.get(`${name}.bias`) ?? null;
+        this.linears.set(
+          name,
+          new Linear(name, params.get(`${name}.weight`) as tf.Variable<tf.Rank.R2>, bias),
+        );
+      }
+    }
+    if (!config.tiedEmbeddings) {
+      this.linears.set(
+        "lm_head",
+        new Linear("lm_head", params.get("lm_head.weight") as tf.Variable<tf.Rank.R2>),
+      );
+    }
+    this.#rotation = tf.keep(rotationMatrix(config.headDim, config.ropeStyle));
+  }
+
+  /** Shapes of every parameter this config needs, by name. */
+  static parameterShapes(config: LlamaConfig): Map<string, number[]> {
+    const c = config;
+    const shapes = new Map<string, number[]>();
+    shapes.set("embed.weight", [c.vocabSize, c.dim]);
+    for (let i = 0; i < c.nLayers; i++) {
+      const p = `layers.${i}`;
+      shapes.set(`${p}.attn_norm.weight`, [c.dim]);
+      shapes.set(`${p}.attn.q.weight`, [c.nHeads * c.headDim, c.dim]);
+      shapes.set(`${p}.attn.k.weight`, [c.nKvHeads * c.headDim, c.dim]);
+      shapes.set(`${p}.attn.v.weight`, [c.nKvHeads * c.headDim, c.dim]);
+      shapes.set(`${p}.attn.o.weight`, [c.dim, c.nHeads * c.headDim]);
+      if (c.qkvBias) {
+        shapes.set(`${p}.attn.q.bias`, [c.nHeads * c.headDim]);
+        shapes.set(`${p}.attn.k.bias`, [c.nKvHeads * c.headDim]);
+        shapes.set(`${p}.attn.v.bias`, [c.nKvHeads * c.headDim]);
+      }
+      if (c.qkNorm) {
+        shapes.set(`${p}.attn.q_norm.weight`, [c.headDim]);
+        shapes.set(`${p}.attn.k_norm.weight`, [c.headDim]);
+      }
+      shapes.set(`${p}.mlp_norm.weight`, [c.dim]);
+      shapes.set(`${p}.mlp.gate.weight`, [c.hiddenDim, c.dim]);
+      shapes.set(`${p}.mlp.up.weight`, [c.hiddenDim, c.dim]);
+      shapes.set(`${p}.mlp.down.weight`, [c.dim, c.hiddenDim]);
+    }
+    shapes.set("norm.weight", [c.dim]);
+    if (!c.tiedEmbeddings) shapes.set("lm_head.weight", [c.vocabSize, c.dim]);
+    return shapes;
+  }
+
+  /**
+   * Build a model from named float32 arrays. Every parameter of the config must be present with
+   * the right size; extra names are an error too, so a mislabelled checkpoint cannot load silently.
+   */
+  static fromWeights(
+    config: LlamaConfig,
+    weights: Map<string, Float32Array>,
+    source = "checkpoint",
+  ): LlamaModel {
+    const cfg = validateConfig(config);
+    const shapes = LlamaModel.parameterShapes(cfg);
+    const params = new Map<string, tf.Variable>();
+    for (const [name, shape] of shapes) {
+      const data = weights.get(name);
+      if (!data) {
+        throw new Error(`${source}: missing tensor '${name}' required by the config (shape [${shape}])`);
+      }
+      const size = shape.reduce((a, b) => a * b, 1);
+      if (data.length !== size) {
+        throw new Error(
+          `${source}: tensor '${name}' has ${data.length} values but the config needs shape [${shape}] (${size})`,
+        );
+      }
+      // Unnamed: tfjs registers variable names globally, and several models may be alive at once.
+      params.set(name, tf.variable(tf.tensor(data, shape, "float32"), false));
+    }
+    for (const name of weights.keys()) {
+      if (!shapes.has(name)) {
+        throw new Error(`${source}: unexpected tensor '${name}' not used by this config`);
+      }
+    }
+    return new LlamaModel(cfg, params);
+  }
+
+  /**
+   * A randomly initialised model (normal(0, 0.02) weights, unit norm gains, zero biases, output
+   * projections scaled by 1/sqrt(2 nLayers) as in GPT-2), all draws from `rng`.
+   */
+  static random(config: LlamaConfig, rng: Rng, std = 0.02): LlamaModel {
+    const cfg = validateConfig(config);
+    const weights = new Map<string, Float32Array>();
+    for (const [name, shape] of LlamaModel.parameterShapes(cfg)) {
+      const size = shape.reduce((a, b) => a * b, 1);
+      if (name.endsWith("norm.weight")) weights.set(name, new Float32Array(size).fill(1));
+      else if (name.endsWith(".bias")) weights.set(name, new Float32Array(size));
+      else {
+        const scale = /attn\.o\.|mlp\.down\./.test(name) ? std / Math.sqrt(2 * cfg.nLayers) : std;
+        weights.set(name, rng.fork(name).normalArray(size, scale));
+      }
+    }
+    return LlamaModel.fromWeights(cfg, weights, "random init");
+  }
+
+  /** A linear layer by name, with a clear error for a wrong name. */
+  linear(name: string): LinearModule {
+    const l = this.linears.get(name);
+    if (!l) throw new Error(`unknown linear layer '${name}'`);
+    return l;
+  }
+
+  /** A parameter by name, with a clear error for a wrong name. */
+  param(name: string): tf.Variable {
+    const p = this.params.get(name);
+    if (!p) throw new Error(`unknown parameter '${name}'`);
+    return p;
+  }
+
+  /** Token embeddings [N, dim] of flat ids. */
+  #embed(ids: tf.Tensor1D): tf.Tensor2D {
+    const table = this.param("embed.weight") as tf.Tensor2D;
+    // gather's gradient needs UnsortedSegmentSum, which the wasm backend lacks; when the table
+    // trains, a one-hot matmul gives the same values with a matmul gradient instead.
+    if (table instanceof tf.Variable && table.trainable) {
+      return tf.matMul(oneHotFloat(ids, this.config.vocabSize), table);
+    }
+    return tf.gather(table, ids);
+  }
+
+  /**
+   * Final hidden states [B, T, dim] (after the last RMSNorm) of token ids [B, T].
+   * With a soft prompt hook the prompt positions are stripped again, so T is unchanged.
+   */
+  hidden(ids: tf.Tensor2D, options: ForwardOptions = {}): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [batch, seqLen] = ids.shape;
+      const c = this.config;
+      let x = this.#embed(tf.reshape(ids, [-1]) as tf.Tensor1D);
+      let mask = options.attentionMask;
+      let promptLen = 0;
+      if (this.hooks.promptEmbeddings) {
+        const prompt = this.hooks.promptEmbeddings();
+        promptLen = prompt.shape[0];
+        const x3 = tf.reshape(x, [batch, seqLen, c.dim]);
+        const p3 = tf.broadcastTo(tf.reshape(prompt, [1, promptLen, c.dim]), [batch, promptLen, c.dim]);
+        x = tf.reshape(tf.concat([p3, x3], 1), [-1, c.dim]);
+        if (mask) mask = tf.concat([tf.ones([batch, promptLen]), mask], 1) as tf.Tensor2D;
+      }
+      const t = seqLen + promptLen;
+      const keyMask = mask
+        ? tf.reshape(tf.mul(tf.sub(1, tf.cast(mask, "float32")), NEG_INF), [batch, 1, 1, t])
+        : null;
+      for (let layer = 0; layer < c.nLayers; layer++) {
+        const p = `layers.${layer}`;
+        let h = this.#attention(
+          layer,
+          rmsNorm(x, this.param(`${p}.attn_norm.weight`), c.normEps),
+          batch,
+          t,
+          keyMask,
+        );
+        if (this.hooks.sublayerOutput) h = this.hooks.sublayerOutput(layer, "attn", h);
+        x = tf.add(x, h);
+        let m = this.#mlp(layer, rmsNorm(x, this.param(`${p}.mlp_norm.weight`), c.normEps));
+        if (this.hooks.sublayerOutput) m = this.hooks.sublayerOutput(layer, "mlp", m);
+        x = tf.add(x, m);
+      }
+      let out = tf.reshape(rmsNorm(x, this.param("norm.weight"), c.normEps), [
+        batch,
+        t,
+        c.dim,
+      ]) as tf.Tensor3D;
+      if (promptLen > 0) out = tf.slice(out, [0, promptLen, 0], [batch, seqLen, c.dim]);
+      return out;
+    });
+  }
+
+  #attention(
+    layer: number,
+    x: tf.Tensor2D,
+    batch: number,
+    t: number,
+    keyMask: tf.Tensor | null,
+  ): tf.Tensor2D {
+    const c = this.config;
+    const p = `layers.${layer}.attn`;
+    const hd = c.headDim;
+    const groups = c.nHeads / c.nKvHeads;
+    let q = tf.reshape(this.linear(`${p}.q`).forward(x), [batch, t, c.nHeads, hd]);
+    let k = tf.reshape(this.linear(`${p}.k`).forward(x), [batch, t, c.nKvHeads, hd]);
+    const v0 = tf.reshape(this.linear(`${p}.v`).forward(x), [batch, t, c.nKvHeads, hd]);
+    if (c.qkNorm) {
+      q = rmsNorm(q, this.param(`${p}.q_norm.weight`), c.normEps);
+      k = rmsNorm(k, this.param(`${p}.k_norm.weight`), c.normEps);
+    }
+    const { cos, sin } = this.#rope(t);
+    q = this.#applyRope(q, cos, sin);
+    k = this.#applyRope(k, cos, sin);
+    // [B, H, T, hd] with the heads of one KV group contiguous, so a reshape groups them.
+    const qh = tf.reshape(tf.transpose(tf.mul(q, 1 / Math.sqrt(hd)), [0, 2, 1, 3]), [
+      batch,
+      c.nKvHeads,
+      groups * t,
+      hd,
+    ]);
+    let kh = tf.transpose(k, [0, 2, 1, 3]);
+    let vh = tf.transpose(v0, [0, 2, 1, 3]);
+    let prefixLen = 0;
+    const prefix = this.hooks.kvPrefix?.(layer);
+    if (prefix) {
+      prefixLen = prefix.k.shape[0];
+      const shape = [batch, c.nKvHeads, prefixLen, hd];
+      const pk = tf.broadcastTo(
+        tf.transpose(tf.reshape(prefix.k, [1, prefixLen, c.nKvHeads, hd]), [0, 2, 1, 3]),
+        shape,
+      );
+      const pv = tf.broadcastTo(
+        tf.transpose(tf.reshape(prefix.v, [1, prefixLen, c.nKvHeads, hd]), [0, 2, 1, 3]),
+        shape,
+      );
+      kh = tf.concat([pk, kh], 2);
+      vh = tf.concat([pv, vh], 2);
+    }
+    const tk = t + prefixLen;
+    let scores = tf.reshape(tf.matMul(qh, kh, false, true), [batch, c.nHeads, t, tk]);
+    scores = tf.add(scores, this.#causalMask(t, prefixLen));
+    if (keyMask) {
+      const km = prefixLen > 0 ? tf.concat([tf.zeros([batch, 1, 1, prefixLen]), keyMask], 3) : keyMask;
+      scores = tf.add(scores, km);
+    }
+    const probs = tf.reshape(tf.softmax(scores), [batch, c.nKvHeads, groups * t, tk]);
+    const ctx = tf.reshape(tf.matMul(probs, vh), [batch, c.nHeads, t, hd]);
+    const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [batch * t, c.nHeads * hd]) as tf.Tensor2D;
+    return this.linear(`${p}.o`).forward(merged);
+  }
+
+  #mlp(layer: number, x: tf.Tensor2D): tf.Tensor2D {
+    const p = `layers.${layer}.mlp`;
+    const gate = this.linear(`${p}.gate`).forward(x);
+    const up = this.linear(`${p}.up`).forward(x);
+    return this.linear(`${p}.down`).forward(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up));
+  }
+
+  /** x*cos + rotate(x)*sin, rotate(x) = x R with the config's pairing; x [B, T, H, hd]. */
+  #applyRope<T extends tf.Tensor>(x: T, cos: tf.Tensor, sin: tf.Tensor): T {
+    const hd = this.config.headDim;
+    const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, hd]), this.#rotation), x.shape);
+    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as T;
+  }
+
+  /** cos/sin tables [T, 1, hd] for positions 0..T-1, cached across calls. */
+  #rope(t: number): { cos: tf.Tensor; sin: tf.Tensor } {
+    const key = String(t);
+    let entry = this.#ropeCache.get(key);
+    if (!entry) {
+      const { cos, sin } = ropeTables(t, this.config.headDim, this.config.ropeTheta, this.config.ropeStyle);
+      entry = {
+        cos: tf.keep(tf.tensor(cos, [t, 1, this.config.headDim])),
+        sin: tf.keep(tf.tensor(sin, [t, 1, this.config.headDim])),
+      };
+      this.#ropeCache.set(key, entry);
+    }
+    return entry;
+  }
+
+  /** Additive causal mask [T, P + T]: prefix columns always visible, future tokens hidden. */
+  #causalMask(t: number, prefixLen: number): tf.Tensor {
+    const key = `${t}:${prefixLen}`;
+    let mask = this.#maskCache.get(key);
+    if (!mask) {
+      const data = new Float32Array(t * (prefixLen + t));
+      for (let i = 0; i < t; i++) {
+        for (let j = i + 1; j < t; j++) data[i * (prefixLen + t) + prefixLen + j] = NEG_INF;
+      }
+      mask = tf.keep(tf.tensor(data, [t, prefixLen + t]));
+      this.#maskCache.set(key, mask);
+    }
+    return mask;
+  }
+
+  /** Output logits [N, vocab] of hidden rows [N, dim]. */
+  logits(hidden: tf.Tensor2D): tf.Tensor2D {
+    if (this.config.tiedEmbeddings) return tf.matMul(hidden, this.param("embed.weight"), false, true);
+    return this.linear("lm_head").forward(hidden);
+  }
+
+  /**
+   * Causal LM cross-entropy: position t predicts token t+1. `attentionMask` [B, T] marks real
+   * tokens; a target counts when it is real (its predicting position then is real too).
+   */
+  lmLoss(ids: tf.Tensor2D, options: ForwardOptions = {}): LmLoss {
+    return tf.tidy(() => {
+      const [batch, t] = ids.shape;
+      const d = this.config.dim;
+      const h = this.hidden(ids, options);
+      const inputs = tf.reshape(tf.slice(h, [0, 0, 0], [batch, t - 1, d]), [-1, d]) as tf.Tensor2D;
+      const targets = tf.reshape(tf.slice(ids, [0, 1], [batch, t - 1]), [-1]) as tf.Tensor1D;
+      const logp = tf.logSoftmax(this.logits(inputs));
+      // one-hot rather than gather: gather's gradient is missing on wasm.
+      let nll = tf.neg(tf.sum(tf.mul(oneHotFloat(targets, this.config.vocabSize), logp), -1));
+      let count: tf.Tensor = tf.scalar(batch * (t - 1));
+      if (options.attentionMask) {
+        const w = tf.reshape(tf.slice(tf.cast(options.attentionMask, "float32"), [0, 1], [batch, t - 1]), [
+          -1,
+        ]);
+        nll = tf.mul(nll, w);
+        count = tf.maximum(tf.sum(w), 1);
+      }
+      const sum = tf.sum(nll) as tf.Scalar;
+      return {
+        loss: tf.div(sum, count) as tf.Scalar,
+        sum,
+        perToken: tf.reshape(nll, [batch, t - 1]) as tf.Tensor2D,
+      };
+    });
+  }
+
+  /** Every variable of the model (base parameters), for memory accounting. */
+  variables(): tf.Variable[] {
+    return [...this.params.values()];
+  }
+
+  /** Free all tensors owned by the model. */
+  dispose(): void {
+    for (const v of this.params.values()) v.dispose();
+    for (const e of this.#ropeCache.values()) tf.dispose([e.cos, e.sin]);
+    for (const m of this.#maskCache.values()) m.dispose();
+    this.#rotation.dispose();
+  }
+}
+
+/** One-hot float32 rows; the wasm OneHot kernel ignores its dtype argument, so cast explicitly. */
+export function oneHotFloat(ids: tf.Tensor1D, depth: number): tf.Tensor2D {
+  return tf.cast(tf.oneHot(ids, depth), "float32") as tf.Tensor2D;
+}
+
+/** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * gain. */
+export function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Tensor, eps: number): T {
+  return tf.tidy(() => {
+    const ms = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), gain) as T;
+  });
+}
+
+/**
+ * The fixed matrix R with rotate(x) = x R for one head: interleaved pairs (2i, 2i+1) map to
+ * (-x[2i+1], x[2i]); rotate-half pairs (i, i+h) map to (-x[i+h], x[i]).
+ */
+export function rotationMatrix(headDim: number, style: LlamaConfig["ropeStyle"]): tf.Tensor2D {
+  const r = new Float32Array(headDim * headDim);
+  const half = headDim / 2;
+  for (let i = 0; i < half; i++) {
+    const [a, b] = style === "interleaved" ? [2 * i, 2 * i + 1] : [i, i + half];
+    r[b * headDim + a] = -1; // out[a] = -x[b]
+    r[a * headDim + b] = 1; // out[b] = x[a]
+  }
+  return tf.tensor2d(r, [headDim, headDim]);
+}
+
+/** cos and sin tables [T * hd] for angle t * theta^(-2i/hd) on pair i, laid out by the pairing style. */
+export function ropeTables(
+  t: number,
+  headDim: number,
+  theta: number,
+  style: LlamaConfig["ropeStyle"],
+): { cos: Float32Array; sin: Float32Array } {
+  const cos = new Float32Array(t * headDim);
+  const sin = new Float32Array(t * headDim);
+  const half = headDim / 2;
+  for (let pos = 0; pos < t; pos++) {
+    for (let i = 0; i < half; i++) {
+      const angle = pos * Math.pow(theta, (-2 * i) / headDim);
+      const [a, b] = style === "interleaved" ? [2 * i, 2 * i + 1] : [i, i + half];
+      cos[pos * headDim + a] = cos[pos * headDim + b] = Math.cos(angle);
+      sin[pos * headDim + a] = sin[pos * headDim + b] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}

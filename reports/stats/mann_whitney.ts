@@ -54,9 +54,13 @@ export function mannWhitneyExactSf(u: number, m: number, n: number): number {
  * - asymptotic otherwise: `z = (U - n1 n2 / 2 - 0.5) / s`,
  *   `s = sqrt(n1 n2 / 12 * ((N + 1) - sum(t^3 - t) / (N (N - 1))))` (tie and continuity
  *   corrected), `p = 2 (1 - Phi(z))`.
- * p is clipped to 1.
+ * `options.method` forces one of the two (exact ignores ties, as scipy's does). p is clipped to 1.
  */
-export function mannWhitneyU(x: readonly number[], y: readonly number[]): MannWhitneyResult {
+export function mannWhitneyU(
+  x: readonly number[],
+  y: readonly number[],
+  options: { method?: "auto" | "exact" | "asymptotic" } = {},
+): MannWhitneyResult {
   checkSample(x, "mannWhitneyU x");
   checkSample(y, "mannWhitneyU y");
   const n1 = x.length;
@@ -67,7 +71,12 @@ export function mannWhitneyU(x: readonly number[], y: readonly number[]): MannWh
   const u1 = r1 - (n1 * (n1 + 1)) / 2;
   const u = Math.max(u1, n1 * n2 - u1);
   const ties = tieSizes.some((t) => t > 1);
-  if (!ties && (n1 <= 8 || n2 <= 8)) {
+  const method = options.method ?? "auto";
+  if (!["auto", "exact", "asymptotic"].includes(method)) {
+    throw new Error(`mannWhitneyU method must be auto, exact or asymptotic, got ${method}`);
+  }
+  const exact = method === "exact" || (method === "auto" && !ties && (n1 <= 8 || n2 <= 8));
+  if (exact) {
     return { u: u1, p: Math.min(1, 2 * mannWhitneyExactSf(u, n1, n2)), method: "exact" };
   }
   const n = n1 + n2;

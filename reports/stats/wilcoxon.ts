@@ -25,6 +25,8 @@ export interface WilcoxonResult {
 export interface WilcoxonOptions {
   /** Continuity correction in the normal approximation (scipy's default is false). */
   correction?: boolean;
+  /** Force the normal approximation (scipy's method="asymptotic"); default picks as described. */
+  method?: "auto" | "asymptotic";
 }
 
 /**
@@ -52,7 +54,8 @@ function signedRankCounts(n: number): number[] {
  *   enumerated over all 2^n sign flips of the actual (tied) ranks.
  * - asymptotic otherwise: `z = (R+ - n(n+1)/4) / sqrt((n(n+1)(2n+1) - sum(t^3 - t)/2) / 24)`,
  *   optionally `|z| - 0.5/se` (continuity), `p = 2 Phi(-|z|)`.
- * p is clipped to 1. Throws if every difference is zero.
+ * `options.method = "asymptotic"` forces the normal approximation. p is clipped to 1. Throws if
+ * every difference is zero.
  */
 export function wilcoxonSignedRank(
   x: readonly number[],
@@ -82,7 +85,8 @@ export function wilcoxonSignedRank(
   const zeros = total - n;
   const base = { statistic: Math.min(rPlus, rMinus), rPlus, rMinus, n };
 
-  if (!hasTies && zeros === 0 && total <= 50) {
+  const auto = (options.method ?? "auto") === "auto";
+  if (auto && !hasTies && zeros === 0 && total <= 50) {
     const c = signedRankCounts(n);
     const all = 2 ** n;
     let le = 0;
@@ -93,7 +97,7 @@ export function wilcoxonSignedRank(
     });
     return { ...base, p: Math.min(1, (2 * Math.min(le, ge)) / all), method: "exact" };
   }
-  if (total <= 13) {
+  if (auto && total <= 13) {
     // Enumerate every sign pattern of the tied ranks; a relative tolerance keeps ties in R+
     // that differ only by rounding on the right side of the comparison (as scipy does).
     const gamma = Math.abs(rPlus) * 1e-12;

@@ -58,8 +58,10 @@ export function withinSeedNoise(
 export function describeComparison(c: Comparison): string {
   if (!Number.isFinite(c.diff)) throw new Error(`describeComparison needs a finite diff, got ${c.diff}`);
   const digits = c.digits ?? 1;
-  const d = c.diff.toFixed(digits);
-  const parts = [`${c.diff >= 0 && !d.startsWith("-") ? "+" : ""}${d} ${c.unit ?? "accuracy points"}`];
+  let d = c.diff.toFixed(digits);
+  // A tiny negative diff rounds to "-0.0"; show it as "+0.0" like any other zero.
+  if (Number(d) === 0) d = (0).toFixed(digits);
+  const parts = [`${d.startsWith("-") ? "" : "+"}${d} ${c.unit ?? "accuracy points"}`];
   if (c.pAdjusted !== undefined) parts.push(`${formatP(c.pAdjusted)} after ${c.correction ?? "Holm"}`);
   else if (c.p !== undefined) parts.push(formatP(c.p));
   if (c.cliffsDelta !== undefined) {

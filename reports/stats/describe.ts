@@ -1,5 +1,5 @@
 /**
- * Descriptive helpers shared by the tests: mean, variance, median, quantile, ranks.
+ * Descriptive helpers shared by the tests in this folder: mean, variance, median, quantile, ranks.
  * @module
  */
 

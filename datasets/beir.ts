@@ -19,7 +19,9 @@ async function readJsonlTexts(path: string, withTitle: boolean): Promise<TextExa
   return rows.map((row) => {
     const id = column(row, "_id", "the _id field");
     if (seen.has(id)) {
-      throw new Error(`${path}:${row.line}: duplicate _id "${id}" (first on line ${seen.get(id)}); make ids unique`);
+      throw new Error(
+        `${path}:${row.line}: duplicate _id "${id}" (first on line ${seen.get(id)}); make ids unique`,
+      );
     }
     seen.set(id, row.line);
     const text = column(row, "text", "the text field");
@@ -37,11 +39,17 @@ async function readQrels(path: string, queries: Set<string>, docs: Set<string>):
   const qrels: Qrels = new Map();
   for (const { line, fields } of records.slice(1)) {
     const [qid, did, scoreText] = fields.map((f) => f.trim());
-    if (!queries.has(qid)) throw new Error(`${path}:${line}: unknown query "${qid}"; add it to queries.jsonl or drop the line`);
-    if (!docs.has(did)) throw new Error(`${path}:${line}: unknown document "${did}"; add it to corpus.jsonl or drop the line`);
+    if (!queries.has(qid)) {
+      throw new Error(`${path}:${line}: unknown query "${qid}"; add it to queries.jsonl or drop the line`);
+    }
+    if (!docs.has(did)) {
+      throw new Error(`${path}:${line}: unknown document "${did}"; add it to corpus.jsonl or drop the line`);
+    }
     const score = Number(scoreText);
     if (!Number.isInteger(score) || score < 0) {
-      throw new Error(`${path}:${line}: score "${scoreText}" is not a non-negative integer; use 0, 1, 2, ...`);
+      throw new Error(
+        `${path}:${line}: score "${scoreText}" is not a non-negative integer; use 0, 1, 2, ...`,
+      );
     }
     if (!qrels.has(qid)) qrels.set(qid, new Map());
     qrels.get(qid)!.set(did, score);
@@ -60,7 +68,10 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Load a BEIR folder (see module note). */
-export async function loadBeir(dir: string, options: { name?: string; splitSeed?: number } = {}): Promise<RetrievalDataset> {
+export async function loadBeir(
+  dir: string,
+  options: { name?: string; splitSeed?: number } = {},
+): Promise<RetrievalDataset> {
   const corpus = await readJsonlTexts(join(dir, "corpus.jsonl"), true);
   const allQueries = await readJsonlTexts(join(dir, "queries.jsonl"), false);
   const docIds = new Set(corpus.map((d) => d.id));

@@ -54,7 +54,9 @@ export function buildConceptRetrieval(
   splitSeed: number,
 ): RetrievalDataset {
   if (options.binary && options.neighborCredit) {
-    throw new Error(`${name}: binary and neighborCredit both set; neighbor credit needs graded relevance (drop binary)`);
+    throw new Error(
+      `${name}: binary and neighborCredit both set; neighbor credit needs graded relevance (drop binary)`,
+    );
   }
   const byId = new Map(concepts.map((c) => [c.id, c]));
   const docText = (c: Concept): string => {
@@ -72,7 +74,10 @@ export function buildConceptRetrieval(
     const members = concepts.filter((c) => c.split === split && c.labels.length > 0);
     corpus[split] = members.map((c) => ({ id: c.id, text: docText(c) }));
     const inSplit = new Set(members.map((c) => c.id));
-    const all: TextExample[] = members.filter((c) => c.definition).map((c) => ({ id: c.id, text: c.definition! }));
+    const all: TextExample[] = members.filter((c) => c.definition).map((c) => ({
+      id: c.id,
+      text: c.definition!,
+    }));
     queries[split] = capSplit(all, caps[split], splitSeed, `${name}:${split}-queries`);
     const rels: Qrels = new Map();
     for (const q of queries[split]) {

@@ -44,7 +44,9 @@ export function parseCsv(text: string, file: string, delimiter = ","): CsvRecord
       const startLine = line;
       i++;
       for (;;) {
-        if (i >= text.length) throw new Error(`${file}:${startLine}: unterminated quoted field; close it with "`);
+        if (i >= text.length) {
+          throw new Error(`${file}:${startLine}: unterminated quoted field; close it with "`);
+        }
         const q = text[i];
         if (q === '"') {
           if (text[i + 1] === '"') {
@@ -61,8 +63,12 @@ export function parseCsv(text: string, file: string, delimiter = ","): CsvRecord
       }
       inField = recordStarted = true;
       const next = text[i];
-      if (next !== undefined && next !== delimiter && next !== "\n" && !(next === "\r" && text[i + 1] === "\n")) {
-        throw new Error(`${file}:${line}: text after a closing quote; quote the whole field and double inner quotes ("")`);
+      if (
+        next !== undefined && next !== delimiter && next !== "\n" && !(next === "\r" && text[i + 1] === "\n")
+      ) {
+        throw new Error(
+          `${file}:${line}: text after a closing quote; quote the whole field and double inner quotes ("")`,
+        );
       }
       continue;
     }
@@ -76,7 +82,9 @@ export function parseCsv(text: string, file: string, delimiter = ","): CsvRecord
       line++;
       recordLine = line;
     } else if (c === '"') {
-      throw new Error(`${file}:${line}: quote inside an unquoted field; quote the field and double inner quotes ("")`);
+      throw new Error(
+        `${file}:${line}: quote inside an unquoted field; quote the field and double inner quotes ("")`,
+      );
     } else {
       field += c;
       inField = recordStarted = true;

@@ -5,13 +5,14 @@
  * task evaluates on them) + SOTU train speeches. Excluded: every noun synset of the dev and test
  * splits (whole splits, not only the capped default subsets, so any cap a study picks stays
  * clean), every SOTU test speech, and, by exact text, any remaining text equal to one of those
- * (e.g. a verb gloss identical to a test noun gloss). Retrieval documents (lemma lists) are
+ * (e.g. a verb gloss identical to a test noun gloss, or a one-word gloss equal to a test concept's
+ * document). Retrieval documents (lemma lists) are
  * never in the corpus unless `withLemmas` adds `lemmas: gloss` lines, train-pool nouns only.
  * @module
  */
 import { isSotuTest, sotuSpeeches } from "./sotu.ts";
 import { wordnetSplit } from "./wordnet_tasks.ts";
-import { loadWordNet } from "./wordnet.ts";
+import { HYPERNYM, loadWordNet, nounByOffset, related } from "./wordnet.ts";
 
 /** Counts of what went into the corpus. */
 export interface PretrainStats {
@@ -31,19 +32,38 @@ export function heldOutTexts(): { wordnet: string[]; sotu: string[] } {
   };
 }
 
-/** Every text a default task may evaluate on (dev and test of all WordNet tasks, SOTU test). */
+/**
+ * Every text a default task may evaluate on: dev/test glosses and concept documents (with and
+ * without hypernym) of the WordNet noun tasks, and SOTU test speeches.
+ */
 export function evaluatedTexts(): Set<string> {
   const out = new Set<string>();
-  for (const s of loadWordNet("noun")) if (wordnetSplit(s.offset) !== "train") out.add(s.gloss);
+  for (const s of loadWordNet("noun")) {
+    if (wordnetSplit(s.offset) === "train") continue;
+    out.add(s.gloss);
+    // Concept documents too: some one-word glosses elsewhere equal a lemma list (e.g. "breath").
+    const doc = s.words.join(", ");
+    out.add(doc);
+    const parent = related(s, HYPERNYM).map(nounByOffset).find((p) => p);
+    if (parent) out.add(`${doc} (${parent.words[0]})`);
+  }
   for (const s of sotuSpeeches()) if (isSotuTest(s.id)) out.add(s.text);
   return out;
 }
 
 /** The pretraining corpus (deterministic order: nouns, verbs, adjectives, adverbs, speeches). */
-export function pretrainCorpus(options: { withLemmas?: boolean } = {}): { texts: string[]; stats: PretrainStats } {
+export function pretrainCorpus(
+  options: { withLemmas?: boolean } = {},
+): { texts: string[]; stats: PretrainStats } {
   const banned = evaluatedTexts();
   const texts: string[] = [];
-  const stats: PretrainStats = { nounGlosses: 0, otherGlosses: 0, sotuSpeeches: 0, droppedDuplicates: 0, chars: 0 };
+  const stats: PretrainStats = {
+    nounGlosses: 0,
+    otherGlosses: 0,
+    sotuSpeeches: 0,
+    droppedDuplicates: 0,
+    chars: 0,
+  };
   const add = (text: string, kind: "nounGlosses" | "otherGlosses" | "sotuSpeeches") => {
     if (banned.has(text)) {
       stats.droppedDuplicates++;
@@ -59,7 +79,9 @@ export function pretrainCorpus(options: { withLemmas?: boolean } = {}): { texts:
     // The lemma line contains the gloss; skip it when the gloss itself was banned.
     if (options.withLemmas && !banned.has(s.gloss)) add(`${s.words.join(", ")}: ${s.gloss}`, "nounGlosses");
   }
-  for (const pos of ["verb", "adj", "adv"] as const) for (const s of loadWordNet(pos)) add(s.gloss, "otherGlosses");
+  for (const pos of ["verb", "adj", "adv"] as const) {
+    for (const s of loadWordNet(pos)) add(s.gloss, "otherGlosses");
+  }
   for (const s of sotuSpeeches()) if (!isSotuTest(s.id)) add(s.text, "sotuSpeeches");
   return { texts, stats };
 }

@@ -35,8 +35,23 @@ interface Entry {
   load: (arg: string, o: Record<string, unknown>) => Dataset | Promise<Dataset>;
 }
 
-const RETRIEVAL_OPTS = ["withHypernym", "binary", "neighborCredit", "maxTrainQueries", "maxDevQueries", "maxTestQueries"];
-const CLASSIFY_FILE_OPTS = ["dev", "test", "textColumn", "labelColumn", "idColumn", "devFraction", "testFraction"];
+const RETRIEVAL_OPTS = [
+  "withHypernym",
+  "binary",
+  "neighborCredit",
+  "maxTrainQueries",
+  "maxDevQueries",
+  "maxTestQueries",
+];
+const CLASSIFY_FILE_OPTS = [
+  "dev",
+  "test",
+  "textColumn",
+  "labelColumn",
+  "idColumn",
+  "devFraction",
+  "testFraction",
+];
 
 // deno-lint-ignore no-explicit-any
 const fileLoader = (format: "csv" | "tsv" | "jsonl") => (arg: string, o: any) =>
@@ -62,9 +77,24 @@ const ENTRIES: Record<string, Entry> = {
     load: (_, o) => wordnetGlosses(o),
   },
   sotu: { task: "lm", options: [], describe: "State of the Union addresses", load: (_, o) => sotu(o) },
-  "csv:": { task: "classify", options: CLASSIFY_FILE_OPTS, describe: "CSV text,label file", load: fileLoader("csv") },
-  "tsv:": { task: "classify", options: CLASSIFY_FILE_OPTS, describe: "TSV text,label file", load: fileLoader("tsv") },
-  "jsonl:": { task: "classify", options: CLASSIFY_FILE_OPTS, describe: "JSONL text,label file", load: fileLoader("jsonl") },
+  "csv:": {
+    task: "classify",
+    options: CLASSIFY_FILE_OPTS,
+    describe: "CSV text,label file",
+    load: fileLoader("csv"),
+  },
+  "tsv:": {
+    task: "classify",
+    options: CLASSIFY_FILE_OPTS,
+    describe: "TSV text,label file",
+    load: fileLoader("tsv"),
+  },
+  "jsonl:": {
+    task: "classify",
+    options: CLASSIFY_FILE_OPTS,
+    describe: "JSONL text,label file",
+    load: fileLoader("jsonl"),
+  },
   "beir:": { task: "retrieve", options: [], describe: "BEIR folder", load: (arg, o) => loadBeir(arg, o) },
   "skos:": {
     task: "retrieve",
@@ -84,7 +114,9 @@ function lookup(name: string): { key: string; entry: Entry; arg: string } {
   if (ENTRIES[name] && !name.endsWith(":")) return { key: name, entry: ENTRIES[name], arg: "" };
   const colon = name.indexOf(":");
   const key = name.slice(0, colon + 1);
-  if (colon > 0 && ENTRIES[key] && name.length > colon + 1) return { key, entry: ENTRIES[key], arg: name.slice(colon + 1) };
+  if (colon > 0 && ENTRIES[key] && name.length > colon + 1) {
+    return { key, entry: ENTRIES[key], arg: name.slice(colon + 1) };
+  }
   throw new Error(`unknown dataset "${name}"; known: ${knownDatasets().map((d) => d.name).join(", ")}`);
 }
 
@@ -109,7 +141,9 @@ export async function loadDataset(spec: DatasetSpec): Promise<Dataset> {
   const allowed = new Set(["splitSeed", ...entry.options]);
   for (const k of Object.keys(rest)) {
     if (!allowed.has(k)) {
-      throw new Error(`dataset "${name}": unknown option "${k}"; allowed: trainSize, ${[...allowed].join(", ")}`);
+      throw new Error(
+        `dataset "${name}": unknown option "${k}"; allowed: trainSize, ${[...allowed].join(", ")}`,
+      );
     }
   }
   if (trainPerClass !== undefined && entry.task !== "classify") {

@@ -40,12 +40,18 @@ interface Triple {
 async function readTriples(path: string): Promise<Triple[]> {
   const text = await readTextFile(path, "SKOS thesaurus");
   const ext = extname(path).toLowerCase();
-  const n3Formats: Record<string, string> = { ".ttl": "Turtle", ".nt": "N-Triples", ".nq": "N-Quads", ".trig": "TriG" };
+  const n3Formats: Record<string, string> = {
+    ".ttl": "Turtle",
+    ".nt": "N-Triples",
+    ".nq": "N-Quads",
+    ".trig": "TriG",
+  };
   let quads: Quad[];
   try {
     if (n3Formats[ext]) quads = new Parser({ format: n3Formats[ext] }).parse(text);
-    else if ([".rdf", ".xml", ".owl"].includes(ext)) quads = await streamParse(new RdfXmlParser({ trackPosition: true }), text);
-    else if ([".jsonld", ".json"].includes(ext)) quads = await streamParse(new JsonLdParser(), text);
+    else if ([".rdf", ".xml", ".owl"].includes(ext)) {
+      quads = await streamParse(new RdfXmlParser({ trackPosition: true }), text);
+    } else if ([".jsonld", ".json"].includes(ext)) quads = await streamParse(new JsonLdParser(), text);
     else {
       throw new Error(`unknown RDF format "${ext}"; use .ttl, .nt, .nq, .trig, .rdf/.xml/.owl or .jsonld`);
     }
@@ -84,12 +90,22 @@ function streamParse(parser: StreamParser, text: string): Promise<Quad[]> {
 export async function loadSkos(path: string, options: SkosOptions = {}): Promise<RetrievalDataset> {
   const lang = (options.lang ?? "en").toLowerCase();
   const triples = await readTriples(path);
-  const inLang = (t: Triple) => t.isLiteral && (t.lang === "" || t.lang === lang || t.lang.startsWith(`${lang}-`));
-  type Acc = { pref: string[]; alt: string[]; def: string[]; note: string[]; broader: Set<string>; narrower: Set<string> };
+  const inLang = (t: Triple) =>
+    t.isLiteral && (t.lang === "" || t.lang === lang || t.lang.startsWith(`${lang}-`));
+  type Acc = {
+    pref: string[];
+    alt: string[];
+    def: string[];
+    note: string[];
+    broader: Set<string>;
+    narrower: Set<string>;
+  };
   const acc = new Map<string, Acc>();
   const get = (id: string): Acc => {
     let a = acc.get(id);
-    if (!a) acc.set(id, a = { pref: [], alt: [], def: [], note: [], broader: new Set(), narrower: new Set() });
+    if (!a) {
+      acc.set(id, a = { pref: [], alt: [], def: [], note: [], broader: new Set(), narrower: new Set() });
+    }
     return a;
   };
   const isConcept = new Set<string>();
@@ -132,7 +148,12 @@ export async function loadSkos(path: string, options: SkosOptions = {}): Promise
       `${path}: no skos:prefLabel in language "${lang}" (languages found: ${found}); set lang to one of them`,
     );
   }
-  const ds = buildConceptRetrieval(options.name ?? `skos:${path}`, concepts, options, options.splitSeed ?? DEFAULT_SPLIT_SEED);
+  const ds = buildConceptRetrieval(
+    options.name ?? `skos:${path}`,
+    concepts,
+    options,
+    options.splitSeed ?? DEFAULT_SPLIT_SEED,
+  );
   if (ds.queries.test.length === 0) {
     throw new Error(
       `${path}: no test queries (${concepts.length} concepts, ${

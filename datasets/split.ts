@@ -70,7 +70,9 @@ export function subsetTrain<T extends TextExample>(
     for (const ex of examples) {
       const label = (ex as unknown as ClassificationExample).label;
       if (typeof label !== "string") {
-        throw new Error(`subsetTrain: trainPerClass needs labelled examples, "${ex.id}" has none; use trainSize`);
+        throw new Error(
+          `subsetTrain: trainPerClass needs labelled examples, "${ex.id}" has none; use trainSize`,
+        );
       }
       if (!byLabel.has(label)) byLabel.set(label, []);
       byLabel.get(label)!.push(ex);
@@ -106,7 +108,12 @@ export function subsetTrain<T extends TextExample>(
  * Cap a dev/test split at `max` items: the prefix of its seeded permutation (label `cap:<what>`),
  * so a smaller cap is inside a larger one. No cap (or a cap >= size) keeps all items, in input order.
  */
-export function capSplit<T extends TextExample>(examples: readonly T[], max: number | undefined, seed: number, what: string): T[] {
+export function capSplit<T extends TextExample>(
+  examples: readonly T[],
+  max: number | undefined,
+  seed: number,
+  what: string,
+): T[] {
   if (max === undefined || max >= examples.length) return [...examples];
   checkCount(what, max);
   return seededOrder(examples, seed, `cap:${what}`).slice(0, max);

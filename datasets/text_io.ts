@@ -17,7 +17,9 @@ export function decodeUtf8(bytes: Uint8Array, file: string): string {
     let line = 1;
     for (let i = 0; i < at; i++) if (bytes[i] === 0x0a) line++;
     throw new Error(
-      `${file}:${line}: invalid UTF-8 (byte 0x${bytes[at]?.toString(16).padStart(2, "0")} at offset ${at}); re-save the file as UTF-8`,
+      `${file}:${line}: invalid UTF-8 (byte 0x${
+        bytes[at]?.toString(16).padStart(2, "0")
+      } at offset ${at}); re-save the file as UTF-8`,
     );
   }
 }

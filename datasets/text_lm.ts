@@ -45,7 +45,9 @@ export async function loadTextLm(path: string, options: TextLmOptions = {}): Pro
   try {
     stat = await Deno.stat(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new Error(`${path}: not found; give a .txt file or a folder of them`);
+    if (err instanceof Deno.errors.NotFound) {
+      throw new Error(`${path}: not found; give a .txt file or a folder of them`);
+    }
     throw err;
   }
   if (stat.isDirectory) {

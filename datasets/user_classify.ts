@@ -68,7 +68,9 @@ export function parseJsonl(text: string, path: string): Row[] {
     try {
       v = JSON.parse(raw);
     } catch (err) {
-      throw new Error(`${path}:${i + 1}: invalid JSON (${(err as Error).message}); write one JSON object per line`);
+      throw new Error(
+        `${path}:${i + 1}: invalid JSON (${(err as Error).message}); write one JSON object per line`,
+      );
     }
     if (typeof v !== "object" || v === null || Array.isArray(v)) {
       throw new Error(`${path}:${i + 1}: expected a JSON object; write one {"field": value} object per line`);
@@ -91,9 +93,15 @@ export function column(row: Row, col: string, option: string, allowEmpty = false
   const v = row.values[col];
   if (v === undefined || v === null) {
     const have = Object.keys(row.values).join(", ");
-    throw new Error(`${row.file}:${row.line}: no column "${col}" (found: ${have}); rename it or set ${option}`);
+    throw new Error(
+      `${row.file}:${row.line}: no column "${col}" (found: ${have}); rename it or set ${option}`,
+    );
   }
-  const s = typeof v === "string" ? v.trim() : typeof v === "number" || typeof v === "boolean" ? String(v) : "";
+  const s = typeof v === "string"
+    ? v.trim()
+    : typeof v === "number" || typeof v === "boolean"
+    ? String(v)
+    : "";
   if (typeof v === "object") {
     throw new Error(`${row.file}:${row.line}: column "${col}" is not text; give a string value`);
   }
@@ -115,7 +123,9 @@ export async function loadClassificationFiles(
   const load = async (path: string): Promise<ClassificationExample[]> => {
     const rows = await readRows(path, options.format);
     return rows.map((row) => {
-      const id = options.idColumn ? column(row, options.idColumn, "idColumn") : `${basename(path)}:${row.line}`;
+      const id = options.idColumn
+        ? column(row, options.idColumn, "idColumn")
+        : `${basename(path)}:${row.line}`;
       const at = `${row.file}:${row.line}`;
       if (where.has(id)) {
         throw new Error(`${at}: duplicate id "${id}" (first at ${where.get(id)}); make ids unique`);
@@ -145,9 +155,13 @@ export async function loadClassificationFiles(
     parts.dev.push(...parts.train.filter((e) => toDev.has(e.id)));
     parts.train = parts.train.filter((e) => !toTest.has(e.id) && !toDev.has(e.id));
   }
-  if (parts.train.length === 0) throw new Error(`${options.train}: no training rows; add data rows below the header`);
+  if (parts.train.length === 0) {
+    throw new Error(`${options.train}: no training rows; add data rows below the header`);
+  }
   if (parts.test.length === 0) {
-    throw new Error(`${options.train}: test split is empty; give a test file or more rows (or a larger testFraction)`);
+    throw new Error(
+      `${options.train}: test split is empty; give a test file or more rows (or a larger testFraction)`,
+    );
   }
   const labels = [...new Set(parts.train.map((e) => e.label))].sort();
   const known = new Set(labels);
@@ -155,7 +169,9 @@ export async function loadClassificationFiles(
     for (const e of parts[split]) {
       if (!known.has(e.label)) {
         throw new Error(
-          `${where.get(e.id)}: label "${e.label}" appears in ${split} but never in train; add train examples of it or drop these rows`,
+          `${
+            where.get(e.id)
+          }: label "${e.label}" appears in ${split} but never in train; add train examples of it or drop these rows`,
         );
       }
     }

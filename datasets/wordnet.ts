@@ -22,14 +22,51 @@ export type WordNetPos = "noun" | "verb" | "adj" | "adv";
  * ship; the table is fixed by the WordNet documentation, lexnames(5WN)).
  */
 export const LEXNAMES: readonly string[] = [
-  "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
-  "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event", "noun.feeling",
-  "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object", "noun.person",
-  "noun.phenomenon", "noun.plant", "noun.possession", "noun.process", "noun.quantity", "noun.relation",
-  "noun.shape", "noun.state", "noun.substance", "noun.time", "verb.body", "verb.change", "verb.cognition",
-  "verb.communication", "verb.competition", "verb.consumption", "verb.contact", "verb.creation",
-  "verb.emotion", "verb.motion", "verb.perception", "verb.possession", "verb.social", "verb.stative",
-  "verb.weather", "adj.ppl",
+  "adj.all",
+  "adj.pert",
+  "adv.all",
+  "noun.Tops",
+  "noun.act",
+  "noun.animal",
+  "noun.artifact",
+  "noun.attribute",
+  "noun.body",
+  "noun.cognition",
+  "noun.communication",
+  "noun.event",
+  "noun.feeling",
+  "noun.food",
+  "noun.group",
+  "noun.location",
+  "noun.motive",
+  "noun.object",
+  "noun.person",
+  "noun.phenomenon",
+  "noun.plant",
+  "noun.possession",
+  "noun.process",
+  "noun.quantity",
+  "noun.relation",
+  "noun.shape",
+  "noun.state",
+  "noun.substance",
+  "noun.time",
+  "verb.body",
+  "verb.change",
+  "verb.cognition",
+  "verb.communication",
+  "verb.competition",
+  "verb.consumption",
+  "verb.contact",
+  "verb.creation",
+  "verb.emotion",
+  "verb.motion",
+  "verb.perception",
+  "verb.possession",
+  "verb.social",
+  "verb.stative",
+  "verb.weather",
+  "adj.ppl",
 ]; // deno-fmt-ignore
 
 /** One pointer from a synset (semantic relation when source/target is 0000). */
@@ -93,7 +130,9 @@ function parseLine(line: string): Synset {
   const rawGloss = line.slice(bar + 3).trim();
   const [offset, lexNum, ssType, wCntHex] = f;
   const lexname = LEXNAMES[parseInt(lexNum, 10)];
-  if (!/^\d{8}$/.test(offset) || lexname === undefined) throw new Error(`bad synset header "${f.slice(0, 4).join(" ")}"`);
+  if (!/^\d{8}$/.test(offset) || lexname === undefined) {
+    throw new Error(`bad synset header "${f.slice(0, 4).join(" ")}"`);
+  }
   const wCnt = parseInt(wCntHex, 16);
   const words: string[] = [];
   let k = 4;
@@ -104,7 +143,9 @@ function parseLine(line: string): Synset {
   for (let p = 0; p < pCnt; p++, k += 4) {
     pointers.push({ symbol: f[k], offset: f[k + 1], pos: f[k + 2], lexical: f[k + 3] !== "0000" });
   }
-  if (words.length !== wCnt || pointers.some((p) => p.pos === undefined)) throw new Error("truncated synset line");
+  if (words.length !== wCnt || pointers.some((p) => p.pos === undefined)) {
+    throw new Error("truncated synset line");
+  }
   return { offset, ssType, lexname, words, pointers, gloss: glossDefinition(rawGloss), rawGloss };
 }
 
@@ -131,7 +172,9 @@ export function nounByOffset(offset: string): Synset | undefined {
 
 /** Offsets of the noun-to-noun semantic pointers of a synset with one of the given symbols. */
 export function related(s: Synset, symbols: readonly string[]): string[] {
-  return s.pointers.filter((p) => !p.lexical && p.pos === "n" && symbols.includes(p.symbol)).map((p) => p.offset);
+  return s.pointers.filter((p) => !p.lexical && p.pos === "n" && symbols.includes(p.symbol)).map((p) =>
+    p.offset
+  );
 }
 
 /** Hypernym pointer symbols (class and instance). */

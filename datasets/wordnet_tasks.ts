@@ -12,7 +12,13 @@
  */
 import { buildConceptRetrieval, type Concept, type ConceptRetrievalOptions } from "./concepts.ts";
 import { capSplit, DEFAULT_SPLIT_SEED, hashSplit } from "./split.ts";
-import type { ClassificationDataset, ClassificationExample, LmDataset, RetrievalDataset, SplitName } from "./types.ts";
+import type {
+  ClassificationDataset,
+  ClassificationExample,
+  LmDataset,
+  RetrievalDataset,
+  SplitName,
+} from "./types.ts";
 import { HYPERNYM, HYPONYM, loadWordNet, related, type Synset } from "./wordnet.ts";
 
 /** The fixed split of a noun synset, from its offset only. */
@@ -85,7 +91,11 @@ export function wordnetConcepts(options: WordNetConceptOptions = {}): RetrievalD
   return buildConceptRetrieval(
     "wordnet-concepts",
     concepts,
-    { ...options, maxDevQueries: options.maxDevQueries ?? 200, maxTestQueries: options.maxTestQueries ?? 300 },
+    {
+      ...options,
+      maxDevQueries: options.maxDevQueries ?? 200,
+      maxTestQueries: options.maxTestQueries ?? 300,
+    },
     seed,
   );
 }

@@ -62,12 +62,16 @@ export function validateQuantConfig(config: unknown): ResolvedQuantConfig {
   }
   const scheme = c.scheme as QuantScheme;
   if (!QUANT_SCHEMES.includes(scheme)) {
-    throw new Error(`unknown quant scheme ${JSON.stringify(c.scheme)}; use one of ${QUANT_SCHEMES.join(", ")}`);
+    throw new Error(
+      `unknown quant scheme ${JSON.stringify(c.scheme)}; use one of ${QUANT_SCHEMES.join(", ")}`,
+    );
   }
   const isBlock = BLOCK_SCHEMES.includes(scheme);
   if (c.blockSize !== undefined) {
     if (!isBlock) {
-      throw new Error(`blockSize applies only to ${BLOCK_SCHEMES.join("/")}; remove it for scheme '${scheme}'`);
+      throw new Error(
+        `blockSize applies only to ${BLOCK_SCHEMES.join("/")}; remove it for scheme '${scheme}'`,
+      );
     }
     const b = c.blockSize;
     if (typeof b !== "number" || !Number.isInteger(b) || b < 16 || b > 4096 || (b & (b - 1)) !== 0) {
@@ -80,7 +84,9 @@ export function validateQuantConfig(config: unknown): ResolvedQuantConfig {
     }
     if (c.doubleQuant && !isBlock) {
       throw new Error(
-        `doubleQuant applies only to 4-bit schemes (${BLOCK_SCHEMES.join("/")}); drop it for scheme '${scheme}'`,
+        `doubleQuant applies only to 4-bit schemes (${
+          BLOCK_SCHEMES.join("/")
+        }); drop it for scheme '${scheme}'`,
       );
     }
   }

@@ -54,9 +54,9 @@ export function loftqInit(weight: Float32Array, shape: [number, number], options
   if (!Number.isInteger(iterations) || iterations < 1) {
     throw new Error(`LoftQ iterations must be an integer >= 1, got ${iterations}`);
   }
-  let lowRank = new Float32Array(weight.length); // B_{t-1} A_{t-1}
-  let a = new Float32Array(rank * cols);
-  let b = new Float32Array(rows * rank);
+  let lowRank: Float32Array = new Float32Array(weight.length); // B_{t-1} A_{t-1}
+  let a: Float32Array = new Float32Array(rank * cols);
+  let b: Float32Array = new Float32Array(rows * rank);
   let codes: QuantCodes | null = null;
   let baselineError = NaN;
   const errors: number[] = [];

@@ -119,7 +119,10 @@ export function fromCodes(q: QuantCodes): QuantizedWeight {
         const mean = tensors.scaleMean = tf.scalar(dq.mean);
         scales = () => {
           const v = tf.gather(tf.tensor1d(DYNAMIC_CODE_8BIT), tf.cast(unpackN(sc, 8, nBlocks), "int32"));
-          const grouped = tf.reshape(tf.pad(v, [[0, nGroups * DQ_BLOCK_SIZE - nBlocks]]), [nGroups, DQ_BLOCK_SIZE]);
+          const grouped = tf.reshape(tf.pad(v, [[0, nGroups * DQ_BLOCK_SIZE - nBlocks]]), [
+            nGroups,
+            DQ_BLOCK_SIZE,
+          ]);
           return tf.add(tf.slice(tf.reshape(tf.mul(grouped, sbs), [-1]), 0, nBlocks), mean);
         };
       } else {

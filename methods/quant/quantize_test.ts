@@ -193,15 +193,21 @@ Deno.test("llm-int8 keeps outlier columns exact and excludes them from the row s
   for (let i = 0; i < rows; i++) {
     for (const j of [7, 30]) assert.equal(d[i * cols + j], w[i * cols + j], `row ${i} col ${j} exact`);
     let absmax = 0;
-    for (let j = 0; j < cols; j++) if (j !== 7 && j !== 30) absmax = Math.max(absmax, Math.abs(w[i * cols + j]));
+    for (let j = 0; j < cols; j++) {
+      if (j !== 7 && j !== 30) absmax = Math.max(absmax, Math.abs(w[i * cols + j]));
+    }
     for (let j = 0; j < cols; j++) {
       if (j === 7 || j === 30) continue;
-      assert.ok(Math.abs(d[i * cols + j] - w[i * cols + j]) <= (absmax / 254) * (1 + 1e-6), `row ${i} col ${j}`);
+      assert.ok(
+        Math.abs(d[i * cols + j] - w[i * cols + j]) <= (absmax / 254) * (1 + 1e-6),
+        `row ${i} col ${j}`,
+      );
     }
   }
   // Plain int8 on row 2 has step 9.25/127, so its error there exceeds llm-int8's bound.
   const plain = dequantizeArray(quantizeCodes(w, [rows, cols], { scheme: "int8" }));
-  const rowErr = (x: Float32Array) => Math.max(...Array.from({ length: cols }, (_, j) => Math.abs(x[2 * cols + j] - w[2 * cols + j])));
+  const rowErr = (x: Float32Array) =>
+    Math.max(...Array.from({ length: cols }, (_, j) => Math.abs(x[2 * cols + j] - w[2 * cols + j])));
   assert.ok(rowErr(plain) > rowErr(d));
 });
 
@@ -221,7 +227,10 @@ Deno.test("config and weight errors are one clear line", () => {
     ["nf4", /must be an object/],
   ];
   for (const [config, re] of bad) {
-    assert.throws(() => validateQuantConfig(config), (e: Error) => re.test(e.message) && !e.message.includes("\n"));
+    assert.throws(
+      () => validateQuantConfig(config),
+      (e: Error) => re.test(e.message) && !e.message.includes("\n"),
+    );
   }
   assert.deepEqual(validateQuantConfig({ scheme: "nf4" }), {
     scheme: "nf4",

@@ -14,8 +14,8 @@ import {
   DYNAMIC_CODE_8BIT,
   FP4_CODE,
   INT4_CODE,
-  NF4_CODE,
   nearestCode,
+  NF4_CODE,
   sortCode,
   type SortedCode,
 } from "./codes.ts";
@@ -65,7 +65,9 @@ export function tableFor(scheme: "int4" | "nf4" | "fp4"): Float32Array {
 
 /** Check a weight buffer against its shape; throws one clear line. */
 export function checkWeight(weight: Float32Array, shape: [number, number]): void {
-  if (!(weight instanceof Float32Array)) throw new Error("weight must be a Float32Array (row-major [out, in])");
+  if (!(weight instanceof Float32Array)) {
+    throw new Error("weight must be a Float32Array (row-major [out, in])");
+  }
   if (
     !Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isInteger(d) && d > 0)
   ) {
@@ -73,7 +75,9 @@ export function checkWeight(weight: Float32Array, shape: [number, number]): void
   }
   if (weight.length !== shape[0] * shape[1]) {
     throw new Error(
-      `weight has ${weight.length} values but shape [${shape}] needs ${shape[0] * shape[1]}; pass the matching shape`,
+      `weight has ${weight.length} values but shape [${shape}] needs ${
+        shape[0] * shape[1]
+      }; pass the matching shape`,
     );
   }
   for (let i = 0; i < weight.length; i++) {
@@ -120,8 +124,11 @@ export function quantizeCodes(
       }
       return { ...base, codes };
     }
-    case "bf16":
-      return { ...base, codes: Uint16Array.from(weight, toBf16Bits) };
+    case "bf16": {
+      const codes = new Uint16Array(weight.length);
+      for (let i = 0; i < weight.length; i++) codes[i] = toBf16Bits(weight[i]);
+      return { ...base, codes };
+    }
     case "int8":
       return { ...base, ...rowwiseInt8(weight, shape, new Uint8Array(shape[1])) };
     case "llm-int8":
@@ -140,7 +147,9 @@ function rowwiseInt8(weight: Float32Array, shape: [number, number], isOutlier: U
   const scales = new Float32Array(rows);
   for (let i = 0; i < rows; i++) {
     let absmax = 0;
-    for (let j = 0; j < cols; j++) if (!isOutlier[j]) absmax = Math.max(absmax, Math.abs(weight[i * cols + j]));
+    for (let j = 0; j < cols; j++) {
+      if (!isOutlier[j]) absmax = Math.max(absmax, Math.abs(weight[i * cols + j]));
+    }
     const s = Math.fround(absmax / 127);
     scales[i] = s;
     let t = i * kept;
@@ -218,7 +227,9 @@ export function doubleQuantize(scales: Float32Array): DoubleQuantState {
   for (let g = 0; g < nGroups; g++) {
     const end = Math.min(scales.length, (g + 1) * DQ_BLOCK_SIZE);
     let absmax = 0;
-    for (let b = g * DQ_BLOCK_SIZE; b < end; b++) absmax = Math.max(absmax, Math.abs(Math.fround(scales[b] - mean)));
+    for (let b = g * DQ_BLOCK_SIZE; b < end; b++) {
+      absmax = Math.max(absmax, Math.abs(Math.fround(scales[b] - mean)));
+    }
     blockScales[g] = absmax;
     const inv = Math.fround(1 / absmax);
     for (let b = g * DQ_BLOCK_SIZE; b < end; b++) {

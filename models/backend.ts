@@ -1,12 +1,14 @@
 /**
  * Compute backend selection: `auto | wasm | webgpu | cpu | tensorflow`.
  *
- * - `wasm`: `@tensorflow/tfjs-backend-wasm` (SIMD build), the CPU default.
+ * - `native`: wasm with matmuls in OpenBLAS through Deno FFI (`native.ts`), when the library loads.
+ * - `wasm`: `@tensorflow/tfjs-backend-wasm` (SIMD build), the CPU default without OpenBLAS.
  * - `webgpu`: Deno's native WebGPU through `@tensorflow/tfjs-backend-webgpu`.
  * - `cpu`: the pure-JS reference backend.
  * - `tensorflow`: `@tensorflow/tfjs-node-gpu` or `@tensorflow/tfjs-node`, only when the user has
  *   installed one into this folder's `node_modules` (their installers download libtensorflow).
- * - `auto`: tensorflow if installed, else webgpu on a real (non-fallback) GPU, else wasm.
+ * - `auto`: tensorflow if installed, else webgpu on a real (non-fallback) GPU, else native when
+ *   OpenBLAS loads (with a one-line notice when it does not), else wasm.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -17,9 +19,10 @@ import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { nativeUnavailableReason, openBlas, openBlasThreads, registerNativeBackend } from "./native.ts";
 
 /** Backend names accepted by `--backend`. */
-export const BACKEND_NAMES = ["auto", "wasm", "webgpu", "cpu", "tensorflow"] as const;
+export const BACKEND_NAMES = ["auto", "native", "wasm", "webgpu", "cpu", "tensorflow"] as const;
 /** A backend name accepted by `--backend`. */
 export type BackendName = typeof BACKEND_NAMES[number];
 
@@ -108,6 +111,22 @@ export async function initBackend(requested: BackendName = "auto"): Promise<Back
           "mesa-vulkan-drivers`) or use --backend wasm",
       );
     }
+  }
+  if (requested === "native" || requested === "auto") {
+    if (registerNativeBackend()) {
+      await activate("wasm"); // native shares the wasm backend's instance
+      await activate("native");
+      const threads = openBlasThreads();
+      return {
+        name: "native",
+        requested,
+        detail: `wasm + OpenBLAS sgemm (${openBlas()!.path}${threads ? `, ${threads} threads` : ""})`,
+      };
+    }
+    if (requested === "native") {
+      throw new Error(`backend 'native': ${nativeUnavailableReason()}, or use --backend wasm`);
+    }
+    console.error(`notice: ${nativeUnavailableReason()}; using wasm`);
   }
   if (requested === "cpu") {
     await activate("cpu");

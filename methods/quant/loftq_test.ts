@@ -37,7 +37,7 @@ Deno.test("LoftQ beats QLoRA init (Q = q(W), B = 0) on a 64x64 weight with a low
       return qd[idx] + ba;
     });
     assert.ok(Math.abs(loftq - res.errors.at(-1)!) < 1e-4 * loftq, "reported error matches");
-    assert.ok(loftq < 0.8 * qlora, `${config.scheme}: LoftQ ${loftq} vs QLoRA ${qlora}`);
+    assert.ok(loftq < 0.85 * qlora, `${config.scheme}: LoftQ ${loftq} vs QLoRA ${qlora}`);
     assert.equal(res.errors.length, 5);
     assert.equal(q.shape[0], n);
     q.dispose();

@@ -45,8 +45,8 @@ export function unpackFields(words: Int32Array, bits: FieldBits, n: number): Uin
 
 /**
  * tfjs unpacking: int32 words [w] -> float32 field values [w · 32/bits] (integers in
- * [0, 2^bits)), using only Tile, BitwiseAnd, Cast, Mul, Add, Less, Where-free arithmetic (all present
- * in tfjs-backend-wasm). The top field of a word comes out as a signed value (the word's sign bit
+ * [0, 2^bits)), using only Tile, BitwiseAnd, Cast, Mul, Add and Less (all registered in
+ * tfjs-backend-wasm and -cpu). The top field of a word comes out as a signed value (the word's sign bit
  * belongs to it), so it is corrected by adding 2^bits when negative: `v + 2^bits · (v < 0)`.
  * Call inside `tf.tidy`.
  */

@@ -10,15 +10,7 @@
  * - double quantization: s_b ≈ dyn[q_b] · S_g + mean, g = floor(b / 256).
  * @module
  */
-import {
-  DYNAMIC_CODE_8BIT,
-  FP4_CODE,
-  INT4_CODE,
-  nearestCode,
-  NF4_CODE,
-  sortCode,
-  type SortedCode,
-} from "./codes.ts";
+import { DYNAMIC_CODE_8BIT, FP4_CODE, INT4_CODE, nearestCode, NF4_CODE, sortCode } from "./codes.ts";
 import { DQ_BLOCK_SIZE, type QuantConfig, type ResolvedQuantConfig, validateQuantConfig } from "./config.ts";
 import { FP16_MAX, fromBf16Bits, fromFp16Bits, toBf16Bits, toFp16Bits } from "./half.ts";
 

@@ -36,17 +36,17 @@ export interface ConceptRetrievalOptions {
   binary?: boolean;
   /** Graded credit 1 for direct broader/narrower concepts in the same corpus. Default false. */
   neighborCredit?: boolean;
-  /** Cap on train queries (seeded prefix); default all. Prefer `trainSize` in the registry. */
+  /** Cap on train queries (fixed-seed prefix, see capSplit); default all. Prefer `trainSize` in the registry. */
   maxTrainQueries?: number;
-  /** Cap on dev queries (seeded prefix). */
+  /** Cap on dev queries (fixed-seed prefix, see capSplit). */
   maxDevQueries?: number;
-  /** Cap on test queries (seeded prefix). */
+  /** Cap on test queries (fixed-seed prefix, see capSplit). */
   maxTestQueries?: number;
 }
 
 const SPLITS: SplitName[] = ["train", "dev", "test"];
 
-/** Build the retrieval dataset; `splitSeed` seeds only the query caps. */
+/** Build the retrieval dataset; `splitSeed` is recorded for `subsetTrain` (query caps use a fixed seed). */
 export function buildConceptRetrieval(
   name: string,
   concepts: readonly Concept[],
@@ -78,7 +78,7 @@ export function buildConceptRetrieval(
       id: c.id,
       text: c.definition!,
     }));
-    queries[split] = capSplit(all, caps[split], splitSeed, `${name}:${split}-queries`);
+    queries[split] = capSplit(all, caps[split], `${name}:${split}-queries`);
     const rels: Qrels = new Map();
     for (const q of queries[split]) {
       const c = byId.get(q.id)!;

@@ -20,6 +20,8 @@ Deno.test("pretrain corpus: no evaluated text of any default task", () => {
     ...con.queries.test,
     ...con.corpus.dev,
     ...con.corpus.test,
+    ...conH.corpus.dev,
+    ...conH.corpus.test,
     ...wordnetGlosses(all).test,
     ...sotu().test,
   ];

@@ -5,7 +5,7 @@
  *   task and the pretraining corpus agree on which items are held out.
  * - {@link subsetTrain}: the training-size knob; subsets are prefixes of one seeded permutation,
  *   so smaller subsets are always inside larger ones and every run of a study sees the same ones.
- * - {@link capSplit}: the same prefix rule, used to cap dev/test sizes for CPU runs.
+ * - {@link capSplit}: the same prefix rule with a fixed seed, used to cap dev/test sizes for CPU runs.
  * @module
  */
 import { hashString, Rng } from "../models/rng.ts";
@@ -104,19 +104,22 @@ export function subsetTrain<T extends TextExample>(
   return order;
 }
 
+/** Seed of the dev/test caps: fixed, so evaluation items never change with `splitSeed` or train size. */
+export const CAP_SEED = 20240917;
+
 /**
- * Cap a dev/test split at `max` items: the prefix of its seeded permutation (label `cap:<what>`),
- * so a smaller cap is inside a larger one. No cap (or a cap >= size) keeps all items, in input order.
+ * Cap a dev/test split at `max` items: the prefix of its permutation under {@link CAP_SEED}
+ * (label `cap:<what>`), so a smaller cap is inside a larger one. No cap (or a cap >= size) keeps
+ * all items, in input order.
  */
 export function capSplit<T extends TextExample>(
   examples: readonly T[],
   max: number | undefined,
-  seed: number,
   what: string,
 ): T[] {
   if (max === undefined || max >= examples.length) return [...examples];
   checkCount(what, max);
-  return seededOrder(examples, seed, `cap:${what}`).slice(0, max);
+  return seededOrder(examples, CAP_SEED, `cap:${what}`).slice(0, max);
 }
 
 function checkCount(what: string, n: number): void {

@@ -46,12 +46,12 @@ Deno.test("subsetTrain: too large a request names the available count", () => {
   assert.throws(() => subsetTrain([...data, data[0]], { trainSize: 5 }, 7), /duplicate example id "ex0"/);
 });
 
-Deno.test("capSplit: seeded, nested caps", () => {
-  const c100 = capSplit(data, 100, 3, "t"), c200 = capSplit(data, 200, 3, "t");
+Deno.test("capSplit: fixed seeded, nested caps", () => {
+  const c100 = capSplit(data, 100, "t"), c200 = capSplit(data, 200, "t");
   assert.equal(c100.length, 100);
   const big = new Set(c200.map((e) => e.id));
   assert.ok(c100.every((e) => big.has(e.id)));
-  assert.equal(capSplit(data, undefined, 3, "t").length, 1000);
+  assert.equal(capSplit(data, undefined, "t").length, 1000);
 });
 
 Deno.test("hashSplit: ~10/10/80 and seedless", () => {

@@ -38,7 +38,7 @@ export function evaluableNouns(): Synset[] {
   return evaluable;
 }
 
-/** Size caps for WordNet datasets (seeded prefixes, nested); `splitSeed` seeds them. */
+/** Size caps for WordNet datasets (fixed-seed prefixes, nested; see `capSplit`); `splitSeed` is only recorded. */
 export interface WordNetCapOptions {
   splitSeed?: number;
   /** Default 500 (classify), 200 (retrieve queries). */
@@ -64,8 +64,8 @@ export function wordnetLex(options: WordNetCapOptions = {}): ClassificationDatas
     splitSeed: seed,
     labels,
     train: parts.train,
-    dev: capSplit(parts.dev, options.maxDev ?? 500, seed, "wordnet-lex:dev"),
-    test: capSplit(parts.test, options.maxTest ?? 1000, seed, "wordnet-lex:test"),
+    dev: capSplit(parts.dev, options.maxDev ?? 500, "wordnet-lex:dev"),
+    test: capSplit(parts.test, options.maxTest ?? 1000, "wordnet-lex:test"),
   };
 }
 
@@ -114,6 +114,6 @@ export function wordnetGlosses(options: WordNetCapOptions = {}): LmDataset {
     name: "wordnet-glosses",
     splitSeed: seed,
     train,
-    test: capSplit(test, options.maxTest ?? 1000, seed, "wordnet-glosses:test"),
+    test: capSplit(test, options.maxTest ?? 1000, "wordnet-glosses:test"),
   };
 }

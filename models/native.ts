@@ -133,7 +133,7 @@ function nativeBatchMatMul(args: {
   backend: unknown;
   attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo {
-  const { a, b } = args.inputs;
+  const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
   const backend = args.backend as WasmBackendLike;
   const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
   if (a.dtype !== "float32" || b.dtype !== "float32") {

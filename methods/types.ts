@@ -1,0 +1,100 @@
+/**
+ * The contract every PEFT method implements. A method is one module exporting a
+ * {@link MethodDefinition}: a zod schema of its options (with documented defaults) and an
+ * `apply(model, config, ctx)` that wraps the targeted modules of a {@link LlamaModel} and returns
+ * an {@link AppliedMethod}: the trainable variables plus optional hooks.
+ *
+ * How methods plug into the model (see `models/linear.ts` and `models/llama.ts`):
+ * - linear layers: replace `model.linears.get(name)` with a `LinearModule` that keeps the original
+ *   as its base (LoRA family, IA3, BitFit, ...);
+ * - norm gains and other parameters: `model.params` (LN tuning, full fine-tuning);
+ * - `model.hooks`: soft prompts, key/value prefixes, sublayer outputs (adapters).
+ * The base weights stay frozen (non-trainable variables); only `trainable` receives gradients.
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs-core";
+import type { z } from "zod";
+import type { LlamaModel } from "../models/llama.ts";
+import type { LinearModule } from "../models/linear.ts";
+import type { Rng } from "../models/rng.ts";
+
+/** What a method may need besides the model and its options. */
+export interface MethodContext {
+  /** Seeded generator for initialisation (fork it per layer: `rng.fork(name)`). */
+  rng: Rng;
+  /**
+   * Build a frozen linear layer from a dense weight [out, in] under the run's quantization scheme
+   * (plain fp32 when unquantized). Methods that rewrite the base weight (PiSSA's residual, LoftQ)
+   * use it so the new base is stored like the original.
+   */
+  makeFrozenLinear(name: string, weight: tf.Tensor2D, bias: tf.Variable | null): LinearModule;
+  /** Number of optimizer updates the run will make (AdaLoRA's budget schedule needs it). */
+  totalSteps: number;
+}
+
+/** The optimizer contract; AdamW implements it, methods may bring their own (GaLore). */
+export interface Optimizer {
+  /** Apply one update from gradients aligned with the variables; returns the global grad norm. */
+  apply(grads: tf.Tensor[], lr: number): tf.Scalar;
+  /** Bytes of optimizer state. */
+  readonly stateBytes: number;
+  dispose(): void;
+}
+
+/** Options the harness passes when a method builds its own optimizer. */
+export interface OptimizerOptions {
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  clipNorm?: number;
+}
+
+/** A tensor to save, by name. */
+export interface NamedArray {
+  data: Float32Array;
+  shape: number[];
+}
+
+/** A method applied to a model. */
+export interface AppliedMethod {
+  /** Variables the optimizer updates (the harness adds the task head's own). */
+  trainable: tf.Variable[];
+  /** A term added to the loss (e.g. AdaLoRA's orthogonality penalty), computed inside the tape. */
+  regularizer?: () => tf.Scalar;
+  /**
+   * Called after each optimizer update with the gradients that were applied (keyed by variable)
+   * and the 0-based update index: AdaLoRA's importance scores and rank budget, projection refreshes.
+   */
+  afterStep?: (grads: Map<tf.Variable, tf.Tensor>, step: number) => void;
+  /** A method-specific optimizer over `trainable` (GaLore); the harness uses AdamW otherwise. */
+  makeOptimizer?: (options: OptimizerOptions) => Optimizer;
+  /** Fold the adaptation into the base weights, leaving a plain model (mergeable methods only). */
+  merge?: () => void;
+  /** The adapter's own tensors by name, for saving as safetensors. */
+  state(): Map<string, NamedArray>;
+  /** Load tensors saved by `state()` into this (freshly applied) method. */
+  loadState(tensors: Map<string, NamedArray>): void;
+  /** Hugging Face PEFT layout (`adapter_config.json` + tensors with PEFT names), where it exists. */
+  peftExport?: () => { config: Record<string, unknown>; tensors: Map<string, NamedArray> };
+  /** The weight update dW [out, in] of each adapted linear layer, for diagnostics (caller disposes). */
+  deltaWeights?: () => Map<string, tf.Tensor2D>;
+  /** Nominal rank of the update per adapted layer, where the method has one. */
+  nominalRank?: number;
+  /** Free the method's tensors (the model stays usable only after merge or with the method applied). */
+  dispose(): void;
+}
+
+/** A PEFT method: its name, option schema and how to apply it. */
+export interface MethodDefinition<C = Record<string, unknown>> {
+  /** Name used by `--method`. */
+  name: string;
+  /** One line for `--help`. */
+  description: string;
+  /** Options schema (strict: unknown options are errors), with defaults. */
+  schema: z.ZodType<C>;
+  /** True when `merge()` folds the method into plain weights. */
+  mergeable: boolean;
+  /** Wrap the model; everything not returned as trainable stays frozen. */
+  apply(model: LlamaModel, config: C, ctx: MethodContext): AppliedMethod;
+}

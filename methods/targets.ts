@@ -46,11 +46,14 @@ export function selectTargets(model: LlamaModel, spec: string): string[] {
     }
     match = (n) => re.test(n);
   } else {
-    const suffixes = TARGET_PRESETS[spec] ?? spec.split(",").map((s) => s.trim()).filter(Boolean).map((s) => SHORT[s] ?? s);
+    const suffixes = TARGET_PRESETS[spec] ??
+      spec.split(",").map((s) => s.trim()).filter(Boolean).map((s) => SHORT[s] ?? s);
     for (const s of suffixes) {
       if (!names.some((n) => n.endsWith(`.${s}`))) {
         throw new Error(
-          `--targets ${spec}: no layer named '*.${s}'; use a preset (${Object.keys(TARGET_PRESETS).join(", ")}), ` +
+          `--targets ${spec}: no layer named '*.${s}'; use a preset (${
+            Object.keys(TARGET_PRESETS).join(", ")
+          }), ` +
             `suffixes (${Object.keys(SHORT).join(", ")}) or re:PATTERN`,
         );
       }

@@ -1,0 +1,58 @@
+/**
+ * Baselines: `frozen` (no adaptation; for classification and retrieval only the task head trains)
+ * and `full` (every base parameter trains; the embedding table too).
+ * @module
+ */
+import { z } from "zod";
+import * as tf from "@tensorflow/tfjs-core";
+import type { MethodDefinition } from "./types.ts";
+import { loadStateInto, stateOf } from "./common.ts";
+
+const noOptions = z.object({}).strict();
+
+/** No adaptation at all. */
+export const frozen: MethodDefinition<z.infer<typeof noOptions>> = {
+  name: "frozen",
+  description: "no adaptation: the backbone stays as pretrained (only a task head trains)",
+  schema: noOptions,
+  mergeable: true,
+  apply: () => ({
+    trainable: [],
+    merge: () => {},
+    state: () => new Map(),
+    loadState: () => {},
+    dispose: () => {},
+  }),
+};
+
+/** Full fine-tuning of every base parameter. */
+export const full: MethodDefinition<z.infer<typeof noOptions>> = {
+  name: "full",
+  description: "full fine-tuning: every backbone parameter trains",
+  schema: noOptions,
+  mergeable: true,
+  apply: (model) => {
+    const vars = [...model.params.values()];
+    const before = vars.map((v) => v.trainable);
+    for (const v of vars) v.trainable = true;
+    const originals = new Map([...model.params].map(([n, v]) => [n, tf.clone(v)]));
+    return {
+      trainable: vars,
+      merge: () => {},
+      state: () => stateOf(model.params),
+      loadState: (t) => loadStateInto(model.params, t),
+      deltaWeights: () => {
+        const out = new Map<string, tf.Tensor2D>();
+        for (const [name, layer] of model.linears) {
+          const orig = originals.get(`${name}.weight`);
+          if (orig) out.set(name, tf.sub(layer.denseWeight(), orig) as tf.Tensor2D);
+        }
+        return out;
+      },
+      dispose: () => {
+        vars.forEach((v, i) => (v.trainable = before[i]));
+        for (const o of originals.values()) o.dispose();
+      },
+    };
+  },
+};

@@ -1,0 +1,99 @@
+/**
+ * Pieces shared by the method modules: wrapping target layers, trainable variables, state I/O and
+ * the Hugging Face PEFT module names.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { Linear, type LinearModule } from "../models/linear.ts";
+import type { LlamaModel } from "../models/llama.ts";
+import type { Rng } from "../models/rng.ts";
+import type { MethodContext, NamedArray } from "./types.ts";
+
+/** A trainable float32 variable from data (unnamed: tfjs registers names globally). */
+export function trainableVariable(data: Float32Array, shape: number[]): tf.Variable {
+  return tf.variable(tf.tensor(data, shape, "float32"), true);
+}
+
+/** A trainable variable filled with a constant. */
+export function constantVariable(value: number, shape: number[]): tf.Variable {
+  return trainableVariable(new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(value), shape);
+}
+
+/**
+ * Kaiming-uniform init as PyTorch's nn.Linear and PEFT's lora_A use it (a = sqrt(5)):
+ * U(-b, b) with b = sqrt(6 / ((1 + a^2) fanIn)) = 1 / sqrt(fanIn).
+ */
+export function kaimingUniform(rng: Rng, shape: [number, number]): Float32Array {
+  const bound = 1 / Math.sqrt(shape[1]);
+  return rng.uniformArray(shape[0] * shape[1], -bound, bound);
+}
+
+/**
+ * Replace each target linear layer of the model with `wrap(base, name)` and return a function that
+ * puts the originals back.
+ */
+export function wrapLinears<T extends LinearModule>(
+  model: LlamaModel,
+  targets: string[],
+  wrap: (base: LinearModule, name: string) => T,
+): { wrapped: Map<string, T>; restore: () => void } {
+  const originals = new Map<string, LinearModule>();
+  const wrapped = new Map<string, T>();
+  for (const name of targets) {
+    const base = model.linear(name);
+    originals.set(name, base);
+    const w = wrap(base, name);
+    wrapped.set(name, w);
+    model.linears.set(name, w);
+  }
+  return { wrapped, restore: () => originals.forEach((base, name) => model.linears.set(name, base)) };
+}
+
+/** Read variables into named arrays (for `AppliedMethod.state`). */
+export function stateOf(vars: Map<string, tf.Variable>): Map<string, NamedArray> {
+  const out = new Map<string, NamedArray>();
+  for (const [name, v] of vars) out.set(name, { data: v.dataSync() as Float32Array, shape: [...v.shape] });
+  return out;
+}
+
+/** Assign saved arrays to variables by name, with clear errors for missing or misshapen tensors. */
+export function loadStateInto(vars: Map<string, tf.Variable>, tensors: Map<string, NamedArray>): void {
+  for (const [name, v] of vars) {
+    const t = tensors.get(name);
+    if (!t) {
+      throw new Error(`adapter file lacks tensor '${name}'; was it saved by the same method and targets?`);
+    }
+    if (t.data.length !== v.size) {
+      throw new Error(`adapter tensor '${name}' has ${t.data.length} values, expected shape [${v.shape}]`);
+    }
+    v.assign(tf.tensor(t.data, v.shape, "float32"));
+  }
+}
+
+/** PEFT's module name for one of our linear layers: `layers.0.attn.q` -> `...layers.0.self_attn.q_proj`. */
+export function peftModuleName(name: string): string {
+  const m = /^layers\.(\d+)\.(attn|mlp)\.(\w+)$/.exec(name);
+  if (!m) throw new Error(`no PEFT name for layer '${name}'`);
+  const block = m[2] === "attn" ? "self_attn" : "mlp";
+  return `base_model.model.model.layers.${m[1]}.${block}.${m[3]}_proj`;
+}
+
+/** PEFT `target_modules` entries (`q_proj`, ...) for a list of our layer names. */
+export function peftTargetModules(names: string[]): string[] {
+  return [...new Set(names.map((n) => `${n.split(".").pop()}_proj`))].sort();
+}
+
+/** A context with plain fp32 frozen layers, for tests and unquantized runs. */
+export function plainContext(rng: Rng, totalSteps = 100): MethodContext {
+  return {
+    rng,
+    totalSteps,
+    makeFrozenLinear: (name, weight, bias) =>
+      new Linear(name, tf.variable(tf.clone(weight), false) as tf.Variable<tf.Rank.R2>, bias),
+  };
+}
+
+/** Sum of sizes of variables. */
+export function countValues(vars: tf.Variable[]): number {
+  return vars.reduce((s, v) => s + v.size, 0);
+}

@@ -1,0 +1,185 @@
+/**
+ * LoRA (Hu et al., 2021) and rsLoRA (Kalajdzievski, 2023).
+ *
+ * A frozen linear layer W [out, in] gains a low-rank update: y = W x + s B A x with A [r, in]
+ * (Kaiming-uniform init, as PEFT) and B [out, r] (zeros), so the adapted model equals the frozen
+ * one at init. Scale s = alpha / r for LoRA and alpha / sqrt(r) for rsLoRA.
+ * Trainable parameters per adapted layer: r (in + out).
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { z } from "zod";
+import type { LinearModule } from "../models/linear.ts";
+import type { LlamaModel } from "../models/llama.ts";
+import type { AppliedMethod, MethodContext, MethodDefinition, NamedArray } from "./types.ts";
+import { selectTargets } from "./targets.ts";
+import {
+  kaimingUniform,
+  loadStateInto,
+  peftModuleName,
+  peftTargetModules,
+  stateOf,
+  trainableVariable,
+  wrapLinears,
+} from "./common.ts";
+
+/** Options shared by the LoRA family. */
+export const loraSchema = z.object({
+  /** Target preset or pattern (see targets.ts). */
+  targets: z.string().default("q+v"),
+  /** Rank r of the update. */
+  rank: z.number().int().positive().default(8),
+  /** Scaling numerator alpha. */
+  alpha: z.number().positive().default(16),
+}).strict();
+
+/** LoRA options after defaults. */
+export type LoraConfig = z.infer<typeof loraSchema>;
+
+/** A linear layer with a low-rank update s B A on a frozen base. */
+export class LoraLinear implements LinearModule {
+  readonly base: LinearModule;
+  /** A [r, in]. */
+  readonly a: tf.Variable;
+  /** B [out, r]. */
+  readonly b: tf.Variable;
+  readonly scale: number;
+
+  constructor(base: LinearModule, a: tf.Variable, b: tf.Variable, scale: number) {
+    this.base = base;
+    this.a = a;
+    this.b = b;
+    this.scale = scale;
+  }
+
+  get name(): string {
+    return this.base.name;
+  }
+  get inFeatures(): number {
+    return this.base.inFeatures;
+  }
+  get outFeatures(): number {
+    return this.base.outFeatures;
+  }
+  get bias(): tf.Variable | null {
+    return this.base.bias;
+  }
+
+  forward(x: tf.Tensor2D): tf.Tensor2D {
+    const low = tf.matMul(tf.matMul(x, this.a, false, true), this.b, false, true);
+    return tf.add(this.base.forward(x), tf.mul(low, this.scale));
+  }
+
+  denseWeight(): tf.Tensor2D {
+    return this.base.denseWeight();
+  }
+
+  /** The update s B A [out, in]. */
+  delta(): tf.Tensor2D {
+    return tf.tidy(() => tf.mul(tf.matMul(this.b, this.a), this.scale));
+  }
+}
+
+/** Check a rank against a layer's shape (the update's rank cannot exceed min(in, out)). */
+export function checkRank(rank: number, layer: LinearModule): void {
+  const max = Math.min(layer.inFeatures, layer.outFeatures);
+  if (rank > max) {
+    throw new Error(
+      `--rank ${rank} is impossible for ${layer.name} [${layer.outFeatures}x${layer.inFeatures}]: at most ${max}`,
+    );
+  }
+}
+
+/** Replace each LoRA-style layer by a plain frozen layer holding W + delta. */
+export function mergeDeltas(
+  model: LlamaModel,
+  layers: Map<string, { base: LinearModule; delta(): tf.Tensor2D }>,
+  ctx: MethodContext,
+): void {
+  for (const [name, layer] of layers) {
+    const merged = tf.tidy(() => tf.add(layer.base.denseWeight(), layer.delta()) as tf.Tensor2D);
+    model.linears.set(name, ctx.makeFrozenLinear(name, merged, layer.base.bias));
+    merged.dispose();
+  }
+}
+
+/** The PEFT tensors of LoRA layers: lora_A [r, in] and lora_B [out, r] under PEFT's module names. */
+export function loraPeftTensors(layers: Map<string, LoraLinear>): Map<string, NamedArray> {
+  const out = new Map<string, NamedArray>();
+  for (const [name, l] of layers) {
+    const m = peftModuleName(name);
+    out.set(`${m}.lora_A.weight`, { data: l.a.dataSync() as Float32Array, shape: [...l.a.shape] });
+    out.set(`${m}.lora_B.weight`, { data: l.b.dataSync() as Float32Array, shape: [...l.b.shape] });
+  }
+  return out;
+}
+
+function applyLora(model: LlamaModel, config: LoraConfig, ctx: MethodContext, rs: boolean): AppliedMethod {
+  const targets = selectTargets(model, config.targets);
+  const scale = rs ? config.alpha / Math.sqrt(config.rank) : config.alpha / config.rank;
+  const vars = new Map<string, tf.Variable>();
+  const { wrapped, restore } = wrapLinears(model, targets, (base, name) => {
+    checkRank(config.rank, base);
+    const a = trainableVariable(
+      kaimingUniform(ctx.rng.fork(`${name}.lora_A`), [config.rank, base.inFeatures]),
+      [
+        config.rank,
+        base.inFeatures,
+      ],
+    );
+    const b = trainableVariable(new Float32Array(base.outFeatures * config.rank), [
+      base.outFeatures,
+      config.rank,
+    ]);
+    vars.set(`${name}.lora_A`, a);
+    vars.set(`${name}.lora_B`, b);
+    return new LoraLinear(base, a, b, scale);
+  });
+  return {
+    trainable: [...vars.values()],
+    nominalRank: config.rank,
+    merge: () => mergeDeltas(model, wrapped, ctx),
+    state: () => stateOf(vars),
+    loadState: (t) => loadStateInto(vars, t),
+    deltaWeights: () => new Map([...wrapped].map(([n, l]) => [n, l.delta()])),
+    peftExport: () => ({
+      config: {
+        peft_type: "LORA",
+        task_type: "CAUSAL_LM",
+        r: config.rank,
+        lora_alpha: config.alpha,
+        lora_dropout: 0,
+        target_modules: peftTargetModules(targets),
+        bias: "none",
+        use_rslora: rs,
+        use_dora: false,
+        fan_in_fan_out: false,
+        init_lora_weights: true,
+        base_model_name_or_path: null,
+      },
+      tensors: loraPeftTensors(wrapped),
+    }),
+    dispose: () => {
+      restore();
+      tf.dispose([...vars.values()]);
+    },
+  };
+}
+
+/** LoRA: scale alpha / r. */
+export const lora: MethodDefinition<LoraConfig> = {
+  name: "lora",
+  description: "low-rank update s*B*A on frozen linears, s = alpha/r (Hu et al. 2021)",
+  schema: loraSchema,
+  mergeable: true,
+  apply: (model, config, ctx) => applyLora(model, config, ctx, false),
+};
+
+/** rsLoRA: rank-stabilised scale alpha / sqrt(r). */
+export const rslora: MethodDefinition<LoraConfig> = {
+  name: "rslora",
+  description: "LoRA with rank-stabilised scale alpha/sqrt(r) (Kalajdzievski 2023)",
+  schema: loraSchema,
+  mergeable: true,
+  apply: (model, config, ctx) => applyLora(model, config, ctx, true),
+};

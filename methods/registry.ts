@@ -1,0 +1,40 @@
+/**
+ * Every PEFT method by name. Adding a method: write `methods/NAME.ts` exporting a
+ * `MethodDefinition` and list it here.
+ * @module
+ */
+import type { MethodDefinition } from "./types.ts";
+import { frozen, full } from "./baselines.ts";
+import { lora, rslora } from "./lora.ts";
+
+// deno-lint-ignore no-explicit-any
+const ALL: MethodDefinition<any>[] = [frozen, full, lora, rslora];
+
+/** Methods by name, in listing order. */
+// deno-lint-ignore no-explicit-any
+export const METHODS: ReadonlyMap<string, MethodDefinition<any>> = new Map(ALL.map((m) => [m.name, m]));
+
+/** A method by name; an unknown name lists the known ones. */
+// deno-lint-ignore no-explicit-any
+export function getMethod(name: string): MethodDefinition<any> {
+  const m = METHODS.get(name);
+  if (!m) throw new Error(`unknown method '${name}'; known methods: ${[...METHODS.keys()].join(", ")}`);
+  return m;
+}
+
+/**
+ * Validate a method's options with its schema; the error is one line naming the bad option, e.g.
+ * `method bitfit does not take option 'rank'`.
+ */
+export function parseMethodConfig<C>(method: MethodDefinition<C>, options: Record<string, unknown>): C {
+  const result = method.schema.safeParse(options);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  if (issue.code === "unrecognized_keys") {
+    const keys = (issue as { keys: string[] }).keys;
+    throw new Error(
+      `method ${method.name} does not take option${keys.length > 1 ? "s" : ""} '${keys.join("', '")}'`,
+    );
+  }
+  throw new Error(`method ${method.name}: option '${issue.path.join(".")}': ${issue.message}`);
+}

@@ -1,0 +1,66 @@
+/**
+ * Log-likelihood of token sequences under a model: long texts are scored in rolling windows of the
+ * model's context (lm-evaluation-harness's rule, `bench/metrics/lm.ts`), windows batched with right
+ * padding.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { LlamaModel } from "./llama.ts";
+import type { Tokenizer } from "./tokenizers/types.ts";
+import { rollingTokenWindows, type TokenWindow, utf8Length } from "../bench/metrics/lm.ts";
+
+/** Summed negative log-likelihood (nats) and the number of predicted tokens. */
+export interface NllSum {
+  nll: number;
+  tokens: number;
+}
+
+/**
+ * Sum of next-token NLL over windows: window `input` followed by its last target forms one
+ * sequence whose predictions from position `scoreFrom` on are the window's targets.
+ */
+export async function scoreWindows(
+  model: LlamaModel,
+  windows: TokenWindow<number>[],
+  batchSize = 8,
+): Promise<NllSum> {
+  let nll = 0;
+  let tokens = 0;
+  const pad = model.config.padId ?? 0;
+  for (let start = 0; start < windows.length; start += batchSize) {
+    const group = windows.slice(start, start + batchSize);
+    const seqs = group.map((w) => [...w.input, w.target[w.target.length - 1]]);
+    const width = Math.max(...seqs.map((s) => s.length));
+    const ids = seqs.flatMap((s) => [...s, ...new Array(width - s.length).fill(pad)]);
+    const mask = seqs.flatMap((
+      s,
+    ) => [...new Array(s.length).fill(1), ...new Array(width - s.length).fill(0)]);
+    const weights = group.flatMap((w, i) =>
+      Array.from({ length: width - 1 }, (_, j) => (j >= w.scoreFrom && j < seqs[i].length - 1 ? 1 : 0))
+    );
+    const sum = tf.tidy(() => {
+      const { perToken } = model.lmLoss(tf.tensor2d(ids, [group.length, width], "int32"), {
+        attentionMask: tf.tensor2d(mask, [group.length, width], "int32"),
+      });
+      return tf.sum(tf.mul(perToken, tf.tensor2d(weights, [group.length, width - 1])));
+    });
+    nll += (await sum.data())[0];
+    sum.dispose();
+    tokens += group.reduce((s, w) => s + w.target.length, 0);
+  }
+  return { nll, tokens };
+}
+
+/** NLL of a whole text (BOS as the prefix token when the tokenizer has one), with its byte count. */
+export async function scoreText(
+  model: LlamaModel,
+  tokenizer: Tokenizer,
+  text: string,
+  batchSize = 8,
+): Promise<NllSum & { bytes: number }> {
+  const ids = tokenizer.encode(text);
+  if (ids.length === 0) return { nll: 0, tokens: 0, bytes: 0 };
+  const prefix = tokenizer.bosId ?? tokenizer.eosId ?? ids[0];
+  const windows = rollingTokenWindows(ids, prefix, model.config.maxSeqLen, 1);
+  return { ...(await scoreWindows(model, windows, batchSize)), bytes: utf8Length(text) };
+}

@@ -6,11 +6,12 @@
 import type { MethodDefinition } from "./types.ts";
 import { frozen, full } from "./baselines.ts";
 import { lora, rslora } from "./lora.ts";
+import { loha } from "./loha.ts";
 import { houlsby } from "./houlsby.ts";
 import { compacter } from "./compacter.ts";
 
 // deno-lint-ignore no-explicit-any
-const ALL: MethodDefinition<any>[] = [frozen, full, lora, rslora, houlsby, compacter];
+const ALL: MethodDefinition<any>[] = [frozen, full, lora, rslora, houlsby, compacter, loha];
 
 /** Methods by name, in listing order. */
 // deno-lint-ignore no-explicit-any

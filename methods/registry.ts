@@ -9,9 +9,10 @@ import { lora, rslora } from "./lora.ts";
 import { loha } from "./loha.ts";
 import { houlsby } from "./houlsby.ts";
 import { compacter } from "./compacter.ts";
+import { promptTuning } from "./prompt_tuning.ts";
 
 // deno-lint-ignore no-explicit-any
-const ALL: MethodDefinition<any>[] = [frozen, full, lora, rslora, houlsby, compacter, loha];
+const ALL: MethodDefinition<any>[] = [frozen, full, lora, rslora, houlsby, compacter, promptTuning, loha];
 
 /** Methods by name, in listing order. */
 // deno-lint-ignore no-explicit-any

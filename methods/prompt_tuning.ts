@@ -1,0 +1,68 @@
+/**
+ * Prompt tuning (Lester, Al-Rfou & Constant, 2021, "The Power of Scale for Parameter-Efficient
+ * Prompt Tuning").
+ *
+ * Formula: a trainable soft prompt P [p, d] (`virtualTokens` p, default 8) is prepended to every
+ * sequence's token embeddings through `model.hooks.promptEmbeddings`: the model runs on
+ * [P; E(x)] and the prompt positions are dropped from the outputs, so hidden states, logits and
+ * the LM loss keep the real tokens' shape. Real tokens attend to the whole prompt (it precedes them
+ * causally); the prompt positions themselves are never scored.
+ *
+ * Initialisation ("sampled vocab", the paper's best init): row j is a copy of the embedding of a
+ * vocabulary token drawn from ctx.rng (`fork("prompt-tuning.init")`), distinct tokens while
+ * p <= vocab. The paper samples from the 5,000 most frequent tokens; with no frequency table at
+ * hand we draw uniformly from the whole vocabulary.
+ *
+ * Not identity at init (the prompt changes every real token's context). Trainable parameters: p d.
+ * Not mergeable: the prompt is an input, not a weight.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { z } from "zod";
+import type { MethodDefinition } from "./types.ts";
+import type { Rng } from "../models/rng.ts";
+import { loadStateInto, stateOf, trainableVariable } from "./common.ts";
+import { assertHookFree, setHook } from "./bottleneck.ts";
+
+/** Prompt-tuning options. */
+export const promptTuningSchema = z.object({
+  /** Number p of soft prompt vectors. */
+  virtualTokens: z.number().int().positive().default(8),
+}).strict();
+
+/** Prompt-tuning options after defaults. */
+export type PromptTuningConfig = z.infer<typeof promptTuningSchema>;
+
+/** Token ids whose embeddings initialise the prompt: distinct while p <= vocab. */
+export function samplePromptTokens(rng: Rng, p: number, vocab: number): number[] {
+  if (p <= vocab) return rng.shuffle([...Array(vocab).keys()]).slice(0, p);
+  return Array.from({ length: p }, () => rng.int(vocab));
+}
+
+/** Prompt tuning: a trainable soft prompt prepended to the input embeddings. */
+export const promptTuning: MethodDefinition<PromptTuningConfig> = {
+  name: "prompt-tuning",
+  description: "trainable soft prompt prepended to the input embeddings (Lester et al. 2021)",
+  schema: promptTuningSchema,
+  mergeable: false,
+  apply: (model, config, ctx) => {
+    assertHookFree(model, "promptEmbeddings", "prompt-tuning");
+    const { dim, vocabSize } = model.config;
+    const ids = samplePromptTokens(ctx.rng.fork("prompt-tuning.init"), config.virtualTokens, vocabSize);
+    const table = model.param("embed.weight").dataSync() as Float32Array;
+    const init = new Float32Array(ids.length * dim);
+    ids.forEach((id, j) => init.set(table.subarray(id * dim, (id + 1) * dim), j * dim));
+    const prompt = trainableVariable(init, [ids.length, dim]);
+    const vars = new Map([["prompt_embeddings", prompt]]);
+    const restore = setHook(model, "promptEmbeddings", () => prompt as tf.Tensor2D, "prompt-tuning");
+    return {
+      trainable: [prompt],
+      state: () => stateOf(vars),
+      loadState: (t) => loadStateInto(vars, t),
+      dispose: () => {
+        restore();
+        prompt.dispose();
+      },
+    };
+  },
+};

@@ -6,13 +6,24 @@
 import type { MethodDefinition } from "./types.ts";
 import { frozen, full } from "./baselines.ts";
 import { lora, rslora } from "./lora.ts";
+import { dora } from "./dora.ts";
 import { loha } from "./loha.ts";
 import { houlsby } from "./houlsby.ts";
 import { compacter } from "./compacter.ts";
 import { promptTuning } from "./prompt_tuning.ts";
 
 // deno-lint-ignore no-explicit-any
-const ALL: MethodDefinition<any>[] = [frozen, full, lora, rslora, houlsby, compacter, promptTuning, loha];
+const ALL: MethodDefinition<any>[] = [
+  frozen,
+  full,
+  lora,
+  rslora,
+  houlsby,
+  compacter,
+  promptTuning,
+  loha,
+  dora,
+];
 
 /** Methods by name, in listing order. */
 // deno-lint-ignore no-explicit-any

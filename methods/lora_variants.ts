@@ -1,0 +1,107 @@
+/**
+ * Shared pieces of the LoRA variants (DoRA, PiSSA, VeRA, AdaLoRA, OrthoGeoLoRA): a detached
+ * (stop-gradient) computation, the {@link AppliedMethod} plumbing of a method whose layers are
+ * {@link LoraLinear} subclasses, and the PEFT `LoraConfig` fields they export.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { LinearModule } from "../models/linear.ts";
+import type { LlamaModel } from "../models/llama.ts";
+import type { AppliedMethod, MethodContext } from "./types.ts";
+import { loadStateInto, peftTargetModules, stateOf } from "./common.ts";
+import { mergeDeltas } from "./lora.ts";
+
+/**
+ * `fn` as a function whose inputs receive zero gradient (PyTorch's `.detach()`): tfjs has no
+ * stopGradient op, so the computation runs inside `tf.customGrad`, whose forward is one tape node
+ * (the ops inside are not recorded) and whose gradient is zero for every input.
+ */
+export function detached<T extends tf.Tensor>(
+  fn: (...inputs: tf.Tensor[]) => T,
+): (...inputs: tf.Tensor[]) => T {
+  return tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    // customGrad appends its save function to the inputs.
+    const inputs = args.slice(0, -1) as tf.Tensor[];
+    return { value: fn(...inputs), gradFunc: () => inputs.map((t) => tf.zerosLike(t)) };
+  }) as (...inputs: tf.Tensor[]) => T;
+}
+
+/** A wrapped layer that folds into its base as W + delta(). */
+export interface DeltaLayer extends LinearModule {
+  readonly base: LinearModule;
+  /** The update [out, in] merged into `base.denseWeight()` (caller disposes). */
+  delta(): tf.Tensor2D;
+}
+
+/** What {@link loraVariantMethod} needs. */
+export interface LoraVariantParts {
+  model: LlamaModel;
+  ctx: MethodContext;
+  /** Trainable variables by state name. */
+  vars: Map<string, tf.Variable>;
+  /** Wrapped layers by layer name. */
+  wrapped: Map<string, DeltaLayer>;
+  /** Put the original layers back (from `wrapLinears`). */
+  restore: () => void;
+  /** Frozen tensors the method owns (shared projections, snapshots), freed by dispose. */
+  owned?: tf.Tensor[];
+  nominalRank?: number;
+  /** dW relative to the model's original weight, when it differs from `delta()` (PiSSA). */
+  deltaWeights?: () => Map<string, tf.Tensor2D>;
+}
+
+/**
+ * The common {@link AppliedMethod} of a LoRA variant: merge folds each layer's `delta()` into its
+ * base through `ctx.makeFrozenLinear`; dispose frees the method's tensors and puts the original
+ * layers back unless the method was merged (then the merged layers stay).
+ */
+export function loraVariantMethod(p: LoraVariantParts): AppliedMethod {
+  let merged = false;
+  return {
+    trainable: [...p.vars.values()],
+    nominalRank: p.nominalRank,
+    merge: () => {
+      mergeDeltas(p.model, p.wrapped, p.ctx);
+      merged = true;
+    },
+    state: () => stateOf(p.vars),
+    loadState: (t) => loadStateInto(p.vars, t),
+    deltaWeights: p.deltaWeights ?? (() => new Map([...p.wrapped].map(([n, l]) => [n, l.delta()]))),
+    dispose: () => {
+      if (!merged) p.restore();
+      tf.dispose([...p.vars.values(), ...(p.owned ?? [])]);
+    },
+  };
+}
+
+/** The fields of a PEFT `LoraConfig` (adapter_config.json) for plain-LoRA-shaped exports. */
+export function peftLoraConfig(
+  targets: string[],
+  r: number,
+  alpha: number,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    peft_type: "LORA",
+    task_type: "CAUSAL_LM",
+    r,
+    lora_alpha: alpha,
+    lora_dropout: 0,
+    target_modules: peftTargetModules(targets),
+    bias: "none",
+    use_rslora: false,
+    use_dora: false,
+    fan_in_fan_out: false,
+    init_lora_weights: true,
+    base_model_name_or_path: null,
+    ...extra,
+  };
+}
+
+/** A tensor's values as a saved array (with an optional new shape). */
+export function namedArray(
+  t: tf.Tensor,
+  shape: number[] = [...t.shape],
+): { data: Float32Array; shape: number[] } {
+  return { data: t.dataSync() as Float32Array, shape };
+}

@@ -11,6 +11,7 @@ import { loha } from "./loha.ts";
 import { houlsby } from "./houlsby.ts";
 import { compacter } from "./compacter.ts";
 import { promptTuning } from "./prompt_tuning.ts";
+import { prefixTuning } from "./prefix_tuning.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../models/backend.ts";
 import { loha, LohaLinear } from "./loha.ts";
-import { applyTo, checkContract, trainableCount } from "./contract_testing.ts";
+import { checkContract } from "./contract_testing.ts";
+import { applyTiny, trainableCount } from "./method_checks.ts";
 import { maxAbsDiff, TINY_CONFIG } from "./testing.ts";
 
 await initBackend("cpu");
@@ -13,7 +14,7 @@ Deno.test("loha: identity at init, trains, frozen base, state round trip, merges
 
 Deno.test("loha: trainable parameters = 2 r (in + out) per adapted layer", () => {
   const c = TINY_CONFIG;
-  const { applied } = applyTo(loha, { rank: 3, targets: "all-linear" });
+  const { applied } = applyTiny(loha, { rank: 3, targets: "all-linear" });
   const kv = c.nKvHeads * c.headDim;
   const perLayer = 2 * (c.dim + c.dim) + 2 * (c.dim + kv) + 3 * (c.dim + c.hiddenDim);
   assert.equal(trainableCount(applied), c.nLayers * 2 * 3 * perLayer);
@@ -21,7 +22,7 @@ Deno.test("loha: trainable parameters = 2 r (in + out) per adapted layer", () =>
 });
 
 Deno.test("loha: dW = (alpha/r) (B1 A1) ⊙ (B2 A2) with A2 zero at init, and the forward uses it", () => {
-  const { model, applied } = applyTo(loha, { rank: 2, alpha: 6, targets: "v" });
+  const { model, applied } = applyTiny(loha, { rank: 2, alpha: 6, targets: "v" });
   const layer = model.linear("layers.1.attn.v") as LohaLinear;
   assert.ok(layer instanceof LohaLinear);
   assert.equal(layer.scale, 3);
@@ -40,9 +41,12 @@ Deno.test("loha: dW = (alpha/r) (B1 A1) ⊙ (B2 A2) with A2 zero at init, and th
 });
 
 Deno.test("loha: impossible rank and unknown options are errors", () => {
-  assert.throws(() => applyTo(loha, { rank: 9, targets: "k" }), /--rank 9 is impossible for layers.0.attn.k/);
   assert.throws(
-    () => applyTo(loha, { decomposeFactor: 2 }),
+    () => applyTiny(loha, { rank: 9, targets: "k" }),
+    /--rank 9 is impossible for layers.0.attn.k/,
+  );
+  assert.throws(
+    () => applyTiny(loha, { decomposeFactor: 2 }),
     /method loha does not take option 'decomposeFactor'/,
   );
 });

@@ -8,6 +8,7 @@ import { frozen, full } from "./baselines.ts";
 import { lora, rslora } from "./lora.ts";
 import { dora } from "./dora.ts";
 import { loha } from "./loha.ts";
+import { lokr } from "./lokr.ts";
 import { houlsby } from "./houlsby.ts";
 import { compacter } from "./compacter.ts";
 import { promptTuning } from "./prompt_tuning.ts";
@@ -22,6 +23,7 @@ const ALL: MethodDefinition<any>[] = [
   houlsby,
   compacter,
   promptTuning,
+  prefixTuning,
   loha,
   dora,
 ];

@@ -25,6 +25,7 @@ const ALL: MethodDefinition<any>[] = [
   promptTuning,
   prefixTuning,
   loha,
+  lokr,
   dora,
 ];
 

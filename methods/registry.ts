@@ -7,6 +7,7 @@ import type { MethodDefinition } from "./types.ts";
 import { frozen, full } from "./baselines.ts";
 import { lora, rslora } from "./lora.ts";
 import { dora } from "./dora.ts";
+import { pissa } from "./pissa.ts";
 import { loha } from "./loha.ts";
 import { lokr } from "./lokr.ts";
 import { houlsby } from "./houlsby.ts";
@@ -27,6 +28,7 @@ const ALL: MethodDefinition<any>[] = [
   loha,
   lokr,
   dora,
+  pissa,
 ];
 
 /** Methods by name, in listing order. */

@@ -10,6 +10,7 @@ import { dora } from "./dora.ts";
 import { pissa } from "./pissa.ts";
 import { loha } from "./loha.ts";
 import { lokr } from "./lokr.ts";
+import { krona } from "./krona.ts";
 import { houlsby } from "./houlsby.ts";
 import { compacter } from "./compacter.ts";
 import { promptTuning } from "./prompt_tuning.ts";
@@ -27,6 +28,7 @@ const ALL: MethodDefinition<any>[] = [
   prefixTuning,
   loha,
   lokr,
+  krona,
   dora,
   pissa,
 ];

@@ -11,6 +11,7 @@ import { pissa } from "./pissa.ts";
 import { loha } from "./loha.ts";
 import { lokr } from "./lokr.ts";
 import { krona } from "./krona.ts";
+import { glora } from "./glora.ts";
 import { houlsby } from "./houlsby.ts";
 import { compacter } from "./compacter.ts";
 import { promptTuning } from "./prompt_tuning.ts";
@@ -29,6 +30,7 @@ const ALL: MethodDefinition<any>[] = [
   loha,
   lokr,
   krona,
+  glora,
   dora,
   pissa,
 ];

@@ -8,6 +8,7 @@ import { frozen, full } from "./baselines.ts";
 import { lora, rslora } from "./lora.ts";
 import { dora } from "./dora.ts";
 import { pissa } from "./pissa.ts";
+import { vera } from "./vera.ts";
 import { loha } from "./loha.ts";
 import { lokr } from "./lokr.ts";
 import { krona } from "./krona.ts";
@@ -16,6 +17,7 @@ import { houlsby } from "./houlsby.ts";
 import { compacter } from "./compacter.ts";
 import { promptTuning } from "./prompt_tuning.ts";
 import { prefixTuning } from "./prefix_tuning.ts";
+import { intrinsicSaid } from "./intrinsic_said.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -27,12 +29,14 @@ const ALL: MethodDefinition<any>[] = [
   compacter,
   promptTuning,
   prefixTuning,
+  intrinsicSaid,
   loha,
   lokr,
   krona,
   glora,
   dora,
   pissa,
+  vera,
 ];
 
 /** Methods by name, in listing order. */

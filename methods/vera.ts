@@ -1,0 +1,180 @@
+/**
+ * VeRA, vector-based random matrix adaptation (Kopiczko et al., 2024, arXiv:2310.11454).
+ *
+ * Formula: dW = diag(b) B diag(d) A, i.e. y = W x + b ⊙ (B (d ⊙ (A x))), with frozen random
+ * A [r, in] and B [out, r] and trainable scaling vectors d [r] and b [out].
+ *
+ * Design choices:
+ * - Sharing as in PEFT: one frozen pair vera_A [r, max in], vera_B [max out, r] for the whole
+ *   model; a layer uses the slices A[:, :in] and B[:out, :], so every layer of a given shape sees
+ *   the same A and B (and q and v of different widths share leading rows). The slices are taken
+ *   once per shape, not in every forward.
+ * - Initialisation of A and B: Kaiming uniform (a = sqrt(5)) of the full shared matrices, as PEFT's
+ *   `_kaiming_init`, from `ctx.rng.fork("vera_A")` / `fork("vera_B")`.
+ * - d starts at `dInitial` (PEFT `d_initial`, default 0.1; the paper's Table 6 ablates it) and b at 0,
+ *   so the model is unchanged at init (the paper's and PEFT's default).
+ * - No alpha/r scale (PEFT's VeraConfig has none; b and d carry the scale). The rank may exceed
+ *   min(in, out): A and B are fixed projections (default r = 256, PEFT's default).
+ *
+ * Trainable parameters per adapted layer: r + out.
+ * Mergeable: merge writes W + diag(b) B diag(d) A.
+ * PEFT export: `VeraConfig` with `save_projection: true`; tensors `vera_lambda_b` [out],
+ * `vera_lambda_d` [r] per module and the shared `base_model.vera_A` / `base_model.vera_B`
+ * (our seeded projections, since PEFT's PRNG cannot be reproduced here). state() holds the
+ * projections too (`vera_A`, `vera_B`), so a saved adapter does not depend on the loader's seed.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { z } from "zod";
+import type { LinearModule } from "../models/linear.ts";
+import type { MethodDefinition, NamedArray } from "./types.ts";
+import { selectTargets } from "./targets.ts";
+import {
+  kaimingUniform,
+  loadStateInto,
+  peftModuleName,
+  peftTargetModules,
+  stateOf,
+  trainableVariable,
+  wrapLinears,
+} from "./common.ts";
+import { LoraLinear } from "./lora.ts";
+import { loraVariantMethod, namedArray } from "./lora_variants.ts";
+
+/** VeRA options. */
+export const veraSchema = z.object({
+  /** Target preset or pattern (see targets.ts). */
+  targets: z.string().default("q+v"),
+  /** Rank r of the shared random projections (PEFT default 256). */
+  rank: z.number().int().positive().default(256),
+  /** Initial value of every entry of d (PEFT `d_initial`). */
+  dInitial: z.number().default(0.1),
+}).strict();
+
+/** VeRA options after defaults. */
+export type VeraConfig = z.infer<typeof veraSchema>;
+
+/** A VeRA layer: frozen shared slices `a`, `b` of the projections, trainable vectors d and b. */
+export class VeraLinear extends LoraLinear {
+  /** d [r]. */
+  readonly lambdaD: tf.Variable;
+  /** b [out]. */
+  readonly lambdaB: tf.Variable;
+
+  constructor(
+    base: LinearModule,
+    a: tf.Variable,
+    b: tf.Variable,
+    lambdaD: tf.Variable,
+    lambdaB: tf.Variable,
+  ) {
+    super(base, a, b, 1);
+    this.lambdaD = lambdaD;
+    this.lambdaB = lambdaB;
+  }
+
+  override forward(x: tf.Tensor2D): tf.Tensor2D {
+    const h = tf.mul(tf.matMul(x, this.a, false, true), this.lambdaD);
+    return tf.add(this.base.forward(x), tf.mul(tf.matMul(h, this.b, false, true), this.lambdaB));
+  }
+
+  override delta(): tf.Tensor2D {
+    return tf.tidy(() =>
+      tf.mul(
+        tf.matMul(tf.mul(this.b, this.lambdaD), this.a),
+        tf.reshape(this.lambdaB, [-1, 1]),
+      ) as tf.Tensor2D
+    );
+  }
+}
+
+/** VeRA. */
+export const vera: MethodDefinition<VeraConfig> = {
+  name: "vera",
+  description:
+    "frozen shared random A, B with trainable scaling vectors: diag(b) B diag(d) A (Kopiczko et al. 2024)",
+  schema: veraSchema,
+  mergeable: true,
+  apply(model, config, ctx) {
+    const targets = selectTargets(model, config.targets);
+    const r = config.rank;
+    const layers = targets.map((n) => model.linear(n));
+    const maxIn = Math.max(...layers.map((l) => l.inFeatures));
+    const maxOut = Math.max(...layers.map((l) => l.outFeatures));
+    const frozen = (data: Float32Array, shape: [number, number]) =>
+      tf.tidy(() => tf.variable(tf.tensor2d(data, shape), false));
+    const shared = new Map([
+      ["vera_A", frozen(kaimingUniform(ctx.rng.fork("vera_A"), [r, maxIn]), [r, maxIn])],
+      ["vera_B", frozen(kaimingUniform(ctx.rng.fork("vera_B"), [maxOut, r]), [maxOut, r])],
+    ]);
+    const sharedA = shared.get("vera_A")!;
+    const sharedB = shared.get("vera_B")!;
+    // Per-shape slices, re-taken when loadState replaces the shared pair.
+    const slices = new Map<string, { v: tf.Variable; make: () => tf.Tensor }>();
+    const slice = (key: string, make: () => tf.Tensor): tf.Variable => {
+      let e = slices.get(key);
+      if (!e) {
+        e = { v: tf.tidy(() => tf.variable(make(), false)), make };
+        slices.set(key, e);
+      }
+      return e.v;
+    };
+    const vars = new Map<string, tf.Variable>();
+    const { wrapped, restore } = wrapLinears(model, targets, (base, name) => {
+      const a = slice(`A${base.inFeatures}`, () => tf.slice(sharedA, [0, 0], [r, base.inFeatures]));
+      const b = slice(`B${base.outFeatures}`, () => tf.slice(sharedB, [0, 0], [base.outFeatures, r]));
+      const d = trainableVariable(new Float32Array(r).fill(config.dInitial), [r]);
+      const lb = trainableVariable(new Float32Array(base.outFeatures), [base.outFeatures]);
+      vars.set(`${name}.vera_lambda_d`, d);
+      vars.set(`${name}.vera_lambda_b`, lb);
+      return new VeraLinear(base, a, b, d, lb);
+    });
+    const base = loraVariantMethod({
+      model,
+      ctx,
+      vars,
+      wrapped,
+      restore,
+      owned: [sharedA, sharedB, ...[...slices.values()].map((e) => e.v)],
+      nominalRank: r,
+    });
+    return {
+      ...base,
+      // The projections are saved with the vectors (PEFT's save_projection), so a state loads
+      // into an application made with another seed.
+      state: () => new Map([...base.state(), ...stateOf(shared)]),
+      loadState: (t) => {
+        base.loadState(t);
+        loadStateInto(shared, t);
+        for (const e of slices.values()) tf.tidy(() => e.v.assign(e.make()));
+      },
+      peftExport: () => {
+        const tensors = new Map<string, NamedArray>();
+        for (const [name, l] of wrapped) {
+          const m = peftModuleName(name);
+          tensors.set(`${m}.vera_lambda_b`, namedArray(l.lambdaB));
+          tensors.set(`${m}.vera_lambda_d`, namedArray(l.lambdaD));
+        }
+        tensors.set("base_model.vera_A", namedArray(sharedA));
+        tensors.set("base_model.vera_B", namedArray(sharedB));
+        return {
+          config: {
+            peft_type: "VERA",
+            task_type: "CAUSAL_LM",
+            r,
+            target_modules: peftTargetModules(targets),
+            projection_prng_key: 0,
+            save_projection: true,
+            vera_dropout: 0,
+            d_initial: config.dInitial,
+            fan_in_fan_out: false,
+            bias: "none",
+            init_weights: true,
+            base_model_name_or_path: null,
+          },
+          tensors,
+        };
+      },
+    };
+  },
+};

@@ -56,7 +56,7 @@ export function validateQuantConfig(config: unknown): ResolvedQuantConfig {
   if (typeof config !== "object" || config === null || Array.isArray(config)) {
     throw new Error(`quant config must be an object like {"scheme":"nf4"}, got ${JSON.stringify(config)}`);
   }
-  const c = config as Record<string, unknown>;
+  const c = { ...config } as Record<string, unknown>;
   for (const k of Object.keys(c)) {
     if (!KEYS.has(k)) throw new Error(`unknown quant config key '${k}'; allowed: ${[...KEYS].join(", ")}`);
   }
@@ -67,6 +67,9 @@ export function validateQuantConfig(config: unknown): ResolvedQuantConfig {
     );
   }
   const isBlock = BLOCK_SCHEMES.includes(scheme);
+  // A resolved config carries every field with its default; validating it again must succeed.
+  if (!isBlock && c.blockSize === DEFAULT_BLOCK_SIZE) delete c.blockSize;
+  if (scheme !== "llm-int8" && c.outlierThreshold === DEFAULT_OUTLIER_THRESHOLD) delete c.outlierThreshold;
   if (c.blockSize !== undefined) {
     if (!isBlock) {
       throw new Error(

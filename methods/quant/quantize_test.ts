@@ -211,6 +211,13 @@ Deno.test("llm-int8 keeps outlier columns exact and excludes them from the row s
   assert.ok(rowErr(plain) > rowErr(d));
 });
 
+Deno.test("a resolved config validates again to itself (defaults of other schemes are tolerated)", () => {
+  for (const scheme of ["int8", "nf4", "llm-int8", "none"]) {
+    const resolved = validateQuantConfig({ scheme });
+    assert.deepEqual(validateQuantConfig(resolved), resolved);
+  }
+});
+
 Deno.test("config and weight errors are one clear line", () => {
   const bad: [unknown, RegExp][] = [
     [{ scheme: "int3" }, /unknown quant scheme "int3"/],
@@ -220,8 +227,8 @@ Deno.test("config and weight errors are one clear line", () => {
     [{ scheme: "nf4", blockSize: 48 }, /power of two in \[16, 4096\]/],
     [{ scheme: "nf4", blockSize: 8 }, /power of two in \[16, 4096\]/],
     [{ scheme: "nf4", blockSize: 8192 }, /power of two in \[16, 4096\]/],
-    [{ scheme: "int8", blockSize: 64 }, /blockSize applies only to/],
-    [{ scheme: "nf4", outlierThreshold: 6 }, /outlierThreshold applies only to llm-int8/],
+    [{ scheme: "int8", blockSize: 128 }, /blockSize applies only to/],
+    [{ scheme: "nf4", outlierThreshold: 5 }, /outlierThreshold applies only to llm-int8/],
     [{ scheme: "llm-int8", outlierThreshold: -1 }, /finite number > 0/],
     [{ scheme: "nf4", blocksize: 64 }, /unknown quant config key 'blocksize'/],
     ["nf4", /must be an object/],

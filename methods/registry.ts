@@ -18,6 +18,7 @@ import { compacter } from "./compacter.ts";
 import { promptTuning } from "./prompt_tuning.ts";
 import { prefixTuning } from "./prefix_tuning.ts";
 import { intrinsicSaid } from "./intrinsic_said.ts";
+import { intrinsicSaid } from "./intrinsic_said.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -29,6 +30,7 @@ const ALL: MethodDefinition<any>[] = [
   compacter,
   promptTuning,
   prefixTuning,
+  intrinsicSaid,
   intrinsicSaid,
   loha,
   lokr,

@@ -13,11 +13,11 @@ import { loha } from "./loha.ts";
 import { lokr } from "./lokr.ts";
 import { krona } from "./krona.ts";
 import { glora } from "./glora.ts";
+import { ia3 } from "./ia3.ts";
 import { houlsby } from "./houlsby.ts";
 import { compacter } from "./compacter.ts";
 import { promptTuning } from "./prompt_tuning.ts";
 import { prefixTuning } from "./prefix_tuning.ts";
-import { intrinsicSaid } from "./intrinsic_said.ts";
 import { intrinsicSaid } from "./intrinsic_said.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -31,11 +31,11 @@ const ALL: MethodDefinition<any>[] = [
   promptTuning,
   prefixTuning,
   intrinsicSaid,
-  intrinsicSaid,
   loha,
   lokr,
   krona,
   glora,
+  ia3,
   dora,
   pissa,
   vera,

@@ -14,6 +14,7 @@ import { lokr } from "./lokr.ts";
 import { krona } from "./krona.ts";
 import { glora } from "./glora.ts";
 import { ia3 } from "./ia3.ts";
+import { bitfit } from "./bitfit.ts";
 import { houlsby } from "./houlsby.ts";
 import { compacter } from "./compacter.ts";
 import { promptTuning } from "./prompt_tuning.ts";
@@ -36,6 +37,7 @@ const ALL: MethodDefinition<any>[] = [
   krona,
   glora,
   ia3,
+  bitfit,
   dora,
   pissa,
   vera,

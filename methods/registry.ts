@@ -15,6 +15,7 @@ import { krona } from "./krona.ts";
 import { glora } from "./glora.ts";
 import { ia3 } from "./ia3.ts";
 import { bitfit } from "./bitfit.ts";
+import { lnTuning } from "./ln_tuning.ts";
 import { houlsby } from "./houlsby.ts";
 import { compacter } from "./compacter.ts";
 import { promptTuning } from "./prompt_tuning.ts";
@@ -38,6 +39,7 @@ const ALL: MethodDefinition<any>[] = [
   glora,
   ia3,
   bitfit,
+  lnTuning,
   dora,
   pissa,
   vera,

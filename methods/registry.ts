@@ -21,6 +21,7 @@ import { compacter } from "./compacter.ts";
 import { promptTuning } from "./prompt_tuning.ts";
 import { prefixTuning } from "./prefix_tuning.ts";
 import { intrinsicSaid } from "./intrinsic_said.ts";
+import { galore } from "./galore.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -33,6 +34,7 @@ const ALL: MethodDefinition<any>[] = [
   promptTuning,
   prefixTuning,
   intrinsicSaid,
+  galore,
   loha,
   lokr,
   krona,

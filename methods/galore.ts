@@ -1,0 +1,208 @@
+/**
+ * GaLore (Zhao et al., 2024, "GaLore: Memory-Efficient LLM Training by Gradient Low-Rank
+ * Projection").
+ *
+ * What trains: the full weights W [m, n] of the target linears (set trainable while applied; the
+ * flags are restored on dispose). Nothing is added to the model: the saving is in the optimizer,
+ * provided through `AppliedMethod.makeOptimizer`.
+ *
+ * Optimizer, per weight with gradient G [m, n], following GaLore's projector:
+ * - side: for m >= n (rows not fewer than columns) the right projection P [n, r] = top-r right
+ *   singular vectors of G and R = G P [m, r]; otherwise the left one, P [m, r] = top-r left
+ *   singular vectors and R = P^T G [r, n] -- the projected gradient always has r times the larger
+ *   side;
+ * - P is recomputed from the current gradient every `updateProjGap` updates (default 200, the
+ *   paper's T), at updates 0, T, 2T, ...; the Adam moments are kept across refreshes, as GaLore does;
+ * - Adam on R: M = b1 M + (1 - b1) R, V = b2 V + (1 - b2) R^2,
+ *   N = (M / (1 - b1^t)) / (sqrt(V / (1 - b2^t)) + eps);
+ * - update W -= lr (alpha P N  (or alpha N P^T)  + wd W), alpha = `scale` (default 0.25, the
+ *   paper's), decoupled weight decay on the full weight; gradients are clipped by global norm
+ *   first, like AdamW.
+ * The SVD is exact (ml-matrix, thin, on the CPU in float64), as GaLore's torch.linalg.svd; it costs
+ * O(m n min(m, n)) per weight once every T steps, the price of an exact projection.
+ * Optimizer state: 2 r max(m, n) moment values plus r min(m, n) projection values per weight, in
+ * fp32: stateBytes = 4 (2 r max(m, n) + r min(m, n)) summed over the targets (AdamW would hold
+ * 8 m n bytes).
+ *
+ * Options: `targets` (default all-linear, as GaLore projects every attention and MLP matrix),
+ * `rank` r (default 128, the paper's setting for its smallest model; must be <= min(m, n)),
+ * `updateProjGap`, `scale`. Not "mergeable" as an adapter: the weights are trained in place, so
+ * merge() is a no-op and state() holds the trained target weights. Trainable parameters: the
+ * targets' full sizes.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { z } from "zod";
+import { SingularValueDecomposition } from "ml-matrix";
+import { Linear } from "../models/linear.ts";
+import type { MethodDefinition, Optimizer, OptimizerOptions } from "./types.ts";
+import { loadStateInto, stateOf } from "./common.ts";
+import { checkRank } from "./lora.ts";
+import { selectTargets } from "./targets.ts";
+import { toMatrix } from "./diagnostics/linalg.ts";
+
+/** GaLore options. */
+export const galoreSchema = z.object({
+  /** Target preset or pattern (see targets.ts). */
+  targets: z.string().default("all-linear"),
+  /** Rank r of the gradient projection. */
+  rank: z.number().int().positive().default(128),
+  /** Updates between projection refreshes (the paper's T). */
+  updateProjGap: z.number().int().positive().default(200),
+  /** Scale alpha of the projected-back update. */
+  scale: z.number().positive().default(0.25),
+}).strict();
+
+/** GaLore options after defaults. */
+export type GaloreConfig = z.infer<typeof galoreSchema>;
+
+/**
+ * Top-r singular vectors of a gradient [m, n]: the left ones [m, r] when `left`, else the right ones
+ * [n, r].
+ */
+export function topSingularVectors(g: tf.Tensor2D, r: number, left: boolean): tf.Tensor2D {
+  const [m, n] = g.shape;
+  const svd = new SingularValueDecomposition(toMatrix(Float64Array.from(g.dataSync()), m, n), {
+    autoTranspose: true,
+    computeLeftSingularVectors: left,
+    computeRightSingularVectors: !left,
+  });
+  const vectors = left ? svd.leftSingularVectors : svd.rightSingularVectors;
+  const rows = left ? m : n;
+  const out = new Float32Array(rows * r);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < r; j++) out[i * r + j] = vectors.get(i, j);
+  return tf.tensor2d(out, [rows, r]);
+}
+
+/** The GaLore optimizer over 2-D variables (see the module doc). */
+export class GaLoreOptimizer implements Optimizer {
+  readonly vars: tf.Variable[];
+  readonly rank: number;
+  readonly updateProjGap: number;
+  readonly scale: number;
+  readonly options: Required<OptimizerOptions>;
+  /** Projection side per variable: left (P [m, r]) when m < n, else right (P [n, r]). */
+  readonly left: boolean[];
+  #m: tf.Variable[];
+  #v: tf.Variable[];
+  #p: (tf.Tensor2D | null)[];
+  #step = 0;
+  /** Number of projection refreshes so far. */
+  refreshes = 0;
+
+  constructor(vars: tf.Variable[], config: Omit<GaloreConfig, "targets">, options: OptimizerOptions = {}) {
+    this.vars = vars;
+    this.rank = config.rank;
+    this.updateProjGap = config.updateProjGap;
+    this.scale = config.scale;
+    this.options = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, clipNorm: 0, ...options };
+    for (const v of vars) {
+      if (v.rank !== 2) throw new Error(`GaLore projects 2-D weights only, got shape [${v.shape}]`);
+      if (this.rank > Math.min(...v.shape)) {
+        throw new Error(
+          `--rank ${this.rank} is impossible for a [${v.shape}] weight: at most ${Math.min(...v.shape)}`,
+        );
+      }
+    }
+    this.left = vars.map((v) => v.shape[0]! < v.shape[1]!);
+    const projected = (i: number): [number, number] =>
+      this.left[i] ? [this.rank, vars[i].shape[1]!] : [vars[i].shape[0]!, this.rank];
+    this.#m = vars.map((_, i) => tf.variable(tf.zeros(projected(i)), false));
+    this.#v = vars.map((_, i) => tf.variable(tf.zeros(projected(i)), false));
+    this.#p = vars.map(() => null);
+  }
+
+  /** Number of updates applied so far. */
+  get step(): number {
+    return this.#step;
+  }
+
+  /** The current projection of variable i (null before the first update). */
+  projection(i: number): tf.Tensor2D | null {
+    return this.#p[i];
+  }
+
+  /** Shapes of the Adam moments (projected: [r, n] or [m, r]). */
+  momentShapes(): number[][] {
+    return this.#m.map((m) => [...m.shape]);
+  }
+
+  /** fp32 bytes of moments and projections: 4 (2 r max(m, n) + r min(m, n)) per weight. */
+  get stateBytes(): number {
+    return this.vars.reduce((s, v, i) => s + 4 * (2 * this.#m[i].size + this.rank * Math.min(...v.shape)), 0);
+  }
+
+  apply(grads: tf.Tensor[], lr: number): tf.Scalar {
+    if (grads.length !== this.vars.length) {
+      throw new Error(`GaLore got ${grads.length} gradients for ${this.vars.length} variables`);
+    }
+    const refresh = this.#step % this.updateProjGap === 0;
+    if (refresh) this.refreshes++;
+    this.#step++;
+    const { beta1, beta2, eps, weightDecay, clipNorm } = this.options;
+    const t = this.#step;
+    return tf.tidy(() => {
+      const norm = tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
+      let clip: tf.Scalar | number = 1;
+      if (clipNorm > 0) clip = tf.minimum(1, tf.div(clipNorm, tf.add(norm, 1e-6))) as tf.Scalar;
+      const c1 = 1 - Math.pow(beta1, t);
+      const c2 = 1 - Math.pow(beta2, t);
+      for (let i = 0; i < this.vars.length; i++) {
+        const g = (clip === 1 ? grads[i] : tf.mul(grads[i], clip)) as tf.Tensor2D;
+        if (refresh) {
+          this.#p[i]?.dispose();
+          this.#p[i] = tf.keep(topSingularVectors(g, this.rank, this.left[i]));
+        }
+        const p = this.#p[i]!;
+        const r = this.left[i] ? tf.matMul(p, g, true, false) : tf.matMul(g, p);
+        const m = tf.add(tf.mul(this.#m[i], beta1), tf.mul(r, 1 - beta1));
+        const v = tf.add(tf.mul(this.#v[i], beta2), tf.mul(tf.square(r), 1 - beta2));
+        this.#m[i].assign(m);
+        this.#v[i].assign(v);
+        const n = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), eps)) as tf.Tensor2D;
+        const back = this.left[i] ? tf.matMul(p, n) : tf.matMul(n, p, false, true);
+        let update = tf.mul(back, this.scale);
+        if (weightDecay > 0) update = tf.add(update, tf.mul(this.vars[i], weightDecay));
+        this.vars[i].assign(tf.sub(this.vars[i], tf.mul(update, lr)));
+      }
+      return tf.keep(norm);
+    });
+  }
+
+  dispose(): void {
+    tf.dispose([...this.#m, ...this.#v, ...this.#p.filter((p): p is tf.Tensor2D => p !== null)]);
+  }
+}
+
+/** GaLore: full-weight training with a low-rank-projected Adam state. */
+export const galore: MethodDefinition<GaloreConfig> = {
+  name: "galore",
+  description:
+    "full weights train; Adam state lives in a low-rank SVD projection of each gradient (Zhao et al. 2024)",
+  schema: galoreSchema,
+  mergeable: false,
+  apply: (model, config) => {
+    const targets = selectTargets(model, config.targets);
+    const weights = new Map<string, tf.Variable>();
+    for (const name of targets) {
+      const layer = model.linear(name);
+      if (!(layer instanceof Linear)) {
+        throw new Error(`method galore trains full weights; ${name} is not a plain fp32 linear (quantized?)`);
+      }
+      checkRank(config.rank, layer);
+      weights.set(`${name}.weight`, layer.weight);
+    }
+    const vars = [...weights.values()];
+    const before = vars.map((v) => v.trainable);
+    for (const v of vars) v.trainable = true;
+    return {
+      trainable: vars,
+      nominalRank: config.rank,
+      makeOptimizer: (options) => new GaLoreOptimizer(vars, config, options),
+      merge: () => {},
+      state: () => stateOf(weights),
+      loadState: (t) => loadStateInto(weights, t),
+      dispose: () => vars.forEach((v, i) => (v.trainable = before[i])),
+    };
+  },
+};

@@ -9,6 +9,7 @@ import { lora, rslora } from "./lora.ts";
 import { dora } from "./dora.ts";
 import { pissa } from "./pissa.ts";
 import { vera } from "./vera.ts";
+import { adalora } from "./adalora.ts";
 import { loha } from "./loha.ts";
 import { lokr } from "./lokr.ts";
 import { krona } from "./krona.ts";
@@ -45,6 +46,7 @@ const ALL: MethodDefinition<any>[] = [
   dora,
   pissa,
   vera,
+  adalora,
 ];
 
 /** Methods by name, in listing order. */

@@ -1,0 +1,323 @@
+/**
+ * AdaLoRA, adaptive budget allocation (Zhang et al., 2023, arXiv:2303.10512).
+ *
+ * Formula: dW = s P diag(Λ) Q with P [out, r] (PEFT `lora_B`), Λ [r] (`lora_E`), Q [r, in]
+ * (`lora_A`), r = initR, s = alpha / initR (PEFT divides lora_alpha by `ranknum`, which stays at
+ * init_r; we omit its +1e-5). Loss term (paper eq. 4):
+ *   orthReg · mean over adapted layers of (||P^T P - I||_F^2 + ||Q Q^T - I||_F^2)
+ * (squared norms as the paper's R(P, Q); averaged over layers as PEFT averages its per-matrix
+ * terms, so the weight does not grow with the number of layers; PEFT itself uses unsquared norms).
+ *
+ * Initialisation (paper Sec. 3.1, PEFT `reset_lora_parameters`): Λ = 0, P and Q ~ N(0, 0.02²)
+ * from `ctx.rng.fork(name + ".lora_B" / ".lora_A")`; the model is unchanged at init.
+ *
+ * Rank allocation (paper Sec. 3.2-3.3, PEFT `RankAllocator`), in the afterStep hook, with
+ * t = the 0-based update index + 1 (updates done) and T = ctx.totalSteps:
+ * - sensitivity of every entry w of P, Λ, Q: I = |w · grad| (after the update, as PEFT calls
+ *   `update_and_allocate` after `optimizer.step()`); smoothed Ī = β1 Ī + (1-β1) I and uncertainty
+ *   Ū = β2 Ū + (1-β2) |I - Ī|; entry score Ī · Ū; triplet score
+ *   S_i = score(Λ_i) + mean_j score(P_ji) + mean_j score(Q_ij). Importance is updated while t < T - tfinal.
+ * - budget (PEFT `budget_schedule`, paper eq. 11): b(t) = initR·n for t <= tinit; targetR·n for
+ *   t > T - tfinal; otherwise floor((initR·n - targetR·n)(1 - (t - tinit)/(T - tfinal - tinit))^3 + targetR·n),
+ *   allocating when t % deltaT == 0; n = number of adapted layers.
+ * - allocation: the initR·n - b(t) lowest-scored triplets over all layers get Λ_i = 0. Exactly that
+ *   many (ties broken by layer order, then index), where PEFT's kthvalue threshold with `<=` may
+ *   mask more on ties. The mask is re-applied after every update until the next allocation ("keep
+ *   masked"; PEFT re-applies it only at allocations before the final phase, the same for deltaT = 1).
+ * - at t = T - tfinal the allocation is forced to the target budget and frozen: the pattern is
+ *   re-applied after every later update (PEFT `mask_using_rank_pattern`) and the scores are dropped.
+ *   With t counting updates done, even tfinal = 0 ends on the target budget.
+ *
+ * Options and defaults: initR 12, targetR 8, alpha 16 (the project's LoRA default; PEFT's is 8),
+ * beta1 = beta2 = 0.85 (PEFT), orthReg 0.1 (the paper's γ; PEFT defaults to 0.5), deltaT 1 (PEFT),
+ * tinit = floor(10%·T), tfinal = floor(20%·T) unless given (PEFT defaults both to 0 steps; the paper's
+ * runs use warm-up and final phases of a few percent to a third of training). Needs tinit < T - tfinal.
+ *
+ * Trainable parameters per adapted layer: initR (in + out + 1). nominalRank = targetR.
+ * Mergeable: merge writes W + s P diag(Λ) Q (masked triplets contribute nothing).
+ * PEFT export: `AdaLoraConfig` and tensors `lora_A` [r, in], `lora_B` [out, r], `lora_E` [r, 1] per
+ * module, resized to the kept triplets with `rank_pattern` (keyed `model.layers.N.self_attn.q_proj.lora_E`)
+ * once an allocation happened, as PEFT's `resize_state_dict_by_rank_pattern` saves them.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { z } from "zod";
+import type { LinearModule } from "../models/linear.ts";
+import type { MethodDefinition, NamedArray } from "./types.ts";
+import { selectTargets } from "./targets.ts";
+import { peftModuleName, peftTargetModules, trainableVariable, wrapLinears } from "./common.ts";
+import { LoraLinear } from "./lora.ts";
+import { loraVariantMethod, namedArray } from "./lora_variants.ts";
+
+/** AdaLoRA options. */
+export const adaloraSchema = z.object({
+  /** Target preset or pattern (see targets.ts). */
+  targets: z.string().default("q+v"),
+  /** Rank of every layer before allocation (PEFT init_r). */
+  initR: z.number().int().positive().default(12),
+  /** Average rank per layer after allocation: total budget targetR x layers (PEFT target_r). */
+  targetR: z.number().int().positive().default(8),
+  /** Scaling numerator: s = alpha / initR. */
+  alpha: z.number().positive().default(16),
+  /** Warm-up updates before any pruning (default 10% of the run's updates). */
+  tinit: z.number().int().nonnegative().optional(),
+  /** Final updates with a frozen rank pattern (default 20% of the run's updates). */
+  tfinal: z.number().int().nonnegative().optional(),
+  /** Updates between two allocations during the budget decrease. */
+  deltaT: z.number().int().positive().default(1),
+  /** EMA factor of the sensitivity. */
+  beta1: z.number().gt(0).lt(1).default(0.85),
+  /** EMA factor of the uncertainty. */
+  beta2: z.number().gt(0).lt(1).default(0.85),
+  /** Weight of the orthogonality regularizer. */
+  orthReg: z.number().nonnegative().default(0.1),
+}).strict();
+
+/** AdaLoRA options after defaults. */
+export type AdaloraConfig = z.infer<typeof adaloraSchema>;
+
+/** The budget schedule's constants. */
+export interface BudgetSchedule {
+  initBudget: number;
+  targetBudget: number;
+  tinit: number;
+  tfinal: number;
+  totalSteps: number;
+  deltaT: number;
+}
+
+/** Total rank budget after t updates and whether to allocate now (PEFT `budget_schedule`). */
+export function adaloraBudget(t: number, s: BudgetSchedule): { budget: number; mask: boolean } {
+  if (t <= s.tinit) return { budget: s.initBudget, mask: false };
+  if (t > s.totalSteps - s.tfinal) return { budget: s.targetBudget, mask: true };
+  const coeff = 1 - (t - s.tinit) / (s.totalSteps - s.tfinal - s.tinit);
+  return {
+    budget: Math.floor((s.initBudget - s.targetBudget) * coeff ** 3 + s.targetBudget),
+    mask: t % s.deltaT === 0,
+  };
+}
+
+/** An SVD-form layer: s P diag(Λ) Q, with `b` = P and `a` = Q. */
+export class AdaloraLinear extends LoraLinear {
+  /** Λ [r]. */
+  readonly lambda: tf.Variable;
+
+  constructor(base: LinearModule, q: tf.Variable, p: tf.Variable, lambda: tf.Variable, scale: number) {
+    super(base, q, p, scale);
+    this.lambda = lambda;
+  }
+
+  override forward(x: tf.Tensor2D): tf.Tensor2D {
+    const low = tf.matMul(tf.mul(tf.matMul(x, this.a, false, true), this.lambda), this.b, false, true);
+    return tf.add(this.base.forward(x), tf.mul(low, this.scale));
+  }
+
+  override delta(): tf.Tensor2D {
+    return tf.tidy(() =>
+      tf.mul(tf.matMul(this.b, tf.mul(this.a, tf.reshape(this.lambda, [-1, 1]))), this.scale) as tf.Tensor2D
+    );
+  }
+
+  /** ||P^T P - I||_F^2 + ||Q Q^T - I||_F^2. */
+  orthogonality(eye: tf.Tensor2D): tf.Scalar {
+    const p = tf.sub(tf.matMul(this.b, this.b, true, false), eye);
+    const q = tf.sub(tf.matMul(this.a, this.a, false, true), eye);
+    return tf.add(tf.sum(tf.square(p)), tf.sum(tf.square(q))) as tf.Scalar;
+  }
+}
+
+/** Smoothed sensitivity Ī and uncertainty Ū of one variable. */
+interface Importance {
+  ipt: tf.Tensor;
+  unc: tf.Tensor;
+}
+
+/** AdaLoRA. */
+export const adalora: MethodDefinition<AdaloraConfig> = {
+  name: "adalora",
+  description: "SVD-form LoRA whose rank budget is reallocated by sensitivity scores (Zhang et al. 2023)",
+  schema: adaloraSchema,
+  mergeable: true,
+  apply(model, config, ctx) {
+    const targets = selectTargets(model, config.targets);
+    const r = config.initR;
+    if (config.targetR > r) throw new Error(`--target-r ${config.targetR} exceeds --init-r ${r}`);
+    const total = ctx.totalSteps;
+    const schedule: BudgetSchedule = {
+      initBudget: r * targets.length,
+      targetBudget: config.targetR * targets.length,
+      tinit: config.tinit ?? Math.floor(0.1 * total),
+      tfinal: config.tfinal ?? Math.floor(0.2 * total),
+      totalSteps: total,
+      deltaT: config.deltaT,
+    };
+    if (!(schedule.tinit < total - schedule.tfinal)) {
+      throw new Error(
+        `adalora needs tinit < total steps - tfinal, got tinit ${schedule.tinit}, tfinal ${schedule.tfinal}, ` +
+          `${total} steps`,
+      );
+    }
+    const scale = config.alpha / r;
+    const vars = new Map<string, tf.Variable>();
+    const { wrapped, restore } = wrapLinears(model, targets, (base, name) => {
+      const max = Math.min(base.inFeatures, base.outFeatures);
+      if (r > max) {
+        throw new Error(
+          `--init-r ${r} is impossible for ${name} [${base.outFeatures}x${base.inFeatures}]: at most ${max}`,
+        );
+      }
+      const q = trainableVariable(ctx.rng.fork(`${name}.lora_A`).normalArray(r * base.inFeatures, 0.02), [
+        r,
+        base.inFeatures,
+      ]);
+      const p = trainableVariable(ctx.rng.fork(`${name}.lora_B`).normalArray(base.outFeatures * r, 0.02), [
+        base.outFeatures,
+        r,
+      ]);
+      const lambda = trainableVariable(new Float32Array(r), [r]);
+      vars.set(`${name}.lora_A`, q);
+      vars.set(`${name}.lora_B`, p);
+      vars.set(`${name}.lora_E`, lambda);
+      return new AdaloraLinear(base, q, p, lambda, scale);
+    });
+    const layers = [...wrapped.values()];
+    const eye = tf.eye(r) as tf.Tensor2D;
+
+    // Importance EMAs per variable, the current mask per layer and whether it is final.
+    const importance = new Map<tf.Variable, Importance>();
+    let masks: tf.Tensor1D[] | null = null;
+    let frozenPattern = false;
+
+    const updateImportance = (grads: Map<tf.Variable, tf.Tensor>) => {
+      const { beta1, beta2 } = config;
+      for (const v of vars.values()) {
+        const g = grads.get(v);
+        if (!g) continue;
+        const old = importance.get(v);
+        const next = tf.tidy(() => {
+          const cur = tf.abs(tf.mul(v, g));
+          const ipt = old ? tf.add(tf.mul(old.ipt, beta1), tf.mul(cur, 1 - beta1)) : tf.mul(cur, 1 - beta1);
+          const dev = tf.abs(tf.sub(cur, ipt));
+          const unc = old ? tf.add(tf.mul(old.unc, beta2), tf.mul(dev, 1 - beta2)) : tf.mul(dev, 1 - beta2);
+          return { ipt, unc };
+        });
+        if (old) tf.dispose([old.ipt, old.unc]);
+        importance.set(v, next);
+      }
+    };
+
+    const score = (v: tf.Variable, axis: number | null): tf.Tensor1D => {
+      const e = importance.get(v);
+      if (!e) return tf.zeros([r]);
+      const s = tf.mul(e.ipt, e.unc);
+      return (axis === null ? s : tf.mean(s, axis)) as tf.Tensor1D;
+    };
+
+    /** Triplet scores per layer [n][r]. */
+    const tripletScores = (): Float32Array[] =>
+      layers.map((l) =>
+        tf.tidy(() =>
+          tf.addN([score(l.lambda, null), score(l.b, 0), score(l.a, 1)]).dataSync() as Float32Array
+        )
+      );
+
+    const allocate = (budget: number) => {
+      const scores = tripletScores();
+      const all: { s: number; layer: number; i: number }[] = [];
+      scores.forEach((s, layer) => s.forEach((v, i) => all.push({ s: v, layer, i })));
+      all.sort((x, y) => x.s - y.s || x.layer - y.layer || x.i - y.i);
+      const keep = scores.map(() => new Float32Array(r).fill(1));
+      for (let k = 0; k < schedule.initBudget - budget; k++) keep[all[k].layer][all[k].i] = 0;
+      if (masks) tf.dispose(masks);
+      masks = keep.map((m) => tf.tensor1d(m));
+    };
+
+    const applyMasks = () => {
+      if (!masks) return;
+      layers.forEach((l, i) => tf.tidy(() => l.lambda.assign(tf.mul(l.lambda, masks![i]))));
+    };
+
+    const dropImportance = () => {
+      for (const e of importance.values()) tf.dispose([e.ipt, e.unc]);
+      importance.clear();
+    };
+
+    const method = loraVariantMethod({
+      model,
+      ctx,
+      vars,
+      wrapped,
+      restore,
+      owned: [eye],
+      nominalRank: config.targetR,
+    });
+    return {
+      ...method,
+      regularizer: () =>
+        tf.mul(tf.addN(layers.map((l) => l.orthogonality(eye))), config.orthReg / layers.length) as tf.Scalar,
+      afterStep: (grads, step) => {
+        const t = step + 1;
+        const finalAt = total - schedule.tfinal;
+        if (!frozenPattern && t < finalAt) {
+          updateImportance(grads);
+          const { budget, mask } = adaloraBudget(t, schedule);
+          if (mask) allocate(budget);
+        } else if (!frozenPattern) {
+          allocate(schedule.targetBudget);
+          frozenPattern = true;
+          dropImportance();
+        }
+        applyMasks();
+      },
+      peftExport: () => {
+        const tensors = new Map<string, NamedArray>();
+        const rankPattern: Record<string, boolean[]> = {};
+        layers.forEach((l, li) => {
+          const m = peftModuleName(l.name);
+          const keep = masks ? Array.from(masks[li].dataSync(), (x) => x > 0) : new Array(r).fill(true);
+          const kept = keep.flatMap((k, i) => (k ? [i] : []));
+          const parts = tf.tidy(() => {
+            const idx = tf.tensor1d(kept, "int32");
+            return [
+              tf.gather(l.a, idx, 0),
+              tf.gather(l.b, idx, 1),
+              tf.reshape(tf.gather(l.lambda, idx), [-1, 1]),
+            ];
+          });
+          ["lora_A", "lora_B", "lora_E"].forEach((n, i) => tensors.set(`${m}.${n}`, namedArray(parts[i])));
+          tf.dispose(parts);
+          if (masks) rankPattern[`${m.replace(/^base_model\.model\./, "")}.lora_E`] = keep;
+        });
+        return {
+          config: {
+            peft_type: "ADALORA",
+            task_type: "CAUSAL_LM",
+            init_r: r,
+            target_r: config.targetR,
+            lora_alpha: config.alpha,
+            lora_dropout: 0,
+            target_modules: peftTargetModules(targets),
+            tinit: schedule.tinit,
+            tfinal: schedule.tfinal,
+            deltaT: config.deltaT,
+            beta1: config.beta1,
+            beta2: config.beta2,
+            orth_reg_weight: config.orthReg,
+            total_step: total,
+            rank_pattern: masks ? rankPattern : null,
+            bias: "none",
+            fan_in_fan_out: false,
+            init_lora_weights: true,
+            base_model_name_or_path: null,
+          },
+          tensors,
+        };
+      },
+      dispose: () => {
+        method.dispose();
+        dropImportance();
+        if (masks) tf.dispose(masks);
+      },
+    };
+  },
+};

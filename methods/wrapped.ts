@@ -48,8 +48,8 @@ export abstract class AdaptedLinear implements LinearModule {
 
 /**
  * Replace each wrapped layer by a plain frozen layer holding W + dW and, where the method changes
- * or creates a bias, a new frozen bias variable (`mergeDeltas` of lora.ts for methods whose bias
- * may change).
+ * or creates a bias, a new frozen bias variable (lora.ts's `mergeDeltas` always keeps the base bias;
+ * LoHa, LoKr and KronA use that one).
  */
 export function mergeWithBias(
   model: LlamaModel,

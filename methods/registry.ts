@@ -10,6 +10,7 @@ import { dora } from "./dora.ts";
 import { pissa } from "./pissa.ts";
 import { vera } from "./vera.ts";
 import { adalora } from "./adalora.ts";
+import { orthogeolora } from "./orthogeolora.ts";
 import { loha } from "./loha.ts";
 import { lokr } from "./lokr.ts";
 import { krona } from "./krona.ts";
@@ -47,6 +48,7 @@ const ALL: MethodDefinition<any>[] = [
   pissa,
   vera,
   adalora,
+  orthogeolora,
 ];
 
 /** Methods by name, in listing order. */

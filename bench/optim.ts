@@ -4,6 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { variableOf } from "../models/variables.ts";
 
 /** AdamW hyperparameters. */
 export interface AdamWOptions {
@@ -31,8 +32,8 @@ export class AdamW {
   constructor(vars: tf.Variable[], options: AdamWOptions = {}) {
     this.vars = vars;
     this.options = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, clipNorm: 0, ...options };
-    this.#m = vars.map((v) => tf.variable(tf.zerosLike(v), false));
-    this.#v = vars.map((v) => tf.variable(tf.zerosLike(v), false));
+    this.#m = vars.map((v) => variableOf(() => tf.zerosLike(v), false));
+    this.#v = vars.map((v) => variableOf(() => tf.zerosLike(v), false));
   }
 
   /** Number of updates applied so far. */
@@ -101,6 +102,10 @@ export function learningRate(step: number, o: ScheduleOptions): number {
   const progress = Math.min(1, (step - warmup) / decaySteps);
   const min = o.minRatio ?? 0;
   const decay = o.decay ?? "cosine";
-  const factor = decay === "constant" ? 1 : decay === "linear" ? 1 - progress : 0.5 * (1 + Math.cos(Math.PI * progress));
+  const factor = decay === "constant"
+    ? 1
+    : decay === "linear"
+    ? 1 - progress
+    : 0.5 * (1 + Math.cos(Math.PI * progress));
   return o.lr * (min + (1 - min) * factor);
 }

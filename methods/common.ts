@@ -4,6 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { variableOf } from "../models/variables.ts";
 import { Linear, type LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import type { Rng } from "../models/rng.ts";
@@ -11,7 +12,7 @@ import type { MethodContext, NamedArray } from "./types.ts";
 
 /** A trainable float32 variable from data (unnamed: tfjs registers names globally). */
 export function trainableVariable(data: Float32Array, shape: number[]): tf.Variable {
-  return tf.variable(tf.tensor(data, shape, "float32"), true);
+  return variableOf(() => tf.tensor(data, shape, "float32"), true);
 }
 
 /** A trainable variable filled with a constant. */
@@ -89,7 +90,7 @@ export function plainContext(rng: Rng, totalSteps = 100): MethodContext {
     rng,
     totalSteps,
     makeFrozenLinear: (name, weight, bias) =>
-      new Linear(name, tf.variable(tf.clone(weight), false) as tf.Variable<tf.Rank.R2>, bias),
+      new Linear(name, variableOf(() => tf.clone(weight), false), bias),
   };
 }
 

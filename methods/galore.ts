@@ -32,6 +32,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { variableOf } from "../models/variables.ts";
 import { z } from "zod";
 import { SingularValueDecomposition } from "ml-matrix";
 import { Linear } from "../models/linear.ts";
@@ -107,8 +108,8 @@ export class GaLoreOptimizer implements Optimizer {
     this.left = vars.map((v) => v.shape[0]! < v.shape[1]!);
     const projected = (i: number): [number, number] =>
       this.left[i] ? [this.rank, vars[i].shape[1]!] : [vars[i].shape[0]!, this.rank];
-    this.#m = vars.map((_, i) => tf.variable(tf.zeros(projected(i)), false));
-    this.#v = vars.map((_, i) => tf.variable(tf.zeros(projected(i)), false));
+    this.#m = vars.map((_, i) => variableOf(() => tf.zeros(projected(i)), false));
+    this.#v = vars.map((_, i) => variableOf(() => tf.zeros(projected(i)), false));
     this.#p = vars.map(() => null);
   }
 

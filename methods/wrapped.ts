@@ -5,6 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { variableOf } from "../models/variables.ts";
 import type { LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import type { AppliedMethod, MethodContext } from "./types.ts";
@@ -59,7 +60,7 @@ export function mergeWithBias(
   for (const [name, layer] of layers) {
     const merged = tf.tidy(() => tf.add(layer.base.denseWeight(), layer.delta()) as tf.Tensor2D);
     const b = layer.mergedBias();
-    const bias = b ? tf.variable(b, false) : layer.base.bias;
+    const bias = b ? variableOf(() => b, false) : layer.base.bias;
     b?.dispose();
     model.linears.set(name, ctx.makeFrozenLinear(name, merged, bias));
     merged.dispose();

@@ -17,6 +17,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { variableOf } from "./variables.ts";
 import { type LlamaConfig, validateConfig } from "./config.ts";
 import { Linear, type LinearModule } from "./linear.ts";
 import type { Rng } from "./rng.ts";
@@ -151,7 +152,7 @@ export class LlamaModel {
         );
       }
       // Unnamed: tfjs registers variable names globally, and several models may be alive at once.
-      params.set(name, tf.variable(tf.tensor(data, shape, "float32"), false));
+      params.set(name, variableOf(() => tf.tensor(data, shape, "float32"), false));
     }
     for (const name of weights.keys()) {
       if (!shapes.has(name)) {

@@ -1,0 +1,129 @@
+/**
+ * `deno task bench`: run one configuration (for one or several seeds) and write a run record per
+ * seed. With no flags it runs the default task (wordnet-lex classification) with LoRA on the
+ * embedded default model.
+ * @module
+ */
+import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "./args.ts";
+import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from "../models/backend.ts";
+import { buildRunConfigs, checkRunConfig } from "./config.ts";
+import { executeRun } from "./run.ts";
+import { recordPath, type RunRecord, writeRecord } from "./record.ts";
+import { METHODS } from "../methods/registry.ts";
+import { knownDatasets } from "../datasets/registry.ts";
+import { summaryTable } from "./summary.ts";
+
+/** Every flag of `bench` (shared with `sweep` for fixed options). */
+export const BENCH_SPEC = {
+  method: { type: "string", default: "lora", help: "PEFT method (see --list-methods)" },
+  rank: { type: "string", help: "adapter rank (LoRA family)" },
+  alpha: { type: "string", help: "adapter scaling numerator alpha" },
+  targets: {
+    type: "string",
+    help: "target layers: q+v, q+k+v, q+k+v+o, attn, mlp, all-linear, q,v,down or re:PATTERN",
+  },
+  opt: {
+    type: "string",
+    multiple: true,
+    help: "method option KEY=VALUE (repeatable), e.g. --opt bottleneck=16",
+  },
+  quant: {
+    type: "string",
+    default: "none",
+    help: "frozen-base quantization: none|fp16|bf16|int8|llm-int8|int4|nf4|fp4",
+  },
+  "double-quant": {
+    type: "boolean",
+    default: false,
+    help: "quantize the 4-bit schemes' block constants (QLoRA)",
+  },
+  "block-size": { type: "string", help: "quantization block size (4-bit schemes; default 64)" },
+  task: { type: "string", help: "classify|retrieve|lm (default: the dataset's task)" },
+  dataset: { type: "string", default: "wordnet-lex", help: "dataset (see --list-datasets)" },
+  model: {
+    type: "string",
+    default: "default",
+    help: "model: 'default' (embedded), a Hugging Face folder or llama2.c .bin",
+  },
+  "train-size": { type: "string", help: "training examples (nested seeded subset)" },
+  "train-per-class": { type: "string", help: "training examples per class (classification)" },
+  "split-seed": { type: "string", default: "0", help: "seed of the dataset's train-subset order" },
+  epochs: { type: "string", default: "3", help: "passes over the training set" },
+  steps: { type: "string", help: "optimizer updates (overrides --epochs)" },
+  "batch-size": { type: "string", default: "16", help: "examples per micro-batch" },
+  "grad-accum": { type: "string", default: "1", help: "micro-batches per update" },
+  lr: { type: "string", default: "0.002", help: "peak learning rate of the method's parameters" },
+  "head-lr": { type: "string", default: "0.005", help: "peak learning rate of the task head" },
+  warmup: { type: "string", default: "0.1", help: "warmup fraction of the updates" },
+  schedule: { type: "string", default: "cosine", help: "learning-rate decay: cosine|linear|constant" },
+  "weight-decay": { type: "string", default: "0", help: "AdamW decoupled weight decay" },
+  clip: { type: "string", default: "1", help: "global gradient-norm clipping (0: off)" },
+  "max-length": { type: "string", default: "48", help: "tokens per text (truncation; LM row length)" },
+  pooling: { type: "string", default: "mean", help: "sentence pooling: mean|last" },
+  temperature: { type: "string", default: "0.05", help: "InfoNCE temperature (retrieve)" },
+  "eval-every": { type: "string", default: "0", help: "evaluate on dev every N updates (0: never)" },
+  "max-eval": { type: "string", help: "evaluate on at most N items" },
+  seed: { type: "string", default: "0", help: "seed, or several: 0,1,2" },
+  backend: { type: "string", default: "auto", help: `compute backend: ${BACKEND_NAMES.join("|")}` },
+  out: { type: "string", default: "results", help: "folder for run records" },
+  diagnostics: {
+    type: "boolean",
+    default: false,
+    help: "record weight-update spectra and entanglement profiles",
+  },
+  "save-adapter": { type: "boolean", default: false, help: "save adapters under OUT/adapters/RUN_ID/" },
+  "repeat-check": {
+    type: "boolean",
+    default: false,
+    help: "run twice and report whether metrics are bit-identical",
+  },
+  "list-methods": { type: "boolean", default: false, help: "list methods and exit" },
+  "list-datasets": { type: "boolean", default: false, help: "list datasets and exit" },
+  help: { type: "boolean", default: false, help: "show this help" },
+} satisfies Record<string, OptionSpec>;
+
+if (import.meta.main) {
+  await runMain(async (startWork) => {
+    const { values } = parseCli(Deno.args, BENCH_SPEC);
+    if (values.help) return console.log(helpText("deno task bench [--method lora --rank 8 ...]", BENCH_SPEC));
+    if (values["list-methods"]) {
+      for (const m of METHODS.values()) console.log(`${m.name.padEnd(16)} ${m.description}`);
+      return;
+    }
+    if (values["list-datasets"]) {
+      for (const d of knownDatasets()) console.log(`${d.name.padEnd(18)} ${d.task.padEnd(9)} ${d.describe}`);
+      return;
+    }
+    const configs = buildRunConfigs(values as Record<string, unknown>);
+    const backend = await initBackend(configs[0].backend as BackendName);
+    console.error(describeBackend(backend));
+    await checkRunConfig(configs[0]); // loads the model and applies the method once: errors exit 2
+    startWork();
+    const out = values.out as string;
+    const records: RunRecord[] = [];
+    for (const config of configs) {
+      const record = await executeRun(config, {
+        backend,
+        saveAdapterDir: values["save-adapter"] ? `${out}/adapters` : undefined,
+      });
+      const path = await writeRecord(out, record);
+      records.push(record);
+      if (record.status === "failed") console.error(`run failed: ${record.error} (recorded in ${path})`);
+      if (values["repeat-check"]) {
+        const again = await executeRun(config, { backend });
+        const same = JSON.stringify(again.metrics) === JSON.stringify(record.metrics) &&
+          JSON.stringify(again.perItem) === JSON.stringify(record.perItem);
+        console.log(`repeat check (seed ${config.seed}): metrics ${same ? "bit-identical" : "DIFFER"}`);
+        if (!same) {
+          console.log(JSON.stringify({ first: record.metrics, second: again.metrics }));
+          throw new Error("the same config and seed gave different metrics on this backend");
+        }
+      }
+    }
+    console.log(summaryTable(records));
+    for (const r of records) console.log(`record: ${recordPath(out, r.runId)}`);
+    if (records.every((r) => r.status === "failed")) Deno.exit(1);
+  });
+}
+
+export { InputError, UsageError };

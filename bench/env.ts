@@ -1,0 +1,89 @@
+/**
+ * The context a run record keeps: versions, CPU, git commit and dirty flag, a calibration kernel.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { hostname } from "node:os";
+import type { BackendInfo } from "../models/backend.ts";
+import type { RunRecord } from "./record.ts";
+
+let gitCache: { commit: string | null; dirty: boolean | null } | undefined;
+
+/** Current git commit and whether the work tree has changes (null outside a repository). */
+export async function gitState(): Promise<{ commit: string | null; dirty: boolean | null }> {
+  if (gitCache) return gitCache;
+  const run = async (args: string[]) => {
+    try {
+      const out = await new Deno.Command("git", { args, stdout: "piped", stderr: "null" }).output();
+      return out.success ? new TextDecoder().decode(out.stdout).trim() : null;
+    } catch {
+      return null; // git missing or not permitted
+    }
+  };
+  const commit = await run(["rev-parse", "HEAD"]);
+  const status = commit ? await run(["status", "--porcelain", "--untracked-files=no"]) : null;
+  gitCache = { commit, dirty: status === null ? null : status.length > 0 };
+  return gitCache;
+}
+
+/** CPU model name from /proc/cpuinfo where readable. */
+export function cpuName(): string {
+  try {
+    const info = Deno.readTextFileSync("/proc/cpuinfo");
+    const m = /model name\s*:\s*(.+)/.exec(info);
+    return `${m ? m[1].trim() : "unknown CPU"} x${navigator.hardwareConcurrency}`;
+  } catch {
+    return `unknown CPU x${navigator.hardwareConcurrency}`;
+  }
+}
+
+/** The environment block of a run record. */
+export async function environment(backend: BackendInfo): Promise<RunRecord["env"]> {
+  const git = await gitState();
+  return {
+    deno: Deno.version.deno,
+    tfjs: tf.version_core,
+    backend: backend.name,
+    backendDetail: backend.detail,
+    cpu: cpuName(),
+    gitCommit: git.commit,
+    gitDirty: git.dirty,
+    startTime: new Date().toISOString(),
+    hostname: hostname(),
+  };
+}
+
+/**
+ * Calibration kernel: median ms of a 256^3 matmul on the active backend, timed in the same
+ * process as the run, so that latencies can be compared across machines and noisy moments
+ * (regression checks divide latencies by it).
+ */
+export async function calibrationMs(repeats = 7): Promise<number> {
+  const a = tf.randomUniform([256, 256], -1, 1, "float32", 1);
+  const b = tf.randomUniform([256, 256], -1, 1, "float32", 2);
+  const times: number[] = [];
+  for (let i = 0; i < repeats + 2; i++) {
+    const t0 = performance.now();
+    const c = tf.matMul(a, b);
+    await c.data();
+    c.dispose();
+    if (i >= 2) times.push(performance.now() - t0);
+  }
+  tf.dispose([a, b]);
+  return median(times);
+}
+
+/** Median of numbers. */
+export function median(values: number[]): number {
+  const s = [...values].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** p50/p95/mean of latencies (nearest-rank percentiles). */
+export function latencyStats(ms: number[]): { p50: number; p95: number; mean: number; n: number } {
+  if (ms.length === 0) return { p50: NaN, p95: NaN, mean: NaN, n: 0 };
+  const s = [...ms].sort((x, y) => x - y);
+  const rank = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
+  return { p50: rank(0.5), p95: rank(0.95), mean: s.reduce((a, b) => a + b, 0) / s.length, n: s.length };
+}

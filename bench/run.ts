@@ -1,0 +1,377 @@
+/**
+ * One benchmark run: load the model, quantize the frozen base, apply the method, train on the
+ * task, evaluate, measure time and memory, and return the run record. A run that fails (NaN loss,
+ * a method error, out of memory) returns a record with status `failed` and the reason.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { variableOf } from "../models/variables.ts";
+import type { BackendInfo } from "../models/backend.ts";
+import { countParameters } from "../models/config.ts";
+import { Linear, type LinearModule } from "../models/linear.ts";
+import { DEFAULT_MODEL_DIR, type LoadedModel, loadModel } from "../models/load.ts";
+import { Rng } from "../models/rng.ts";
+import { writeSafetensors } from "../models/safetensors.ts";
+import { writeFileAtomic } from "../models/io.ts";
+import { loadDataset } from "../datasets/registry.ts";
+import { getMethod, parseMethodConfig } from "../methods/registry.ts";
+import type { AppliedMethod, MethodContext, Optimizer } from "../methods/types.ts";
+import { QuantizedLinear } from "../methods/quant/linear.ts";
+import { validateQuantConfig } from "../methods/quant/config.ts";
+import { updateDiagnostics } from "../methods/diagnostics/spectrum.ts";
+import { entanglementProfile } from "../methods/diagnostics/entanglement.ts";
+import { AdamW, learningRate } from "./optim.ts";
+import { Progress } from "./progress.ts";
+import { calibrationMs, environment, latencyStats } from "./env.ts";
+import { type RunConfig, runIdOf, runName, type RunRecord, SCHEMA_VERSION } from "./record.ts";
+import type { TaskRunner } from "./tasks/types.ts";
+import { classifyTask } from "./tasks/classify.ts";
+import { retrieveTask } from "./tasks/retrieve.ts";
+import { lmTask } from "./tasks/lm.ts";
+import { join } from "node:path";
+
+/** Options of {@link executeRun} that do not change the run's identity. */
+export interface ExecuteOptions {
+  backend: BackendInfo;
+  /** Hide the progress bar (sweeps print their own). */
+  quiet?: boolean;
+  /** Save the adapter (safetensors, and the PEFT layout where the method has one) under this folder. */
+  saveAdapterDir?: string;
+}
+
+/** Frozen parameters' stored bytes and count (quantized layers count their packed bytes). */
+function frozenFootprint(
+  model: LoadedModel["model"],
+  trainable: Set<tf.Variable>,
+): { bytes: number; params: number } {
+  let bytes = 0;
+  let params = 0;
+  for (const v of model.params.values()) {
+    if (!trainable.has(v)) {
+      bytes += 4 * v.size;
+      params += v.size;
+    }
+  }
+  const seen = new Set<LinearModule>();
+  const visit = (l: LinearModule) => {
+    if (seen.has(l)) return;
+    seen.add(l);
+    if (l instanceof QuantizedLinear) {
+      bytes += l.weight.storedBytes;
+      params += l.inFeatures * l.outFeatures;
+    }
+    const base = (l as { base?: LinearModule }).base;
+    if (base) visit(base);
+  };
+  for (const l of model.linears.values()) visit(l);
+  return { bytes, params };
+}
+
+/** Replace every decoder linear by its quantized form, freeing the fp32 weights. */
+function quantizeBase(model: LoadedModel["model"], config: RunConfig): void {
+  if (config.quant.scheme === "none") return;
+  const q = validateQuantConfig(config.quant);
+  for (const [name, layer] of [...model.linears]) {
+    if (!name.startsWith("layers.")) continue;
+    const w = layer.denseWeight();
+    model.linears.set(name, QuantizedLinear.fromDense(name, w, q, layer.bias));
+    model.params.get(`${name}.weight`)?.dispose();
+    model.params.delete(`${name}.weight`);
+  }
+}
+
+async function measureInference(task: TaskRunner, count: number): Promise<number[]> {
+  const n = Math.min(count, Math.max(task.testItems, 1));
+  for (let i = 0; i < 3; i++) await task.inferOne(i); // warm-up: kernels compiled, caches filled
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await task.inferOne(i);
+    times.push(performance.now() - t0);
+  }
+  return times;
+}
+
+function buildTask(
+  loaded: LoadedModel,
+  config: RunConfig,
+  data: Awaited<ReturnType<typeof loadDataset>>,
+  rng: Rng,
+) {
+  const { model, tokenizer } = loaded;
+  if (data.task !== config.task) {
+    throw new Error(
+      `dataset ${config.dataset} serves task '${data.task}', not '${config.task}'; use --task ${data.task}`,
+    );
+  }
+  if (data.task === "classify") {
+    return classifyTask(
+      model,
+      tokenizer,
+      data,
+      { maxLength: config.maxLength, pooling: config.pooling },
+      rng,
+    );
+  }
+  if (data.task === "retrieve") {
+    return retrieveTask(model, tokenizer, data, {
+      maxLength: config.maxLength,
+      pooling: config.pooling,
+      temperature: config.temperature,
+    }, rng);
+  }
+  return lmTask(model, tokenizer, data, { maxLength: config.maxLength });
+}
+
+/** Run one configuration end to end and return its record (never throws for run failures). */
+export async function executeRun(config: RunConfig, options: ExecuteOptions): Promise<RunRecord> {
+  const runId = await runIdOf(config);
+  const t0 = performance.now();
+  const record: RunRecord = {
+    schemaVersion: SCHEMA_VERSION,
+    runId,
+    name: runName(config),
+    status: "failed",
+    config,
+    metrics: {},
+    perItem: [],
+    curve: [],
+    timing: {
+      trainSeconds: 0,
+      totalSeconds: 0,
+      stepLatencyMs: latencyStats([]),
+      trainTokensPerSecond: 0,
+      inferLatencyMs: latencyStats([]),
+      calibrationMs: 0,
+    },
+    memory: {
+      peakTrainBytes: 0,
+      peakInferBytes: 0,
+      breakdown: { frozenWeights: 0, trainable: 0, optimizerState: 0, activations: 0 },
+      computed: ["activations"],
+      rssBytes: 0,
+      source: options.backend.name === "webgpu"
+        ? "tfjs tensor bytes on the GPU (webgpu buffers)"
+        : "tfjs tensor bytes (backend memory)",
+    },
+    size: { trainableParams: 0, totalParams: 0, adapterBytes: 0, frozenBytes: 0, bitsPerFrozenParam: 32 },
+    env: await environment(options.backend),
+  };
+  const startTensors = tf.memory().numTensors;
+  let loaded: LoadedModel | undefined;
+  let task: TaskRunner | undefined;
+  let applied: AppliedMethod | undefined;
+  const optimizers: Optimizer[] = [];
+  try {
+    record.timing.calibrationMs = await calibrationMs();
+    const rng = new Rng(config.seed);
+    loaded = await loadModel(config.model === "default" ? DEFAULT_MODEL_DIR : config.model);
+    const model = loaded.model;
+    const data = await loadDataset({
+      name: config.dataset,
+      splitSeed: config.splitSeed,
+      ...(config.trainSize ? { trainSize: config.trainSize } : {}),
+      ...(config.trainPerClass ? { trainPerClass: config.trainPerClass } : {}),
+    });
+    task = buildTask(loaded, config, data, rng.fork("task"));
+
+    // Quantization: the frozen model's latency before and after, then the packed base.
+    if (config.quant.scheme !== "none") {
+      record.timing.inferLatencyUnquantizedMs = latencyStats(await measureInference(task, 10));
+      quantizeBase(model, config);
+    }
+    const quant = config.quant.scheme === "none" ? null : validateQuantConfig(config.quant);
+    const method = getMethod(config.method);
+    const steps = config.steps ??
+      Math.ceil((config.epochs * task.trainItems) / (config.batchSize * config.gradAccum));
+    const ctx: MethodContext = {
+      rng: rng.fork("method"),
+      totalSteps: steps,
+      makeFrozenLinear: (name, weight, bias) =>
+        quant
+          ? QuantizedLinear.fromDense(name, weight, quant, bias)
+          : new Linear(name, variableOf(() => tf.clone(weight), false), bias),
+    };
+    applied = method.apply(model, parseMethodConfig(method, config.methodOptions), ctx);
+    const methodVars = applied.trainable;
+    const headVars = task.headVariables;
+    const allVars = [...methodVars, ...headVars];
+    const trainableSet = new Set(allVars);
+    const frozen = frozenFootprint(model, trainableSet);
+    const trainableParams = allVars.reduce((s, v) => s + v.size, 0);
+    record.size = {
+      trainableParams,
+      totalParams: countParameters(model.config) + trainableParams -
+        methodVars.filter((v) => [...model.params.values()].includes(v)).reduce((s, v) => s + v.size, 0),
+      adapterBytes: writeSafetensors(
+        new Map([...applied.state()].map(([n, t]) => [n, { data: t.data, shape: t.shape }])),
+      ).length,
+      frozenBytes: frozen.bytes,
+      bitsPerFrozenParam: frozen.params > 0 ? (8 * frozen.bytes) / frozen.params : 0,
+    };
+
+    // Training.
+    const optOptions = { weightDecay: config.weightDecay, clipNorm: config.clipNorm };
+    const methodOpt = methodVars.length > 0
+      ? applied.makeOptimizer?.(optOptions) ?? new AdamW(methodVars, optOptions)
+      : null;
+    const headOpt = headVars.length > 0 ? new AdamW(headVars, optOptions) : null;
+    for (const o of [methodOpt, headOpt]) if (o) optimizers.push(o);
+    const schedule = {
+      lr: config.lr,
+      totalSteps: steps,
+      warmupSteps: Math.round(config.warmupRatio * steps),
+      decay: config.schedule,
+    };
+    const orderRng = rng.fork("data-order");
+    let order: number[] = [];
+    const nextBatch = () => {
+      if (order.length < config.batchSize) {
+        order = order.concat(orderRng.shuffle(Array.from({ length: task!.trainItems }, (_, i) => i)));
+      }
+      return order.splice(0, config.batchSize);
+    };
+    const progress = new Progress(steps, record.name, options.quiet);
+    const stepTimes: number[] = [];
+    let tokens = 0;
+    const trainStart = performance.now();
+    const canTrain = allVars.length > 0 && steps > 0;
+    for (let step = 0; canTrain && step < steps; step++) {
+      const s0 = performance.now();
+      const lrScale = learningRate(step, schedule) / config.lr;
+      const update = async () => {
+        let lossSum = 0;
+        let acc: tf.Tensor[] | null = null;
+        for (let micro = 0; micro < config.gradAccum; micro++) {
+          const items = nextBatch();
+          tokens += task!.batchTokens(items);
+          const { value, grads } = tf.variableGrads(() => {
+            const loss = task!.loss(items);
+            return applied!.regularizer ? tf.add(loss, applied!.regularizer()) as tf.Scalar : loss;
+          }, allVars);
+          const list = allVars.map((v) => grads[v.name] ?? tf.zerosLike(v));
+          lossSum += (await value.data())[0];
+          value.dispose();
+          if (acc === null) acc = list;
+          else {
+            const prev: tf.Tensor[] = acc;
+            acc = prev.map((g, i) => tf.add(g, list[i]));
+            tf.dispose([...prev, ...list]);
+          }
+        }
+        let grads = acc!;
+        if (config.gradAccum > 1) {
+          const summed = grads;
+          grads = summed.map((g) => tf.div(g, config.gradAccum));
+          tf.dispose(summed);
+        }
+        const loss = lossSum / config.gradAccum;
+        if (!Number.isFinite(loss)) {
+          throw new Error(`loss became ${loss} at step ${step}; lower --lr or check the data`);
+        }
+        if (methodOpt) methodOpt.apply(grads.slice(0, methodVars.length), config.lr * lrScale).dispose();
+        if (headOpt) headOpt.apply(grads.slice(methodVars.length), config.headLr * lrScale).dispose();
+        applied!.afterStep?.(new Map(allVars.map((v, i) => [v, grads[i]])), step);
+        tf.dispose(grads);
+        return loss;
+      };
+      let loss: number;
+      if (step === 1) {
+        // Peak memory of a representative update (tf.profile tracks the engine's peak bytes).
+        let l = 0;
+        const info = await tf.profile(async () => {
+          l = await update();
+        });
+        record.memory.peakTrainBytes = info.peakBytes;
+        loss = l;
+      } else loss = await update();
+      stepTimes.push(performance.now() - s0);
+      const point: RunRecord["curve"][number] = { step, loss, lr: config.lr * lrScale };
+      if (config.evalEvery > 0 && (step + 1) % config.evalEvery === 0 && step + 1 < steps) {
+        const ev = await task.evaluate("dev", config.maxEval);
+        point.evalMetric = ev.metrics[task.primaryMetric];
+      }
+      record.curve.push(point);
+      progress.tick(1, `loss ${loss.toFixed(4)}`);
+    }
+    const trainSeconds = (performance.now() - trainStart) / 1000;
+
+    // Evaluation, latency and inference memory.
+    const evaluation = await task.evaluate("test", config.maxEval);
+    const inferTimes = await measureInference(task, 20);
+    const inferProfile = await tf.profile(async () => await task!.inferOne(0));
+    const optimizerBytes = optimizers.reduce((s, o) => s + o.stateBytes, 0);
+    const trainableBytes = 4 * trainableParams;
+    if (record.memory.peakTrainBytes === 0) record.memory.peakTrainBytes = inferProfile.peakBytes;
+    record.memory = {
+      ...record.memory,
+      peakInferBytes: inferProfile.peakBytes,
+      breakdown: {
+        frozenWeights: frozen.bytes,
+        trainable: trainableBytes,
+        optimizerState: optimizerBytes,
+        activations: Math.max(
+          0,
+          record.memory.peakTrainBytes - frozen.bytes - trainableBytes - optimizerBytes,
+        ),
+      },
+      rssBytes: Deno.memoryUsage().rss,
+    };
+    record.metrics = evaluation.metrics;
+    record.perItem = evaluation.perItem;
+    record.details = evaluation.details;
+    record.timing = {
+      ...record.timing,
+      trainSeconds,
+      stepLatencyMs: latencyStats(stepTimes),
+      trainTokensPerSecond: trainSeconds > 0 ? tokens / trainSeconds : 0,
+      inferLatencyMs: latencyStats(inferTimes),
+    };
+    if (config.diagnostics && applied.deltaWeights) record.diagnostics = diagnose(model, applied);
+    if (options.saveAdapterDir) await saveAdapter(join(options.saveAdapterDir, runId), applied);
+    record.status = "success";
+  } catch (err) {
+    record.status = "failed";
+    record.error = (err as Error).message.split("\n")[0];
+  } finally {
+    for (const o of optimizers) o.dispose();
+    applied?.dispose();
+    task?.dispose();
+    loaded?.model.dispose();
+    record.timing.totalSeconds = (performance.now() - t0) / 1000;
+    const leaked = tf.memory().numTensors - startTensors;
+    if (leaked > 0 && record.status === "success") {
+      record.details = { ...record.details, leakedTensors: leaked };
+    }
+  }
+  return record;
+}
+
+/** Spectra, effective rank and entanglement profile of each adapted layer's update. */
+function diagnose(model: LoadedModel["model"], applied: AppliedMethod): Record<string, unknown> {
+  const layers: Record<string, unknown> = {};
+  const deltas = applied.deltaWeights!();
+  for (const [name, dW] of deltas) {
+    const shape = dW.shape as [number, number];
+    const d = dW.dataSync() as Float32Array;
+    const w = tf.tidy(() => model.linear(name).denseWeight().dataSync() as Float32Array);
+    const norm = Math.hypot(...d.subarray(0, Math.min(d.length, 4096)));
+    const summary = updateDiagnostics(d, w, shape, applied.nominalRank ?? Math.min(...shape));
+    const entanglement = norm > 0 ? entanglementProfile(d, shape) : null;
+    layers[name] = { ...summary, entanglement };
+  }
+  tf.dispose([...deltas.values()]);
+  return { nominalRank: applied.nominalRank ?? null, layers };
+}
+
+/** Write the adapter's tensors (and the Hugging Face PEFT layout where available). */
+async function saveAdapter(dir: string, applied: AppliedMethod): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const state = applied.state();
+  await writeFileAtomic(join(dir, "adapter.safetensors"), writeSafetensors(state));
+  if (applied.peftExport) {
+    const { config, tensors } = applied.peftExport();
+    await writeFileAtomic(join(dir, "adapter_config.json"), JSON.stringify(config, null, 2) + "\n");
+    await writeFileAtomic(join(dir, "adapter_model.safetensors"), writeSafetensors(tensors));
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * `classify`: pooled final hidden state -> linear head -> cross-entropy.
+ * Metrics: accuracy, macro-F1, per-class F1 and the confusion matrix; per-item predictions.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { variableOf } from "../../models/variables.ts";
+import type { LlamaModel } from "../../models/llama.ts";
+import type { Tokenizer } from "../../models/tokenizers/types.ts";
+import type { Rng } from "../../models/rng.ts";
+import type { ClassificationDataset } from "../../datasets/types.ts";
+import { accuracy, confusionMatrix, macroF1, perClassScores } from "../metrics/classification.ts";
+import { chunks, encodeTexts, padBatch, pooledEmbedding, type Pooling } from "./encode.ts";
+import type { Evaluation, TaskRunner } from "./types.ts";
+
+/** Options of the classification task. */
+export interface ClassifyOptions {
+  maxLength: number;
+  pooling: Pooling;
+  evalBatch?: number;
+}
+
+/** Build the classification task on a model. */
+export function classifyTask(
+  model: LlamaModel,
+  tokenizer: Tokenizer,
+  data: ClassificationDataset,
+  options: ClassifyOptions,
+  rng: Rng,
+): TaskRunner {
+  const labelIndex = new Map(data.labels.map((l, i) => [l, i]));
+  for (const split of ["train", "test"] as const) {
+    for (const ex of data[split]) {
+      if (!labelIndex.has(ex.label)) {
+        throw new Error(`${split} example ${ex.id} has unknown label '${ex.label}'`);
+      }
+    }
+  }
+  const pad = tokenizer.padId ?? tokenizer.eosId ?? 0;
+  const enc = {
+    train: encodeTexts(tokenizer, data.train.map((e) => e.text), options.maxLength),
+    dev: encodeTexts(tokenizer, data.dev.map((e) => e.text), options.maxLength),
+    test: encodeTexts(tokenizer, data.test.map((e) => e.text), options.maxLength),
+  };
+  const classes = data.labels.length;
+  const dim = model.config.dim;
+  const head = variableOf(
+    () => tf.tensor2d(rng.fork("head").normalArray(classes * dim, 0.02), [classes, dim]),
+    true,
+  );
+  const headBias = variableOf(() => tf.zeros([classes]), true);
+  const trainLabels = data.train.map((e) => labelIndex.get(e.label)!);
+  const logitsOf = (seqs: number[][]) =>
+    tf.tidy(() => {
+      const batch = padBatch(seqs, pad);
+      const pooled = pooledEmbedding(model, batch, options.pooling);
+      tf.dispose([batch.ids, batch.mask]);
+      return tf.add(tf.matMul(pooled, head, false, true), headBias) as tf.Tensor2D;
+    });
+  const predict = async (split: "dev" | "test", count: number) => {
+    const preds: number[] = [];
+    for (const idx of chunks(count, options.evalBatch ?? 32)) {
+      const logits = logitsOf(idx.map((i) => enc[split][i]));
+      const arg = tf.argMax(logits, 1);
+      preds.push(...(await arg.data()));
+      tf.dispose([logits, arg]);
+    }
+    return preds;
+  };
+  return {
+    primaryMetric: "accuracy",
+    higherIsBetter: true,
+    headVariables: [head, headBias],
+    trainItems: data.train.length,
+    testItems: data.test.length,
+    loss(items) {
+      return tf.tidy(() => {
+        const logits = logitsOf(items.map((i) => enc.train[i]));
+        const targets = tf.cast(
+          tf.oneHot(tf.tensor1d(items.map((i) => trainLabels[i]), "int32"), classes),
+          "float32",
+        );
+        return tf.mean(tf.neg(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), 1))) as tf.Scalar;
+      });
+    },
+    batchTokens: (items) => items.reduce((s, i) => s + enc.train[i].length, 0),
+    async evaluate(split, maxItems): Promise<Evaluation> {
+      const examples = data[split].slice(0, maxItems ?? undefined);
+      const preds = await predict(split, examples.length);
+      const yTrue = examples.map((e) => e.label);
+      const yPred = preds.map((p) => data.labels[p]);
+      const perClass = perClassScores(yTrue, yPred, data.labels);
+      return {
+        metrics: { accuracy: accuracy(yTrue, yPred), macroF1: macroF1(yTrue, yPred, data.labels) },
+        perItem: examples.map((e, i) => ({
+          id: e.id,
+          label: e.label,
+          pred: yPred[i],
+          correct: yPred[i] === e.label ? 1 : 0,
+        })),
+        details: { perClass, confusion: confusionMatrix(yTrue, yPred, data.labels) },
+      };
+    },
+    async inferOne(index) {
+      const logits = logitsOf([enc.test[index % enc.test.length]]);
+      await logits.data();
+      logits.dispose();
+    },
+    dispose: () => tf.dispose([head, headBias]),
+  };
+}

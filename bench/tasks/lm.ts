@@ -1,0 +1,89 @@
+/**
+ * `lm`: causal language modelling. Training texts are packed (`BOS text EOS` concatenated) into
+ * rows of `maxLength` tokens; test texts are scored whole in rolling windows of the model's
+ * context. Metrics as lm-evaluation-harness defines them: token perplexity, byte perplexity and
+ * bits per byte; per-document NLL in the record.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { LlamaModel } from "../../models/llama.ts";
+import type { Tokenizer } from "../../models/tokenizers/types.ts";
+import type { LmDataset } from "../../datasets/types.ts";
+import { scoreText } from "../../models/score.ts";
+import { bitsPerByte, bytePerplexity, tokenPerplexity } from "../metrics/lm.ts";
+import type { Evaluation, TaskRunner } from "./types.ts";
+
+/** Options of the LM task. */
+export interface LmOptions {
+  maxLength: number;
+}
+
+/** Build the language-modelling task on a model. */
+export function lmTask(
+  model: LlamaModel,
+  tokenizer: Tokenizer,
+  data: LmDataset,
+  options: LmOptions,
+): TaskRunner {
+  const rowLen = Math.min(options.maxLength, model.config.maxSeqLen) + 1;
+  const stream: number[] = [];
+  for (const ex of data.train) {
+    if (tokenizer.bosId !== null) stream.push(tokenizer.bosId);
+    stream.push(...tokenizer.encode(ex.text));
+    if (tokenizer.eosId !== null) stream.push(tokenizer.eosId);
+  }
+  const rows = Math.floor(stream.length / rowLen);
+  if (rows === 0) {
+    throw new Error(`dataset ${data.name}: training text shorter than one row of ${rowLen} tokens`);
+  }
+  const row = (i: number) => stream.slice(i * rowLen, (i + 1) * rowLen);
+  return {
+    primaryMetric: "perplexity",
+    higherIsBetter: false,
+    headVariables: [],
+    trainItems: rows,
+    testItems: data.test.length,
+    loss: (items) =>
+      tf.tidy(() => model.lmLoss(tf.tensor2d(items.flatMap(row), [items.length, rowLen], "int32")).loss),
+    batchTokens: (items) => items.length * (rowLen - 1),
+    async evaluate(split, maxItems): Promise<Evaluation> {
+      if (split === "dev") split = "test"; // LM datasets have no dev split: evaluate on held-out text
+      const docs = data.test.slice(0, maxItems ?? undefined);
+      let nll = 0;
+      let tokens = 0;
+      let bytes = 0;
+      const perItem: Record<string, unknown>[] = [];
+      for (const d of docs) {
+        const s = await scoreText(model, tokenizer, d.text, 16);
+        nll += s.nll;
+        tokens += s.tokens;
+        bytes += s.bytes;
+        perItem.push({
+          id: d.id,
+          nll: s.nll,
+          tokens: s.tokens,
+          bytes: s.bytes,
+          perplexity: Math.exp(s.nll / s.tokens),
+        });
+      }
+      return {
+        metrics: {
+          perplexity: tokenPerplexity(nll, tokens),
+          bytePerplexity: bytePerplexity(nll, bytes),
+          bitsPerByte: bitsPerByte(nll, bytes),
+          meanNll: nll / tokens,
+        },
+        perItem,
+        details: { tokens, bytes, documents: docs.length },
+      };
+    },
+    async inferOne(index) {
+      const d = data.test[index % data.test.length];
+      const ids = tokenizer.encode(d.text, { bos: true }).slice(0, model.config.maxSeqLen);
+      const h = model.hidden(tf.tensor2d([ids], [1, ids.length], "int32"));
+      await h.data();
+      h.dispose();
+    },
+    dispose: () => {},
+  };
+}

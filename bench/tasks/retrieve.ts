@@ -1,0 +1,171 @@
+/**
+ * `retrieve`: a bi-encoder. Queries and documents are embedded by the same model (mean or
+ * last-token pooling), scored by cosine similarity, and trained with InfoNCE over in-batch
+ * negatives (plus one hard negative per query when the data has them):
+ * loss = -log softmax(cos(q_i, d_j) / temperature)_i over the batch's documents j.
+ * Metrics: MRR, Recall@k and NDCG@k for k in {1, 3, 5, 10} (graded relevance, trec_eval gain),
+ * computed over the evaluated split's own corpus; per-query values in the record.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { LlamaModel } from "../../models/llama.ts";
+import type { Tokenizer } from "../../models/tokenizers/types.ts";
+import type { Rng } from "../../models/rng.ts";
+import type { RetrievalDataset } from "../../datasets/types.ts";
+import { ndcg, recallAt, reciprocalRank } from "../metrics/ranking.ts";
+import { evaluate as evaluateRun } from "../metrics/ranking.ts";
+import { chunks, encodeTexts, l2Normalize, padBatch, pooledEmbedding, type Pooling } from "./encode.ts";
+import type { Evaluation, TaskRunner } from "./types.ts";
+
+/** Options of the retrieval task. */
+export interface RetrieveOptions {
+  maxLength: number;
+  pooling: Pooling;
+  temperature: number;
+  evalBatch?: number;
+  /** Documents kept per query in the run (default 100). */
+  depth?: number;
+}
+
+const CUTOFFS = [1, 3, 5, 10];
+
+/** Build the retrieval task on a model. */
+export function retrieveTask(
+  model: LlamaModel,
+  tokenizer: Tokenizer,
+  data: RetrievalDataset,
+  options: RetrieveOptions,
+  rng: Rng,
+): TaskRunner {
+  const pad = tokenizer.padId ?? tokenizer.eosId ?? 0;
+  const docText = new Map<string, string>();
+  for (const split of ["train", "dev", "test"] as const) {
+    for (const d of data.corpus[split]) docText.set(d.id, d.text);
+  }
+  // Training pairs: each train query with its most relevant document.
+  const pairs: { query: number[]; positive: string; negatives: string[] }[] = [];
+  for (const q of data.queries.train) {
+    const judged = [...(data.qrels.train.get(q.id) ?? new Map())].filter(([, r]) => r > 0).sort((a, b) =>
+      b[1] - a[1]
+    );
+    if (judged.length === 0) continue;
+    pairs.push({
+      query: encodeTexts(tokenizer, [q.text], options.maxLength)[0],
+      positive: judged[0][0],
+      negatives: (data.hardNegatives?.get(q.id) ?? []).filter((d) => docText.has(d)),
+    });
+  }
+  if (pairs.length === 0) throw new Error(`dataset ${data.name}: no training query has a relevant document`);
+  const docIds = new Map<string, number[]>();
+  const docTokens = (id: string) => {
+    let ids = docIds.get(id);
+    if (!ids) {
+      const text = docText.get(id);
+      if (text === undefined) throw new Error(`qrels name unknown document '${id}'`);
+      ids = encodeTexts(tokenizer, [text], options.maxLength)[0];
+      docIds.set(id, ids);
+    }
+    return ids;
+  };
+  const negRng = rng.fork("hard-negatives");
+  const embed = (seqs: number[][]) =>
+    tf.tidy(() => {
+      const batch = padBatch(seqs, pad);
+      return l2Normalize(pooledEmbedding(model, batch, options.pooling));
+    });
+  const embedAll = async (seqs: number[][]): Promise<Float32Array> => {
+    const out = new Float32Array(seqs.length * model.config.dim);
+    let row = 0;
+    for (const idx of chunks(seqs.length, options.evalBatch ?? 64)) {
+      const e = embed(idx.map((i) => seqs[i]));
+      out.set(await e.data() as Float32Array, row * model.config.dim);
+      row += idx.length;
+      e.dispose();
+    }
+    return out;
+  };
+  const testQueries = data.queries.test.map((q) => encodeTexts(tokenizer, [q.text], options.maxLength)[0]);
+  return {
+    primaryMetric: "mrr",
+    higherIsBetter: true,
+    headVariables: [],
+    trainItems: pairs.length,
+    testItems: testQueries.length,
+    loss(items) {
+      return tf.tidy(() => {
+        const docs: string[] = [];
+        const index = new Map<string, number>();
+        const add = (id: string) => {
+          if (!index.has(id)) {
+            index.set(id, docs.length);
+            docs.push(id);
+          }
+          return index.get(id)!;
+        };
+        const targets = items.map((i) => add(pairs[i].positive));
+        for (const i of items) {
+          const negs = pairs[i].negatives;
+          if (negs.length > 0) add(negs[negRng.int(negs.length)]);
+        }
+        const q = embed(items.map((i) => pairs[i].query));
+        const d = embed(docs.map(docTokens));
+        const logits = tf.div(tf.matMul(q, d, false, true), options.temperature);
+        // A positive shared by two queries of the batch is the target of both.
+        const onehot = tf.cast(tf.oneHot(tf.tensor1d(targets, "int32"), docs.length), "float32");
+        return tf.mean(tf.neg(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
+      });
+    },
+    batchTokens: (items) =>
+      items.reduce((s, i) => s + pairs[i].query.length + docTokens(pairs[i].positive).length, 0),
+    async evaluate(split, maxItems): Promise<Evaluation> {
+      const queries = data.queries[split].slice(0, maxItems ?? undefined);
+      const corpus = data.corpus[split];
+      const dim = model.config.dim;
+      const qEmb = await embedAll(queries.map((q) => encodeTexts(tokenizer, [q.text], options.maxLength)[0]));
+      const dEmb = await embedAll(corpus.map((d) => docTokens(d.id)));
+      const depth = options.depth ?? 100;
+      const run = new Map<string, Map<string, number>>();
+      const scores = tf.tidy(() =>
+        tf.matMul(
+          tf.tensor2d(qEmb, [queries.length, dim]),
+          tf.tensor2d(dEmb, [corpus.length, dim]),
+          false,
+          true,
+        )
+      );
+      const all = await scores.data();
+      scores.dispose();
+      queries.forEach((q, i) => {
+        const row = all.subarray(i * corpus.length, (i + 1) * corpus.length);
+        const top = Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, depth);
+        run.set(q.id, new Map(top.map((j) => [corpus[j].id, row[j]])));
+      });
+      const qrels = data.qrels[split];
+      const measures: Record<string, (r: readonly string[], j: ReadonlyMap<string, number>) => number> = {
+        mrr: (r, j) => reciprocalRank(r, j),
+      };
+      for (const k of CUTOFFS) {
+        measures[`recall@${k}`] = (r, j) => recallAt(r, j, k);
+        measures[`ndcg@${k}`] = (r, j) => ndcg(r, j, { k });
+      }
+      const metrics: Record<string, number> = {};
+      const perQuery = new Map<string, Record<string, unknown>>();
+      for (const [name, fn] of Object.entries(measures)) {
+        const ev = evaluateRun(qrels, run, fn);
+        metrics[name] = ev.mean;
+        for (const [q, v] of ev.perQuery) perQuery.set(q, { ...(perQuery.get(q) ?? { id: q }), [name]: v });
+      }
+      return {
+        metrics,
+        perItem: [...perQuery.values()],
+        details: { corpusSize: corpus.length, queries: queries.length },
+      };
+    },
+    async inferOne(index) {
+      const e = embed([testQueries[index % testQueries.length]]);
+      await e.data();
+      e.dispose();
+    },
+    dispose: () => {},
+  };
+}

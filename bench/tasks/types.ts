@@ -1,0 +1,37 @@
+/**
+ * The task contract: a task owns its data encoding, head, loss and evaluation; the harness owns
+ * the training loop and measurement.
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs-core";
+
+/** The outcome of an evaluation. */
+export interface Evaluation {
+  metrics: Record<string, number>;
+  perItem: Record<string, unknown>[];
+  details?: Record<string, unknown>;
+}
+
+/** A task bound to a model, a dataset and its options. */
+export interface TaskRunner {
+  /** Metric that decides quality ("accuracy", "mrr", "perplexity"). */
+  readonly primaryMetric: string;
+  /** Whether larger values of the primary metric are better. */
+  readonly higherIsBetter: boolean;
+  /** Task-specific trainable variables (classification head); trained with the head learning rate. */
+  readonly headVariables: tf.Variable[];
+  /** Training items per epoch. */
+  readonly trainItems: number;
+  /** Loss of a batch of training items (by index), computed inside the gradient tape. */
+  loss(items: number[]): tf.Scalar;
+  /** Tokens processed by a training batch (for tokens/s). */
+  batchTokens(items: number[]): number;
+  /** Evaluate on a split, at most `maxItems` items (all when null). */
+  evaluate(split: "dev" | "test", maxItems: number | null): Promise<Evaluation>;
+  /** Run inference on one test item (for per-item latency); returns after the result is read. */
+  inferOne(index: number): Promise<void>;
+  /** Number of test items available to inferOne. */
+  readonly testItems: number;
+  /** Free the task's tensors. */
+  dispose(): void;
+}

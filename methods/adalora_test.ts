@@ -5,14 +5,10 @@ import { Rng } from "../models/rng.ts";
 import { adalora, adaloraBudget, AdaloraLinear } from "./adalora.ts";
 import { plainContext } from "./common.ts";
 import { parseMethodConfig } from "./registry.ts";
-import {
-  applyTiny,
-  assertIdentityAtInit,
-  assertStateRoundTrip,
-  assertTrainsFrozenBase,
-  trainableCount,
-} from "./method_checks.ts";
-import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, tinyModel, trainSteps } from "./testing.ts";
+import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks.ts";
+import { TINY_CONFIG, tinyModel, trainSteps } from "./testing.ts";
+
+import { assertIdentityTrainsMerges } from "./lora_variants_testing.ts";
 
 await initBackend("cpu");
 
@@ -25,13 +21,7 @@ function nonzeroLambdas(state: Map<string, { data: Float32Array }>): number[] {
 }
 
 Deno.test("adalora: identity at init, trains with a frozen base, merges to the same function", () => {
-  assertIdentityAtInit(adalora, OPTS);
-  const { model, applied } = applyTiny(adalora, OPTS);
-  assertTrainsFrozenBase(model, applied, 5);
-  const adapted = logitsOf(model, tinyBatch());
-  applied.merge!();
-  assert.ok(maxAbsDiff(adapted, logitsOf(model, tinyBatch())) < 1e-5);
-  applied.dispose();
+  assertIdentityTrainsMerges(adalora, OPTS);
 });
 
 Deno.test("adalora: trainable parameters = initR (in + out + 1) per adapted layer", () => {

@@ -30,10 +30,16 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
-import { selectTargets } from "./targets.ts";
-import { kaimingUniform, peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
-import { checkRank, type LoraConfig, LoraLinear, loraPeftTensors, loraSchema } from "./lora.ts";
-import { detached, loraVariantMethod, namedArray, peftLoraConfig } from "./lora_variants.ts";
+import { peftModuleName, trainableVariable } from "./common.ts";
+import { type LoraConfig, LoraLinear, loraPeftTensors, loraSchema } from "./lora.ts";
+import {
+  detached,
+  kaimingVariable,
+  loraVariantMethod,
+  namedArray,
+  peftLoraConfig,
+  wrapLoraTargets,
+} from "./lora_variants.ts";
 
 /** A LoRA layer with DoRA's magnitude/direction decomposition. */
 export class DoraLinear extends LoraLinear {
@@ -94,14 +100,9 @@ export const dora: MethodDefinition<LoraConfig> = {
   schema: loraSchema,
   mergeable: true,
   apply(model, config, ctx) {
-    const targets = selectTargets(model, config.targets);
-    const scale = config.alpha / config.rank;
-    const vars = new Map<string, tf.Variable>();
     const norms: tf.Tensor[] = [];
-    const { wrapped, restore } = wrapLinears(model, targets, (base, name) => {
-      checkRank(config.rank, base);
-      const shapeA: [number, number] = [config.rank, base.inFeatures];
-      const a = trainableVariable(kaimingUniform(ctx.rng.fork(`${name}.lora_A`), shapeA), shapeA);
+    const { targets, wrapped, restore, vars } = wrapLoraTargets(model, config, (base, name, scale, vars) => {
+      const a = kaimingVariable(ctx.rng.fork(`${name}.lora_A`), [config.rank, base.inFeatures]);
       const b = trainableVariable(new Float32Array(base.outFeatures * config.rank), [
         base.outFeatures,
         config.rank,

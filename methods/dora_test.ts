@@ -2,27 +2,17 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../models/backend.ts";
 import { dora, DoraLinear } from "./dora.ts";
-import {
-  applyTiny,
-  assertIdentityAtInit,
-  assertStateRoundTrip,
-  assertTrainsFrozenBase,
-  trainableCount,
-} from "./method_checks.ts";
-import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch } from "./testing.ts";
+import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks.ts";
+import { maxAbsDiff, TINY_CONFIG } from "./testing.ts";
+
+import { assertIdentityTrainsMerges } from "./lora_variants_testing.ts";
 
 await initBackend("cpu");
 
 const OPTS = { rank: 4, alpha: 8, targets: "q+v" };
 
 Deno.test("dora: identity at init, trains with a frozen base, merges to the same function", () => {
-  assertIdentityAtInit(dora, OPTS);
-  const { model, applied } = applyTiny(dora, OPTS);
-  assertTrainsFrozenBase(model, applied, 5);
-  const adapted = logitsOf(model, tinyBatch());
-  applied.merge!();
-  assert.ok(maxAbsDiff(adapted, logitsOf(model, tinyBatch())) < 1e-5);
-  applied.dispose();
+  assertIdentityTrainsMerges(dora, OPTS);
 });
 
 Deno.test("DoRA's magnitude starts at the weight's norms", () => {

@@ -7,9 +7,19 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
-import type { AppliedMethod, MethodContext } from "./types.ts";
-import { loadStateInto, peftTargetModules, stateOf } from "./common.ts";
-import { mergeDeltas } from "./lora.ts";
+import type { Rng } from "../models/rng.ts";
+import type { AppliedMethod, MethodContext, NamedArray } from "./types.ts";
+import { selectTargets } from "./targets.ts";
+import {
+  kaimingUniform,
+  loadStateInto,
+  peftModuleName,
+  peftTargetModules,
+  stateOf,
+  trainableVariable,
+  wrapLinears,
+} from "./common.ts";
+import { checkRank, type LoraConfig, mergeDeltas } from "./lora.ts";
 
 /**
  * `fn` as a function whose inputs receive zero gradient (PyTorch's `.detach()`): tfjs has no
@@ -72,6 +82,45 @@ export function loraVariantMethod(p: LoraVariantParts): AppliedMethod {
       tf.dispose([...p.vars.values(), ...(p.owned ?? [])]);
     },
   };
+}
+
+/** A trainable Kaiming-uniform variable (LoRA's lora_A init) of the given shape. */
+export function kaimingVariable(rng: Rng, shape: [number, number]): tf.Variable {
+  return trainableVariable(kaimingUniform(rng, shape), shape);
+}
+
+/**
+ * Wrap the targets of a method with LoRA's options: checks the rank against each layer and calls
+ * `build(base, name, scale, vars)` with s = alpha / r and the map the layer's variables go into.
+ */
+export function wrapLoraTargets<T extends DeltaLayer>(
+  model: LlamaModel,
+  config: LoraConfig,
+  build: (base: LinearModule, name: string, scale: number, vars: Map<string, tf.Variable>) => T,
+): { targets: string[]; wrapped: Map<string, T>; restore: () => void; vars: Map<string, tf.Variable> } {
+  const targets = selectTargets(model, config.targets);
+  const vars = new Map<string, tf.Variable>();
+  const { wrapped, restore } = wrapLinears(model, targets, (base, name) => {
+    checkRank(config.rank, base);
+    return build(base, name, config.alpha / config.rank, vars);
+  });
+  return { targets, wrapped, restore, vars };
+}
+
+/** PEFT `lora_A.weight` / `lora_B.weight` tensors from each layer's LoRA-equivalent pair [A, B]. */
+export function loraPairTensors<T>(
+  wrapped: Map<string, T>,
+  pair: (layer: T) => [tf.Tensor, tf.Tensor],
+): Map<string, NamedArray> {
+  const tensors = new Map<string, NamedArray>();
+  for (const [name, l] of wrapped) {
+    const m = peftModuleName(name);
+    const [a, b] = tf.tidy(() => pair(l));
+    tensors.set(`${m}.lora_A.weight`, namedArray(a));
+    tensors.set(`${m}.lora_B.weight`, namedArray(b));
+    tf.dispose([a, b]);
+  }
+  return tensors;
 }
 
 /** The fields of a PEFT `LoraConfig` (adapter_config.json) for plain-LoRA-shaped exports. */

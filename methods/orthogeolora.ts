@@ -31,11 +31,16 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../models/linear.ts";
-import type { MethodDefinition, NamedArray } from "./types.ts";
-import { selectTargets } from "./targets.ts";
-import { kaimingUniform, peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
-import { checkRank, type LoraConfig, LoraLinear, loraSchema } from "./lora.ts";
-import { loraVariantMethod, namedArray, peftLoraConfig } from "./lora_variants.ts";
+import type { MethodDefinition } from "./types.ts";
+import { trainableVariable } from "./common.ts";
+import { type LoraConfig, LoraLinear, loraSchema } from "./lora.ts";
+import {
+  kaimingVariable,
+  loraPairTensors,
+  loraVariantMethod,
+  peftLoraConfig,
+  wrapLoraTargets,
+} from "./lora_variants.ts";
 
 /**
  * Orthonormalise the rows of x [r, n] (r <= n) by Gram-Schmidt with re-orthogonalisation: the Q
@@ -99,16 +104,10 @@ export const orthogeolora: MethodDefinition<LoraConfig> = {
   schema: loraSchema,
   mergeable: true,
   apply(model, config, ctx) {
-    const targets = selectTargets(model, config.targets);
     const r = config.rank;
-    const scale = config.alpha / r;
-    const vars = new Map<string, tf.Variable>();
-    const { wrapped, restore } = wrapLinears(model, targets, (base, name) => {
-      checkRank(r, base);
-      const shapeA: [number, number] = [r, base.inFeatures];
-      const shapeB: [number, number] = [base.outFeatures, r];
-      const a = trainableVariable(kaimingUniform(ctx.rng.fork(`${name}.lora_A`), shapeA), shapeA);
-      const b = trainableVariable(kaimingUniform(ctx.rng.fork(`${name}.lora_B`), shapeB), shapeB);
+    const { targets, wrapped, restore, vars } = wrapLoraTargets(model, config, (base, name, scale, vars) => {
+      const a = kaimingVariable(ctx.rng.fork(`${name}.lora_A`), [r, base.inFeatures]);
+      const b = kaimingVariable(ctx.rng.fork(`${name}.lora_B`), [base.outFeatures, r]);
       const sigma = trainableVariable(new Float32Array(r), [r]);
       vars.set(`${name}.lora_A`, a);
       vars.set(`${name}.lora_B`, b);
@@ -117,17 +116,10 @@ export const orthogeolora: MethodDefinition<LoraConfig> = {
     });
     return {
       ...loraVariantMethod({ model, ctx, vars, wrapped, restore, nominalRank: r }),
-      peftExport: () => {
-        const tensors = new Map<string, NamedArray>();
-        for (const [name, l] of wrapped) {
-          const m = peftModuleName(name);
-          const [a, b] = tf.tidy(() => [l.scaledAt(), tf.transpose(l.frames().bt)]);
-          tensors.set(`${m}.lora_A.weight`, namedArray(a));
-          tensors.set(`${m}.lora_B.weight`, namedArray(b));
-          tf.dispose([a, b]);
-        }
-        return { config: peftLoraConfig(targets, r, config.alpha), tensors };
-      },
+      peftExport: () => ({
+        config: peftLoraConfig(targets, r, config.alpha),
+        tensors: loraPairTensors(wrapped, (l) => [l.scaledAt(), tf.transpose(l.frames().bt)]),
+      }),
     };
   },
 };

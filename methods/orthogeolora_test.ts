@@ -2,14 +2,10 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../models/backend.ts";
 import { OrthoGeoLinear, orthogeolora, orthonormalRows } from "./orthogeolora.ts";
-import {
-  applyTiny,
-  assertIdentityAtInit,
-  assertStateRoundTrip,
-  assertTrainsFrozenBase,
-  trainableCount,
-} from "./method_checks.ts";
-import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, trainSteps } from "./testing.ts";
+import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks.ts";
+import { maxAbsDiff, TINY_CONFIG, trainSteps } from "./testing.ts";
+
+import { assertIdentityTrainsMerges } from "./lora_variants_testing.ts";
 
 await initBackend("cpu");
 
@@ -23,13 +19,7 @@ function orthError(rows: tf.Tensor2D): number {
 }
 
 Deno.test("orthogeolora: identity at init, trains with a frozen base, merges to the same function", () => {
-  assertIdentityAtInit(orthogeolora, OPTS);
-  const { model, applied } = applyTiny(orthogeolora, OPTS);
-  assertTrainsFrozenBase(model, applied, 5);
-  const adapted = logitsOf(model, tinyBatch());
-  applied.merge!();
-  assert.ok(maxAbsDiff(adapted, logitsOf(model, tinyBatch())) < 1e-5);
-  applied.dispose();
+  assertIdentityTrainsMerges(orthogeolora, OPTS);
 });
 
 Deno.test("orthogeolora: A^T A = I and B^T B = I after training, and the frames moved", () => {

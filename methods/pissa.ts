@@ -28,11 +28,10 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
 import { Linear, type LinearModule } from "../models/linear.ts";
-import type { MethodDefinition, NamedArray } from "./types.ts";
-import { selectTargets } from "./targets.ts";
-import { peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
-import { checkRank, type LoraConfig, LoraLinear, loraSchema } from "./lora.ts";
-import { loraVariantMethod, namedArray, peftLoraConfig } from "./lora_variants.ts";
+import type { MethodDefinition } from "./types.ts";
+import { trainableVariable } from "./common.ts";
+import { type LoraConfig, LoraLinear, loraSchema } from "./lora.ts";
+import { loraPairTensors, loraVariantMethod, peftLoraConfig, wrapLoraTargets } from "./lora_variants.ts";
 
 /** PiSSA factors of a row-major weight [out, in]: A0 [r, in], B0 [out, r] and the residual. */
 export function pissaFactors(
@@ -97,13 +96,9 @@ export const pissa: MethodDefinition<LoraConfig> = {
   schema: loraSchema,
   mergeable: true,
   apply(model, config, ctx) {
-    const targets = selectTargets(model, config.targets);
     const r = config.rank;
-    const scale = config.alpha / r;
-    const vars = new Map<string, tf.Variable>();
     const owned: tf.Tensor[] = [];
-    const { wrapped, restore } = wrapLinears(model, targets, (base, name) => {
-      checkRank(r, base);
+    const { targets, wrapped, restore, vars } = wrapLoraTargets(model, config, (base, name, scale, vars) => {
       const [out, inF] = [base.outFeatures, base.inFeatures];
       const w = tf.tidy(() => base.denseWeight().dataSync() as Float32Array);
       const f = pissaFactors(w, out, inF, r, scale);
@@ -111,14 +106,19 @@ export const pissa: MethodDefinition<LoraConfig> = {
       const residual = ctx.makeFrozenLinear(name, res, base.bias);
       res.dispose();
       if (residual instanceof Linear) owned.push(residual.weight);
-      const a = trainableVariable(f.a, [r, inF]);
-      const b = trainableVariable(f.b, [out, r]);
       const a0 = tf.tensor2d(f.a, [r, inF]);
       const b0 = tf.tensor2d(f.b, [out, r]);
       owned.push(a0, b0);
-      vars.set(`${name}.lora_A`, a);
-      vars.set(`${name}.lora_B`, b);
-      return new PissaLinear(residual, a, b, scale, a0, b0);
+      vars.set(`${name}.lora_A`, trainableVariable(f.a, [r, inF]));
+      vars.set(`${name}.lora_B`, trainableVariable(f.b, [out, r]));
+      return new PissaLinear(
+        residual,
+        vars.get(`${name}.lora_A`)!,
+        vars.get(`${name}.lora_B`)!,
+        scale,
+        a0,
+        b0,
+      );
     });
     return {
       ...loraVariantMethod({
@@ -131,17 +131,13 @@ export const pissa: MethodDefinition<LoraConfig> = {
         nominalRank: r,
         deltaWeights: () => new Map([...wrapped].map(([n, l]) => [n, l.update()])),
       }),
-      peftExport: () => {
-        const tensors = new Map<string, NamedArray>();
-        for (const [name, l] of wrapped) {
-          const m = peftModuleName(name);
-          const [a, b] = tf.tidy(() => [tf.concat([l.a, l.a0], 0), tf.concat([l.b, tf.neg(l.b0)], 1)]);
-          tensors.set(`${m}.lora_A.weight`, namedArray(a));
-          tensors.set(`${m}.lora_B.weight`, namedArray(b));
-          tf.dispose([a, b]);
-        }
-        return { config: peftLoraConfig(targets, 2 * r, 2 * config.alpha), tensors };
-      },
+      peftExport: () => ({
+        config: peftLoraConfig(targets, 2 * r, 2 * config.alpha),
+        tensors: loraPairTensors(
+          wrapped,
+          (l) => [tf.concat([l.a, l.a0], 0), tf.concat([l.b, tf.neg(l.b0)], 1)],
+        ),
+      }),
     };
   },
 };

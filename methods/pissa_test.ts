@@ -6,23 +6,17 @@ import { plainContext } from "./common.ts";
 import { parseMethodConfig } from "./registry.ts";
 import { Rng } from "../models/rng.ts";
 import type { LoraLinear } from "./lora.ts";
-import { applyTiny, assertStateRoundTrip, assertTrainsFrozenBase, trainableCount } from "./method_checks.ts";
-import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, tinyModel } from "./testing.ts";
+import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks.ts";
+import { maxAbsDiff, TINY_CONFIG, tinyModel } from "./testing.ts";
+
+import { assertIdentityTrainsMerges } from "./lora_variants_testing.ts";
 
 await initBackend("cpu");
 
 const OPTS = { rank: 4, alpha: 8, targets: "q+v" };
 
 Deno.test("pissa: the function is unchanged at init (float error), trains, merges to the same function", () => {
-  const before = logitsOf(tinyModel(), tinyBatch());
-  const { model, applied } = applyTiny(pissa, OPTS);
-  assert.ok(maxAbsDiff(before, logitsOf(model, tinyBatch())) < 1e-5);
-  assertTrainsFrozenBase(model, applied, 5);
-  const adapted = logitsOf(model, tinyBatch());
-  assert.ok(maxAbsDiff(before, adapted) > 1e-4, "training changed nothing");
-  applied.merge!();
-  assert.ok(maxAbsDiff(adapted, logitsOf(model, tinyBatch())) < 1e-5);
-  applied.dispose();
+  assertIdentityTrainsMerges(pissa, OPTS, 1e-5);
 });
 
 Deno.test("pissa: residual + s B A reconstructs W, and s B A is the best rank-r part of W", () => {

@@ -1,27 +1,17 @@
 import assert from "node:assert/strict";
 import { initBackend } from "../models/backend.ts";
 import { vera, VeraLinear } from "./vera.ts";
-import {
-  applyTiny,
-  assertIdentityAtInit,
-  assertStateRoundTrip,
-  assertTrainsFrozenBase,
-  trainableCount,
-} from "./method_checks.ts";
-import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch } from "./testing.ts";
+import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks.ts";
+import { TINY_CONFIG } from "./testing.ts";
+
+import { assertIdentityTrainsMerges } from "./lora_variants_testing.ts";
 
 await initBackend("cpu");
 
 const OPTS = { rank: 32, targets: "q+v" };
 
 Deno.test("vera: identity at init, trains with a frozen base, merges to the same function", () => {
-  assertIdentityAtInit(vera, OPTS);
-  const { model, applied } = applyTiny(vera, OPTS);
-  assertTrainsFrozenBase(model, applied, 5);
-  const adapted = logitsOf(model, tinyBatch());
-  applied.merge!();
-  assert.ok(maxAbsDiff(adapted, logitsOf(model, tinyBatch())) < 1e-5);
-  applied.dispose();
+  assertIdentityTrainsMerges(vera, OPTS);
 });
 
 Deno.test("vera: trainable parameters = r + out per adapted layer; d starts at dInitial, b at 0", () => {

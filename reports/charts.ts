@@ -1,0 +1,433 @@
+/**
+ * Charts as Vega-Lite specs, rendered to SVG at build time (headless vega, no canvas: text
+ * widths come from vega's character-count estimate, so labels may be spaced a little loosely).
+ * A chart only exists when the data has what it needs (e.g. NF4 vs FP4 needs both).
+ * @module
+ */
+import * as vega from "vega";
+import * as vl from "vega-lite";
+import type { RunRecord } from "../bench/record.ts";
+import {
+  type ConfigGroup,
+  type Factor,
+  FACTOR_LABELS,
+  factorsOf,
+  levelsOf,
+  otherKey,
+  type Study,
+  valueOf,
+} from "./data.ts";
+import { paretoFrontier } from "./frontier.ts";
+
+/** A chart: a Vega-Lite spec whose data is the named dataset "table", plus its rows. */
+export interface Chart {
+  /** File-safe id, unique within a page. */
+  id: string;
+  title: string;
+  // deno-lint-ignore no-explicit-any
+  spec: Record<string, any>;
+  values: Record<string, unknown>[];
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * Renders charts to SVG. Compiled specs and their views are cached by spec (data excluded),
+ * so the thousand run pages that share one chart shape pay the parse once and only swap data.
+ */
+export class ChartRenderer {
+  #views = new Map<string, vega.View>();
+
+  /** SVG text of a chart; throws if the output looks like it could run script. */
+  async render(chart: Chart): Promise<string> {
+    const key = JSON.stringify(chart.spec);
+    let view = this.#views.get(key);
+    if (!view) {
+      const compiled = vl.compile({ ...chart.spec, data: { name: "table" } } as vl.TopLevelSpec).spec;
+      view = new vega.View(vega.parse(compiled), { renderer: "none" });
+      this.#views.set(key, view);
+    }
+    view.data("table", structuredClone(chart.values));
+    const svg = await view.toSVG();
+    // Vega escapes text and attributes; this guards against a future change inlining markup.
+    if (/<script|<foreignObject|\son[a-z]+\s*=|javascript:/i.test(svg)) {
+      throw new Error(`chart ${chart.id}: rendered SVG contains active content`);
+    }
+    return svg;
+  }
+
+  /** Release every cached view. */
+  finalize(): void {
+    for (const v of this.#views.values()) v.finalize();
+    this.#views.clear();
+  }
+}
+
+const tooltip = (fields: string[]) => fields.map((f) => ({ field: f }));
+
+function qualityTitle(study: Study): string {
+  return `${study.metric.name} (${study.metric.direction} is better)`;
+}
+
+/** Quality against a cost per configuration, with the Pareto frontier drawn and marked. */
+function paretoChart(
+  study: Study,
+  id: string,
+  costTitle: string,
+  cost: (g: ConfigGroup) => number | undefined,
+): Chart | null {
+  const pts = study.groups.map((g) => ({ g, cost: cost(g) ?? NaN, quality: g.primary.mean }));
+  const usable = pts.filter((p) => Number.isFinite(p.cost));
+  if (usable.length < 2) return null;
+  const front = new Set(paretoFrontier(usable, study.metric.direction));
+  const values = usable.map((p, i) => ({
+    config: p.g.label,
+    cost: p.cost,
+    quality: p.quality,
+    frontier: front.has(i) ? "frontier" : "dominated",
+    order: front.has(i) ? p.cost : null,
+  }));
+  const y = { field: "quality", type: "quantitative", title: qualityTitle(study), scale: { zero: false } };
+  const x = { field: "cost", type: "quantitative", title: costTitle, scale: { zero: false } };
+  return {
+    id,
+    title: `${study.metric.name} vs ${costTitle} (Pareto frontier highlighted)`,
+    values,
+    spec: {
+      width: 420,
+      height: 260,
+      layer: [
+        {
+          transform: [{ filter: "datum.frontier === 'frontier'" }],
+          mark: { type: "line", interpolate: "step-after", color: "#d62728" },
+          encoding: { x, y, order: { field: "order", type: "quantitative" } },
+        },
+        {
+          mark: { type: "point", filled: true, size: 60 },
+          encoding: {
+            x,
+            y,
+            color: {
+              field: "frontier",
+              type: "nominal",
+              scale: { domain: ["frontier", "dominated"], range: ["#d62728", "#9ca3af"] },
+              title: null,
+            },
+            tooltip: tooltip(["config", "cost", "quality"]),
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** Mean quality against a numeric-ish factor, one line per level of another (interaction plot). */
+function interactionChart(study: Study, id: string, xf: Factor, colorF: Factor): Chart | null {
+  const xs = levelsOf(study.ok, xf);
+  if (xs.length < 2) return null;
+  const cells = new Map<string, { x: string | number; c: string; sum: number; n: number }>();
+  for (const r of study.ok) {
+    const f = factorsOf(r.config);
+    if (f[xf] === null) continue;
+    const c = f[colorF] === null ? "n/a" : String(f[colorF]);
+    const k = JSON.stringify([f[xf], c]);
+    const cell = cells.get(k) ?? { x: f[xf]!, c, sum: 0, n: 0 };
+    cell.sum += valueOf(r, study.metric)!;
+    cell.n++;
+    cells.set(k, cell);
+  }
+  const numeric = xs.every((l) => typeof l === "number");
+  const values = [...cells.values()].map((c) => ({ x: c.x, series: c.c, quality: c.sum / c.n, runs: c.n }));
+  return {
+    id,
+    title: `${study.metric.name} vs ${FACTOR_LABELS[xf]} per ${
+      FACTOR_LABELS[colorF]
+    } (mean over other factors and seeds)`,
+    values,
+    spec: {
+      width: 420,
+      height: 260,
+      mark: { type: "line", point: true },
+      encoding: {
+        x: numeric
+          ? { field: "x", type: "quantitative", title: FACTOR_LABELS[xf], scale: { type: "log", base: 2 } }
+          : { field: "x", type: "ordinal", title: FACTOR_LABELS[xf], sort: xs.map(String) },
+        y: { field: "quality", type: "quantitative", title: qualityTitle(study), scale: { zero: false } },
+        color: { field: "series", type: "nominal", title: FACTOR_LABELS[colorF] },
+        tooltip: tooltip(["series", "x", "quality", "runs"]),
+      },
+    },
+  };
+}
+
+/** NF4 against FP4 for runs equal in everything else (seed included), with the y = x line. */
+function nf4VsFp4(study: Study, id: string): Chart | null {
+  const key = (r: RunRecord) => {
+    const f = factorsOf(r.config);
+    return JSON.stringify([f.method, f.targets, f.rank, f.trainSize, otherKey(r.config), r.config.seed]);
+  };
+  const nf4 = new Map<string, RunRecord>();
+  const fp4 = new Map<string, RunRecord>();
+  for (const r of study.ok) {
+    const q = r.config.quant?.scheme;
+    if (q === "nf4") nf4.set(key(r) + String(r.config.quant.doubleQuant ?? false), r);
+    if (q === "fp4") fp4.set(key(r) + String(r.config.quant.doubleQuant ?? false), r);
+  }
+  const values = [...nf4].filter(([k]) => fp4.has(k)).map(([k, r]) => ({
+    config: r.name.replace(/\bnf4\b/, "4-bit"),
+    method: String(r.config.method),
+    nf4: valueOf(r, study.metric)!,
+    fp4: valueOf(fp4.get(k)!, study.metric)!,
+  }));
+  if (values.length === 0) return null;
+  const all = values.flatMap((v) => [v.nf4, v.fp4]);
+  const lo = Math.min(...all), hi = Math.max(...all);
+  const pad = (hi - lo) * 0.05 || Math.abs(hi) * 0.01 || 0.01;
+  const domain = [lo - pad, hi + pad];
+  return {
+    id,
+    title:
+      `Paired NF4 vs FP4: ${study.metric.name} of runs equal in all else (${values.length} pairs; above the line NF4 is higher)`,
+    values,
+    spec: {
+      width: 300,
+      height: 300,
+      layer: [
+        {
+          // The diagonal: a two-point line built from the domain, not from data rows.
+          data: { values: [{ v: domain[0] }, { v: domain[1] }] },
+          mark: { type: "line", color: "#9ca3af", strokeDash: [4, 4] },
+          encoding: { x: { field: "v", type: "quantitative" }, y: { field: "v", type: "quantitative" } },
+        },
+        {
+          mark: { type: "point", filled: true },
+          encoding: {
+            x: {
+              field: "fp4",
+              type: "quantitative",
+              title: `${study.metric.name} with FP4`,
+              scale: { domain },
+            },
+            y: {
+              field: "nf4",
+              type: "quantitative",
+              title: `${study.metric.name} with NF4`,
+              scale: { domain },
+            },
+            color: { field: "method", type: "nominal" },
+            tooltip: tooltip(["config", "nf4", "fp4"]),
+          },
+        },
+      ],
+    },
+  };
+}
+
+/** Box plot of run-level quality per level of a factor. */
+function boxplot(study: Study, factor: Factor): Chart | null {
+  const levels = levelsOf(study.ok, factor);
+  if (levels.length < 2) return null;
+  const values = study.ok.filter((r) => factorsOf(r.config)[factor] !== null).map((r) => ({
+    level: String(factorsOf(r.config)[factor]),
+    quality: valueOf(r, study.metric)!,
+  }));
+  return {
+    id: `box-${factor}`,
+    title: `${study.metric.name} per ${FACTOR_LABELS[factor]} (every run)`,
+    values,
+    spec: {
+      width: Math.max(160, 60 * levels.length),
+      height: 220,
+      mark: { type: "boxplot", extent: 1.5 },
+      encoding: {
+        x: { field: "level", type: "nominal", title: FACTOR_LABELS[factor], sort: levels.map(String) },
+        y: { field: "quality", type: "quantitative", title: qualityTitle(study), scale: { zero: false } },
+      },
+    },
+  };
+}
+
+/** Mean training loss per configuration; the 8 best named, the rest grey. */
+function lossCurves(study: Study): Chart | null {
+  const named = new Set(study.groups.slice(0, 8).map((g) => g.key));
+  const values: Record<string, unknown>[] = [];
+  for (const g of study.groups) {
+    const bySteps = new Map<number, number[]>();
+    for (const r of g.runs) {
+      for (const p of r.curve ?? []) {
+        if (Number.isFinite(p.loss)) {
+          (bySteps.get(p.step) ?? bySteps.set(p.step, []).get(p.step)!).push(p.loss);
+        }
+      }
+    }
+    for (const [step, ls] of bySteps) {
+      values.push({
+        step,
+        loss: ls.reduce((s, x) => s + x, 0) / ls.length,
+        config: named.has(g.key) ? g.label : "other",
+        key: g.key,
+      });
+    }
+  }
+  if (values.length < 2) return null;
+  return {
+    id: "loss",
+    title: `Training loss (mean over seeds; the ${named.size} best configurations in colour)`,
+    values,
+    spec: {
+      width: 480,
+      height: 260,
+      mark: { type: "line", strokeWidth: 1.5 },
+      encoding: {
+        x: { field: "step", type: "quantitative" },
+        y: { field: "loss", type: "quantitative", scale: { zero: false } },
+        color: { field: "config", type: "nominal", title: "configuration" },
+        detail: { field: "key", type: "nominal" },
+        opacity: { condition: { test: "datum.config === 'other'", value: 0.25 }, value: 1 },
+      },
+    },
+  };
+}
+
+const PARTS = ["frozenWeights", "trainable", "optimizerState", "activations"] as const;
+
+function memoryRows(label: string, runs: readonly RunRecord[]) {
+  return PARTS.map((part, order) => {
+    const xs = runs.map((r) => r.memory?.breakdown?.[part]).filter((v): v is number =>
+      typeof v === "number" && Number.isFinite(v)
+    );
+    return xs.length
+      ? { config: label, part, order, mib: xs.reduce((s, x) => s + x, 0) / xs.length / MiB }
+      : null;
+  }).filter((v) => v !== null);
+}
+
+function memorySpec() {
+  return {
+    width: 420,
+    height: { step: 16 },
+    mark: "bar",
+    encoding: {
+      y: { field: "config", type: "nominal", title: null, sort: null },
+      x: { field: "mib", type: "quantitative", title: "MiB", stack: "zero" },
+      color: { field: "part", type: "nominal", title: "memory", sort: [...PARTS] },
+      order: { field: "order", type: "quantitative" },
+      tooltip: tooltip(["config", "part", "mib"]),
+    },
+  };
+}
+
+/** Stacked memory breakdown per configuration (mean over seeds). */
+function memoryChart(study: Study): Chart | null {
+  const values = study.groups.flatMap((g) => memoryRows(g.label, g.runs));
+  if (!values.length) return null;
+  return {
+    id: "memory",
+    title: "Memory breakdown per configuration (stacked, MiB)",
+    values,
+    spec: memorySpec(),
+  };
+}
+
+/** Inference latency p50 (bar) and p95 (tick) per configuration. */
+function latencyChart(study: Study): Chart | null {
+  const values = study.groups.map((g) => {
+    const p50 = g.runs.map((r) => r.timing?.inferLatencyMs?.p50).filter((v): v is number =>
+      Number.isFinite(v)
+    );
+    const p95 = g.runs.map((r) => r.timing?.inferLatencyMs?.p95).filter((v): v is number =>
+      Number.isFinite(v)
+    );
+    return p50.length
+      ? {
+        config: g.label,
+        p50: p50.reduce((s, x) => s + x, 0) / p50.length,
+        p95: p95.length ? p95.reduce((s, x) => s + x, 0) / p95.length : null,
+      }
+      : null;
+  }).filter((v) => v !== null);
+  if (!values.length) return null;
+  return {
+    id: "latency",
+    title: "Inference latency per item: p50 (bar) and p95 (tick), ms, mean over seeds",
+    values,
+    spec: {
+      width: 420,
+      height: { step: 16 },
+      encoding: { y: { field: "config", type: "nominal", title: null, sort: null } },
+      layer: [
+        {
+          mark: "bar",
+          encoding: {
+            x: { field: "p50", type: "quantitative", title: "ms" },
+            tooltip: tooltip(["config", "p50", "p95"]),
+          },
+        },
+        {
+          mark: { type: "tick", color: "#d62728", thickness: 2 },
+          encoding: { x: { field: "p95", type: "quantitative" } },
+        },
+      ],
+    },
+  };
+}
+
+/** Every chart a study's data supports, in page order. */
+export function studyCharts(study: Study): Chart[] {
+  const charts = [
+    paretoChart(
+      study,
+      "pareto-memory",
+      "peak train memory (MiB)",
+      (g) => g.peakTrainBytes && g.peakTrainBytes.mean / MiB,
+    ),
+    paretoChart(study, "pareto-time", "train time (s)", (g) => g.trainSeconds?.mean),
+    interactionChart(study, "rank-by-targets", "rank", "targets"),
+    interactionChart(study, "trainsize-by-method", "trainSize", "method"),
+    nf4VsFp4(study, "nf4-vs-fp4"),
+    ...study.varying.map((f) => boxplot(study, f)),
+    lossCurves(study),
+    memoryChart(study),
+    latencyChart(study),
+  ];
+  return charts.filter((c): c is Chart => c !== null);
+}
+
+/** Charts of one run's page: its curves and its memory breakdown. */
+export function runCharts(run: RunRecord): Chart[] {
+  const out: Chart[] = [];
+  const curve: Record<string, unknown>[] = [];
+  for (const p of run.curve ?? []) {
+    if (Number.isFinite(p.loss)) curve.push({ step: p.step, value: p.loss, series: "train loss" });
+    if (typeof p.evalMetric === "number" && Number.isFinite(p.evalMetric)) {
+      curve.push({ step: p.step, value: p.evalMetric, series: "eval metric" });
+    }
+  }
+  if (curve.length) {
+    out.push({
+      id: "curve",
+      title: "Training loss and eval metric by step",
+      values: curve,
+      spec: {
+        width: 420,
+        height: 220,
+        mark: { type: "line", point: true },
+        encoding: {
+          x: { field: "step", type: "quantitative" },
+          y: { field: "value", type: "quantitative", scale: { zero: false } },
+          color: {
+            field: "series",
+            type: "nominal",
+            title: null,
+            scale: { domain: ["train loss", "eval metric"] },
+          },
+        },
+      },
+    });
+  }
+  const mem = memoryRows("this run", [run]);
+  if (mem.length) {
+    out.push({ id: "memory", title: "Memory breakdown (MiB)", values: mem, spec: memorySpec() });
+  }
+  return out;
+}

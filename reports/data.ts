@@ -1,0 +1,287 @@
+/**
+ * Report data model: which metric ranks each task, the study factors of a run, and records
+ * grouped into studies (one task + dataset) and configurations (one config over seeds).
+ * @module
+ */
+import { canonicalJson, type RunConfig, runName, type RunRecord } from "../bench/record.ts";
+import { mean, sd } from "./stats/mod.ts";
+
+/** Whether larger values of a metric are better. */
+export type Direction = "higher" | "lower";
+
+/** How a metric is ranked and shown. */
+export interface MetricSpec {
+  name: string;
+  direction: Direction;
+  /** Unit for verdicts ("accuracy points"); differences are multiplied by `scale` first. */
+  unit: string;
+  scale: number;
+  /** Decimals of a difference in `unit`s. */
+  digits: number;
+}
+
+/** Metrics where a smaller value is the better one (perplexity, losses, latencies). */
+const LOWER_IS_BETTER = /perplexity|^ppl|loss|nll|bits|bpb|latency|error|seconds|bytes/i;
+
+/** Direction of any metric, by name. */
+export function metricDirection(name: string): Direction {
+  return LOWER_IS_BETTER.test(name) ? "lower" : "higher";
+}
+
+/**
+ * The metric that ranks runs of a task: classify → accuracy, retrieve → mrr (ndcg@10 when a
+ * study has no mrr), lm → perplexity (lower is better). `available` are the metric names the
+ * study's runs carry; an unknown task falls back to the first of them.
+ */
+export function primaryMetric(task: string, available: readonly string[] = []): MetricSpec {
+  if (task === "classify") {
+    return { name: "accuracy", direction: "higher", unit: "accuracy points", scale: 100, digits: 1 };
+  }
+  if (task === "retrieve") {
+    const name = available.includes("mrr") || !available.includes("ndcg@10") ? "mrr" : "ndcg@10";
+    return { name, direction: "higher", unit: name.toUpperCase() + " points", scale: 100, digits: 1 };
+  }
+  if (task === "lm") {
+    return { name: "perplexity", direction: "lower", unit: "perplexity", scale: 1, digits: 2 };
+  }
+  const name = available[0] ?? "score";
+  return { name, direction: metricDirection(name), unit: name, scale: 1, digits: 3 };
+}
+
+/** The factors a study varies, in display order. */
+export const FACTORS = ["method", "targets", "rank", "quant", "trainSize"] as const;
+/** One study factor. */
+export type Factor = typeof FACTORS[number];
+/** A factor level; null when the factor does not apply to the run (e.g. rank of IA3). */
+export type Level = string | number | null;
+
+/** Human names of the factors. */
+export const FACTOR_LABELS: Record<Factor, string> = {
+  method: "method",
+  targets: "targets",
+  rank: "rank",
+  quant: "quant",
+  trainSize: "train size",
+};
+
+/** The factor levels of a config. */
+export function factorsOf(c: RunConfig): Record<Factor, Level> {
+  const o = c.methodOptions ?? {};
+  const t = o.targets;
+  const targets = t === undefined || t === null
+    ? null
+    : Array.isArray(t)
+    ? t.map(String).join(",")
+    : String(t);
+  const rank = typeof o.rank === "number"
+    ? o.rank
+    : o.rank === undefined || o.rank === null
+    ? null
+    : String(o.rank);
+  const q = c.quant ?? { scheme: "none" };
+  const quant = String(q.scheme) + (q.doubleQuant ? "+dq" : "");
+  const trainSize = c.trainPerClass ? `${c.trainPerClass}/class` : c.trainSize ?? "all";
+  return { method: String(c.method), targets, rank, quant, trainSize };
+}
+
+/** The config without its seed: runs that share it are repeats of one configuration. */
+export function configKey(c: RunConfig): string {
+  const { seed: _seed, ...rest } = c;
+  return canonicalJson(rest);
+}
+
+/**
+ * Everything except the seed and the five factors, as one string: runs of one study that differ
+ * here (learning rate, epochs, ...) are never compared as if only a factor changed.
+ */
+export function otherKey(c: RunConfig): string {
+  const { seed: _s, method: _m, trainSize: _t, trainPerClass: _p, quant, methodOptions, ...rest } = c;
+  const { targets: _tg, rank: _r, ...opts } = methodOptions ?? {};
+  const { scheme: _sc, doubleQuant: _dq, ...q } = quant ?? { scheme: "none" };
+  return canonicalJson({ ...rest, opts, q });
+}
+
+/** Mean, SD (NaN for one value) and count of a metric over a configuration's seeds. */
+export interface Summary {
+  mean: number;
+  sd: number;
+  n: number;
+}
+
+/** Summarise finite values; undefined when there are none. */
+export function summarize(values: readonly (number | undefined)[]): Summary | undefined {
+  const xs = values.filter((v): v is number => typeof v === "number" && Number.isFinite(v));
+  if (xs.length === 0) return undefined;
+  return { mean: mean(xs), sd: xs.length > 1 ? sd(xs) : NaN, n: xs.length };
+}
+
+/** One configuration over its seeds (successful runs only). */
+export interface ConfigGroup {
+  key: string;
+  /** runName without the seed. */
+  label: string;
+  factors: Record<Factor, Level>;
+  runs: RunRecord[];
+  seeds: number[];
+  metrics: Record<string, Summary>;
+  primary: Summary;
+  trainSeconds?: Summary;
+  peakTrainBytes?: Summary;
+  trainableParams?: number;
+}
+
+/** Runs of one task on one dataset, ranked by one metric. */
+export interface Study {
+  id: string;
+  task: string;
+  dataset: string;
+  metric: MetricSpec;
+  /** Every run, failed ones included. */
+  runs: RunRecord[];
+  /** Successful runs with a finite primary metric: what the statistics use. */
+  ok: RunRecord[];
+  failed: RunRecord[];
+  /** Successful runs without the primary metric (shown, not analysed). */
+  incomplete: RunRecord[];
+  groups: ConfigGroup[];
+  /** Metric names carried by the successful runs, primary first. */
+  metricNames: string[];
+  /** Factors with at least two levels among `ok`. */
+  varying: Factor[];
+}
+
+/** Value of the study's primary metric for a run (undefined when absent or not finite). */
+export function valueOf(run: RunRecord, metric: MetricSpec): number | undefined {
+  const v = run.metrics?.[metric.name];
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}
+
+/** A run's label without its seed. */
+export function configLabel(c: RunConfig): string {
+  return runName(c).replace(/ seed-?\d+$/, "");
+}
+
+/** Order levels: numbers ascending, then strings in first-seen order, null last. */
+export function sortLevels(levels: Level[]): Level[] {
+  const nums = levels.filter((l): l is number => typeof l === "number").sort((a, b) => a - b);
+  const strs = levels.filter((l) => typeof l === "string");
+  return [...nums, ...strs, ...levels.filter((l) => l === null)];
+}
+
+/** The distinct non-null levels of a factor over some runs, sorted. */
+export function levelsOf(runs: readonly RunRecord[], factor: Factor): Level[] {
+  const seen = new Set<Level>();
+  for (const r of runs) {
+    const l = factorsOf(r.config)[factor];
+    if (l !== null) seen.add(l);
+  }
+  return sortLevels([...seen]);
+}
+
+/** A file-system safe slug (ASCII letters, digits, `._-`). */
+export function slug(text: string): string {
+  const s = text.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^[._]+/, "").slice(0, 80);
+  return s || "x";
+}
+
+/** Split records into studies (task + dataset), each with its configurations. */
+export function buildStudies(records: readonly RunRecord[]): Study[] {
+  const byStudy = new Map<string, RunRecord[]>();
+  for (const r of records) {
+    const k = JSON.stringify([String(r.config?.task), String(r.config?.dataset)]);
+    if (!byStudy.has(k)) byStudy.set(k, []);
+    byStudy.get(k)!.push(r);
+  }
+  const studies: Study[] = [];
+  const usedIds = new Set<string>();
+  for (const [k, runs] of [...byStudy].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const [task, dataset] = JSON.parse(k) as [string, string];
+    const succeeded = runs.filter((r) => r.status !== "failed");
+    const names = new Set<string>();
+    for (const r of succeeded) {
+      for (const [m, v] of Object.entries(r.metrics ?? {})) if (typeof v === "number") names.add(m);
+    }
+    const metric = primaryMetric(task, [...names]);
+    const ok = succeeded.filter((r) => valueOf(r, metric) !== undefined);
+    const incomplete = succeeded.filter((r) => valueOf(r, metric) === undefined);
+    const metricNames = [metric.name, ...[...names].filter((n) => n !== metric.name).sort()];
+    let id = slug(`${task}-${dataset}`);
+    while (usedIds.has(id)) id += "_";
+    usedIds.add(id);
+    studies.push({
+      id,
+      task,
+      dataset,
+      metric,
+      runs,
+      ok,
+      failed: runs.filter((r) => r.status === "failed"),
+      incomplete,
+      groups: groupConfigs(ok, metric, metricNames),
+      metricNames,
+      varying: FACTORS.filter((f) => levelsOf(ok, f).length >= 2),
+    });
+  }
+  return studies;
+}
+
+/** Group successful runs by configuration (config minus seed), best primary metric first. */
+export function groupConfigs(
+  runs: readonly RunRecord[],
+  metric: MetricSpec,
+  metricNames: readonly string[],
+): ConfigGroup[] {
+  const byKey = new Map<string, RunRecord[]>();
+  for (const r of runs) {
+    const k = configKey(r.config);
+    if (!byKey.has(k)) byKey.set(k, []);
+    byKey.get(k)!.push(r);
+  }
+  const groups: ConfigGroup[] = [];
+  for (const [key, rs] of byKey) {
+    rs.sort((a, b) => a.config.seed - b.config.seed);
+    const metrics: Record<string, Summary> = {};
+    for (const m of metricNames) {
+      const s = summarize(rs.map((r) => r.metrics?.[m]));
+      if (s) metrics[m] = s;
+    }
+    groups.push({
+      key,
+      label: configLabel(rs[0].config),
+      factors: factorsOf(rs[0].config),
+      runs: rs,
+      seeds: rs.map((r) => r.config.seed),
+      metrics,
+      primary: metrics[metric.name],
+      trainSeconds: summarize(rs.map((r) => r.timing?.trainSeconds)),
+      peakTrainBytes: summarize(rs.map((r) => r.memory?.peakTrainBytes)),
+      trainableParams: rs[0].size?.trainableParams,
+    });
+  }
+  const sign = metric.direction === "higher" ? -1 : 1;
+  return groups.sort((a, b) => sign * (a.primary.mean - b.primary.mean) || (a.label < b.label ? -1 : 1));
+}
+
+/** Per-item scores of a run: `id` → value of `field`, from `perItem` entries with an id. */
+export function perItemScores(run: RunRecord, field: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const item of run.perItem ?? []) {
+    if (!item || typeof item !== "object") continue;
+    const id = item.id;
+    const v = item[field];
+    if ((typeof id === "string" || typeof id === "number") && typeof v === "number" && Number.isFinite(v)) {
+      out.set(String(id), v);
+    }
+  }
+  return out;
+}
+
+/** The numeric fields of a run's per-item entries (besides the id), in first-seen order. */
+export function perItemFields(run: RunRecord): string[] {
+  const seen = new Set<string>();
+  for (const item of run.perItem ?? []) {
+    if (!item || typeof item !== "object") continue;
+    for (const [k, v] of Object.entries(item)) if (k !== "id" && typeof v === "number") seen.add(k);
+  }
+  return [...seen];
+}

@@ -1,0 +1,423 @@
+/**
+ * Builds the report: a static site (index.html, runs/<id>.html, inline SVG charts, inline
+ * vanilla JS for sorting and filtering) and REPORT.md with the same tables and charts/*.svg.
+ * Every data string goes through Handlebars' escaping ({{ }}) or the helpers in escape.ts.
+ * @module
+ */
+import Handlebars from "handlebars";
+import { join } from "node:path";
+import type { RunRecord } from "../bench/record.ts";
+import { writeFileAtomic } from "../models/io.ts";
+import { type AnalysisOptions, analyzeStudy, type Attempt, type StudyAnalysis } from "./analysis.ts";
+import { type Chart, ChartRenderer, runCharts, studyCharts } from "./charts.ts";
+import {
+  buildStudies,
+  FACTORS,
+  factorsOf,
+  perItemFields,
+  perItemScores,
+  slug,
+  type Study,
+  summarize,
+} from "./data.ts";
+import { escapeMarkdown, jsonForScript } from "./escape.ts";
+
+/** Options of {@link buildReport}. */
+export interface ReportOptions extends AnalysisOptions {
+  title?: string;
+}
+
+/** A rendered file: path relative to the output folder, and its text. */
+export interface ReportFile {
+  path: string;
+  text: string;
+}
+
+const TEMPLATES = new URL("./templates/", import.meta.url);
+const MiB = 1024 * 1024;
+
+function loadTemplates() {
+  const hb = Handlebars.create();
+  const read = (name: string) => Deno.readTextFileSync(new URL(name, TEMPLATES));
+  hb.registerPartial("style", read("style.css.hbs"));
+  hb.registerPartial("script", read("table.js.hbs"));
+  // Values that are already safe markup are produced here, never from data in templates.
+  hb.registerHelper(
+    "md",
+    (v: unknown) => new hb.SafeString(escapeMarkdown(v === undefined || v === null ? "" : String(v))),
+  );
+  hb.registerHelper("json", (v: unknown) => new hb.SafeString(jsonForScript(v)));
+  hb.registerHelper("eq", (a: unknown, b: unknown) => a === b);
+  hb.registerHelper("svg", (c: { svg: string }) => new hb.SafeString(c.svg));
+  const opts = { strict: false, noEscape: false };
+  return {
+    index: hb.compile(read("index.hbs"), opts),
+    run: hb.compile(read("run.hbs"), opts),
+    markdown: hb.compile(read("report.md.hbs"), opts),
+  };
+}
+
+/** Number formatting: `digits` decimals, thousands grouped for large values, "–" for none. */
+export function fmt(x: number | undefined | null, digits = 3): string {
+  if (x === undefined || x === null || !Number.isFinite(x)) return "–";
+  if (Math.abs(x) >= 1e4) return Math.round(x).toLocaleString("en-US");
+  return x.toFixed(digits);
+}
+
+function fmtP(p: number): string {
+  return !Number.isFinite(p) ? "–" : p < 0.001 ? "<0.001" : p.toFixed(3);
+}
+
+function show<T>(a: Attempt<T>, f: (v: T) => string): string {
+  return a.ok ? f(a.value) : `n/a (${a.reason})`;
+}
+
+function metricDigits(name: string): number {
+  return /perplexity|bits|loss/i.test(name) ? 2 : 3;
+}
+
+/** Output file name of a run page: a slug of the id plus a hash, so odd ids stay distinct. */
+export function runPageName(runId: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < runId.length; i++) h = Math.imul(h ^ runId.charCodeAt(i), 0x01000193);
+  const s = slug(runId);
+  return s === runId ? `${s}.html` : `${s}-${(h >>> 0).toString(16)}.html`;
+}
+
+interface Cell {
+  text: string;
+  sort: string | number;
+}
+
+const cell = (text: string, sort: string | number = text): Cell => ({ text, sort });
+
+function tableOf(study: Study, analysis: StudyAnalysis) {
+  const sup = analysis.superscripts?.ok ? analysis.superscripts.value : null;
+  const rows = study.groups.map((g) => {
+    const s = sup?.byConfig.get(g.key);
+    return {
+      failed: false,
+      factors: FACTORS.map((f) =>
+        cell(g.factors[f] === null ? "–" : String(g.factors[f]), g.factors[f] ?? "")
+      ),
+      seeds: cell(String(g.runs.length), g.runs.length),
+      metrics: study.metricNames.map((m) => {
+        const v = g.metrics[m];
+        const d = metricDigits(m);
+        return cell(
+          v ? (v.n > 1 ? `${fmt(v.mean, d)} ± ${fmt(v.sd, d)}` : fmt(v.mean, d)) : "–",
+          v ? v.mean : "",
+        );
+      }),
+      letter: s?.letter ?? "",
+      beats: s?.beats.join("") ?? "",
+      trainTime: cell(fmt(g.trainSeconds?.mean, 1), g.trainSeconds?.mean ?? ""),
+      memory: cell(fmt(g.peakTrainBytes && g.peakTrainBytes.mean / MiB, 1), g.peakTrainBytes?.mean ?? ""),
+      params: cell(
+        g.trainableParams === undefined ? "–" : g.trainableParams.toLocaleString("en-US"),
+        g.trainableParams ?? "",
+      ),
+      status: "ok",
+      runs: g.runs.map((r) => ({ href: `runs/${runPageName(r.runId)}`, text: `seed ${r.config.seed}` })),
+      error: "",
+    };
+  });
+  const bad = [...study.failed, ...study.incomplete].map((r) => {
+    const f = factorsOf(r.config);
+    return {
+      failed: true,
+      factors: FACTORS.map((k) => cell(f[k] === null ? "–" : String(f[k]), f[k] ?? "")),
+      seeds: cell("1", 1),
+      metrics: [],
+      letter: "",
+      beats: "",
+      trainTime: cell("–", ""),
+      memory: cell("–", ""),
+      params: cell("–", ""),
+      status: r.status === "failed" ? "failed" : `no ${study.metric.name}`,
+      runs: [{ href: `runs/${runPageName(r.runId)}`, text: `seed ${r.config?.seed}` }],
+      error: r.error ??
+        (r.status === "failed" ? "failed (no error recorded)" : `no ${study.metric.name} in metrics`),
+    };
+  });
+  return {
+    id: `runs-${study.id}`,
+    metricCols: study.metricNames.map((m, i) => ({ name: m, primary: i === 0 })),
+    metricSpan: study.metricNames.length + 4,
+    hasLetters: sup !== null,
+    rows: [...rows, ...bad],
+  };
+}
+
+function statsView(study: Study, a: StudyAnalysis) {
+  const u = study.metric;
+  return {
+    seedSd: Number.isFinite(a.seedSd) ? `${fmt(a.seedSd, u.digits + 1)} ${u.unit}` : "n/a",
+    notes: a.notes,
+    factors: a.factors.map((f) => ({
+      label: f.label,
+      levels: f.levels.join(", "),
+      matched: f.matched,
+      dropped: f.dropped,
+      omnibus: [
+        {
+          test: "Kruskal-Wallis H",
+          text: show(f.kruskal, (v) => `H = ${fmt(v.h, 2)}, df = ${v.df}, p = ${fmtP(v.p)}`),
+        },
+        {
+          test: "one-way ANOVA",
+          text: show(
+            f.anova,
+            (v) =>
+              `F(${v.dfBetween}, ${v.dfWithin}) = ${fmt(v.f, 2)}, p = ${fmtP(v.p)}, η² = ${
+                fmt(v.etaSquared, 2)
+              }`,
+          ),
+        },
+        {
+          test: "Levene (median) across seeds",
+          text: show(f.levene, (v) => `W = ${fmt(v.w, 2)}, p = ${fmtP(v.p)}`),
+        },
+      ],
+      levelRows: f.levelSummaries.map((l) => ({
+        level: l.level,
+        n: l.n,
+        mean: fmt(l.mean, u.digits + 1),
+        ci: show(l.ci, (c) => `[${fmt(c.lo, u.digits + 1)}, ${fmt(c.hi, u.digits + 1)}]`),
+      })),
+      pairs: f.pairs.map((p) => ({
+        name: `${p.a} vs ${p.b}`,
+        n: p.n,
+        diff: fmt(p.diff, u.digits + 1),
+        ci: show(p.ci, (c) => `[${fmt(c.lo, u.digits + 1)}, ${fmt(c.hi, u.digits + 1)}]`),
+        mw: show(p.mannWhitney, (v) => `${fmtP(v.p)} → ${fmtP(v.pAdjusted)}`),
+        wx: show(p.wilcoxon, (v) => `${fmtP(v.p)} → ${fmtP(v.pAdjusted)}`),
+        cliff: show(p.cliffsDelta, (v) => fmt(v, 2)),
+        d: show(p.cohensD, (v) => fmt(v, 2)),
+        better: p.better ?? "–",
+        noise: p.withinNoise ? "within seed noise" : "",
+        verdict: p.verdict,
+      })),
+    })),
+    twoWay: a.twoWay.map((t) => ({
+      title: `${t.a} × ${t.b}`,
+      at: t.at,
+      design: `${t.levelsA.length} × ${t.levelsB.length} cells, ${t.replicates} seeds each`,
+      effects: t.effects.map((e) => ({
+        name: e.name,
+        f: `F(${e.df}, ${t.errorDf}) = ${fmt(e.f, 2)}`,
+        p: fmtP(e.p),
+        eta: fmt(e.partialEtaSquared, 2),
+      })),
+    })),
+    superscripts: a.superscripts === null ? null : a.superscripts.ok
+      ? {
+        ok: true,
+        text:
+          `Paired randomization tests on per-query ${a.superscripts.value.metric} (${a.superscripts.value.queries} shared queries, seeds averaged), Holm-adjusted; a letter in the table's "sig." column marks a configuration significantly better than the one with that letter.${
+            a.superscripts.value.note ? " " + a.superscripts.value.note + "." : ""
+          }`,
+        pairs: a.superscripts.value.pairs.map((p) => ({
+          a: p.a,
+          b: p.b,
+          diff: fmt(p.diff * u.scale, u.digits + 1),
+          p: fmtP(p.p),
+          pAdj: fmtP(p.pAdjusted),
+        })),
+      }
+      : { ok: false, text: `Per-query significance not computed: ${a.superscripts.reason}.` },
+  };
+}
+
+function kv(obj: Record<string, unknown> | undefined, prefix = ""): { key: string; value: string }[] {
+  const out: { key: string; value: string }[] = [];
+  for (const [k, v] of Object.entries(obj ?? {})) {
+    if (v && typeof v === "object" && !Array.isArray(v)) {
+      out.push(...kv(v as Record<string, unknown>, `${prefix}${k}.`));
+    } else {out.push({
+        key: prefix + k,
+        value: typeof v === "number" ? String(Number(v.toPrecision(6))) : JSON.stringify(v) ?? "",
+      });}
+  }
+  return out;
+}
+
+/** Tables from `details`: object-of-objects as a table, number matrices as a grid, the rest as JSON. */
+function detailTables(details: Record<string, unknown> | undefined) {
+  const out: { name: string; columns: string[]; rows: { head: string; cells: string[] }[]; json?: string }[] =
+    [];
+  for (const [name, v] of Object.entries(details ?? {})) {
+    if (Array.isArray(v) && v.every((r) => Array.isArray(r) && r.every((x) => typeof x === "number"))) {
+      const m = v as number[][];
+      out.push({
+        name,
+        columns: m[0]?.map((_, j) => String(j)) ?? [],
+        rows: m.map((r, i) => ({
+          head: String(i),
+          cells: r.map((x) => fmt(x, Number.isInteger(x) ? 0 : 3)),
+        })),
+      });
+    } else if (
+      v && typeof v === "object" && !Array.isArray(v) &&
+      Object.values(v).every((r) => r && typeof r === "object" && !Array.isArray(r))
+    ) {
+      const entries = Object.entries(v as Record<string, Record<string, unknown>>);
+      const columns = [...new Set(entries.flatMap(([, r]) => Object.keys(r)))];
+      out.push({
+        name,
+        columns,
+        rows: entries.map(([head, r]) => ({
+          head,
+          cells: columns.map((
+            c,
+          ) => (typeof r[c] === "number" ? fmt(r[c] as number, 3) : String(r[c] ?? "–"))),
+        })),
+      });
+    } else {
+      out.push({ name, columns: [], rows: [], json: JSON.stringify(v, null, 2)?.slice(0, 5000) });
+    }
+  }
+  return out;
+}
+
+function perItemView(run: RunRecord) {
+  const fields = perItemFields(run);
+  const rows = fields.map((f) => {
+    const scores = perItemScores(run, f);
+    const xs = [...scores.values()].sort((a, b) => a - b);
+    const s = summarize(xs)!;
+    const worst = [...scores].sort((a, b) => a[1] - b[1]).slice(0, 3).map(([id, v]) => `${id} (${fmt(v, 3)})`)
+      .join(", ");
+    return {
+      field: f,
+      n: s.n,
+      mean: fmt(s.mean, 3),
+      sd: fmt(s.sd, 3),
+      min: fmt(xs[0], 3),
+      median: fmt(xs[Math.floor(xs.length / 2)], 3),
+      max: fmt(xs[xs.length - 1], 3),
+      lowest: worst,
+    };
+  });
+  return { count: run.perItem?.length ?? 0, rows };
+}
+
+/** Render every file of the report in memory. */
+export async function renderReport(
+  records: readonly RunRecord[],
+  opts: ReportOptions = {},
+): Promise<ReportFile[]> {
+  const t = loadTemplates();
+  const renderer = new ChartRenderer();
+  const files: ReportFile[] = [];
+  try {
+    const studies = buildStudies(records);
+    const studyViews = [];
+    for (const study of studies) {
+      const analysis = analyzeStudy(study, opts);
+      const charts = [];
+      for (const c of studyCharts(study)) {
+        const svg = await renderer.render(c);
+        const file = `charts/${study.id}-${c.id}.svg`;
+        files.push({ path: file, text: svg });
+        charts.push({ id: `${study.id}-${c.id}`, title: c.title, svg, file });
+      }
+      studyViews.push({
+        id: study.id,
+        task: study.task,
+        dataset: study.dataset,
+        metric: study.metric.name,
+        direction: study.metric.direction,
+        counts: {
+          runs: study.runs.length,
+          ok: study.ok.length,
+          failed: study.failed.length,
+          configs: study.groups.length,
+        },
+        table: tableOf(study, analysis),
+        charts,
+        stats: statsView(study, analysis),
+      });
+    }
+    const title = opts.title ?? "peft-bench report";
+    const view = {
+      title,
+      counts: {
+        runs: records.length,
+        failed: records.filter((r) => r.status === "failed").length,
+        studies: studies.length,
+      },
+      factorCols: FACTORS.map((f) => ({ trainSize: "train size" } as Record<string, string>)[f] ?? f),
+      studies: studyViews,
+      data: studyViews.map((s) => ({
+        study: s.id,
+        task: s.task,
+        dataset: s.dataset,
+        metric: s.metric,
+        runs: s.counts.runs,
+      })),
+    };
+    files.push({ path: "index.html", text: t.index(view) });
+    files.push({ path: "REPORT.md", text: t.markdown(view) });
+    for (const run of records) {
+      const charts = [];
+      for (const c of runCharts(run)) {
+        charts.push({ id: c.id, title: c.title, svg: await renderer.render(c as Chart) });
+      }
+      const study = studies.find((s) => s.runs.includes(run))!;
+      files.push({
+        path: `runs/${runPageName(run.runId)}`,
+        text: t.run({
+          title,
+          run,
+          study: study.id,
+          status: run.status,
+          failed: run.status === "failed",
+          config: kv(run.config as unknown as Record<string, unknown>),
+          metrics: Object.entries(run.metrics ?? {}).map(([k, v]) => ({
+            key: k,
+            value: fmt(v, metricDigits(k)),
+            primary: k === study.metric.name,
+          })),
+          timing: kv(run.timing as unknown as Record<string, unknown>),
+          memory: kv(run.memory as unknown as Record<string, unknown>),
+          size: kv(run.size as unknown as Record<string, unknown>),
+          env: kv(run.env as unknown as Record<string, unknown>),
+          details: detailTables(run.details),
+          perItem: perItemView(run),
+          diagnostics: run.diagnostics ? JSON.stringify(run.diagnostics, null, 2).slice(0, 5000) : null,
+          charts,
+        }),
+      });
+    }
+  } finally {
+    renderer.finalize();
+  }
+  return files;
+}
+
+/** Marker file that tells a previous report's folder (safe to refresh) from any other folder. */
+export const MARKER = ".peft-bench-report";
+
+/**
+ * Write the report into `out`. A non-empty folder must be a previous report (it has the marker);
+ * its runs/ and charts/ are cleared first so pages of runs that are gone do not linger.
+ */
+export async function writeReport(out: string, files: readonly ReportFile[]): Promise<void> {
+  let entries: string[] = [];
+  try {
+    entries = [...Deno.readDirSync(out)].map((e) => e.name);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  if (entries.length && !entries.includes(MARKER)) {
+    throw new Error(
+      `output folder ${out} is not empty and holds no previous report; pick an empty or new --out folder`,
+    );
+  }
+  for (const sub of ["runs", "charts"]) {
+    await Deno.remove(join(out, sub), { recursive: true }).catch(() => {});
+  }
+  await writeFileAtomic(join(out, MARKER), "peft-bench report folder: regenerated by `deno task report`\n");
+  for (const f of files) await writeFileAtomic(join(out, f.path), f.text);
+}

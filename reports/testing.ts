@@ -1,0 +1,293 @@
+/**
+ * TEST FIXTURES ONLY: synthetic run records for the report's tests and benchmark. Nothing here
+ * was measured; quality follows a made-up additive model (method, log rank, targets, train
+ * size, quantization) plus seeded noise, so the statistics have real effects to find.
+ * @module
+ */
+import { type RunConfig, runIdOf, runName, type RunRecord, SCHEMA_VERSION } from "../bench/record.ts";
+import { writeFileAtomic } from "../models/io.ts";
+import { Rng } from "../models/rng.ts";
+import { join } from "node:path";
+
+/** Grid of the synthetic study. */
+export interface FixtureOptions {
+  /** Root seed of every draw (default 1). */
+  seed?: number;
+  tasks?: Array<RunConfig["task"]>;
+  /** Methods with targets and rank (default lora, dora). */
+  rankedMethods?: string[];
+  /** Methods without rank (default ia3). */
+  unrankedMethods?: string[];
+  ranks?: number[];
+  targets?: string[];
+  quants?: string[];
+  trainSizes?: number[];
+  seeds?: number;
+  /** Items (examples / queries / documents) per run (default 40). */
+  items?: number;
+  /** Curve points per run (default 20). */
+  curvePoints?: number;
+  /** Failed runs added per task (default 1). */
+  failures?: number;
+  /** Stop after this many records (grid order). */
+  limit?: number;
+}
+
+const DATASETS: Record<RunConfig["task"], string> = {
+  classify: "fixture-topics",
+  retrieve: "fixture-queries",
+  lm: "fixture-text",
+};
+
+/** A complete RunConfig with fixture defaults. */
+export function fixtureConfig(over: Partial<RunConfig> = {}): RunConfig {
+  return {
+    task: "classify",
+    dataset: DATASETS[over.task ?? "classify"],
+    model: "fixture-model",
+    method: "lora",
+    methodOptions: { targets: "qv", rank: 8, alpha: 16 },
+    quant: { scheme: "none" },
+    loftq: 0,
+    trainSize: 64,
+    trainPerClass: null,
+    splitSeed: 0,
+    seed: 0,
+    epochs: 3,
+    steps: null,
+    batchSize: 8,
+    gradAccum: 1,
+    lr: 1e-3,
+    headLr: 1e-3,
+    warmupRatio: 0.1,
+    schedule: "cosine",
+    weightDecay: 0,
+    clipNorm: 1,
+    maxLength: 128,
+    pooling: "mean",
+    temperature: 0.05,
+    evalEvery: 0,
+    maxEval: null,
+    backend: "cpu",
+    diagnostics: false,
+    ...over,
+  };
+}
+
+const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
+const MiB = 1024 * 1024;
+
+/** Latent quality in about [0, 1] of a config (before noise). */
+function latent(c: RunConfig): number {
+  const o = c.methodOptions;
+  const methodEffect: Record<string, number> = { lora: 0, dora: 0.015, ia3: -0.05 };
+  const rank = typeof o.rank === "number" ? o.rank : 4;
+  const targets = o.targets === "all" ? 0.03 : 0;
+  const quant: Record<string, number> = { none: 0, nf4: -0.01, fp4: -0.035, int8: -0.003 };
+  return 0.62 + (methodEffect[c.method] ?? 0) + 0.02 * Math.log2(rank / 4) + targets +
+    0.06 * Math.log2((c.trainSize ?? 64) / 64) / 2 + (quant[c.quant.scheme] ?? 0);
+}
+
+/** One synthetic record: metrics, per-item scores, curve, timing, memory and size. */
+export async function fixtureRecord(
+  config: RunConfig,
+  rng: Rng,
+  items = 40,
+  curvePoints = 20,
+): Promise<RunRecord> {
+  const q = latent(config) + 0.012 * rng.normal();
+  // Item difficulty is fixed per task (not per run), so per-item scores are paired across runs.
+  const difficulty = new Rng(hashTask(config.task)).normalArray(items, 0.2);
+  const perItem: Record<string, unknown>[] = [];
+  const metrics: Record<string, number> = {};
+  if (config.task === "classify") {
+    let correct = 0;
+    for (let i = 0; i < items; i++) {
+      const p = clamp(q - difficulty[i] + 0.1 * rng.normal(), 0.02, 0.98);
+      const ok = rng.next() < p ? 1 : 0;
+      correct += ok;
+      perItem.push({ id: `ex-${i}`, correct: ok, confidence: Number(p.toFixed(3)) });
+    }
+    metrics.accuracy = clamp(q, 0, 1);
+    metrics.macroF1 = clamp(q - 0.02 + 0.005 * rng.normal(), 0, 1);
+    metrics.itemAccuracy = correct / items;
+  } else if (config.task === "retrieve") {
+    let s = 0, s10 = 0;
+    for (let i = 0; i < items; i++) {
+      const rr = clamp(q - 0.1 - difficulty[i] + 0.08 * rng.normal(), 0, 1);
+      const nd = clamp(rr + 0.05 + 0.03 * rng.normal(), 0, 1);
+      s += rr;
+      s10 += nd;
+      perItem.push({ id: `q${i}`, mrr: rr, "ndcg@10": nd });
+    }
+    metrics.mrr = s / items;
+    metrics["ndcg@10"] = s10 / items;
+    metrics["recall@10"] = clamp(q + 0.15, 0, 1);
+  } else {
+    const ppl = 40 * Math.exp(-1.2 * q) + 0.2 * rng.normal();
+    for (let i = 0; i < items; i++) {
+      const p = Math.max(1.5, ppl * Math.exp(difficulty[i] + 0.05 * rng.normal()));
+      perItem.push({ id: `doc-${i}`, perplexity: p, tokens: 200 + i });
+    }
+    metrics.perplexity = ppl;
+    metrics.bitsPerByte = Math.log2(ppl) / 4;
+  }
+  const steps = 100;
+  const curve = Array.from({ length: curvePoints }, (_, i) => {
+    const step = Math.round((i + 1) * steps / curvePoints);
+    return {
+      step,
+      loss: 2.5 * Math.exp(-step / 40) + (1 - q) + 0.03 * rng.normal(),
+      lr: config.lr * Math.cos((Math.PI / 2) * step / steps),
+      ...(i % 5 === 4 ? { evalMetric: q * (1 - Math.exp(-step / 30)) } : {}),
+    };
+  });
+  const rank = typeof config.methodOptions.rank === "number" ? config.methodOptions.rank : 1;
+  const trainable = config.method === "ia3"
+    ? 12_288
+    : rank * 16_384 * (config.methodOptions.targets === "all" ? 3.5 : 1);
+  const bits: Record<string, number> = { none: 32, nf4: 4.127, fp4: 4.127, int8: 8 };
+  const frozenParams = 15_000_000;
+  const frozen = frozenParams * (bits[config.quant.scheme] ?? 32) / 8;
+  const activations = 40 * MiB * (config.batchSize / 8) * (1 + 0.02 * rng.normal());
+  const lat = (base: number) => {
+    const p50 = base * (1 + 0.05 * rng.normal());
+    return { p50, p95: p50 * 1.3, mean: p50 * 1.08, n: 50 };
+  };
+  const dequant = config.quant.scheme === "none" ? 1 : 1.25;
+  const runId = await runIdOf(config);
+  return {
+    schemaVersion: SCHEMA_VERSION,
+    runId,
+    name: runName(config),
+    status: "success",
+    config,
+    metrics,
+    details: config.task === "classify"
+      ? {
+        perClass: Object.fromEntries(["world", "sports", "business", "science"].map((c, i) => [c, {
+          precision: clamp(q + 0.03 * (i - 1.5), 0, 1),
+          recall: clamp(q - 0.02 * (i - 1.5), 0, 1),
+          f1: clamp(q, 0, 1),
+          support: 10,
+        }])),
+        confusion: [[8, 1, 1, 0], [1, 7, 1, 1], [0, 2, 7, 1], [1, 1, 1, 7]],
+      }
+      : undefined,
+    perItem,
+    curve,
+    timing: {
+      trainSeconds: (30 + trainable / 8000) * ((config.trainSize ?? 64) / 64) * dequant *
+        (1 + 0.05 * rng.normal()),
+      totalSeconds: 0,
+      stepLatencyMs: lat(120 * dequant),
+      trainTokensPerSecond: 900 / dequant,
+      inferLatencyMs: lat(15 * dequant),
+      calibrationMs: 4.2,
+      inferLatencyUnquantizedMs: config.quant.scheme === "none" ? undefined : lat(15),
+    },
+    memory: {
+      peakTrainBytes: frozen + trainable * 16 + activations,
+      peakInferBytes: frozen + trainable * 4 + activations / 4,
+      breakdown: {
+        frozenWeights: frozen,
+        trainable: trainable * 4,
+        optimizerState: trainable * 8,
+        activations,
+      },
+      computed: ["optimizerState"],
+      rssBytes: 500 * MiB,
+      source: "tfjs tensor bytes (fixture)",
+    },
+    size: {
+      trainableParams: Math.round(trainable),
+      totalParams: frozenParams + Math.round(trainable),
+      adapterBytes: Math.round(trainable * 4),
+      frozenBytes: frozen,
+      bitsPerFrozenParam: bits[config.quant.scheme] ?? 32,
+    },
+    env: {
+      deno: "2.9.6",
+      tfjs: "4.22.0",
+      backend: config.backend,
+      backendDetail: "fixture",
+      cpu: "Fixture CPU @ 0 GHz",
+      gitCommit: "0000000000000000000000000000000000000000",
+      gitDirty: false,
+      startTime: new Date(Date.UTC(2025, 0, 1) + config.seed * 60_000).toISOString(),
+      hostname: "fixture-host",
+    },
+  };
+}
+
+function hashTask(task: string): number {
+  return [...task].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) >>> 0, 7);
+}
+
+/** A failed run as the bench writes it: error text, no metrics. */
+export async function failedRecord(config: RunConfig, error: string): Promise<RunRecord> {
+  const rec = await fixtureRecord(config, new Rng(config.seed), 0, 3);
+  return { ...rec, status: "failed", error, metrics: {}, perItem: [], details: undefined };
+}
+
+/** The synthetic grid: every task × method × targets × rank × quant × train size × seed. */
+export async function syntheticRecords(opts: FixtureOptions = {}): Promise<RunRecord[]> {
+  const root = new Rng(opts.seed ?? 1);
+  const out: RunRecord[] = [];
+  const limit = opts.limit ?? Infinity;
+  const seeds = opts.seeds ?? 3;
+  for (const task of opts.tasks ?? ["classify", "retrieve", "lm"] as const) {
+    const shapes: Array<{ method: string; methodOptions: Record<string, unknown> }> = [];
+    for (const method of opts.rankedMethods ?? ["lora", "dora"]) {
+      for (const targets of opts.targets ?? ["qv", "all"]) {
+        for (const rank of opts.ranks ?? [4, 16]) {
+          shapes.push({ method, methodOptions: { targets, rank, alpha: 2 * rank } });
+        }
+      }
+    }
+    for (const method of opts.unrankedMethods ?? ["ia3"]) {
+      shapes.push({ method, methodOptions: { targets: "mlp" } });
+    }
+    for (const shape of shapes) {
+      for (const scheme of opts.quants ?? ["none", "nf4", "fp4"]) {
+        for (const trainSize of opts.trainSizes ?? [64, 256]) {
+          for (let seed = 0; seed < seeds; seed++) {
+            if (out.length >= limit) return out;
+            const config = fixtureConfig({ task, ...shape, quant: { scheme }, trainSize, seed });
+            out.push(
+              await fixtureRecord(config, root.fork(`${task}|${out.length}`), opts.items, opts.curvePoints),
+            );
+          }
+        }
+      }
+    }
+    for (let i = 0; i < (opts.failures ?? 1) && out.length < limit; i++) {
+      const config = fixtureConfig({
+        task,
+        method: "lora",
+        methodOptions: { targets: "all", rank: 64, alpha: 128 },
+        seed: i,
+      });
+      out.push(
+        await failedRecord(config, "out of memory: peak 9.1 GiB over the 8 GiB cap (lower --batch-size)"),
+      );
+    }
+  }
+  return out;
+}
+
+/** A record whose name, method and dataset carry markup, to prove the report escapes it. */
+export async function hostileRecord(payload = "<script>alert(1)</script>"): Promise<RunRecord> {
+  const config = fixtureConfig({ method: `lora${payload}`, dataset: `fixture-topics${payload}` });
+  const rec = await fixtureRecord(config, new Rng(99));
+  return { ...rec, name: `${rec.name} ${payload}`, runId: `hostile-${payload}` };
+}
+
+/** Write records as a results folder (one JSON file per run). */
+export async function writeResults(dir: string, records: readonly RunRecord[]): Promise<void> {
+  let i = 0;
+  for (const r of records) {
+    // The file name need not match the runId (hostile ids are not valid file names).
+    await writeFileAtomic(join(dir, `run-${String(i++).padStart(5, "0")}.json`), JSON.stringify(r));
+  }
+}

@@ -1,0 +1,388 @@
+/**
+ * Sweep files and their plans.
+ *
+ * A sweep file is JSON:
+ *
+ * ```json
+ * {
+ *   "description": "what the study asks",
+ *   "fixed": { "dataset": "wordnet-lex", "epochs": 3, "opt": { "dropout": 0 } },
+ *   "factors": {
+ *     "method": ["lora", { "name": "lora+nf4", "method": "lora", "quant": "nf4", "double-quant": true }],
+ *     "rank": [4, 8],
+ *     "seed": [0, 1, 2]
+ *   },
+ *   "exclude": [{ "method": "lora+nf4", "rank": 8 }, { "method": ["dora", "lora"], "targets": "q+k+v+o" }]
+ * }
+ * ```
+ *
+ * - `fixed`: any `bench` flag (see `BENCH_SPEC`) -> value, applied to every entry. Numbers may be
+ *   JSON numbers; boolean flags take true/false; `opt` is an object `{KEY: VALUE}` or a list of
+ *   `"KEY=VALUE"` strings. Sweep-level flags (`out`, `help`, `list-*`, `repeat-check`,
+ *   `save-adapter`) are rejected.
+ * - `factors`: factor name -> list of levels. A plain level (string, number, boolean) sets the flag
+ *   of the factor's name. An object level sets several flags at once; its `name` key labels it (for
+ *   output and `exclude`), defaulting to `flag=value,...`. A factor whose levels are all objects may
+ *   have any name (e.g. `variant`). Factor levels override `fixed`; two factors may not set the same
+ *   flag. The plan is the cartesian product, in file order, the last factor varying fastest.
+ * - `exclude`: partial assignments; an entry matching every key of one is dropped. A key that names
+ *   a factor compares the level's name; any other key must be a flag and compares the entry's final
+ *   flag value. A value may be a list (any of). Values compare as strings (8 and "8" match).
+ *
+ * Options a method does not take (its schema rejects them, e.g. `rank` for `frozen` or `ia3`) are
+ * dropped from that entry rather than failing the sweep; entries that thereby become the same run
+ * (same run id) collapse into one, so `frozen x rank {4, 8}` runs the frozen baseline once. A
+ * notice says which options were dropped for which methods and how many runs collapsed.
+ *
+ * Every entry is validated through `buildRunConfigs` before anything runs; the first invalid one
+ * is an error naming the entry (exit code 2).
+ * @module
+ */
+import { InputError, UsageError } from "./args.ts";
+import { BENCH_SPEC } from "./cli.ts";
+import { buildRunConfigs, methodOptionsFromFlags } from "./config.ts";
+import { type RunConfig, runIdOf, runName } from "./record.ts";
+import { getMethod } from "../methods/registry.ts";
+
+/** A flag value as written in a sweep file. */
+export type FlagValue = string | number | boolean | Record<string, unknown> | string[];
+
+/** One factor level: its name and the flags it sets. */
+export interface Level {
+  name: string;
+  flags: Record<string, FlagValue>;
+}
+
+/** A parsed, checked sweep file. */
+export interface SweepSpec {
+  description: string;
+  fixed: Record<string, FlagValue>;
+  factors: { name: string; levels: Level[] }[];
+  exclude: Record<string, string[]>[];
+}
+
+/** One run of the plan. */
+export interface PlannedRun {
+  /** Position in the plan (after exclusions and collapsing): shards select by it. */
+  index: number;
+  runId: string;
+  /** `runName` of the config. */
+  name: string;
+  /** Factor -> level name (`n/a` where the method does not take the factor's option). */
+  levels: Record<string, string>;
+  config: RunConfig;
+}
+
+/** The expanded plan and what was dropped on the way. */
+export interface Plan {
+  runs: PlannedRun[];
+  /** Entries of the full product before exclusions. */
+  productSize: number;
+  excluded: number;
+  /** Runs that became identical to an earlier one after dropping options a method does not take. */
+  collapsed: number;
+  /** Human notices (dropped options, exclusions that matched nothing). */
+  notices: string[];
+}
+
+/** Flags that belong to the sweep command, not to a run. */
+const NOT_IN_SWEEP = new Set([
+  "out",
+  "help",
+  "list-methods",
+  "list-datasets",
+  "repeat-check",
+  "save-adapter",
+]);
+
+const isPlain = (v: unknown): v is string | number | boolean =>
+  typeof v === "string" || typeof v === "number" || typeof v === "boolean";
+
+function checkFlag(where: string, flag: string, value: unknown): FlagValue {
+  const spec = (BENCH_SPEC as Record<string, { type: string; multiple?: boolean }>)[flag];
+  if (!spec) throw new UsageError(`${where}: '${flag}' is not a bench flag (see deno task bench --help)`);
+  if (NOT_IN_SWEEP.has(flag)) {
+    throw new UsageError(
+      `${where}: '${flag}' is not allowed in a sweep file (give --out to the sweep command)`,
+    );
+  }
+  if (flag === "opt") {
+    const ok = (Array.isArray(value) && value.every((p) => typeof p === "string")) ||
+      (value !== null && typeof value === "object" && !Array.isArray(value) &&
+        Object.values(value).every(isPlain));
+    if (!ok) throw new UsageError(`${where}: 'opt' must be an object {KEY: VALUE} or a list of "KEY=VALUE"`);
+    return value as FlagValue;
+  }
+  if (spec.type === "boolean") {
+    if (typeof value !== "boolean") throw new UsageError(`${where}: '${flag}' must be true or false`);
+    return value;
+  }
+  if (typeof value !== "string" && typeof value !== "number") {
+    throw new UsageError(`${where}: '${flag}' must be a string or number, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+/** Parse and check a sweep file's JSON (shape, flag names, level names); `source` names it in errors. */
+export function parseSweep(json: unknown, source = "sweep file"): SweepSpec {
+  if (!isObject(json)) throw new InputError(`${source}: expected a JSON object with "factors"`);
+  for (const key of Object.keys(json)) {
+    if (!["description", "fixed", "factors", "exclude"].includes(key)) {
+      throw new InputError(`${source}: unknown key '${key}' (use description, fixed, factors, exclude)`);
+    }
+  }
+  const fixedIn = json.fixed ?? {};
+  if (!isObject(fixedIn)) throw new InputError(`${source}: "fixed" must be an object of flag -> value`);
+  const fixed: Record<string, FlagValue> = {};
+  for (const [k, v] of Object.entries(fixedIn)) fixed[k] = checkFlag(`${source}: fixed`, k, v);
+  if (!isObject(json.factors) || Object.keys(json.factors).length === 0) {
+    throw new InputError(`${source}: "factors" must be a non-empty object of name -> list of levels`);
+  }
+  const factors: SweepSpec["factors"] = [];
+  const setBy = new Map<string, string>(); // flag -> factor that sets it
+  for (const [name, levelsIn] of Object.entries(json.factors)) {
+    const where = `${source}: factor '${name}'`;
+    if (!Array.isArray(levelsIn) || levelsIn.length === 0) {
+      throw new InputError(`${where}: expected a non-empty list of levels`);
+    }
+    const levels: Level[] = levelsIn.map((lv, i) => {
+      if (isPlain(lv)) return { name: String(lv), flags: { [name]: checkFlag(where, name, lv) } };
+      if (!isObject(lv)) throw new InputError(`${where}: level ${i} must be a value or an object of flags`);
+      const flags: Record<string, FlagValue> = {};
+      for (const [k, v] of Object.entries(lv)) {
+        if (k !== "name") flags[k] = checkFlag(`${where} level ${i}`, k, v);
+      }
+      if (Object.keys(flags).length === 0) throw new InputError(`${where}: level ${i} sets no flag`);
+      if (lv.name !== undefined && typeof lv.name !== "string") {
+        throw new InputError(`${where}: level ${i}: "name" must be a string`);
+      }
+      const label = (lv.name as string | undefined) ??
+        Object.entries(flags).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(
+          ",",
+        );
+      return { name: label, flags };
+    });
+    const names = levels.map((l) => l.name);
+    const dup = names.find((n, i) => names.indexOf(n) !== i);
+    if (dup !== undefined) {
+      throw new InputError(`${where}: two levels are named '${dup}'; give each a unique "name"`);
+    }
+    for (const flag of new Set(levels.flatMap((l) => Object.keys(l.flags)))) {
+      const other = setBy.get(flag);
+      if (other) {
+        throw new InputError(`${source}: factors '${other}' and '${name}' both set '${flag}'; merge them`);
+      }
+      setBy.set(flag, name);
+    }
+    factors.push({ name, levels });
+  }
+  const excludeIn = json.exclude ?? [];
+  if (!Array.isArray(excludeIn)) throw new InputError(`${source}: "exclude" must be a list of objects`);
+  const factorNames = new Set(factors.map((f) => f.name));
+  const exclude = excludeIn.map((rule, i) => {
+    if (!isObject(rule) || Object.keys(rule).length === 0) {
+      throw new InputError(`${source}: exclude[${i}] must be a non-empty object`);
+    }
+    const out: Record<string, string[]> = {};
+    for (const [k, v] of Object.entries(rule)) {
+      if (!factorNames.has(k) && !(k in BENCH_SPEC)) {
+        throw new InputError(`${source}: exclude[${i}]: '${k}' is neither a factor nor a bench flag`);
+      }
+      const values = Array.isArray(v) ? v : [v];
+      if (!values.every(isPlain)) {
+        throw new InputError(`${source}: exclude[${i}]: '${k}' must be a value or list`);
+      }
+      out[k] = values.map(String);
+    }
+    return out;
+  });
+  const description = typeof json.description === "string" ? json.description : "";
+  return { description, fixed, factors, exclude };
+}
+
+/** Parse `--set KEY=VALUE` overrides of fixed options (numbers stay strings: flags are strings). */
+export function parseOverrides(pairs: string[]): Record<string, FlagValue> {
+  const out: Record<string, FlagValue> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) {
+      throw new UsageError(`--set ${pair}: expected FLAG=VALUE, e.g. --set model=path/to/model.bin`);
+    }
+    const flag = pair.slice(0, eq);
+    const raw = pair.slice(eq + 1);
+    const isBool = (BENCH_SPEC as Record<string, { type: string }>)[flag]?.type === "boolean";
+    out[flag] = checkFlag(
+      "--set",
+      flag,
+      isBool && (raw === "true" || raw === "false") ? raw === "true" : raw,
+    );
+  }
+  return out;
+}
+
+/** Flags as parsed by `parseCli(…, BENCH_SPEC)`: defaults, then fixed, then levels. */
+function toCliValues(layers: Record<string, FlagValue>[]): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  for (const [k, o] of Object.entries(BENCH_SPEC)) if ("default" in o) values[k] = o.default;
+  const opt = new Map<string, string>();
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer)) {
+      if (k === "opt") {
+        const pairs = Array.isArray(v)
+          ? v.map((p) => [p.slice(0, Math.max(0, p.indexOf("="))), p.slice(p.indexOf("=") + 1)])
+          : Object.entries(v as Record<string, unknown>).map(([a, b]) => [a, String(b)]);
+        for (const [a, b] of pairs) opt.set(a, b);
+      } else values[k] = typeof v === "boolean" ? v : String(v);
+    }
+  }
+  if (opt.size > 0) values.opt = [...opt].map(([a, b]) => `${a}=${b}`);
+  return values;
+}
+
+/**
+ * Remove the method options the entry's method does not take (its schema reports them as
+ * unrecognized keys); returns the dropped option names. Other option errors stay for
+ * buildRunConfigs to report.
+ */
+function dropForeignOptions(values: Record<string, unknown>): string[] {
+  let method;
+  try {
+    method = getMethod(String(values.method));
+  } catch {
+    return []; // buildRunConfigs names the unknown method
+  }
+  let options: Record<string, unknown>;
+  try {
+    options = methodOptionsFromFlags(values);
+  } catch {
+    return [];
+  }
+  const result = method.schema.safeParse(options);
+  if (result.success) return [];
+  const foreign = result.error.issues.flatMap((i: { code: string; keys?: string[] }) =>
+    i.code === "unrecognized_keys" ? i.keys ?? [] : []
+  );
+  for (const key of foreign) {
+    if (key === "rank" || key === "alpha" || key === "targets") delete values[key];
+    else values.opt = (values.opt as string[]).filter((p) => p.slice(0, p.indexOf("=")) !== key);
+  }
+  if (Array.isArray(values.opt) && values.opt.length === 0) delete values.opt;
+  return foreign;
+}
+
+const describeEntry = (levels: Record<string, string>) =>
+  Object.entries(levels).map(([k, v]) => `${k}=${v}`).join(" ");
+
+/**
+ * Expand a sweep into its plan: cartesian product, exclusions, dropping options a method does not
+ * take (collapsing duplicates), then validation of every entry. Throws UsageError / InputError
+ * naming the first invalid entry.
+ */
+export async function expandPlan(spec: SweepSpec, overrides: Record<string, FlagValue> = {}): Promise<Plan> {
+  const fixed = { ...spec.fixed, ...overrides };
+  const productSize = spec.factors.reduce((n, f) => n * f.levels.length, 1);
+  const factorNames = new Set(spec.factors.map((f) => f.name));
+  const ruleHits = spec.exclude.map(() => 0);
+  const dropped = new Map<string, { options: Set<string>; entries: number }>(); // by method
+  const runs: PlannedRun[] = [];
+  const seen = new Set<string>();
+  let excluded = 0;
+  let collapsed = 0;
+  const pick = new Array(spec.factors.length).fill(0);
+  for (let e = 0; e < productSize; e++) {
+    // Mixed-radix counter: the last factor varies fastest.
+    let rest = e;
+    for (let f = spec.factors.length - 1; f >= 0; f--) {
+      pick[f] = rest % spec.factors[f].levels.length;
+      rest = Math.floor(rest / spec.factors[f].levels.length);
+    }
+    const chosen = spec.factors.map((f, i) => f.levels[pick[i]]);
+    const levels = Object.fromEntries(spec.factors.map((f, i) => [f.name, chosen[i].name]));
+    const values = toCliValues([fixed, ...chosen.map((l) => l.flags)]);
+    const matches = (rule: Record<string, string[]>) =>
+      Object.entries(rule).every(([k, vs]) =>
+        factorNames.has(k)
+          ? vs.includes(levels[k])
+          : values[k] !== undefined && vs.includes(String(values[k]))
+      );
+    const hit = spec.exclude.findIndex(matches);
+    if (hit >= 0) {
+      ruleHits[hit]++;
+      excluded++;
+      continue;
+    }
+    const foreign = dropForeignOptions(values);
+    if (foreign.length > 0) {
+      const d = dropped.get(String(values.method)) ?? { options: new Set(), entries: 0 };
+      foreign.forEach((k) => d.options.add(k));
+      d.entries++;
+      dropped.set(String(values.method), d);
+    }
+    if (foreign.length > 0) {
+      // A factor whose every option this method ignores is shown as n/a for the entry.
+      spec.factors.forEach((f, i) => {
+        const keys = Object.entries(chosen[i].flags).flatMap(([k, v]) =>
+          k !== "opt" ? [k] : Array.isArray(v) ? v.map((p) => p.slice(0, p.indexOf("="))) : Object.keys(v)
+        );
+        if (keys.every((k) => foreign.includes(k))) levels[f.name] = "n/a";
+      });
+    }
+    let configs: RunConfig[];
+    try {
+      configs = buildRunConfigs(values);
+    } catch (err) {
+      const msg = `plan entry ${e + 1} (${describeEntry(levels)}): ${(err as Error).message}`;
+      throw err instanceof InputError ? new InputError(msg) : new UsageError(msg);
+    }
+    for (const config of configs) {
+      const runId = await runIdOf(config);
+      if (seen.has(runId)) {
+        collapsed++;
+        continue;
+      }
+      seen.add(runId);
+      runs.push({ index: runs.length, runId, name: runName(config), levels, config });
+    }
+  }
+  const backends = new Set(runs.map((r) => r.config.backend));
+  if (backends.size > 1) {
+    throw new UsageError(`the plan mixes backends (${[...backends].join(", ")}); fix one backend per sweep`);
+  }
+  const notices: string[] = [];
+  if (dropped.size > 0) {
+    const list = [...dropped].map(([m, d]) => `${m}: ${[...d.options].join(", ")} (${d.entries} entries)`)
+      .join("; ");
+    notices.push(
+      `options not taken by the method were dropped: ${list}; ${collapsed} duplicate run(s) collapsed`,
+    );
+  }
+  spec.exclude.forEach((rule, i) => {
+    if (ruleHits[i] === 0) notices.push(`exclude[${i}] ${JSON.stringify(rule)} matched no entry (a typo?)`);
+  });
+  return { runs, productSize, excluded, collapsed, notices };
+}
+
+/** Parse `--shard i/n` (1-based i). */
+export function parseShard(text: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(text.trim());
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || index < 1 || index > count) {
+    throw new UsageError(`--shard ${text}: expected i/n with 1 <= i <= n, e.g. --shard 3/8`);
+  }
+  return { index, count };
+}
+
+/**
+ * The runs of shard `index` of `count` (1-based): plan positions p with p mod count == index - 1.
+ * Round-robin rather than contiguous blocks, so each shard gets a similar mix of methods, ranks
+ * and train sizes (blocks would give one shard all the slow rank-32, 128-per-class runs). Shards
+ * are disjoint and together cover the plan, given the same sweep file and code on every machine.
+ */
+export function shardRuns<T extends { index: number }>(runs: T[], index: number, count: number): T[] {
+  return runs.filter((r) => r.index % count === index - 1);
+}

@@ -47,7 +47,8 @@ export class ChartRenderer {
       view = new vega.View(vega.parse(compiled), { renderer: "none" });
       this.#views.set(key, view);
     }
-    view.data("table", structuredClone(chart.values));
+    // Vega tags the row objects it ingests; charts build fresh rows, so no copy is needed.
+    view.data("table", chart.values);
     const svg = await view.toSVG();
     // Vega escapes text and attributes; this guards against a future change inlining markup.
     if (/<script|<foreignObject|\son[a-z]+\s*=|javascript:/i.test(svg)) {

@@ -399,13 +399,11 @@ export async function renderReport(
 /** Marker file that tells a previous report's folder (safe to refresh) from any other folder. */
 export const MARKER = ".peft-bench-report";
 
-/**
- * Write the report into `out`. A non-empty folder must be a previous report (it has the marker);
- * its runs/ and charts/ are cleared first so pages of runs that are gone do not linger.
- */
-export async function writeReport(out: string, files: readonly ReportFile[]): Promise<void> {
+/** Throw unless `out` is absent, empty, or a previous report (so a typo cannot clobber a folder). */
+export function checkOutputFolder(out: string): void {
   let entries: string[] = [];
   try {
+    if (!Deno.statSync(out).isDirectory) throw new Error(`--out ${out} is a file; pass a folder`);
     entries = [...Deno.readDirSync(out)].map((e) => e.name);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
@@ -415,6 +413,14 @@ export async function writeReport(out: string, files: readonly ReportFile[]): Pr
       `output folder ${out} is not empty and holds no previous report; pick an empty or new --out folder`,
     );
   }
+}
+
+/**
+ * Write the report into `out`. A non-empty folder must be a previous report (it has the marker);
+ * its runs/ and charts/ are cleared first so pages of runs that are gone do not linger.
+ */
+export async function writeReport(out: string, files: readonly ReportFile[]): Promise<void> {
+  checkOutputFolder(out);
   for (const sub of ["runs", "charts"]) {
     await Deno.remove(join(out, sub), { recursive: true }).catch(() => {});
   }

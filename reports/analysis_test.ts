@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { analyzeStudy } from "./analysis.ts";
+import { buildStudies } from "./data.ts";
+import { syntheticRecords } from "./testing.ts";
+
+const recs = await syntheticRecords({
+  ranks: [4, 16],
+  quants: ["nf4", "fp4"],
+  trainSizes: [64],
+  seeds: 4,
+  items: 30,
+});
+const studies = buildStudies(recs);
+const byTask = (t: string) => studies.find((s) => s.task === t)!;
+
+Deno.test("factor analysis finds the fixture's real effects and matches runs", () => {
+  const s = byTask("classify");
+  const a = analyzeStudy(s, { resamples: 300 });
+  assert.deepEqual(a.factors.map((f) => f.factor), ["method", "targets", "rank", "quant"]);
+  const quant = a.factors.find((f) => f.factor === "quant")!;
+  // nf4 beats fp4 by 2.5 points in the fixture model; seed noise is 1.2 points.
+  const pair = quant.pairs[0];
+  assert.equal(pair.a, "nf4");
+  assert.ok(pair.diff > 1.5 && pair.diff < 3.5, `diff ${pair.diff}`);
+  assert.equal(pair.better, "nf4");
+  assert.ok(pair.wilcoxon.ok && pair.wilcoxon.value.pAdjusted < 0.05);
+  assert.ok(pair.ci.ok && pair.ci.value.lo > 0);
+  assert.ok(quant.kruskal.ok && quant.kruskal.value.p < 0.05);
+  assert.match(pair.verdict, /quant nf4 vs fp4: \+\d\.\d accuracy points/);
+  // Rank applies only to lora/dora: ia3 runs are left out, never matched as "n/a".
+  const rank = a.factors.find((f) => f.factor === "rank")!;
+  assert.deepEqual(rank.levels, ["4", "16"]);
+  assert.ok(a.twoWay.length > 0 && a.twoWay[0].effects.length === 3);
+  assert.ok(Number.isFinite(a.seedSd) && a.seedSd > 0.5 && a.seedSd < 2.5, `seedSd ${a.seedSd}`);
+  assert.ok(a.notes.some((n) => n.includes("1 failed run")));
+});
+
+Deno.test("lower-is-better metric: the level with lower perplexity is called better", () => {
+  const a = analyzeStudy(byTask("lm"), { resamples: 200 });
+  const pair = a.factors.find((f) => f.factor === "quant")!.pairs[0];
+  assert.ok(pair.diff < 0, "nf4 has lower perplexity than fp4");
+  if (!pair.withinNoise) assert.equal(pair.better, "nf4");
+});
+
+Deno.test("tiny differences are flagged within seed noise", () => {
+  const a = analyzeStudy(byTask("classify"), { resamples: 200 });
+  const method = a.factors.find((f) => f.factor === "method")!;
+  const noisy = method.pairs.filter((p) => p.withinNoise && p.n > 0);
+  assert.ok(noisy.every((p) => p.better === null && p.verdict.includes("within seed noise")));
+  // ia3 shares no targets/rank setting with lora: no matched runs, said so, no winner.
+  const ia3 = method.pairs.find((p) => p.b === "ia3")!;
+  assert.equal(ia3.n, 0);
+  assert.equal(ia3.better, null);
+  assert.match(ia3.verdict, /no matched runs/);
+});
+
+Deno.test("retrieval studies get ranx-style superscripts from per-query scores", () => {
+  const a = analyzeStudy(byTask("retrieve"), { permutations: 5000 });
+  assert.ok(a.superscripts && a.superscripts.ok);
+  const sup = a.superscripts.value;
+  assert.equal(sup.queries, 30);
+  assert.equal(sup.byConfig.size, byTask("retrieve").groups.length);
+  const best = sup.byConfig.get(byTask("retrieve").groups[0].key)!;
+  assert.equal(best.letter, "a");
+  // With 5000 permutations the smallest p is 2e-4; Holm over 153 pairs still leaves < 0.05.
+  assert.ok(best.beats.length > 0, "the best configuration beats some other");
+  const worst = sup.byConfig.get(byTask("retrieve").groups.at(-1)!.key)!;
+  assert.deepEqual(worst.beats, []);
+  assert.equal(analyzeStudy(byTask("classify"), { resamples: 50 }).superscripts, null);
+});
+
+Deno.test("a study with one configuration reports notes instead of throwing", async () => {
+  const one = await syntheticRecords({
+    tasks: ["lm"],
+    rankedMethods: ["lora"],
+    unrankedMethods: [],
+    targets: ["qv"],
+    ranks: [4],
+    quants: ["none"],
+    trainSizes: [64],
+    seeds: 1,
+    failures: 0,
+  });
+  const a = analyzeStudy(buildStudies(one)[0]);
+  assert.equal(a.factors.length, 0);
+  assert.ok(a.notes.some((n) => n.includes("seed noise cannot be estimated")));
+  assert.ok(a.notes.some((n) => n.includes("nothing to compare")));
+});

@@ -1,0 +1,64 @@
+/**
+ * `deno task report --results DIR --out DIR`: turn a results folder (one JSON record per run)
+ * into a static report site (index.html, runs/<id>.html) and REPORT.md with charts/*.svg.
+ * Bad flags or input: one line on stderr, exit code 2.
+ * @module
+ */
+import { helpText, numberFlag, type OptionSpec, parseCli, runMain, UsageError } from "../bench/args.ts";
+import { InputError } from "../bench/args.ts";
+import { buildReport, checkOutputFolder } from "../reports/mod.ts";
+
+/** The command's options. */
+export const OPTIONS = {
+  results: { type: "string", help: "results folder with one run record (.json) per run" },
+  out: { type: "string", help: "output folder (new, empty, or a previous report)" },
+  title: { type: "string", default: "peft-bench report", help: "report title" },
+  seed: { type: "string", default: "0", help: "seed of the bootstrap and randomization streams" },
+  resamples: { type: "string", default: "2000", help: "bootstrap resamples per confidence interval" },
+  permutations: { type: "string", default: "5000", help: "sign-flip permutations per per-query pair" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+} satisfies Record<string, OptionSpec>;
+
+/** Run the command on `args`. */
+export async function main(args: string[], startWork: () => void = () => {}): Promise<void> {
+  const { values } = parseCli(args, OPTIONS);
+  if (values.help) {
+    console.log(helpText("deno task report --results DIR --out DIR [options]", OPTIONS));
+    return;
+  }
+  if (!values.results) throw new UsageError("--results is required: the folder of run records (see --help)");
+  if (!values.out) throw new UsageError("--out is required: the folder to write the report to (see --help)");
+  const positive = (n: number) => Number.isInteger(n) && n > 0;
+  const opts = {
+    title: values.title,
+    seed: numberFlag("seed", values.seed, Number.isInteger),
+    resamples: numberFlag("resamples", values.resamples, positive),
+    permutations: numberFlag("permutations", values.permutations, positive),
+  };
+  try {
+    if (Deno.statSync(values.results).isFile) {
+      throw new InputError(
+        `--results ${values.results} is a file; pass the folder that holds the run records`,
+      );
+    }
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new InputError(`results folder not found: ${values.results} (check --results)`);
+    }
+    throw err;
+  }
+  try {
+    checkOutputFolder(values.out);
+  } catch (err) {
+    throw new InputError((err as Error).message);
+  }
+  startWork();
+  const s = await buildReport(values.results, values.out, opts);
+  console.log(
+    `report: ${s.records} runs → ${values.out}/index.html and REPORT.md (${s.files} files, ${
+      s.seconds.toFixed(1)
+    } s)`,
+  );
+}
+
+if (import.meta.main) runMain((startWork) => main(Deno.args, startWork));

@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { syntheticRecords, writeResults } from "../reports/testing.ts";
+
+const SCRIPT = new URL("./report.ts", import.meta.url).pathname;
+
+async function run(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", "--allow-env", "--allow-sys", SCRIPT, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test("report CLI: usage and input errors are one line with exit code 2", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cases: [string[], RegExp][] = [
+      [["--out", dir], /--results is required/],
+      [["--results", join(dir, "nope"), "--out", join(dir, "o")], /results folder not found/],
+      [["--results", dir, "--out", join(dir, "o")], /no run records in/],
+      [["--results", dir, "--out", join(dir, "o"), "--resamples", "0"], /--resamples: invalid value '0'/],
+      [["--bogus"], /Unknown option '--bogus'/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await run(args);
+      assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, re);
+      assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("report CLI writes the site and REPORT.md from a results folder", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const results = join(dir, "results");
+    await writeResults(
+      results,
+      await syntheticRecords({
+        tasks: ["classify"],
+        ranks: [4],
+        quants: ["none", "nf4"],
+        seeds: 2,
+        items: 5,
+      }),
+    );
+    const out = join(dir, "site");
+    const r = await run(["--results", results, "--out", out, "--resamples", "50", "--permutations", "50"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /report: 41 runs/);
+    assert.match(await Deno.readTextFile(join(out, "index.html")), /<table class="runs"/);
+    assert.match(await Deno.readTextFile(join(out, "REPORT.md")), /^# peft-bench report/);
+    assert.equal([...Deno.readDirSync(join(out, "runs"))].length, 41);
+    // A second run refreshes the same folder; an unrelated non-empty folder is refused.
+    assert.equal((await run(["--results", results, "--out", out])).code, 0);
+    const other = await run(["--results", results, "--out", results]);
+    assert.equal(other.code, 2);
+    assert.match(other.stderr, /not empty and holds no previous report/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -69,7 +69,9 @@ class WorkerProcess {
     const env: Record<string, string> = {};
     // N workers with a full-width BLAS each would oversubscribe the cores: split them.
     if (!Deno.env.get("OPENBLAS_NUM_THREADS")) env.OPENBLAS_NUM_THREADS = String(threads);
-    this.#child = new Deno.Command(Deno.execPath(), {
+    // `deno` from PATH, the binary `--allow-run=deno` grants (Deno.execPath() may be another path,
+    // e.g. the real binary behind an npm wrapper, which the permission would not cover).
+    this.#child = new Deno.Command("deno", {
       args: ["run", "--config", DENO_JSON, ...WORKER_PERMISSIONS, WORKER, "--out", out],
       stdin: "piped",
       stdout: "piped",

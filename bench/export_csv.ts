@@ -1,0 +1,103 @@
+/**
+ * `deno task export-csv --results DIR [--out FILE]`: one tidy row per run record, for pandas and
+ * spreadsheets. Fields are quoted per RFC 4180 (a field holding a comma, quote, CR or LF is
+ * wrapped in quotes with inner quotes doubled; rows end in CRLF). Each metric gets its own column
+ * (the union over all records, sorted; empty where a run lacks it); missing values are empty.
+ * Without `--out` the CSV goes to stdout.
+ * @module
+ */
+import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "./args.ts";
+import { readRecords, type RunRecord } from "./record.ts";
+import { writeFileAtomic } from "../models/io.ts";
+
+/** Flags of `export-csv`. */
+export const EXPORT_SPEC = {
+  results: { type: "string", help: "folder of run records" },
+  out: { type: "string", help: "CSV file to write (default: stdout)" },
+  help: { type: "boolean", default: false, help: "show this help" },
+} satisfies Record<string, OptionSpec>;
+
+/** Quote one field per RFC 4180 when it needs it. */
+export function csvField(value: unknown): string {
+  if (value === null || value === undefined) return "";
+  const s = String(value);
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+/** Fixed columns: name and how to read it from a record. */
+const COLUMNS: [string, (r: RunRecord) => unknown][] = [
+  ["run_id", (r) => r.runId],
+  ["name", (r) => r.name],
+  ["status", (r) => r.status],
+  ["task", (r) => r.config.task],
+  ["dataset", (r) => r.config.dataset],
+  ["model", (r) => r.config.model],
+  ["method", (r) => r.config.method],
+  ["targets", (r) => r.config.methodOptions.targets],
+  ["rank", (r) => r.config.methodOptions.rank ?? r.config.methodOptions.targetR],
+  ["alpha", (r) => r.config.methodOptions.alpha],
+  ["quant", (r) => r.config.quant.scheme],
+  ["double_quant", (r) => Boolean(r.config.quant.doubleQuant)],
+  ["train_size", (r) => r.config.trainSize],
+  ["train_per_class", (r) => r.config.trainPerClass],
+  ["seed", (r) => r.config.seed],
+  ["split_seed", (r) => r.config.splitSeed],
+  ["epochs", (r) => r.config.epochs],
+  ["steps", (r) => r.config.steps],
+  ["lr", (r) => r.config.lr],
+  ["backend", (r) => r.env?.backend],
+];
+
+const TAIL: [string, (r: RunRecord) => unknown][] = [
+  ["train_seconds", (r) => r.timing?.trainSeconds],
+  ["total_seconds", (r) => r.timing?.totalSeconds],
+  ["train_tokens_per_second", (r) => r.timing?.trainTokensPerSecond],
+  ["infer_latency_p50_ms", (r) => r.timing?.inferLatencyMs?.p50],
+  ["peak_train_bytes", (r) => r.memory?.peakTrainBytes],
+  ["peak_infer_bytes", (r) => r.memory?.peakInferBytes],
+  ["trainable_params", (r) => r.size?.trainableParams],
+  ["total_params", (r) => r.size?.totalParams],
+  ["adapter_bytes", (r) => r.size?.adapterBytes],
+  ["bits_per_frozen_param", (r) => r.size?.bitsPerFrozenParam],
+  ["start_time", (r) => r.env?.startTime],
+  ["error", (r) => r.error],
+];
+
+/**
+ * The CSV text of `records`: header, then one row per record. A metric whose name clashes with a
+ * fixed column is prefixed `metric_`.
+ */
+export function recordsToCsv(records: RunRecord[]): string {
+  const fixed = new Set([...COLUMNS, ...TAIL].map(([c]) => c));
+  const metrics = [...new Set(records.flatMap((r) => Object.keys(r.metrics ?? {})))].sort();
+  const header = [
+    ...COLUMNS.map(([c]) => c),
+    ...metrics.map((m) => (fixed.has(m) ? `metric_${m}` : m)),
+    ...TAIL.map(([c]) => c),
+  ];
+  const rows = records.map((r) => [
+    ...COLUMNS.map(([, get]) => get(r)),
+    ...metrics.map((m) => r.metrics?.[m]),
+    ...TAIL.map(([, get]) => get(r)),
+  ]);
+  return [header, ...rows].map((row) => row.map(csvField).join(",") + "\r\n").join("");
+}
+
+if (import.meta.main) {
+  await runMain(async (startWork) => {
+    const { values } = parseCli(Deno.args, EXPORT_SPEC);
+    if (values.help) {
+      return console.log(helpText("deno task export-csv --results DIR [--out FILE]", EXPORT_SPEC));
+    }
+    if (!values.results) throw new UsageError("--results DIR is required (a folder of run records)");
+    const records = await readRecords(values.results as string).catch((err) => {
+      throw new InputError((err as Error).message);
+    });
+    startWork();
+    const csv = recordsToCsv(records);
+    if (values.out) {
+      await writeFileAtomic(values.out as string, csv);
+      console.error(`${records.length} rows -> ${values.out}`);
+    } else await Deno.stdout.write(new TextEncoder().encode(csv));
+  });
+}

@@ -1,0 +1,107 @@
+/**
+ * `deno task merge --out DIR IN1 IN2 ...`: combine the record folders of several sweep shards (or
+ * machines) into one. Records already in `--out` take part too, so merging again is idempotent.
+ *
+ * For a run id found in several folders: a success beats a failure; between two of equal status
+ * the newer (`env.startTime`) wins. Two successes whose metrics differ are reported as conflicts
+ * (the newer is kept): the same config should give the same metrics on the same backend, so a
+ * conflict means different hardware/backends or a nondeterminism worth a look. Adapters saved
+ * under `IN/adapters/` are not copied.
+ * @module
+ */
+import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "./args.ts";
+import { canonicalJson, readRecords, type RunRecord, writeRecord } from "./record.ts";
+
+/** Flags of `merge`. */
+export const MERGE_SPEC = {
+  out: { type: "string", help: "folder to merge into (created if missing; its records take part)" },
+  help: { type: "boolean", default: false, help: "show this help" },
+} satisfies Record<string, OptionSpec>;
+
+/** Records of one folder. */
+export interface Source {
+  dir: string;
+  records: RunRecord[];
+}
+
+/** Two successful records of one run with different metrics. */
+export interface Conflict {
+  runId: string;
+  kept: string;
+  dropped: string;
+}
+
+/** What a merge keeps: per run id, the chosen record and the folder it came from. */
+export interface MergeResult {
+  chosen: Map<string, { record: RunRecord; dir: string }>;
+  conflicts: Conflict[];
+}
+
+/** True when `a` should replace `b` (success first, then newer start time). */
+function better(a: RunRecord, b: RunRecord): boolean {
+  if (a.status !== b.status) return a.status === "success";
+  return (a.env?.startTime ?? "") > (b.env?.startTime ?? "");
+}
+
+/** Merge sources in order (see the module doc for the rules). */
+export function mergeRecords(sources: Source[]): MergeResult {
+  const chosen = new Map<string, { record: RunRecord; dir: string }>();
+  const conflicts: Conflict[] = [];
+  for (const { dir, records } of sources) {
+    for (const record of records) {
+      const prev = chosen.get(record.runId);
+      if (!prev) {
+        chosen.set(record.runId, { record, dir });
+        continue;
+      }
+      const take = better(record, prev.record);
+      if (
+        record.status === "success" && prev.record.status === "success" &&
+        canonicalJson(record.metrics) !== canonicalJson(prev.record.metrics)
+      ) {
+        conflicts.push({ runId: record.runId, kept: take ? dir : prev.dir, dropped: take ? prev.dir : dir });
+      }
+      if (take) chosen.set(record.runId, { record, dir });
+    }
+  }
+  return { chosen, conflicts };
+}
+
+if (import.meta.main) {
+  await runMain(async (startWork) => {
+    const { values, positionals } = parseCli(Deno.args, MERGE_SPEC, true);
+    if (values.help) return console.log(helpText("deno task merge --out DIR IN1 IN2 ...", MERGE_SPEC));
+    if (!values.out) throw new UsageError("--out DIR is required (the merged folder)");
+    if (positionals.length === 0) throw new UsageError("give one or more record folders to merge");
+    const out = values.out as string;
+    const sources: Source[] = [];
+    const outExists = await Deno.stat(out).then(() => true, () => false);
+    for (const dir of outExists ? [out, ...positionals] : positionals) {
+      try {
+        sources.push({ dir, records: await readRecords(dir) });
+      } catch (err) {
+        throw new InputError((err as Error).message);
+      }
+    }
+    startWork();
+    const { chosen, conflicts } = mergeRecords(sources);
+    let written = 0;
+    for (const { record, dir } of chosen.values()) {
+      if (dir === out) continue; // already there
+      await writeRecord(out, record);
+      written++;
+    }
+    for (const c of conflicts) {
+      console.error(
+        `conflict: ${c.runId}: successful runs with different metrics in ${c.kept} and ${c.dropped}; kept ${c.kept} (newer)`,
+      );
+    }
+    const ok = [...chosen.values()].filter((c) => c.record.status === "success").length;
+    console.error(
+      `merged ${chosen.size} runs (${ok} success, ${
+        chosen.size - ok
+      } failed) from ${positionals.length} folder(s) ` +
+        `into ${out}: ${written} written, ${conflicts.length} conflict(s)`,
+    );
+  });
+}

@@ -63,6 +63,11 @@ export const BENCH_SPEC = {
   temperature: { type: "string", default: "0.05", help: "InfoNCE temperature (retrieve)" },
   "eval-every": { type: "string", default: "0", help: "evaluate on dev every N updates (0: never)" },
   "max-eval": { type: "string", help: "evaluate on at most N items" },
+  "max-corpus": {
+    type: "string",
+    default: "2000",
+    help: "retrieval: documents ranked per query (judged + fixed distractors)",
+  },
   seed: { type: "string", default: "0", help: "seed, or several: 0,1,2" },
   backend: { type: "string", default: "auto", help: `compute backend: ${BACKEND_NAMES.join("|")}` },
   out: { type: "string", default: "results", help: "folder for run records" },

@@ -137,6 +137,7 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
     temperature: numberFlag("temperature", String(v.temperature), (n) => n > 0),
     evalEvery: numberFlag("eval-every", String(v["eval-every"]), (n) => Number.isInteger(n) && n >= 0),
     maxEval: optionalInt("max-eval", v["max-eval"]),
+    maxCorpus: optionalInt("max-corpus", v["max-corpus"]),
     backend,
     diagnostics: Boolean(v.diagnostics),
   };

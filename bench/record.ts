@@ -43,6 +43,8 @@ export interface RunConfig {
   temperature: number;
   evalEvery: number;
   maxEval: number | null;
+  /** Retrieval: evaluate against at most this many documents (judged ones always included). */
+  maxCorpus: number | null;
   backend: string;
   diagnostics: boolean;
 }

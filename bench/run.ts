@@ -118,6 +118,7 @@ function buildTask(
       maxLength: config.maxLength,
       pooling: config.pooling,
       temperature: config.temperature,
+      maxCorpus: config.maxCorpus,
     }, rng);
   }
   return lmTask(model, tokenizer, data, { maxLength: config.maxLength });

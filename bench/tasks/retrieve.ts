@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { LlamaModel } from "../../models/llama.ts";
 import type { Tokenizer } from "../../models/tokenizers/types.ts";
-import type { Rng } from "../../models/rng.ts";
+import { Rng } from "../../models/rng.ts";
 import type { RetrievalDataset } from "../../datasets/types.ts";
 import { ndcg, recallAt, reciprocalRank } from "../metrics/ranking.ts";
 import { evaluate as evaluateRun } from "../metrics/ranking.ts";
@@ -25,6 +25,23 @@ export interface RetrieveOptions {
   evalBatch?: number;
   /** Documents kept per query in the run (default 100). */
   depth?: number;
+  /**
+   * Evaluate against at most this many documents: every document judged for the evaluated
+   * queries, plus distractors in a fixed order (independent of the run seed) up to the cap.
+   */
+  maxCorpus?: number | null;
+}
+
+/** The evaluation corpus: judged documents first, then a fixed sample of distractors. */
+export function evaluationCorpus<T extends { id: string }>(
+  corpus: T[],
+  judged: Set<string>,
+  maxCorpus: number | null | undefined,
+): T[] {
+  if (!maxCorpus || corpus.length <= maxCorpus) return corpus;
+  const keep = corpus.filter((d) => judged.has(d.id));
+  const others = new Rng(0x5eed).shuffle(corpus.filter((d) => !judged.has(d.id)));
+  return [...keep, ...others.slice(0, Math.max(0, maxCorpus - keep.length))];
 }
 
 const CUTOFFS = [1, 3, 5, 10];
@@ -119,7 +136,9 @@ export function retrieveTask(
       items.reduce((s, i) => s + pairs[i].query.length + docTokens(pairs[i].positive).length, 0),
     async evaluate(split, maxItems): Promise<Evaluation> {
       const queries = data.queries[split].slice(0, maxItems ?? undefined);
-      const corpus = data.corpus[split];
+      const qrels = data.qrels[split];
+      const judged = new Set(queries.flatMap((q) => [...(qrels.get(q.id)?.keys() ?? [])]));
+      const corpus = evaluationCorpus(data.corpus[split], judged, options.maxCorpus);
       const dim = model.config.dim;
       const qEmb = await embedAll(queries.map((q) => encodeTexts(tokenizer, [q.text], options.maxLength)[0]));
       const dEmb = await embedAll(corpus.map((d) => docTokens(d.id)));
@@ -140,7 +159,6 @@ export function retrieveTask(
         const top = Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, depth);
         run.set(q.id, new Map(top.map((j) => [corpus[j].id, row[j]])));
       });
-      const qrels = data.qrels[split];
       const measures: Record<string, (r: readonly string[], j: ReadonlyMap<string, number>) => number> = {
         mrr: (r, j) => reciprocalRank(r, j),
       };

@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { initBackend } from "../models/backend.ts";
+import { executeRun } from "./run.ts";
+import { buildRunConfigs } from "./config.ts";
+import { BENCH_SPEC } from "./cli.ts";
+import { parseCli } from "./args.ts";
+import type { RunConfig } from "./record.ts";
+
+const STORIES = fileURLToPath(new URL("../../shared/fixtures/stories260K/stories260K.bin", import.meta.url));
+const CLI = fileURLToPath(new URL("./cli.ts", import.meta.url));
+
+function config(args: string[]): RunConfig {
+  const { values } = parseCli(["--model", STORIES, "--max-eval", "20", ...args], BENCH_SPEC);
+  return buildRunConfigs(values as Record<string, unknown>)[0];
+}
+
+const backend = await initBackend("wasm");
+
+Deno.test("bench: a classification run records metrics, timing, memory and sizes; reruns are identical", async () => {
+  const c = config(["--train-per-class", "2", "--epochs", "1", "--rank", "4"]);
+  const a = await executeRun(c, { backend, quiet: true });
+  assert.equal(a.status, "success", a.error);
+  assert.ok(a.metrics.accuracy >= 0 && a.metrics.accuracy <= 1);
+  assert.equal(a.perItem.length, 20);
+  // LoRA r=4 on q (64x64) and v (32x64) in 5 layers, plus the 26-class head on dim 64.
+  assert.equal(a.size.trainableParams, 5 * 4 * ((64 + 64) + (64 + 32)) + 26 * 64 + 26);
+  assert.ok(a.memory.peakTrainBytes > a.memory.breakdown.frozenWeights);
+  assert.equal(a.memory.breakdown.optimizerState, 8 * a.size.trainableParams);
+  assert.ok(a.timing.stepLatencyMs.n > 0 && a.timing.inferLatencyMs.p50 > 0 && a.timing.calibrationMs > 0);
+  assert.equal(a.curve.length, Math.ceil((26 * 2) / 16));
+  assert.equal(a.details?.leakedTensors, undefined, "the run leaked tensors");
+  const b = await executeRun(c, { backend, quiet: true });
+  assert.deepEqual(b.metrics, a.metrics);
+  assert.deepEqual(b.curve.map((p) => p.loss), a.curve.map((p) => p.loss));
+  assert.equal(b.runId, a.runId);
+});
+
+Deno.test("bench: a diverging run is recorded as failed with its reason", async () => {
+  const c = config([
+    "--train-per-class",
+    "2",
+    "--steps",
+    "4",
+    "--lr",
+    "1e30",
+    "--head-lr",
+    "1e30",
+    "--clip",
+    "0",
+  ]);
+  const r = await executeRun(c, { backend, quiet: true });
+  assert.equal(r.status, "failed");
+  assert.match(r.error!, /loss became (NaN|Infinity|-Infinity) at step \d/);
+});
+
+Deno.test("bench: retrieval and language-modelling runs produce their metrics", async () => {
+  const r = await executeRun(
+    config(["--dataset", "wordnet-concepts", "--train-size", "32", "--epochs", "1", "--max-corpus", "200"]),
+    {
+      backend,
+      quiet: true,
+    },
+  );
+  assert.equal(r.status, "success", r.error);
+  for (const m of ["mrr", "recall@1", "recall@10", "ndcg@10"]) {
+    assert.ok(r.metrics[m] >= 0 && r.metrics[m] <= 1, m);
+  }
+  assert.ok(r.metrics["recall@10"] >= r.metrics["recall@1"]);
+  assert.ok(r.perItem.every((q) => typeof q.mrr === "number"));
+  assert.equal(r.details?.corpusSize, 200);
+  const l = await executeRun(
+    config(["--dataset", "wordnet-glosses", "--train-size", "32", "--epochs", "1"]),
+    {
+      backend,
+      quiet: true,
+    },
+  );
+  assert.equal(l.status, "success", l.error);
+  assert.ok(l.metrics.perplexity > 1);
+  assert.ok(Math.abs(Math.log2(l.metrics.bytePerplexity) - l.metrics.bitsPerByte) < 1e-9);
+});
+
+async function cli(args: string[]): Promise<{ code: number; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "--model", STORIES, ...args],
+    stdout: "null",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+Deno.test({
+  name: "bench CLI: bad input gives one clear error line and exit code 2",
+  ignore: !(await Deno.permissions.query({ name: "run" })).state.startsWith("granted"),
+  fn: async () => {
+    const cases: [string[], RegExp][] = [
+      [["--method", "lorax"], /unknown method 'lorax'; known methods: frozen, full, lora/],
+      [["--rank", "999"], /--rank 999 is impossible for layers.0.attn.q \[64x64\]: at most 64/],
+      [["--targets", "w9"], /--targets w9: no layer named/],
+      [["--method", "bitfit", "--rank", "4"], /method bitfit does not take option 'rank'/],
+      [["--dataset", "nope"], /unknown dataset "nope"/],
+      [["--quant", "int8", "--double-quant"], /doubleQuant applies only to 4-bit/],
+      [["--train-per-class", "2", "--dataset", "sotu"], /--train-per-class needs a classification dataset/],
+      [["--frobnicate"], /Unknown option '--frobnicate'/],
+    ];
+    for (const [args, re] of cases) {
+      const { code, stderr } = await cli(args);
+      const errors = stderr.split("\n").filter((l) => l.startsWith("error:"));
+      assert.equal(code, 2, `${args.join(" ")}: exit ${code}\n${stderr}`);
+      assert.equal(errors.length, 1, stderr);
+      assert.match(errors[0], re);
+    }
+  },
+});

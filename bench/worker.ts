@@ -3,8 +3,9 @@
  * on stdin (`{"config": RunConfig}`), runs it, writes the record atomically into `--out`, and
  * answers one line on stdout: `@@sweep {"runId", "status", "error", "seconds"}` (the marker keeps
  * stray library output apart from replies). It initialises its own backend from the first job's
- * config. When stdin closes (the sweep finished, or was killed) it exits; a run in flight at that
- * moment is lost only if the process dies before its record is written.
+ * config. When stdin closes (the sweep finished, or its process died) it exits once the run in
+ * flight, if any, has written its record (tfjs work does not yield to I/O mid-run). Killing the
+ * whole process group (Ctrl-C, Slurm, Kubernetes) stops the workers at once.
  *
  * Permissions (see `WORKER_PERMISSIONS`): read (model, datasets), write (records), env, sys (CPU
  * name, memory), ffi (OpenBLAS), run=git (the commit in each record). No network.

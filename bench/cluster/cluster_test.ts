@@ -6,7 +6,7 @@ const STORIES = fileURLToPath(
   new URL("../../../shared/fixtures/stories260K/stories260K.bin", import.meta.url),
 );
 
-Deno.test("slurm recipe: array task 2 of 1-4 runs shard 2/4 of the study (dry run)", async () => {
+Deno.test("slurm recipe: the second task of --array=4-7 runs shard 2/4 of the study (dry run)", async () => {
   const out = await new Deno.Command("bash", {
     args: ["bench/cluster/slurm_array.sbatch"],
     cwd: ROOT,

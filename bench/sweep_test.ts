@@ -129,3 +129,32 @@ Deno.test("sweep: an invalid plan entry stops the sweep before any run, exit cod
   assert.equal((await jsonFiles(`${dir}/out`).catch(() => [])).length, 0);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("sweep: a failing run is recorded and the sweep goes on (exit 1); a rerun retries only it", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = `${dir}/mixed.json`;
+  await Deno.writeTextFile(
+    file,
+    JSON.stringify({
+      ...tiny([0]),
+      factors: {
+        variant: [
+          { name: "diverge", lr: 1e30, "head-lr": 1e30, clip: 0, steps: 4 },
+          { name: "ok", lr: 0.002 },
+        ],
+      },
+    }),
+  );
+  const first = await sweep(file, `${dir}/out`).output();
+  const log = new TextDecoder().decode(first.stderr);
+  assert.equal(first.code, 1, log);
+  assert.match(log, /FAILED: loss became/);
+  assert.match(log, /1 ok, 1 failed, 0 skipped/);
+  const records = await Promise.all(
+    (await jsonFiles(`${dir}/out`)).map(async (n) => JSON.parse(await Deno.readTextFile(`${dir}/out/${n}`))),
+  );
+  assert.deepEqual(records.map((r) => r.status).sort(), ["failed", "success"]);
+  const again = await sweep(file, `${dir}/out`).output();
+  assert.match(new TextDecoder().decode(again.stderr), /0 ok, 1 failed, 1 skipped/);
+  await Deno.remove(dir, { recursive: true });
+});

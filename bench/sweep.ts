@@ -9,7 +9,7 @@
  *   `OPENBLAS_NUM_THREADS = cores / N`); `--jobs 1` runs in this process.
  * - `--shard i/n` runs plan positions p with p mod n == i - 1 (see `shardRuns`); `deno task merge`
  *   combines the shards' folders. Cluster recipes: `bench/cluster/README.md`.
- * - `--set FLAG=VALUE` overrides a fixed option, e.g. `--set model=../shared/fixtures/...bin`.
+ * - `--set FLAG=VALUE` overrides a fixed option (not a factor), e.g. `--set model=../shared/fixtures/...bin`.
  *
  * The whole plan is validated (every entry through buildRunConfigs; the model is loaded and each
  * distinct method configuration of this shard applied once) before anything runs: errors exit 2.
@@ -38,7 +38,11 @@ export const SWEEP_SPEC = {
     type: "string",
     help: "run only slice i of n (1-based), e.g. 2/8: positions p with p mod n == i-1",
   },
-  set: { type: "string", multiple: true, help: "override a fixed option FLAG=VALUE (repeatable)" },
+  set: {
+    type: "string",
+    multiple: true,
+    help: "override a fixed option FLAG=VALUE (repeatable; factor levels still win)",
+  },
   "dry-run": { type: "boolean", default: false, help: "print the plan size and first entries, run nothing" },
   help: { type: "boolean", default: false, help: "show this help" },
 } satisfies Record<string, OptionSpec>;

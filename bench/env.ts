@@ -54,13 +54,14 @@ export async function environment(backend: BackendInfo): Promise<RunRecord["env"
 }
 
 /**
- * Calibration kernel: median ms of a 256^3 matmul on the active backend, timed in the same
+ * Calibration kernel: median ms of a 512^3 matmul on the active backend, timed in the same
  * process as the run, so that latencies can be compared across machines and noisy moments
  * (regression checks divide latencies by it).
  */
-export async function calibrationMs(repeats = 7): Promise<number> {
-  const a = tf.randomUniform([256, 256], -1, 1, "float32", 1);
-  const b = tf.randomUniform([256, 256], -1, 1, "float32", 2);
+export async function calibrationMs(repeats = 9): Promise<number> {
+  // 512^3 (a few ms): long enough to be steady under load, short next to a run.
+  const a = tf.randomUniform([512, 512], -1, 1, "float32", 1);
+  const b = tf.randomUniform([512, 512], -1, 1, "float32", 2);
   const times: number[] = [];
   for (let i = 0; i < repeats + 2; i++) {
     const t0 = performance.now();

@@ -90,7 +90,7 @@ export interface RunRecord {
     stepLatencyMs: LatencyStats;
     trainTokensPerSecond: number;
     inferLatencyMs: LatencyStats;
-    /** Same-process calibration kernel (ms per sgemm 256^3 loop), to normalise latencies. */
+    /** Same-process calibration kernel (median ms of a 512^3 matmul), to normalise latencies. */
     calibrationMs: number;
     /** Inference latency per item of the unquantized model, for the dequantization cost. */
     inferLatencyUnquantizedMs?: LatencyStats;

@@ -99,7 +99,11 @@ await runMain(async (startWork) => {
   const bos = tokenizer.bosId!;
   const eos = tokenizer.eosId!;
   const stream: number[] = [];
-  for (const d of docs) stream.push(bos, ...tokenizer.encode(d), eos);
+  for (const d of docs) {
+    stream.push(bos);
+    for (const id of tokenizer.encode(d)) stream.push(id); // no spread: a speech can exceed the argument limit
+    stream.push(eos);
+  }
   console.error(
     `tokenizer: ${tokenizer.vocabSize} tokens; corpus = ${stream.length} tokens ` +
       `(${(corpus.stats.chars / stream.length).toFixed(2)} chars/token) in ${formatDuration((performance.now() - t0) / 1000)}`,

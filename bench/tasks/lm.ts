@@ -29,7 +29,7 @@ export function lmTask(
   const stream: number[] = [];
   for (const ex of data.train) {
     if (tokenizer.bosId !== null) stream.push(tokenizer.bosId);
-    stream.push(...tokenizer.encode(ex.text));
+    for (const id of tokenizer.encode(ex.text)) stream.push(id); // no spread: long texts exceed the argument limit
     if (tokenizer.eosId !== null) stream.push(tokenizer.eosId);
   }
   const rows = Math.floor(stream.length / rowLen);

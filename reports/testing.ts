@@ -68,6 +68,7 @@ export function fixtureConfig(over: Partial<RunConfig> = {}): RunConfig {
     temperature: 0.05,
     evalEvery: 0,
     maxEval: null,
+    maxCorpus: null,
     backend: "cpu",
     diagnostics: false,
     ...over,

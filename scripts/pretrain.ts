@@ -48,8 +48,21 @@ const SPEC = {
   help: { type: "boolean", default: false, help: "show this help" },
 } satisfies Record<string, OptionSpec>;
 
-/** The fixed text whose held-out loss the model README records and a test re-checks. */
+/** How many held-out glosses form the check text. */
 export const CHECK_TEXT_COUNT = 50;
+
+/** The held-out WordNet glosses scored for the README: a fixed-seed sample of the test split. */
+export function heldOutGlossSample(count: number): string[] {
+  return new Rng(12345).shuffle([...heldOutTexts().wordnet]).slice(0, count);
+}
+
+/**
+ * The fixed text whose held-out loss the model README records and `models/default_model_test.ts`
+ * re-checks: the first CHECK_TEXT_COUNT glosses of the sample, joined by newlines.
+ */
+export function checkText(): string {
+  return heldOutGlossSample(CHECK_TEXT_COUNT).join("\n");
+}
 
 /** Unigram model with add-one smoothing, fitted on the training token stream. */
 function unigramNll(counts: Float64Array, total: number, ids: number[]): number {
@@ -75,7 +88,7 @@ async function heldOutScores(model: LlamaModel, tokenizer: Tokenizer, texts: str
   return { nll, tokens, meanNll: nll / tokens, perplexity: Math.exp(nll / tokens) };
 }
 
-await runMain(async (startWork) => {
+if (import.meta.main) await runMain(async (startWork) => {
   const { values: o } = parseCli(Deno.args, SPEC);
   if (o.help) return console.log(helpText("deno task pretrain [--out DIR] [--seed N] [--tokens N]", SPEC));
   const int = (name: keyof typeof SPEC) => numberFlag(name, o[name] as string, (n) => Number.isInteger(n) && n > 0);
@@ -165,10 +178,8 @@ await runMain(async (startWork) => {
   const trainSeconds = (performance.now() - trainStart) / 1000;
 
   // Held-out quality: the model against a unigram model on the same texts.
-  const held = heldOutTexts();
-  const evalRng = new Rng(12345);
-  const wordnetTexts = evalRng.shuffle([...held.wordnet]).slice(0, int("heldout-docs"));
-  const sotuTexts = held.sotu.slice(0, 2);
+  const wordnetTexts = heldOutGlossSample(int("heldout-docs"));
+  const sotuTexts = heldOutTexts().sotu.slice(0, 2);
   for (const v of vars) v.trainable = false;
   const report: Record<string, { tokens: number; meanNll: number; perplexity: number; unigramPerplexity: number }> = {};
   for (const [name, texts] of [["wordnet-glosses (test split)", wordnetTexts], ["sotu (test speeches)", sotuTexts]] as const) {
@@ -176,9 +187,7 @@ await runMain(async (startWork) => {
     const uni = texts.reduce((acc, t) => acc + unigramNll(counts, stream.length, tokenizer.encode(t)), 0);
     report[name] = { tokens: s.tokens, meanNll: s.meanNll, perplexity: s.perplexity, unigramPerplexity: Math.exp(uni / s.tokens) };
   }
-  // The check text: the first CHECK_TEXT_COUNT held-out glosses, joined (re-scored by a test).
-  const checkText = wordnetTexts.slice(0, CHECK_TEXT_COUNT).join("\n");
-  const check = await scoreText(model, tokenizer, checkText, 16);
+  const check = await scoreText(model, tokenizer, checkText(), 16);
   const prompts = ["The president said that", "a small domesticated animal", "the act of"];
   const generations: string[] = [];
   for (const p of prompts) {

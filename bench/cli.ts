@@ -38,6 +38,11 @@ export const BENCH_SPEC = {
     help: "quantize the 4-bit schemes' block constants (QLoRA)",
   },
   "block-size": { type: "string", help: "quantization block size (4-bit schemes; default 64)" },
+  loftq: {
+    type: "string",
+    default: "0",
+    help: "LoftQ initialisation iterations for lora/rslora on a quantized base (0: off)",
+  },
   task: { type: "string", help: "classify|retrieve|lm (default: the dataset's task)" },
   dataset: { type: "string", default: "wordnet-lex", help: "dataset (see --list-datasets)" },
   model: {

@@ -79,6 +79,13 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
   } catch (err) {
     throw new UsageError(`--quant ${scheme}: ${(err as Error).message}`);
   }
+  const loftq = numberFlag("loftq", String(v.loftq ?? 0), (n) => Number.isInteger(n) && n >= 0);
+  if (loftq > 0 && scheme === "none") {
+    throw new UsageError("--loftq needs a quantized base: add --quant nf4 (or another scheme)");
+  }
+  if (loftq > 0 && !["lora", "rslora"].includes(method.name)) {
+    throw new UsageError(`--loftq initialises LoRA factors: use --method lora or rslora, not ${method.name}`);
+  }
   const trainPerClass = optionalInt("train-per-class", v["train-per-class"]);
   const trainSize = optionalInt("train-size", v["train-size"]);
   if (trainPerClass !== null && task !== "classify") {
@@ -118,7 +125,7 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
     method: method.name,
     methodOptions,
     quant,
-    loftq: 0,
+    loftq,
     trainSize,
     trainPerClass,
     splitSeed: numberFlag("split-seed", String(v["split-seed"]), (n) => Number.isInteger(n) && n >= 0),

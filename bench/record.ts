@@ -92,8 +92,10 @@ export interface RunRecord {
     inferLatencyMs: LatencyStats;
     /** Same-process calibration kernel (median ms of a 512^3 matmul), to normalise latencies. */
     calibrationMs: number;
-    /** Inference latency per item of the unquantized model, for the dequantization cost. */
+    /** Inference latency per item of the frozen model before quantization (quantized runs). */
     inferLatencyUnquantizedMs?: LatencyStats;
+    /** The same right after quantizing the frozen base: the difference is the dequantization's cost. */
+    inferLatencyQuantizedMs?: LatencyStats;
   };
   memory: MemoryReport;
   size: {
@@ -102,6 +104,18 @@ export interface RunRecord {
     adapterBytes: number;
     frozenBytes: number;
     bitsPerFrozenParam: number;
+  };
+  /** The frozen base's decoder linears: scheme, real stored bits per parameter, dequantization cost. */
+  quant?: {
+    scheme: string;
+    blockSize?: number;
+    doubleQuant?: boolean;
+    loftq: number;
+    /** Stored bytes of the decoder's linear weights (packed codes and constants). */
+    linearBytes: number;
+    bitsPerParam: number;
+    /** p50 inference latency per item, quantized minus fp32, on the frozen model (ms). */
+    dequantCostMs: number | null;
   };
   /** Adapter diagnostics (spectra, effective rank, entanglement), when computed. */
   diagnostics?: Record<string, unknown>;

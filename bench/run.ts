@@ -18,6 +18,9 @@ import { getMethod, parseMethodConfig } from "../methods/registry.ts";
 import type { AppliedMethod, MethodContext, Optimizer } from "../methods/types.ts";
 import { QuantizedLinear } from "../methods/quant/linear.ts";
 import { validateQuantConfig } from "../methods/quant/config.ts";
+import { loftqInit } from "../methods/quant/loftq.ts";
+import { LoraLinear } from "../methods/lora.ts";
+import { selectTargets } from "../methods/targets.ts";
 import { updateDiagnostics } from "../methods/diagnostics/spectrum.ts";
 import { entanglementProfile } from "../methods/diagnostics/entanglement.ts";
 import { AdamW, learningRate } from "./optim.ts";
@@ -39,6 +42,19 @@ export interface ExecuteOptions {
   saveAdapterDir?: string;
 }
 
+/** Every linear module of the model, including the bases that method wrappers keep (each once). */
+function allLinears(model: LoadedModel["model"]): LinearModule[] {
+  const seen = new Set<LinearModule>();
+  const visit = (l: LinearModule) => {
+    if (seen.has(l)) return;
+    seen.add(l);
+    const base = (l as { base?: LinearModule }).base;
+    if (base) visit(base);
+  };
+  for (const l of model.linears.values()) visit(l);
+  return [...seen];
+}
+
 /** Frozen parameters' stored bytes and count (quantized layers count their packed bytes). */
 function frozenFootprint(
   model: LoadedModel["model"],
@@ -52,31 +68,60 @@ function frozenFootprint(
       params += v.size;
     }
   }
-  const seen = new Set<LinearModule>();
-  const visit = (l: LinearModule) => {
-    if (seen.has(l)) return;
-    seen.add(l);
+  for (const l of allLinears(model)) {
     if (l instanceof QuantizedLinear) {
       bytes += l.weight.storedBytes;
       params += l.inFeatures * l.outFeatures;
     }
-    const base = (l as { base?: LinearModule }).base;
-    if (base) visit(base);
-  };
-  for (const l of model.linears.values()) visit(l);
+  }
   return { bytes, params };
 }
 
-/** Replace every decoder linear by its quantized form, freeing the fp32 weights. */
-function quantizeBase(model: LoadedModel["model"], config: RunConfig): void {
-  if (config.quant.scheme === "none") return;
+/**
+ * Replace every decoder linear by its quantized form, freeing the fp32 weights. With LoftQ, the
+ * target layers' bases come from LoftQ's alternating quantize/SVD, and the returned factors
+ * (A [r, in], B [out, r] with W ~ Q + B A) initialise the LoRA adapters after the method applies.
+ */
+function quantizeBase(
+  model: LoadedModel["model"],
+  config: RunConfig,
+): Map<string, { a: Float32Array; b: Float32Array }> {
+  const factors = new Map<string, { a: Float32Array; b: Float32Array }>();
+  if (config.quant.scheme === "none") return factors;
   const q = validateQuantConfig(config.quant);
+  const loftqTargets = config.loftq > 0
+    ? new Set(selectTargets(model, String(config.methodOptions.targets)))
+    : new Set();
   for (const [name, layer] of [...model.linears]) {
     if (!name.startsWith("layers.")) continue;
     const w = layer.denseWeight();
-    model.linears.set(name, QuantizedLinear.fromDense(name, w, q, layer.bias));
+    if (loftqTargets.has(name)) {
+      const r = loftqInit(w.dataSync() as Float32Array, w.shape as [number, number], {
+        config: q,
+        rank: Number(config.methodOptions.rank),
+        iterations: config.loftq,
+      });
+      model.linears.set(name, new QuantizedLinear(name, r.quantized, layer.bias));
+      factors.set(name, { a: r.a, b: r.b });
+    } else {
+      model.linears.set(name, QuantizedLinear.fromDense(name, w, q, layer.bias));
+    }
     model.params.get(`${name}.weight`)?.dispose();
     model.params.delete(`${name}.weight`);
+  }
+  return factors;
+}
+
+/** Start LoRA adapters from LoftQ's factors: s B' A' = B A, so A' = A and B' = B / s. */
+function applyLoftqFactors(
+  model: LoadedModel["model"],
+  factors: Map<string, { a: Float32Array; b: Float32Array }>,
+) {
+  for (const [name, f] of factors) {
+    const layer = model.linears.get(name);
+    if (!(layer instanceof LoraLinear)) throw new Error(`--loftq needs a LoRA layer at ${name}`);
+    layer.a.assign(tf.tensor(f.a, layer.a.shape));
+    layer.b.assign(tf.tidy(() => tf.div(tf.tensor(f.b, layer.b.shape), layer.scale)));
   }
 }
 
@@ -176,10 +221,12 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     });
     task = buildTask(loaded, config, data, rng.fork("task"));
 
-    // Quantization: the frozen model's latency before and after, then the packed base.
+    // Quantization: the frozen model's latency before and after packing the base.
+    let loftqFactors = new Map<string, { a: Float32Array; b: Float32Array }>();
     if (config.quant.scheme !== "none") {
       record.timing.inferLatencyUnquantizedMs = latencyStats(await measureInference(task, 10));
-      quantizeBase(model, config);
+      loftqFactors = quantizeBase(model, config);
+      record.timing.inferLatencyQuantizedMs = latencyStats(await measureInference(task, 10));
     }
     const quant = config.quant.scheme === "none" ? null : validateQuantConfig(config.quant);
     const method = getMethod(config.method);
@@ -194,6 +241,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
           : new Linear(name, variableOf(() => tf.clone(weight), false), bias),
     };
     applied = method.apply(model, parseMethodConfig(method, config.methodOptions), ctx);
+    applyLoftqFactors(model, loftqFactors);
     const methodVars = applied.trainable;
     const headVars = task.headVariables;
     const allVars = [...methodVars, ...headVars];
@@ -210,6 +258,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
       frozenBytes: frozen.bytes,
       bitsPerFrozenParam: frozen.params > 0 ? (8 * frozen.bytes) / frozen.params : 0,
     };
+    record.quant = quantSummary(model, config, record.timing);
 
     // Training.
     const optOptions = { weightDecay: config.weightDecay, clipNorm: config.clipNorm };
@@ -346,6 +395,34 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     }
   }
   return record;
+}
+
+/** The quantized linears' storage and the dequantization's latency cost on the frozen model. */
+function quantSummary(
+  model: LoadedModel["model"],
+  config: RunConfig,
+  timing: RunRecord["timing"],
+): RunRecord["quant"] {
+  let bytes = 0;
+  let params = 0;
+  for (const l of allLinears(model)) {
+    if (l instanceof QuantizedLinear) {
+      bytes += l.weight.storedBytes;
+      params += l.inFeatures * l.outFeatures;
+    } else if (l instanceof Linear && l.name.startsWith("layers.")) {
+      bytes += 4 * l.inFeatures * l.outFeatures;
+      params += l.inFeatures * l.outFeatures;
+    }
+  }
+  const before = timing.inferLatencyUnquantizedMs?.p50;
+  const after = timing.inferLatencyQuantizedMs?.p50;
+  return {
+    ...config.quant,
+    loftq: config.loftq,
+    linearBytes: bytes,
+    bitsPerParam: params > 0 ? (8 * bytes) / params : 32,
+    dequantCostMs: before !== undefined && after !== undefined ? after - before : null,
+  };
 }
 
 /** Spectra, effective rank and entanglement profile of each adapted layer's update. */

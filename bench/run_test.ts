@@ -114,3 +114,24 @@ Deno.test({
     }
   },
 });
+
+Deno.test("bench: QLoRA (nf4 + double quant) records real packed sizes; LoftQ runs end to end", async () => {
+  const plain = await executeRun(
+    config(["--train-per-class", "2", "--steps", "2", "--quant", "nf4", "--double-quant", "--rank", "4"]),
+    { backend, quiet: true },
+  );
+  assert.equal(plain.status, "success", plain.error);
+  // nf4 block 64 with double quantization: 4 + 8/64 + 32/(64*256) bits per weight plus the per-tensor
+  // mean (32 bits) of each 256-block group's constants, a little above 4.127.
+  assert.ok(
+    plain.quant!.bitsPerParam > 4.12 && plain.quant!.bitsPerParam < 4.2,
+    String(plain.quant!.bitsPerParam),
+  );
+  assert.ok(plain.timing.inferLatencyQuantizedMs!.n > 0 && plain.quant!.dequantCostMs !== null);
+  const loftq = await executeRun(
+    config(["--train-per-class", "2", "--steps", "2", "--quant", "nf4", "--rank", "4", "--loftq", "2"]),
+    { backend, quiet: true },
+  );
+  assert.equal(loftq.status, "success", loftq.error);
+  assert.equal(loftq.quant!.loftq, 2);
+});

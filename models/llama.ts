@@ -30,6 +30,11 @@ export interface ModelHooks {
   kvPrefix?: (layer: number) => { k: tf.Tensor2D; v: tf.Tensor2D } | null;
   /** Transform a sublayer's output [N, dim] before the residual add (bottleneck adapters). */
   sublayerOutput?: (layer: number, kind: "attn" | "mlp", out: tf.Tensor2D) => tf.Tensor2D;
+  /**
+   * Observe each layer's attention probabilities [B, nHeads, T, P + T] (diagnostics). The tensor
+   * is freed after the call: read it synchronously (`dataSync`) or `tf.keep` a copy.
+   */
+  attentionProbs?: (layer: number, probs: tf.Tensor4D) => void;
 }
 
 /** Options of a forward pass. */
@@ -307,7 +312,9 @@ export class LlamaModel {
       const km = prefixLen > 0 ? tf.concat([tf.zeros([batch, 1, 1, prefixLen]), keyMask], 3) : keyMask;
       scores = tf.add(scores, km);
     }
-    const probs = tf.reshape(tf.softmax(scores), [batch, c.nKvHeads, groups * t, tk]);
+    const soft = tf.softmax(scores) as tf.Tensor4D;
+    this.hooks.attentionProbs?.(layer, soft);
+    const probs = tf.reshape(soft, [batch, c.nKvHeads, groups * t, tk]);
     const ctx = tf.reshape(tf.matMul(probs, vh), [batch, c.nHeads, t, hd]);
     const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [batch * t, c.nHeads * hd]) as tf.Tensor2D;
     return this.linear(`${p}.o`).forward(merged);

@@ -45,7 +45,8 @@ function findTfNode(): string | null {
   return null;
 }
 
-async function webgpuAdapter(): Promise<GPUAdapter | null> {
+/** The WebGPU adapter Deno finds, or null (no WebGPU, no Vulkan driver). */
+export async function webgpuAdapter(): Promise<GPUAdapter | null> {
   // Mesa's Vulkan loader complains on stderr when XDG_RUNTIME_DIR is unset (headless machines).
   if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", Deno.env.get("TMPDIR") ?? "/tmp");
   const gpu = (globalThis.navigator as Navigator & { gpu?: GPU }).gpu;

@@ -86,6 +86,8 @@ export interface RunRecord {
   curve: { step: number; loss: number; lr: number; evalMetric?: number }[];
   timing: {
     trainSeconds: number;
+    /** Test-set evaluation (model compute plus metric computation). */
+    evalSeconds?: number;
     totalSeconds: number;
     stepLatencyMs: LatencyStats;
     trainTokensPerSecond: number;

@@ -347,7 +347,9 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     const trainSeconds = (performance.now() - trainStart) / 1000;
 
     // Evaluation, latency and inference memory.
+    const evalStart = performance.now();
     const evaluation = await task.evaluate("test", config.maxEval);
+    const evalSeconds = (performance.now() - evalStart) / 1000;
     const inferTimes = await measureInference(task, 20);
     const inferProfile = await tf.profile(async () => await task!.inferOne(0));
     const optimizerBytes = optimizers.reduce((s, o) => s + o.stateBytes, 0);
@@ -373,6 +375,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     record.timing = {
       ...record.timing,
       trainSeconds,
+      evalSeconds,
       stepLatencyMs: latencyStats(stepTimes),
       trainTokensPerSecond: trainSeconds > 0 ? tokens / trainSeconds : 0,
       inferLatencyMs: latencyStats(inferTimes),

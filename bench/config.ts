@@ -14,6 +14,11 @@ import { plainContext } from "../methods/common.ts";
 import { Rng } from "../models/rng.ts";
 import type { RunConfig } from "./record.ts";
 
+/** Training examples per class when no size flag is given (classification). */
+export const DEFAULT_TRAIN_PER_CLASS = 32;
+/** Training items when no size flag is given (retrieval queries, LM texts). */
+export const DEFAULT_TRAIN_SIZE = 512;
+
 /** Parse a `--opt` value: numbers and booleans become typed, anything else stays a string. */
 export function parseOptionValue(raw: string): unknown {
   if (raw === "true" || raw === "false") return raw === "true";
@@ -86,8 +91,14 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
   if (loftq > 0 && !["lora", "rslora"].includes(method.name)) {
     throw new UsageError(`--loftq initialises LoRA factors: use --method lora or rslora, not ${method.name}`);
   }
-  const trainPerClass = optionalInt("train-per-class", v["train-per-class"]);
-  const trainSize = optionalInt("train-size", v["train-size"]);
+  let trainPerClass = optionalInt("train-per-class", v["train-per-class"]);
+  let trainSize = optionalInt("train-size", v["train-size"]);
+  // Without a size flag a run uses a small nested subset (the full WordNet splits hold 65k
+  // examples): 32 per class for classification, 512 training items otherwise.
+  if (trainPerClass === null && trainSize === null) {
+    if (task === "classify") trainPerClass = DEFAULT_TRAIN_PER_CLASS;
+    else trainSize = DEFAULT_TRAIN_SIZE;
+  }
   if (trainPerClass !== null && task !== "classify") {
     throw new UsageError(
       `--train-per-class needs a classification dataset; ${dataset} is ${task}: use --train-size`,

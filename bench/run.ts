@@ -23,6 +23,11 @@ import { LoraLinear } from "../methods/lora.ts";
 import { selectTargets } from "../methods/targets.ts";
 import { updateDiagnostics } from "../methods/diagnostics/spectrum.ts";
 import { entanglementProfile } from "../methods/diagnostics/entanglement.ts";
+import {
+  type AttentionProbe,
+  compareProbes,
+  probeAttentionEntropy,
+} from "../methods/diagnostics/attention_probe.ts";
 import { AdamW, learningRate } from "./optim.ts";
 import { Progress } from "./progress.ts";
 import { calibrationMs, environment, latencyStats } from "./env.ts";
@@ -240,6 +245,8 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
           ? QuantizedLinear.fromDense(name, weight, quant, bias)
           : new Linear(name, variableOf(() => tf.clone(weight), false), bias),
     };
+    // --diagnostics: the frozen base's attention entropy, probed before the method changes the model.
+    const frozenAttention = config.diagnostics ? probeTaskAttention(model, task) : null;
     applied = method.apply(model, parseMethodConfig(method, config.methodOptions), ctx);
     applyLoftqFactors(model, loftqFactors);
     const methodVars = applied.trainable;
@@ -380,7 +387,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
       trainTokensPerSecond: trainSeconds > 0 ? tokens / trainSeconds : 0,
       inferLatencyMs: latencyStats(inferTimes),
     };
-    if (config.diagnostics && applied.deltaWeights) record.diagnostics = diagnose(model, applied);
+    if (config.diagnostics) record.diagnostics = diagnose(model, applied, task, frozenAttention);
     if (options.saveAdapterDir) await saveAdapter(join(options.saveAdapterDir, runId), applied);
     record.status = "success";
   } catch (err) {
@@ -428,10 +435,51 @@ function quantSummary(
   };
 }
 
-/** Spectra, effective rank and entanglement profile of each adapted layer's update. */
-function diagnose(model: LoadedModel["model"], applied: AppliedMethod): Record<string, unknown> {
+/** Texts the attention probe reads: the first test items of the task. */
+const PROBE_TEXTS = 8;
+/** A length enters the attention entropy curve only when at least this many texts reach it. */
+const PROBE_MIN_TEXTS = 4;
+
+/**
+ * Attention spectral entropy S(l) of the model on the task's first test texts. A probe that
+ * cannot run (no texts, texts too short for two lengths) is recorded as its reason rather than
+ * failing the run, since the diagnostics are an aside to the benchmark.
+ */
+function probeTaskAttention(
+  model: LoadedModel["model"],
+  task: TaskRunner,
+): AttentionProbe | { error: string } {
+  const sequences = task.sampleSequences?.(PROBE_TEXTS) ?? [];
+  if (sequences.length === 0) return { error: "the task offers no sample texts" };
+  try {
+    return probeAttentionEntropy(model, sequences, undefined, {
+      minSequences: Math.min(PROBE_MIN_TEXTS, sequences.length),
+    });
+  } catch (err) {
+    return { error: (err as Error).message.split("\n")[0] };
+  }
+}
+
+/**
+ * Spectra, effective rank and entanglement profile of each adapted layer's update (methods with
+ * deltaWeights), and the attention entropy S(l) of the frozen vs the adapted model with its
+ * log-law fits and slope change deltaB (`attention`).
+ */
+function diagnose(
+  model: LoadedModel["model"],
+  applied: AppliedMethod,
+  task: TaskRunner,
+  frozenAttention: AttentionProbe | { error: string } | null,
+): Record<string, unknown> {
+  const adapted = probeTaskAttention(model, task);
+  const attention = !frozenAttention || "error" in frozenAttention
+    ? frozenAttention
+    : "error" in adapted
+    ? adapted
+    : compareProbes(frozenAttention, adapted);
+  if (!applied.deltaWeights) return { nominalRank: applied.nominalRank ?? null, layers: {}, attention };
   const layers: Record<string, unknown> = {};
-  const deltas = applied.deltaWeights!();
+  const deltas = applied.deltaWeights();
   for (const [name, dW] of deltas) {
     const shape = dW.shape as [number, number];
     const d = dW.dataSync() as Float32Array;
@@ -442,7 +490,7 @@ function diagnose(model: LoadedModel["model"], applied: AppliedMethod): Record<s
     layers[name] = { ...summary, entanglement };
   }
   tf.dispose([...deltas.values()]);
-  return { nominalRank: applied.nominalRank ?? null, layers };
+  return { nominalRank: applied.nominalRank ?? null, layers, attention };
 }
 
 /** Write the adapter's tensors (and the Hugging Face PEFT layout where available). */

@@ -101,6 +101,7 @@ export function classifyTask(
         details: { perClass, confusion: confusionMatrix(yTrue, yPred, data.labels) },
       };
     },
+    sampleSequences: (n) => enc.test.slice(0, n).map((s) => s.slice()),
     async inferOne(index) {
       const logits = logitsOf([enc.test[index % enc.test.length]]);
       await logits.data();

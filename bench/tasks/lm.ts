@@ -77,6 +77,10 @@ export function lmTask(
         details: { tokens, bytes, documents: docs.length },
       };
     },
+    sampleSequences: (n) =>
+      data.test.slice(0, n).map((d) =>
+        tokenizer.encode(d.text, { bos: true }).slice(0, model.config.maxSeqLen)
+      ),
     async inferOne(index) {
       const d = data.test[index % data.test.length];
       const ids = tokenizer.encode(d.text, { bos: true }).slice(0, model.config.maxSeqLen);

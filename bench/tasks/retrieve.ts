@@ -108,6 +108,7 @@ export function retrieveTask(
     headVariables: [],
     trainItems: pairs.length,
     testItems: testQueries.length,
+    sampleSequences: (n) => testQueries.slice(0, n).map((s) => s.slice()),
     loss(items) {
       return tf.tidy(() => {
         const docs: string[] = [];

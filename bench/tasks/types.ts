@@ -32,6 +32,11 @@ export interface TaskRunner {
   inferOne(index: number): Promise<void>;
   /** Number of test items available to inferOne. */
   readonly testItems: number;
+  /**
+   * Token ids (as the model sees them, truncated like the task truncates) of the first `n` test
+   * items, for diagnostics that probe the model on real text (attention entropy).
+   */
+  sampleSequences?(n: number): number[][];
   /** Free the task's tensors. */
   dispose(): void;
 }

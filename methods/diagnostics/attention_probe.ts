@@ -43,19 +43,24 @@ export function probeLengths(maxLength: number): number[] {
 /**
  * Spectral entropy of every layer's attention on `sequences` truncated to each of `lengths`.
  * At length l every sequence with at least l tokens takes part (the rest are skipped, and a
- * length no sequence reaches is dropped); each [l, l] attention matrix of each head and
+ * length fewer than `options.minSequences` (default 1) sequences reach is dropped); each [l, l] attention matrix of each head and
  * sequence gives one entropy (see attentionSpectralEntropy), averaged per layer.
  * With a soft prompt or key/value prefix the matrix is wider than l: the probe keeps the block
  * of the l real tokens attending to each other and renormalises its rows, i.e. the attention
  * among the text's own tokens given that they are attended to.
  * The hook is removed again (and any previous one restored) even when the forward pass throws.
  * Throws on a length beyond the model's context or fewer than two usable lengths (no fit).
+ * `lengths` defaults to {@link probeLengths} up to the context or the longest sequence.
  */
 export function probeAttentionEntropy(
   model: LlamaModel,
   sequences: number[][],
-  lengths: number[],
+  lengths: number[] = probeLengths(
+    Math.min(model.config.maxSeqLen, sequences.reduce((m, s) => Math.max(m, s.length), 0)),
+  ),
+  options: { minSequences?: number } = {},
 ): AttentionProbe {
+  const minSequences = Math.max(1, options.minSequences ?? 1);
   const nLayers = model.config.nLayers;
   const sorted = [...new Set(lengths)].sort((x, y) => x - y);
   for (const l of sorted) {
@@ -72,7 +77,7 @@ export function probeAttentionEntropy(
   try {
     for (const l of sorted) {
       const batch = sequences.filter((s) => s.length >= l).map((s) => s.slice(0, l));
-      if (batch.length === 0) continue;
+      if (batch.length < minSequences) continue;
       const i = used.length;
       used.push(l);
       counts.push(batch.length);
@@ -114,7 +119,7 @@ export function probeAttentionEntropy(
   }
   if (used.length < 2) {
     throw new Error(
-      `attention probe needs two lengths some sequence reaches; got ${used.length} (lengths ${
+      `attention probe needs two lengths that ${minSequences} sequence(s) reach; got ${used.length} (lengths ${
         sorted.join(", ")
       }, longest sequence ${sequences.reduce((m, s) => Math.max(m, s.length), 0)})`,
     );

@@ -140,6 +140,12 @@ Deno.test("short sequences drop out per length; a previous hook is chained and r
   assert.deepEqual(r.sequences, [3, 2, 2]);
   assert.equal(seen.length, 3 * TINY_CONFIG.nLayers);
   assert.equal(model.hooks.attentionProbs, previous);
+  // Default lengths (probeLengths up to the longest, 16) where all three sequences take part.
+  const all = probeAttentionEntropy(model, [...sequences(1, 8), ...sequences(2, 16)], undefined, {
+    minSequences: 3,
+  });
+  assert.deepEqual(all.overall.lengths, [4, 8]);
+  assert.deepEqual(all.sequences, [3, 3]);
 
   const before = tf.memory().numTensors;
   const q = model.linears.get("layers.1.attn.q")!;

@@ -13,6 +13,7 @@ import type { LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import type { AppliedMethod, MethodContext, MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets } from "./targets.ts";
+import { AdaptedLinear } from "./wrapped.ts";
 import {
   kaimingUniform,
   loadStateInto,
@@ -37,8 +38,7 @@ export const loraSchema = z.object({
 export type LoraConfig = z.infer<typeof loraSchema>;
 
 /** A linear layer with a low-rank update s B A on a frozen base. */
-export class LoraLinear implements LinearModule {
-  readonly base: LinearModule;
+export class LoraLinear extends AdaptedLinear {
   /** A [r, in]. */
   readonly a: tf.Variable;
   /** B [out, r]. */
@@ -46,32 +46,15 @@ export class LoraLinear implements LinearModule {
   readonly scale: number;
 
   constructor(base: LinearModule, a: tf.Variable, b: tf.Variable, scale: number) {
-    this.base = base;
+    super(base);
     this.a = a;
     this.b = b;
     this.scale = scale;
   }
 
-  get name(): string {
-    return this.base.name;
-  }
-  get inFeatures(): number {
-    return this.base.inFeatures;
-  }
-  get outFeatures(): number {
-    return this.base.outFeatures;
-  }
-  get bias(): tf.Variable | null {
-    return this.base.bias;
-  }
-
   forward(x: tf.Tensor2D): tf.Tensor2D {
     const low = tf.matMul(tf.matMul(x, this.a, false, true), this.b, false, true);
     return tf.add(this.base.forward(x), tf.mul(low, this.scale));
-  }
-
-  denseWeight(): tf.Tensor2D {
-    return this.base.denseWeight();
   }
 
   /** The update s B A [out, in]. */

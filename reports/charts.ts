@@ -18,6 +18,7 @@ import {
   valueOf,
 } from "./data.ts";
 import { paretoFrontier } from "./frontier.ts";
+import { diagnosticsOf, type RunDiagnostics } from "./diagnostics.ts";
 
 /** A chart: a Vega-Lite spec whose data is the named dataset "table", plus its rows. */
 export interface Chart {
@@ -390,11 +391,13 @@ export function studyCharts(study: Study): Chart[] {
     lossCurves(study),
     memoryChart(study),
     latencyChart(study),
+    effectiveRankChart(study),
+    entanglementChart(study),
   ];
   return charts.filter((c): c is Chart => c !== null);
 }
 
-/** Charts of one run's page: its curves and its memory breakdown. */
+/** Charts of one run's page: its curves, its memory breakdown and its diagnostics. */
 export function runCharts(run: RunRecord): Chart[] {
   const out: Chart[] = [];
   const curve: Record<string, unknown>[] = [];
@@ -430,5 +433,233 @@ export function runCharts(run: RunRecord): Chart[] {
   if (mem.length) {
     out.push({ id: "memory", title: "Memory breakdown (MiB)", values: mem, spec: memorySpec() });
   }
+  out.push(...diagnosticsRunCharts(run));
   return out;
+}
+
+/** Largest s_i / s_1 treated as numerically zero: float32 updates carry round-off near 1e-7 * s_1. */
+const SPECTRUM_FLOOR = 1e-6;
+
+/** The module part of a layer name (`layers.3.attn.q` -> `attn.q`), which colours spectra. */
+function moduleOf(layer: string): string {
+  return layer.replace(/^layers\.\d+\./, "");
+}
+
+/** Singular values of each adapted layer's update (log scale), with the nominal rank marked. */
+function spectrumChart(d: RunDiagnostics): Chart | null {
+  const values: Record<string, unknown>[] = [];
+  for (const l of d.layers) {
+    const top = l.singularValues[0];
+    if (!(top > 0)) continue;
+    l.singularValues.forEach((s, i) => {
+      if (s > top * SPECTRUM_FLOOR) values.push({ index: i + 1, s, layer: l.name, module: moduleOf(l.name) });
+    });
+  }
+  if (values.length === 0) return null;
+  const ranks = [...new Set(d.layers.map((l) => l.nominalRank))];
+  const layers: Record<string, unknown>[] = [{
+    mark: { type: "line", point: true, strokeWidth: 1.2 },
+    encoding: {
+      x: { field: "index", type: "quantitative", title: "index i", scale: { type: "log", base: 2 } },
+      y: { field: "s", type: "quantitative", title: "singular value s_i", scale: { type: "log" } },
+      color: { field: "module", type: "nominal", title: "module" },
+      detail: { field: "layer", type: "nominal" },
+      tooltip: tooltip(["layer", "index", "s"]),
+    },
+  }];
+  if (ranks.length === 1) {
+    // One nominal rank for every layer: a rule at i = r shows where the spectrum may end.
+    layers.push({
+      data: { values: [{ r: ranks[0] }] },
+      mark: { type: "rule", color: "#9ca3af", strokeDash: [4, 4] },
+      encoding: { x: { field: "r", type: "quantitative" } },
+    });
+  }
+  return {
+    id: "diag-spectrum",
+    title:
+      `Singular values of each adapted layer's update ΔW (log-log; values below ${SPECTRUM_FLOOR}·s₁ are ` +
+      `round-off and left out${ranks.length === 1 ? `; dashed: nominal rank ${ranks[0]}` : ""})`,
+    values,
+    spec: { width: 420, height: 240, layer: layers },
+  };
+}
+
+/** Attention spectral entropy S(l) of the frozen and the adapted model, with fits a + b ln l. */
+function attentionChart(d: RunDiagnostics): Chart | null {
+  const a = d.attention;
+  if (!a) return null;
+  const values: Record<string, unknown>[] = [];
+  for (const [series, c] of [["frozen", a.frozen], ["adapted", a.adapted]] as const) {
+    c.lengths.forEach((l, i) => {
+      values.push({ length: l, entropy: c.entropy[i], fit: c.fit.a + c.fit.b * Math.log(l), series });
+    });
+  }
+  const x = {
+    field: "length",
+    type: "quantitative",
+    title: "sequence length l",
+    scale: { type: "log", base: 2 },
+  };
+  const color = { field: "series", type: "nominal", title: null, scale: { domain: ["frozen", "adapted"] } };
+  const f = (v: number) => Number(v.toPrecision(3));
+  return {
+    id: "diag-attention",
+    title:
+      `Attention spectral entropy S(l), mean over layers, heads and texts (points), and fits a + b ln l ` +
+      `(lines): b frozen ${f(a.frozen.fit.b)}, adapted ${f(a.adapted.fit.b)}, Δb ${f(a.deltaB)}`,
+    values,
+    spec: {
+      width: 420,
+      height: 240,
+      layer: [
+        {
+          mark: { type: "point", filled: true, size: 50 },
+          encoding: {
+            x,
+            y: { field: "entropy", type: "quantitative", title: "S(l) (nats)", scale: { zero: false } },
+            color,
+            shape: { field: "series", type: "nominal", title: null },
+            tooltip: tooltip(["series", "length", "entropy", "fit"]),
+          },
+        },
+        {
+          mark: { type: "line", strokeWidth: 1.5 },
+          encoding: { x, y: { field: "fit", type: "quantitative" }, color },
+        },
+      ],
+    },
+  };
+}
+
+/** Charts of a run's diagnostics: update spectra and attention entropy, where recorded. */
+export function diagnosticsRunCharts(run: RunRecord): Chart[] {
+  const d = diagnosticsOf(run);
+  if (!d) return [];
+  return [spectrumChart(d), attentionChart(d)].filter((c): c is Chart => c !== null);
+}
+
+const meanOf = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+
+/** Effective rank (mean over layers) against nominal rank, one point per run, with y = x. */
+function effectiveRankChart(study: Study): Chart | null {
+  const values: Record<string, unknown>[] = [];
+  for (const g of study.groups) {
+    for (const r of g.runs) {
+      const d = diagnosticsOf(r);
+      if (!d || d.layers.length === 0) continue;
+      values.push({
+        nominal: meanOf(d.layers.map((l) => l.nominalRank)),
+        effective: meanOf(d.layers.map((l) => l.effectiveRank)),
+        method: String(r.config.method),
+        config: g.label,
+        seed: r.config.seed,
+      });
+    }
+  }
+  if (values.length < 2) return null;
+  const xs = values.flatMap((v) => [v.nominal as number, v.effective as number]).filter((v) => v > 0);
+  const lo = Math.min(...xs), hi = Math.max(...xs);
+  const scale = { type: "log", base: 2, domain: [lo / 1.2, hi * 1.2] };
+  return {
+    id: "diag-erank",
+    title: "Effective rank of the update ΔW (mean over adapted layers) vs nominal rank, one point per run " +
+      "(dashed: y = x; methods without a rank use min(out, in))",
+    values,
+    spec: {
+      width: 360,
+      height: 280,
+      layer: [
+        {
+          data: { values: [{ v: lo }, { v: hi }] },
+          mark: { type: "line", color: "#9ca3af", strokeDash: [4, 4] },
+          encoding: { x: { field: "v", type: "quantitative" }, y: { field: "v", type: "quantitative" } },
+        },
+        {
+          mark: { type: "point", filled: true, size: 60 },
+          encoding: {
+            x: { field: "nominal", type: "quantitative", title: "nominal rank", scale },
+            y: { field: "effective", type: "quantitative", title: "effective rank", scale },
+            color: { field: "method", type: "nominal" },
+            tooltip: tooltip(["config", "seed", "nominal", "effective"]),
+          },
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * Entanglement profile S(l) per configuration, mean over its runs' layers. Only layers of the
+ * study's most common shape are averaged (profiles of other shapes have other cuts), and the
+ * maximum ln(min(left, right)) of each cut is drawn dashed.
+ */
+function entanglementChart(study: Study): Chart | null {
+  const named = new Set(study.groups.slice(0, 8).map((g) => g.key));
+  const byChain = new Map<string, { rows: number; cols: number; bound: number[]; n: number }>();
+  const profiles: { g: ConfigGroup; chain: string; entropy: number[] }[] = [];
+  for (const g of study.groups) {
+    for (const r of g.runs) {
+      for (const l of diagnosticsOf(r)?.layers ?? []) {
+        if (!l.entanglement) continue;
+        const chain = JSON.stringify([l.rows, l.cols, l.entanglement.sites]);
+        const c = byChain.get(chain) ?? { rows: l.rows, cols: l.cols, bound: l.entanglement.bound, n: 0 };
+        c.n++;
+        byChain.set(chain, c);
+        profiles.push({ g, chain, entropy: l.entanglement.entropy });
+      }
+    }
+  }
+  if (profiles.length === 0) return null;
+  const [chain, shape] = [...byChain].sort((a, b) => b[1].n - a[1].n)[0];
+  const sums = new Map<ConfigGroup, { sum: number[]; n: number }>();
+  for (const p of profiles) {
+    if (p.chain !== chain) continue;
+    const s = sums.get(p.g) ?? { sum: p.entropy.map(() => 0), n: 0 };
+    p.entropy.forEach((v, i) => (s.sum[i] += v));
+    s.n++;
+    sums.set(p.g, s);
+  }
+  const values: Record<string, unknown>[] = [];
+  for (const [g, s] of sums) {
+    s.sum.forEach((v, i) => {
+      values.push({
+        cut: i + 1,
+        entropy: v / s.n,
+        config: named.has(g.key) ? g.label : "other",
+        key: g.key,
+        layers: s.n,
+      });
+    });
+  }
+  const bound = shape.bound.map((b, i) => ({ cut: i + 1, bound: b }));
+  const x = { field: "cut", type: "quantitative", title: "cut position l (after site l)" };
+  return {
+    id: "diag-entanglement",
+    title: `Entanglement profile S(l) of the update ΔW, mean over ${shape.rows}×${shape.cols} layers per ` +
+      `configuration (dashed: maximum ln min(left, right))`,
+    values,
+    spec: {
+      width: 420,
+      height: 260,
+      layer: [
+        {
+          data: { values: bound },
+          mark: { type: "line", color: "#9ca3af", strokeDash: [4, 4] },
+          encoding: { x, y: { field: "bound", type: "quantitative" } },
+        },
+        {
+          mark: { type: "line", point: true, strokeWidth: 1.5 },
+          encoding: {
+            x,
+            y: { field: "entropy", type: "quantitative", title: "S(l) (nats)" },
+            color: { field: "config", type: "nominal", title: "configuration" },
+            detail: { field: "key", type: "nominal" },
+            opacity: { condition: { test: "datum.config === 'other'", value: 0.25 }, value: 1 },
+            tooltip: tooltip(["config", "cut", "entropy", "layers"]),
+          },
+        },
+      ],
+    },
+  };
 }

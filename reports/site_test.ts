@@ -105,3 +105,48 @@ Deno.test("writeReport refuses a non-empty folder that is not a report, refreshe
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("diagnostics charts: on the index and run pages when runs carry diagnostics, absent otherwise", async () => {
+  const records = await syntheticRecords({
+    tasks: ["classify"],
+    ranks: [4, 16],
+    unrankedMethods: ["ia3", "full"],
+    quants: ["none"],
+    trainSizes: [64],
+    seeds: 2,
+    items: 12,
+    curvePoints: 8,
+    diagnostics: true,
+  });
+  const diag = await renderReport(records, { resamples: 50, permutations: 100 });
+  const at = (p: string) => diag.find((f) => f.path === p)?.text;
+  for (const id of ["diag-erank", "diag-entanglement"]) {
+    const svg = at(`charts/classify-fixture-topics-${id}.svg`);
+    assert.ok(svg?.startsWith("<svg"), id);
+    assert.ok(at("index.html")!.includes(`data-chart="classify-fixture-topics-${id}"`), id);
+    assert.ok(at("REPORT.md")!.includes(`(charts/classify-fixture-topics-${id}.svg)`), id);
+  }
+  const page = (method: string, rank: number | null) => {
+    const r = records.find((r) =>
+      r.status === "success" && r.config.method === method &&
+      (rank === null || r.config.methodOptions.rank === rank)
+    )!;
+    return at(`runs/${runPageName(r.runId)}`)!;
+  };
+  const lora = page("lora", 4);
+  assert.match(lora, /data-chart="diag-spectrum"/);
+  assert.match(lora, /data-chart="diag-attention"/);
+  assert.match(lora, /dashed: nominal rank 4/);
+  // IA3 has no weight update to decompose (no deltaWeights), only attention entropy.
+  assert.doesNotMatch(page("ia3", null), /diag-spectrum/);
+  assert.match(page("ia3", null), /data-chart="diag-attention"/);
+  assert.match(page("full", null), /data-chart="diag-spectrum"/);
+  // The failed run has no diagnostics and so no diagnostics charts.
+  const failed = records.find((r) => r.status === "failed")!;
+  assert.doesNotMatch(at(`runs/${runPageName(failed.runId)}`)!, /diag-/);
+
+  // Without diagnostics (the shared fixture above) no page has any of these charts.
+  for (const f of files) {
+    assert.ok(!f.path.includes("diag-") && !/data-chart="[^"]*diag-/.test(f.text), f.path);
+  }
+});

@@ -8,6 +8,9 @@ import { type RunConfig, runIdOf, runName, type RunRecord, SCHEMA_VERSION } from
 import { writeFileAtomic } from "../models/io.ts";
 import { Rng } from "../models/rng.ts";
 import { join } from "node:path";
+import { updateDiagnostics } from "../methods/diagnostics/spectrum.ts";
+import { entanglementProfile } from "../methods/diagnostics/entanglement.ts";
+import { fitLogLaw } from "../methods/diagnostics/attention_entropy.ts";
 
 /** Grid of the synthetic study. */
 export interface FixtureOptions {
@@ -31,6 +34,8 @@ export interface FixtureOptions {
   failures?: number;
   /** Stop after this many records (grid order). */
   limit?: number;
+  /** Runs carry synthetic `--diagnostics` output (default false). */
+  diagnostics?: boolean;
 }
 
 const DATASETS: Record<RunConfig["task"], string> = {
@@ -76,6 +81,76 @@ export function fixtureConfig(over: Partial<RunConfig> = {}): RunConfig {
 }
 
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
+
+/** Side of the fixture's square layers: 16 = 2^4, so entanglement profiles have 7 cuts. */
+const DIAG_DIM = 16;
+const DIAG_LENGTHS = [4, 8, 16, 32, 64];
+
+/** Layer names a fixture run adapts (2 decoder layers). */
+function fixtureLayers(targets: unknown): string[] {
+  const modules = targets === "qv" ? ["q", "v"] : targets === "all" ? ["q", "k", "v", "o"] : [];
+  return [0, 1].flatMap((i) => modules.map((m) => `layers.${i}.attn.${m}`));
+}
+
+/**
+ * Synthetic `--diagnostics` output in the harness's shape. Updates are real matrices (rank-r
+ * B A with decaying column scales for ranked methods, dense for full fine-tuning) run through
+ * the real spectrum and entanglement code; attention entropy follows S = 0.2 + b ln l with a
+ * method-dependent slope change, fitted by the real fitLogLaw.
+ */
+function fixtureDiagnostics(config: RunConfig, rng: Rng): Record<string, unknown> {
+  const o = config.methodOptions;
+  const rank = typeof o.rank === "number" ? o.rank : null;
+  const full = config.method === "full";
+  const names = full ? fixtureLayers("all") : rank === null ? [] : fixtureLayers(o.targets);
+  const layers: Record<string, unknown> = {};
+  for (const name of names) {
+    const r = Math.min(rank ?? DIAG_DIM, DIAG_DIM);
+    const b = rng.fork(`${name}|b`).normalArray(DIAG_DIM * r);
+    const a = rng.fork(`${name}|a`).normalArray(r * DIAG_DIM);
+    const dW = new Float64Array(DIAG_DIM * DIAG_DIM);
+    for (let i = 0; i < DIAG_DIM; i++) {
+      for (let k = 0; k < r; k++) {
+        const bik = b[i * r + k] * Math.exp(-k / Math.max(1, r / 2));
+        for (let j = 0; j < DIAG_DIM; j++) dW[i * DIAG_DIM + j] += bik * a[k * DIAG_DIM + j];
+      }
+    }
+    const w = rng.fork(`${name}|w`).normalArray(DIAG_DIM * DIAG_DIM);
+    const shape = [DIAG_DIM, DIAG_DIM] as const;
+    layers[name] = {
+      ...updateDiagnostics(dW, w, shape, rank ?? DIAG_DIM),
+      entanglement: entanglementProfile(dW, shape),
+    };
+  }
+  const shift: Record<string, number> = { lora: -0.01, dora: -0.015, ia3: 0.01, full: -0.08 };
+  const probe = (slope: number, label: string) => {
+    const noise = rng.fork(label);
+    const perLayer = [0, 1].map((layer) => {
+      const entropy = DIAG_LENGTHS.map((l) =>
+        0.2 + (slope + 0.05 * layer) * Math.log(l) + 0.01 * noise.normal()
+      );
+      return { layer, lengths: DIAG_LENGTHS, entropy, fit: fitLogLaw(DIAG_LENGTHS, entropy) };
+    });
+    const entropy = DIAG_LENGTHS.map((_, i) => (perLayer[0].entropy[i] + perLayer[1].entropy[i]) / 2);
+    return {
+      perLayer,
+      overall: { lengths: DIAG_LENGTHS, entropy, fit: fitLogLaw(DIAG_LENGTHS, entropy) },
+      sequences: DIAG_LENGTHS.map(() => 8),
+    };
+  };
+  const frozen = probe(0.7, "frozen");
+  const adapted = probe(0.7 + (shift[config.method] ?? 0) - 0.01 * Math.log2(rank ?? 4), "adapted");
+  return {
+    nominalRank: rank,
+    layers,
+    attention: {
+      frozen,
+      adapted,
+      deltaB: adapted.overall.fit.b - frozen.overall.fit.b,
+      deltaBPerLayer: adapted.perLayer.map((c, i) => c.fit.b - frozen.perLayer[i].fit.b),
+    },
+  };
+}
 const MiB = 1024 * 1024;
 
 /** Latent quality in about [0, 1] of a config (before noise). */
@@ -175,6 +250,7 @@ export async function fixtureRecord(
         confusion: [[8, 1, 1, 0], [1, 7, 1, 1], [0, 2, 7, 1], [1, 1, 1, 7]],
       }
       : undefined,
+    ...(config.diagnostics ? { diagnostics: fixtureDiagnostics(config, rng.fork("diagnostics")) } : {}),
     perItem,
     curve,
     timing: {
@@ -254,7 +330,14 @@ export async function syntheticRecords(opts: FixtureOptions = {}): Promise<RunRe
         for (const trainSize of opts.trainSizes ?? [64, 256]) {
           for (let seed = 0; seed < seeds; seed++) {
             if (out.length >= limit) return out;
-            const config = fixtureConfig({ task, ...shape, quant: { scheme }, trainSize, seed });
+            const config = fixtureConfig({
+              task,
+              ...shape,
+              quant: { scheme },
+              trainSize,
+              seed,
+              diagnostics: opts.diagnostics ?? false,
+            });
             out.push(
               await fixtureRecord(config, root.fork(`${task}|${out.length}`), opts.items, opts.curvePoints),
             );

@@ -457,10 +457,12 @@ function spectrumChart(d: RunDiagnostics): Chart | null {
   }
   if (values.length === 0) return null;
   const ranks = [...new Set(d.layers.map((l) => l.nominalRank))];
+  // Points help read a short spectrum (LoRA ranks) and only clutter a long one (full fine-tuning).
+  const longest = Math.max(...d.layers.map((l) => l.singularValues.length));
   const layers: Record<string, unknown>[] = [{
-    mark: { type: "line", point: true, strokeWidth: 1.2 },
+    mark: { type: "line", point: longest <= 16, strokeWidth: 1.2 },
     encoding: {
-      x: { field: "index", type: "quantitative", title: "index i", scale: { type: "log", base: 2 } },
+      x: { field: "index", type: "quantitative", title: "index i", axis: { tickMinStep: 1, format: "d" } },
       y: { field: "s", type: "quantitative", title: "singular value s_i", scale: { type: "log" } },
       color: { field: "module", type: "nominal", title: "module" },
       detail: { field: "layer", type: "nominal" },
@@ -478,7 +480,7 @@ function spectrumChart(d: RunDiagnostics): Chart | null {
   return {
     id: "diag-spectrum",
     title:
-      `Singular values of each adapted layer's update ΔW (log-log; values below ${SPECTRUM_FLOOR}·s₁ are ` +
+      `Singular values of each adapted layer's update ΔW (log scale; values below ${SPECTRUM_FLOOR}·s₁ are ` +
       `round-off and left out${ranks.length === 1 ? `; dashed: nominal rank ${ranks[0]}` : ""})`,
     values,
     spec: { width: 420, height: 240, layer: layers },
@@ -495,13 +497,17 @@ function attentionChart(d: RunDiagnostics): Chart | null {
       values.push({ length: l, entropy: c.entropy[i], fit: c.fit.a + c.fit.b * Math.log(l), series });
     });
   }
+  // Ticks at the probed lengths themselves; both probes use the same ones unless a run is odd.
+  const ticks = [...new Set([...a.frozen.lengths, ...a.adapted.lengths])].sort((p, q) => p - q);
   const x = {
     field: "length",
     type: "quantitative",
-    title: "sequence length l",
-    scale: { type: "log", base: 2 },
+    title: "sequence length l (log scale)",
+    scale: { type: "log", base: 2, nice: false },
+    axis: { values: ticks, format: "d" },
   };
-  const color = { field: "series", type: "nominal", title: null, scale: { domain: ["frozen", "adapted"] } };
+  const series = { domain: ["frozen", "adapted"] };
+  const color = { field: "series", type: "nominal", title: null, scale: series };
   const f = (v: number) => Number(v.toPrecision(3));
   return {
     id: "diag-attention",
@@ -519,7 +525,7 @@ function attentionChart(d: RunDiagnostics): Chart | null {
             x,
             y: { field: "entropy", type: "quantitative", title: "S(l) (nats)", scale: { zero: false } },
             color,
-            shape: { field: "series", type: "nominal", title: null },
+            shape: { field: "series", type: "nominal", title: null, scale: series },
             tooltip: tooltip(["series", "length", "entropy", "fit"]),
           },
         },
@@ -596,14 +602,18 @@ function effectiveRankChart(study: Study): Chart | null {
  */
 function entanglementChart(study: Study): Chart | null {
   const named = new Set(study.groups.slice(0, 8).map((g) => g.key));
-  const byChain = new Map<string, { rows: number; cols: number; bound: number[]; n: number }>();
+  const byChain = new Map<
+    string,
+    { rows: number; cols: number; sites: number[]; bound: number[]; n: number }
+  >();
   const profiles: { g: ConfigGroup; chain: string; entropy: number[] }[] = [];
   for (const g of study.groups) {
     for (const r of g.runs) {
       for (const l of diagnosticsOf(r)?.layers ?? []) {
         if (!l.entanglement) continue;
         const chain = JSON.stringify([l.rows, l.cols, l.entanglement.sites]);
-        const c = byChain.get(chain) ?? { rows: l.rows, cols: l.cols, bound: l.entanglement.bound, n: 0 };
+        const c = byChain.get(chain) ??
+          { rows: l.rows, cols: l.cols, sites: l.entanglement.sites, bound: l.entanglement.bound, n: 0 };
         c.n++;
         byChain.set(chain, c);
         profiles.push({ g, chain, entropy: l.entanglement.entropy });
@@ -633,11 +643,14 @@ function entanglementChart(study: Study): Chart | null {
     });
   }
   const bound = shape.bound.map((b, i) => ({ cut: i + 1, bound: b }));
+  // The cut between row and column sites: there S(l) is the entropy of dW's own spectrum (<= ln rank).
+  let middle = 0;
+  for (let p = 1; middle < shape.sites.length && p < shape.rows; middle++) p *= shape.sites[middle];
   const x = { field: "cut", type: "quantitative", title: "cut position l (after site l)" };
   return {
     id: "diag-entanglement",
     title: `Entanglement profile S(l) of the update ΔW, mean over ${shape.rows}×${shape.cols} layers per ` +
-      `configuration (dashed: maximum ln min(left, right))`,
+      `configuration (dashed: maximum ln min(left, right); dotted: the rows | columns cut, where S = entropy of ΔW's spectrum)`,
     values,
     spec: {
       width: 420,
@@ -649,11 +662,16 @@ function entanglementChart(study: Study): Chart | null {
           encoding: { x, y: { field: "bound", type: "quantitative" } },
         },
         {
+          data: { values: [{ cut: middle }] },
+          mark: { type: "rule", color: "#9ca3af", strokeDash: [1, 3] },
+          encoding: { x: { field: "cut", type: "quantitative" } },
+        },
+        {
           mark: { type: "line", point: true, strokeWidth: 1.5 },
           encoding: {
             x,
             y: { field: "entropy", type: "quantitative", title: "S(l) (nats)" },
-            color: { field: "config", type: "nominal", title: "configuration" },
+            color: { field: "config", type: "nominal", title: "configuration", legend: { labelLimit: 320 } },
             detail: { field: "key", type: "nominal" },
             opacity: { condition: { test: "datum.config === 'other'", value: 0.25 }, value: 1 },
             tooltip: tooltip(["config", "cut", "entropy", "layers"]),

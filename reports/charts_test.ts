@@ -52,6 +52,8 @@ Deno.test("entanglement chart: per configuration the mean over its runs' layers 
   const rows = c.values.filter((v) => v.key === g.key);
   assert.deepEqual(rows.map((v) => v.cut), [1, 2, 3, 4, 5, 6, 7]);
   rows.forEach((v, i) => close(v.entropy, mean(profiles.map((p) => p[i])), `cut ${i + 1}`));
+  // 16 x 16 layers: sites 2,2,2,2 | 2,2,2,2, so the rows | columns cut is l = 4.
+  assert.deepEqual(c.spec.layer[1].data.values, [{ cut: 4 }]);
   // One series per configuration with layers (IA3 has none).
   assert.equal(new Set(c.values.map((v) => v.key)).size, study.groups.length - 1);
 });

@@ -84,9 +84,10 @@ export function lmTask(
     async inferOne(index) {
       const d = data.test[index % data.test.length];
       const ids = tokenizer.encode(d.text, { bos: true }).slice(0, model.config.maxSeqLen);
-      const h = model.hidden(tf.tensor2d([ids], [1, ids.length], "int32"));
+      const input = tf.tensor2d([ids], [1, ids.length], "int32");
+      const h = model.hidden(input);
       await h.data();
-      h.dispose();
+      tf.dispose([input, h]);
     },
     dispose: () => {},
   };

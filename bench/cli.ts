@@ -50,7 +50,10 @@ export const BENCH_SPEC = {
     default: "default",
     help: "model: 'default' (embedded), a Hugging Face folder or llama2.c .bin",
   },
-  "train-size": { type: "string", help: "training examples, a nested seeded subset (default 512; retrieve, lm)" },
+  "train-size": {
+    type: "string",
+    help: "training examples, a nested seeded subset (default 512; retrieve, lm)",
+  },
   "train-per-class": { type: "string", help: "training examples per class (default 32; classify)" },
   "split-seed": { type: "string", default: "0", help: "seed of the dataset's train-subset order" },
   epochs: { type: "string", default: "3", help: "passes over the training set" },

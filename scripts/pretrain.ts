@@ -13,13 +13,13 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { join } from "node:path";
-import { helpText, type OptionSpec, numberFlag, parseCli, runMain } from "../bench/args.ts";
+import { helpText, numberFlag, type OptionSpec, parseCli, runMain } from "../bench/args.ts";
 import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from "../models/backend.ts";
 import { countParameters, validateConfig } from "../models/config.ts";
 import { LlamaModel } from "../models/llama.ts";
 import { Rng } from "../models/rng.ts";
 import { AdamW, learningRate } from "../bench/optim.ts";
-import { Progress, formatDuration } from "../bench/progress.ts";
+import { formatDuration, Progress } from "../bench/progress.ts";
 import { heldOutTexts, pretrainCorpus } from "../datasets/pretrain_corpus.ts";
 import { trainBpeTokenizerJson } from "../models/tokenizers/bpe_train.ts";
 import { parseHfTokenizer } from "../models/tokenizers/hf.ts";
@@ -88,145 +88,186 @@ async function heldOutScores(model: LlamaModel, tokenizer: Tokenizer, texts: str
   return { nll, tokens, meanNll: nll / tokens, perplexity: Math.exp(nll / tokens) };
 }
 
-if (import.meta.main) await runMain(async (startWork) => {
-  const { values: o } = parseCli(Deno.args, SPEC);
-  if (o.help) return console.log(helpText("deno task pretrain [--out DIR] [--seed N] [--tokens N]", SPEC));
-  const int = (name: keyof typeof SPEC) => numberFlag(name, o[name] as string, (n) => Number.isInteger(n) && n > 0);
-  const seed = numberFlag("seed", o.seed, Number.isInteger);
-  const budget = int("tokens");
-  const seqLen = int("seq-len");
-  const batch = int("batch");
-  const peakLr = numberFlag("lr", o.lr, (n) => n > 0);
-  const backend = await initBackend(o.backend as BackendName);
-  console.error(describeBackend(backend));
-  startWork();
-  const rng = new Rng(seed);
-  const t0 = performance.now();
+if (import.meta.main) {
+  await runMain(async (startWork) => {
+    const { values: o } = parseCli(Deno.args, SPEC);
+    if (o.help) return console.log(helpText("deno task pretrain [--out DIR] [--seed N] [--tokens N]", SPEC));
+    const int = (name: keyof typeof SPEC) =>
+      numberFlag(name, o[name] as string, (n) => Number.isInteger(n) && n > 0);
+    const seed = numberFlag("seed", o.seed, Number.isInteger);
+    const budget = int("tokens");
+    const seqLen = int("seq-len");
+    const batch = int("batch");
+    const peakLr = numberFlag("lr", o.lr, (n) => n > 0);
+    const backend = await initBackend(o.backend as BackendName);
+    console.error(describeBackend(backend));
+    startWork();
+    const rng = new Rng(seed);
+    const t0 = performance.now();
 
-  // Corpus and tokenizer.
-  const corpus = pretrainCorpus();
-  const docs = rng.fork("doc-order").shuffle([...corpus.texts]);
-  console.error(`corpus: ${docs.length} texts, ${corpus.stats.chars} characters`);
-  const tokenizerJson = trainBpeTokenizerJson(docs, { vocabSize: int("vocab") });
-  const tokenizer = parseHfTokenizer(tokenizerJson);
-  const bos = tokenizer.bosId!;
-  const eos = tokenizer.eosId!;
-  const stream: number[] = [];
-  for (const d of docs) {
-    stream.push(bos);
-    for (const id of tokenizer.encode(d)) stream.push(id); // no spread: a speech can exceed the argument limit
-    stream.push(eos);
-  }
-  console.error(
-    `tokenizer: ${tokenizer.vocabSize} tokens; corpus = ${stream.length} tokens ` +
-      `(${(corpus.stats.chars / stream.length).toFixed(2)} chars/token) in ${formatDuration((performance.now() - t0) / 1000)}`,
-  );
-  const counts = new Float64Array(tokenizer.vocabSize);
-  for (const id of stream) counts[id]++;
+    // Corpus and tokenizer.
+    const corpus = pretrainCorpus();
+    const docs = rng.fork("doc-order").shuffle([...corpus.texts]);
+    console.error(`corpus: ${docs.length} texts, ${corpus.stats.chars} characters`);
+    const tokenizerJson = trainBpeTokenizerJson(docs, { vocabSize: int("vocab") });
+    const tokenizer = parseHfTokenizer(tokenizerJson);
+    const bos = tokenizer.bosId!;
+    const eos = tokenizer.eosId!;
+    const stream: number[] = [];
+    for (const d of docs) {
+      stream.push(bos);
+      for (const id of tokenizer.encode(d)) stream.push(id); // no spread: a speech can exceed the argument limit
+      stream.push(eos);
+    }
+    console.error(
+      `tokenizer: ${tokenizer.vocabSize} tokens; corpus = ${stream.length} tokens ` +
+        `(${(corpus.stats.chars / stream.length).toFixed(2)} chars/token) in ${
+          formatDuration((performance.now() - t0) / 1000)
+        }`,
+    );
+    const counts = new Float64Array(tokenizer.vocabSize);
+    for (const id of stream) counts[id]++;
 
-  // Packed rows of seqLen + 1 tokens (inputs and next-token targets), shuffled each epoch.
-  const rowLen = seqLen + 1;
-  const rows = Math.floor(stream.length / rowLen);
-  const steps = Math.ceil(budget / (batch * seqLen));
-  const config = validateConfig({
-    architecture: "LlamaForCausalLM",
-    dim: int("dim"),
-    hiddenDim: int("hidden"),
-    nLayers: int("layers"),
-    nHeads: int("heads"),
-    nKvHeads: int("kv-heads"),
-    vocabSize: tokenizer.vocabSize,
-    maxSeqLen: seqLen,
-    normEps: 1e-5,
-    ropeTheta: 10000,
-    ropeStyle: "half",
-    tiedEmbeddings: true,
-    bosId: bos,
-    eosId: eos,
-    padId: tokenizer.padId,
+    // Packed rows of seqLen + 1 tokens (inputs and next-token targets), shuffled each epoch.
+    const rowLen = seqLen + 1;
+    const rows = Math.floor(stream.length / rowLen);
+    const steps = Math.ceil(budget / (batch * seqLen));
+    const config = validateConfig({
+      architecture: "LlamaForCausalLM",
+      dim: int("dim"),
+      hiddenDim: int("hidden"),
+      nLayers: int("layers"),
+      nHeads: int("heads"),
+      nKvHeads: int("kv-heads"),
+      vocabSize: tokenizer.vocabSize,
+      maxSeqLen: seqLen,
+      normEps: 1e-5,
+      ropeTheta: 10000,
+      ropeStyle: "half",
+      tiedEmbeddings: true,
+      bosId: bos,
+      eosId: eos,
+      padId: tokenizer.padId,
+    });
+    console.error(
+      `model: ${countParameters(config)} parameters; ${steps} updates of ${batch}x${seqLen} tokens ` +
+        `(${((steps * batch * seqLen) / stream.length).toFixed(2)} epochs)`,
+    );
+    const model = LlamaModel.random(config, rng.fork("init"));
+    const vars = model.variables();
+    for (const v of vars) v.trainable = true;
+    const optimizer = new AdamW(vars, { beta2: 0.95, weightDecay: 0.1, clipNorm: 1 });
+    const schedule = {
+      lr: peakLr,
+      totalSteps: steps,
+      warmupSteps: Math.min(100, Math.floor(steps / 10)),
+      minRatio: 0.1,
+    };
+    const orderRng = rng.fork("row-order");
+    let order: number[] = [];
+    const progress = new Progress(steps, "pretrain");
+    const curve: { step: number; loss: number }[] = [];
+    let emaLoss = NaN;
+    const trainStart = performance.now();
+    for (let step = 0; step < steps; step++) {
+      if (order.length < batch) {
+        order = order.concat(orderRng.shuffle(Array.from({ length: rows }, (_, i) => i)));
+      }
+      const picked = order.splice(0, batch);
+      const ids = new Int32Array(batch * rowLen);
+      picked.forEach((r, i) => ids.set(stream.slice(r * rowLen, (r + 1) * rowLen), i * rowLen));
+      const input = tf.tensor2d(ids, [batch, rowLen], "int32");
+      const { value, grads } = tf.variableGrads(() => model.lmLoss(input).loss, vars);
+      const norm = optimizer.apply(vars.map((v) => grads[v.name]), learningRate(step, schedule));
+      const loss = (await value.data())[0];
+      tf.dispose([input, value, norm, ...Object.values(grads)]);
+      if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at update ${step}; lower --lr`);
+      emaLoss = Number.isNaN(emaLoss) ? loss : 0.98 * emaLoss + 0.02 * loss;
+      if (step % 10 === 0 || step === steps - 1) curve.push({ step, loss });
+      progress.tick(1, `loss ${emaLoss.toFixed(3)}`);
+    }
+    const trainSeconds = (performance.now() - trainStart) / 1000;
+
+    // Held-out quality: the model against a unigram model on the same texts.
+    const wordnetTexts = heldOutGlossSample(int("heldout-docs"));
+    const sotuTexts = heldOutTexts().sotu.slice(0, 2);
+    for (const v of vars) v.trainable = false;
+    const report: Record<
+      string,
+      { tokens: number; meanNll: number; perplexity: number; unigramPerplexity: number }
+    > = {};
+    for (
+      const [name, texts] of [["wordnet-glosses (test split)", wordnetTexts], [
+        "sotu (test speeches)",
+        sotuTexts,
+      ]] as const
+    ) {
+      const s = await heldOutScores(model, tokenizer, [...texts]);
+      const uni = texts.reduce((acc, t) => acc + unigramNll(counts, stream.length, tokenizer.encode(t)), 0);
+      report[name] = {
+        tokens: s.tokens,
+        meanNll: s.meanNll,
+        perplexity: s.perplexity,
+        unigramPerplexity: Math.exp(uni / s.tokens),
+      };
+    }
+    const check = await scoreText(model, tokenizer, checkText(), 16);
+    const prompts = ["The president said that", "a small domesticated animal", "the act of"];
+    const generations: string[] = [];
+    for (const p of prompts) {
+      const out = await generate(model, tokenizer.encode(p, { bos: true }), {
+        maxNewTokens: 24,
+        stopIds: [eos, bos],
+      });
+      generations.push(p + tokenizer.decode(out));
+    }
+
+    const dir = o.out;
+    const weights = new Map<string, Float32Array>();
+    for (const [name, v] of model.params) weights.set(name, (await v.data()) as Float32Array);
+    await writeHfFolder(dir, config, weights, { tokenizerJson });
+    const checksum = await sha256(join(dir, "model.safetensors"));
+    const meta = {
+      seed,
+      backend: `${backend.name} (${backend.detail})`,
+      parameters: countParameters(config),
+      config,
+      corpus: { ...corpus.stats, texts: docs.length, tokens: stream.length },
+      budget: { tokens: steps * batch * seqLen, updates: steps, batch, seqLen, peakLr, schedule },
+      trainSeconds,
+      totalSeconds: (performance.now() - t0) / 1000,
+      heldOut: report,
+      check: { texts: CHECK_TEXT_COUNT, tokens: check.tokens, meanNll: check.nll / check.tokens },
+      generations,
+      sha256: checksum,
+      curve,
+    };
+    await writeFileAtomic(join(dir, "pretrain.json"), JSON.stringify(meta, null, 2) + "\n");
+    await writeFileAtomic(join(dir, "README.md"), readme(meta));
+    console.error(
+      `done in ${formatDuration(meta.totalSeconds)}; wrote ${dir} (model.safetensors sha256 ${checksum})`,
+    );
+    for (const [name, r] of Object.entries(report)) {
+      console.log(
+        `${name}: perplexity ${r.perplexity.toFixed(2)} vs unigram ${r.unigramPerplexity.toFixed(2)}`,
+      );
+    }
   });
-  console.error(
-    `model: ${countParameters(config)} parameters; ${steps} updates of ${batch}x${seqLen} tokens ` +
-      `(${((steps * batch * seqLen) / stream.length).toFixed(2)} epochs)`,
-  );
-  const model = LlamaModel.random(config, rng.fork("init"));
-  const vars = model.variables();
-  for (const v of vars) v.trainable = true;
-  const optimizer = new AdamW(vars, { beta2: 0.95, weightDecay: 0.1, clipNorm: 1 });
-  const schedule = { lr: peakLr, totalSteps: steps, warmupSteps: Math.min(100, Math.floor(steps / 10)), minRatio: 0.1 };
-  const orderRng = rng.fork("row-order");
-  let order: number[] = [];
-  const progress = new Progress(steps, "pretrain");
-  const curve: { step: number; loss: number }[] = [];
-  let emaLoss = NaN;
-  const trainStart = performance.now();
-  for (let step = 0; step < steps; step++) {
-    if (order.length < batch) order = order.concat(orderRng.shuffle(Array.from({ length: rows }, (_, i) => i)));
-    const picked = order.splice(0, batch);
-    const ids = new Int32Array(batch * rowLen);
-    picked.forEach((r, i) => ids.set(stream.slice(r * rowLen, (r + 1) * rowLen), i * rowLen));
-    const input = tf.tensor2d(ids, [batch, rowLen], "int32");
-    const { value, grads } = tf.variableGrads(() => model.lmLoss(input).loss, vars);
-    const norm = optimizer.apply(vars.map((v) => grads[v.name]), learningRate(step, schedule));
-    const loss = (await value.data())[0];
-    tf.dispose([input, value, norm, ...Object.values(grads)]);
-    if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at update ${step}; lower --lr`);
-    emaLoss = Number.isNaN(emaLoss) ? loss : 0.98 * emaLoss + 0.02 * loss;
-    if (step % 10 === 0 || step === steps - 1) curve.push({ step, loss });
-    progress.tick(1, `loss ${emaLoss.toFixed(3)}`);
-  }
-  const trainSeconds = (performance.now() - trainStart) / 1000;
-
-  // Held-out quality: the model against a unigram model on the same texts.
-  const wordnetTexts = heldOutGlossSample(int("heldout-docs"));
-  const sotuTexts = heldOutTexts().sotu.slice(0, 2);
-  for (const v of vars) v.trainable = false;
-  const report: Record<string, { tokens: number; meanNll: number; perplexity: number; unigramPerplexity: number }> = {};
-  for (const [name, texts] of [["wordnet-glosses (test split)", wordnetTexts], ["sotu (test speeches)", sotuTexts]] as const) {
-    const s = await heldOutScores(model, tokenizer, [...texts]);
-    const uni = texts.reduce((acc, t) => acc + unigramNll(counts, stream.length, tokenizer.encode(t)), 0);
-    report[name] = { tokens: s.tokens, meanNll: s.meanNll, perplexity: s.perplexity, unigramPerplexity: Math.exp(uni / s.tokens) };
-  }
-  const check = await scoreText(model, tokenizer, checkText(), 16);
-  const prompts = ["The president said that", "a small domesticated animal", "the act of"];
-  const generations: string[] = [];
-  for (const p of prompts) {
-    const out = await generate(model, tokenizer.encode(p, { bos: true }), { maxNewTokens: 24, stopIds: [eos, bos] });
-    generations.push(p + tokenizer.decode(out));
-  }
-
-  const dir = o.out;
-  const weights = new Map<string, Float32Array>();
-  for (const [name, v] of model.params) weights.set(name, (await v.data()) as Float32Array);
-  await writeHfFolder(dir, config, weights, { tokenizerJson });
-  const checksum = await sha256(join(dir, "model.safetensors"));
-  const meta = {
-    seed,
-    backend: `${backend.name} (${backend.detail})`,
-    parameters: countParameters(config),
-    config,
-    corpus: { ...corpus.stats, texts: docs.length, tokens: stream.length },
-    budget: { tokens: steps * batch * seqLen, updates: steps, batch, seqLen, peakLr, schedule },
-    trainSeconds,
-    totalSeconds: (performance.now() - t0) / 1000,
-    heldOut: report,
-    check: { texts: CHECK_TEXT_COUNT, tokens: check.tokens, meanNll: check.nll / check.tokens },
-    generations,
-    sha256: checksum,
-    curve,
-  };
-  await writeFileAtomic(join(dir, "pretrain.json"), JSON.stringify(meta, null, 2) + "\n");
-  await writeFileAtomic(join(dir, "README.md"), readme(meta));
-  console.error(`done in ${formatDuration(meta.totalSeconds)}; wrote ${dir} (model.safetensors sha256 ${checksum})`);
-  for (const [name, r] of Object.entries(report)) {
-    console.log(`${name}: perplexity ${r.perplexity.toFixed(2)} vs unigram ${r.unigramPerplexity.toFixed(2)}`);
-  }
-});
+}
 
 // deno-lint-ignore no-explicit-any
 function readme(m: any): string {
-  const rows = Object.entries(m.heldOut as Record<string, { tokens: number; meanNll: number; perplexity: number; unigramPerplexity: number }>)
-    .map(([n, r]) => `| ${n} | ${r.tokens} | ${r.meanNll.toFixed(4)} | ${r.perplexity.toFixed(2)} | ${r.unigramPerplexity.toFixed(2)} |`)
+  const rows = Object.entries(
+    m.heldOut as Record<
+      string,
+      { tokens: number; meanNll: number; perplexity: number; unigramPerplexity: number }
+    >,
+  )
+    .map(([n, r]) =>
+      `| ${n} | ${r.tokens} | ${r.meanNll.toFixed(4)} | ${r.perplexity.toFixed(2)} | ${
+        r.unigramPerplexity.toFixed(2)
+      } |`
+    )
     .join("\n");
   return `# peft-bench default model
 
@@ -235,7 +276,9 @@ methods adapt a *pretrained* backbone with no model hub at run time. It is the d
 every task. Hugging Face layout: \`config.json\`, \`model.safetensors\` (F32), \`tokenizer.json\`.
 
 ## Architecture
-- ${m.parameters.toLocaleString("en-US")} parameters: dim ${m.config.dim}, ${m.config.nLayers} layers, ${m.config.nHeads} heads (${m.config.nKvHeads} KV heads,
+- ${
+    m.parameters.toLocaleString("en-US")
+  } parameters: dim ${m.config.dim}, ${m.config.nLayers} layers, ${m.config.nHeads} heads (${m.config.nKvHeads} KV heads,
   grouped-query attention), SwiGLU ${m.config.hiddenDim}, RMSNorm, rotate-half RoPE (base ${m.config.ropeTheta}), tied
   embeddings, vocabulary ${m.config.vocabSize}, context ${m.config.maxSeqLen} tokens (see \`config.json\`).
 - Tokenizer: byte-level BPE trained on the corpus below, with \`<|bos|>\`, \`<|eos|>\`, \`<|pad|>\`.
@@ -251,8 +294,12 @@ every task. Hugging Face layout: \`config.json\`, \`model.safetensors\` (F32), \
 
 ## Budget
 - Seed ${m.seed}; ${m.budget.updates} AdamW updates (beta2 0.95, weight decay 0.1, clip 1.0) of ${m.budget.batch} x ${m.budget.seqLen}
-  packed tokens = ${m.budget.tokens.toLocaleString("en-US")} tokens; peak LR ${m.budget.peakLr}, warmup then cosine to 10%.
-- Backend ${m.backend}: training ${(m.trainSeconds / 60).toFixed(1)} min, whole script ${(m.totalSeconds / 60).toFixed(1)} min on 2 CPU cores.
+  packed tokens = ${
+    m.budget.tokens.toLocaleString("en-US")
+  } tokens; peak LR ${m.budget.peakLr}, warmup then cosine to 10%.
+- Backend ${m.backend}: training ${(m.trainSeconds / 60).toFixed(1)} min, whole script ${
+    (m.totalSeconds / 60).toFixed(1)
+  } min on 2 CPU cores.
 
 ## Held-out quality
 Texts of the same sources that pretraining never saw (test splits). Perplexity per token; the
@@ -262,7 +309,9 @@ unigram model (add-one smoothing, fitted on the training tokens) uses the same t
 |---|---|---|---|---|
 ${rows}
 
-Held-out check: ${m.check.texts} test glosses joined by newlines: mean loss ${m.check.meanNll.toFixed(5)} nats over ${m.check.tokens} tokens
+Held-out check: ${m.check.texts} test glosses joined by newlines: mean loss ${
+    m.check.meanNll.toFixed(5)
+  } nats over ${m.check.tokens} tokens
 (re-computed by \`models/default_model_test.ts\`).
 
 ## Greedy generations

@@ -20,6 +20,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "./variables.ts";
 import { type LlamaConfig, validateConfig } from "./config.ts";
 import { Linear, type LinearModule } from "./linear.ts";
+import { matMulLean, transposeLast } from "./ops.ts";
 import type { Rng } from "./rng.ts";
 
 /** Hooks through which prompt-, prefix- and adapter-style methods change the forward pass. */
@@ -306,7 +307,7 @@ export class LlamaModel {
       vh = tf.concat([pv, vh], 2);
     }
     const tk = t + prefixLen;
-    let scores = tf.reshape(tf.matMul(qh, kh, false, true), [batch, c.nHeads, t, tk]);
+    let scores = tf.reshape(matMulLean(qh, transposeLast(kh)), [batch, c.nHeads, t, tk]);
     scores = tf.add(scores, this.#causalMask(t, prefixLen));
     if (keyMask) {
       const km = prefixLen > 0 ? tf.concat([tf.zeros([batch, 1, 1, prefixLen]), keyMask], 3) : keyMask;
@@ -315,7 +316,7 @@ export class LlamaModel {
     const soft = tf.softmax(scores) as tf.Tensor4D;
     this.hooks.attentionProbs?.(layer, soft);
     const probs = tf.reshape(soft, [batch, c.nKvHeads, groups * t, tk]);
-    const ctx = tf.reshape(tf.matMul(probs, vh), [batch, c.nHeads, t, hd]);
+    const ctx = tf.reshape(matMulLean(probs, vh), [batch, c.nHeads, t, hd]);
     const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [batch * t, c.nHeads * hd]) as tf.Tensor2D;
     return this.linear(`${p}.o`).forward(merged);
   }

@@ -20,7 +20,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "./variables.ts";
 import { type LlamaConfig, validateConfig } from "./config.ts";
 import { Linear, type LinearModule } from "./linear.ts";
-import { matMulLean, transposeLast } from "./ops.ts";
+import { matMulLean, matMulTransB } from "./ops.ts";
 import type { Rng } from "./rng.ts";
 
 /** Hooks through which prompt-, prefix- and adapter-style methods change the forward pass. */
@@ -307,7 +307,7 @@ export class LlamaModel {
       vh = tf.concat([pv, vh], 2);
     }
     const tk = t + prefixLen;
-    let scores = tf.reshape(matMulLean(qh, transposeLast(kh)), [batch, c.nHeads, t, tk]);
+    let scores = tf.reshape(matMulTransB(qh, kh), [batch, c.nHeads, t, tk]);
     scores = tf.add(scores, this.#causalMask(t, prefixLen));
     if (keyMask) {
       const km = prefixLen > 0 ? tf.concat([tf.zeros([batch, 1, 1, prefixLen]), keyMask], 3) : keyMask;

@@ -232,3 +232,26 @@ Deno.test("bad checkpoints give one clear error each", async () => {
   await assert.rejects(() => readHfFolder(dir), /unknown architecture 'GPT2LMHeadModel'/);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("wasm's transpose-free gradients equal the cpu backend's (frozen linears, attention, LoRA-style input grads)", async () => {
+  const grads: Float32Array[][] = [];
+  for (const backend of ["cpu", "wasm"] as const) {
+    await initBackend(backend);
+    const model = LlamaModel.random(TINY, new Rng(21), 0.3);
+    // Gradients w.r.t. a norm gain flow back through every frozen linear and both attention matmuls.
+    const vars = ["layers.0.attn_norm.weight", "layers.1.mlp_norm.weight", "lm_head.weight"].map((n) =>
+      model.param(n)
+    );
+    for (const v of vars) v.trainable = true;
+    const ids = tf.tensor2d([[1, 4, 2, 9, 3, 3, 7], [5, 6, 10, 0, 2, 8, 1]], [2, 7], "int32");
+    const { grads: g } = tf.variableGrads(() => model.lmLoss(ids).loss, vars);
+    grads.push(vars.map((v) => g[v.name].dataSync() as Float32Array));
+    model.dispose();
+  }
+  grads[0].forEach((cpu, i) => {
+    const scale = Math.max(...cpu.map(Math.abs));
+    cpu.forEach((v, j) =>
+      assert.ok(Math.abs(v - grads[1][i][j]) <= 1e-4 * scale, `var ${i}[${j}]: ${v} vs ${grads[1][i][j]}`)
+    );
+  });
+});

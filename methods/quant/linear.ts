@@ -8,7 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../../models/linear.ts";
-import { transposeLast } from "../../models/ops.ts";
+import { frozenLinear } from "../../models/ops.ts";
 import { quantize, type QuantizedWeight } from "./quantize.ts";
 import type { ResolvedQuantConfig } from "./config.ts";
 
@@ -26,7 +26,7 @@ export class QuantizedLinear implements LinearModule {
     this.#forward = tf.customGrad(
       ((x: tf.Tensor) => {
         const w = weight.dequantize();
-        const value = tf.matMul(x as tf.Tensor2D, transposeLast(w)); // transpose-free kernel (models/ops.ts)
+        const value = frozenLinear(x as tf.Tensor2D, w); // fast kernel form per backend (models/ops.ts)
         w.dispose();
         const gradFunc = (dy: tf.Tensor) => {
           const wg = weight.dequantize();

@@ -255,3 +255,60 @@ Deno.test("wasm's transpose-free gradients equal the cpu backend's (frozen linea
     );
   });
 });
+
+Deno.test("Hugging Face folders: Qwen2 (q/k/v bias) and Qwen3 (q/k norm) round-trip, also sharded", async () => {
+  await initBackend("cpu");
+  const ids = tf.tensor2d([[1, 4, 2, 9, 3]], [1, 5], "int32");
+  const logits = (m: LlamaModel) =>
+    m.logits(tf.reshape(m.hidden(ids), [-1, m.config.dim]) as tf.Tensor2D).dataSync();
+  for (
+    const [architecture, extra] of [
+      ["Qwen2ForCausalLM", { qkvBias: true, qkNorm: false }],
+      ["Qwen3ForCausalLM", { qkvBias: false, qkNorm: true }],
+    ] as const
+  ) {
+    const model = LlamaModel.random({ ...TINY, ...extra, architecture, ropeStyle: "half" }, new Rng(3), 0.3);
+    const weights = new Map([...model.params].map(([n, v]) => [n, v.dataSync() as Float32Array]));
+    const dir = await Deno.makeTempDir();
+    await writeHfFolder(dir, model.config, weights);
+    const back = await readHfFolder(dir);
+    assert.equal(back.config.architecture, architecture);
+    assert.equal(back.config.qkvBias, extra.qkvBias);
+    assert.equal(back.config.qkNorm, extra.qkNorm);
+    const loaded = LlamaModel.fromWeights(back.config, back.weights);
+    const a = logits(model);
+    const b = logits(loaded);
+    assert.ok(a.every((v, i) => Math.abs(v - b[i]) < 1e-5));
+    // Split the file into two shards with an index, as large checkpoints ship.
+    const { readSafetensorsFile, writeSafetensorsFile } = await import("./safetensors.ts");
+    const { tensors } = await readSafetensorsFile(`${dir}/model.safetensors`);
+    const names = [...tensors.keys()];
+    const half = Math.ceil(names.length / 2);
+    const shards = [names.slice(0, half), names.slice(half)];
+    const weightMap: Record<string, string> = {};
+    for (const [i, group] of shards.entries()) {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      await writeSafetensorsFile(`${dir}/${file}`, new Map(group.map((n) => [n, tensors.get(n)!])));
+      for (const n of group) weightMap[n] = file;
+    }
+    await Deno.remove(`${dir}/model.safetensors`);
+    await Deno.writeTextFile(
+      `${dir}/model.safetensors.index.json`,
+      JSON.stringify({ weight_map: weightMap }),
+    );
+    const sharded = LlamaModel.fromWeights(
+      (await readHfFolder(dir)).config,
+      (await readHfFolder(dir)).weights,
+    );
+    const c = logits(sharded);
+    assert.ok(a.every((v, i) => Math.abs(v - c[i]) < 1e-5));
+    // A folder without tokenizer.json is refused with a clear error.
+    const { loadModel } = await import("./load.ts");
+    await assert.rejects(
+      () => loadModel(dir),
+      /tokenizer not found: .*tokenizer.json \(pass --tokenizer PATH\)/,
+    );
+    for (const m of [model, loaded, sharded]) m.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -20,7 +20,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "./variables.ts";
 import { type LlamaConfig, validateConfig } from "./config.ts";
 import { Linear, type LinearModule } from "./linear.ts";
-import { matMulLean, matMulTransB } from "./ops.ts";
+import { matMulLean, matMulTransB, softmaxCrossEntropy } from "./ops.ts";
 import type { Rng } from "./rng.ts";
 
 /** Hooks through which prompt-, prefix- and adapter-style methods change the forward pass. */
@@ -382,9 +382,7 @@ export class LlamaModel {
       const h = this.hidden(ids, options);
       const inputs = tf.reshape(tf.slice(h, [0, 0, 0], [batch, t - 1, d]), [-1, d]) as tf.Tensor2D;
       const targets = tf.reshape(tf.slice(ids, [0, 1], [batch, t - 1]), [-1]) as tf.Tensor1D;
-      const logp = tf.logSoftmax(this.logits(inputs));
-      // one-hot rather than gather: gather's gradient is missing on wasm.
-      let nll = tf.neg(tf.sum(tf.mul(oneHotFloat(targets, this.config.vocabSize), logp), -1));
+      let nll: tf.Tensor = softmaxCrossEntropy(this.logits(inputs), targets);
       let count: tf.Tensor = tf.scalar(batch * (t - 1));
       if (options.attentionMask) {
         const w = tf.reshape(tf.slice(tf.cast(options.attentionMask, "float32"), [0, 1], [batch, t - 1]), [

@@ -69,3 +69,30 @@ export function matMulTransB<T extends tf.Tensor>(a: T, b: T): T {
   if (!wantsLeanKernels()) return tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, false, true) as unknown as T;
   return matMulLean(a, transposeLast(b));
 }
+
+/**
+ * Per-row softmax cross-entropy -log softmax(logits)[target] as one fused op: the forward pass
+ * computes logsumexp(logits) - logits[target], the backward pass softmax(logits) - onehot(target).
+ * Why: the plain form (one-hot times logSoftmax) spent more time than the model's matmuls on the
+ * [tokens, vocab] tensors of an LM step (tf.profile on the native backend).
+ */
+export function softmaxCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  const depth = logits.shape[1];
+  const f = tf.customGrad(
+    ((x: tf.Tensor, save: tf.GradSaveFunc) => {
+      const lse = tf.logSumExp(x, 1);
+      const picked = tf.sum(tf.mul(x, tf.cast(tf.oneHot(targets, depth), "float32")), 1);
+      save([x, lse, targets]); // kept for the backward pass, after the caller's tidy freed them
+      return {
+        value: tf.sub(lse, picked),
+        gradFunc: (dy: tf.Tensor, [xs, l, t]: tf.Tensor[]) => {
+          const probs = tf.exp(tf.sub(xs, tf.expandDims(l, 1)));
+          const grad = tf.sub(probs, tf.cast(tf.oneHot(t as tf.Tensor1D, depth), "float32"));
+          return [tf.mul(grad, tf.expandDims(dy, 1))];
+        },
+      };
+      // deno-lint-ignore no-explicit-any
+    }) as any,
+  ) as (x: tf.Tensor) => tf.Tensor1D;
+  return f(logits);
+}

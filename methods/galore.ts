@@ -25,7 +25,8 @@
  * 8 m n bytes).
  *
  * Options: `targets` (default all-linear, as GaLore projects every attention and MLP matrix),
- * `rank` r (default 128, the paper's setting for its smallest model; must be <= min(m, n)),
+ * `rank` r (default 32 so it fits the embedded model's 64-wide k/v projections; the paper used 128
+ * for its smallest model; must be <= min(m, n)),
  * `updateProjGap`, `scale`. Not "mergeable" as an adapter: the weights are trained in place, so
  * merge() is a no-op and state() holds the trained target weights. Trainable parameters: the
  * targets' full sizes.
@@ -47,7 +48,7 @@ export const galoreSchema = z.object({
   /** Target preset or pattern (see targets.ts). */
   targets: z.string().default("all-linear"),
   /** Rank r of the gradient projection. */
-  rank: z.number().int().positive().default(128),
+  rank: z.number().int().positive().default(32),
   /** Updates between projection refreshes (the paper's T). */
   updateProjGap: z.number().int().positive().default(200),
   /** Scale alpha of the projected-back update. */

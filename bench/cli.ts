@@ -60,7 +60,10 @@ export const BENCH_SPEC = {
   steps: { type: "string", help: "optimizer updates (overrides --epochs)" },
   "batch-size": { type: "string", default: "16", help: "examples per micro-batch" },
   "grad-accum": { type: "string", default: "1", help: "micro-batches per update" },
-  lr: { type: "string", default: "0.002", help: "peak learning rate of the method's parameters" },
+  lr: {
+    type: "string",
+    help: "peak learning rate of the method's parameters (default 0.002, or the method's own)",
+  },
   "head-lr": { type: "string", default: "0.005", help: "peak learning rate of the task head" },
   warmup: { type: "string", default: "0.1", help: "warmup fraction of the updates" },
   schedule: { type: "string", default: "cosine", help: "learning-rate decay: cosine|linear|constant" },

@@ -14,6 +14,9 @@ import { plainContext } from "../methods/common.ts";
 import { Rng } from "../models/rng.ts";
 import type { RunConfig } from "./record.ts";
 
+/** Peak learning rate when neither `--lr` nor the method says otherwise. */
+export const DEFAULT_LR = 0.002;
+
 /** Training examples per class when no size flag is given (classification). */
 export const DEFAULT_TRAIN_PER_CLASS = 32;
 /** Training items when no size flag is given (retrieval queries, LM texts). */
@@ -144,7 +147,7 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
     steps: optionalInt("steps", v.steps),
     batchSize: numberFlag("batch-size", String(v["batch-size"]), (n) => Number.isInteger(n) && n > 0),
     gradAccum: numberFlag("grad-accum", String(v["grad-accum"]), (n) => Number.isInteger(n) && n > 0),
-    lr: numberFlag("lr", String(v.lr), (n) => n > 0),
+    lr: v.lr === undefined ? method.defaultLr ?? DEFAULT_LR : numberFlag("lr", String(v.lr), (n) => n > 0),
     headLr: numberFlag("head-lr", String(v["head-lr"]), (n) => n > 0),
     warmupRatio: numberFlag("warmup", String(v.warmup), (n) => n >= 0 && n < 1),
     schedule: schedule as RunConfig["schedule"],

@@ -138,6 +138,7 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
   description: "SVD-form LoRA whose rank budget is reallocated by sensitivity scores (Zhang et al. 2023)",
   schema: adaloraSchema,
   mergeable: true,
+  defaultLr: 0.005,
   apply(model, config, ctx) {
     const targets = selectTargets(model, config.targets);
     const r = config.initR;

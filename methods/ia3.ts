@@ -67,6 +67,7 @@ export const ia3: MethodDefinition<Ia3Config> = {
   description: "learned rescaling of keys, values and the FFN activation, init ones (Liu et al. 2022)",
   schema: ia3Schema,
   mergeable: true,
+  defaultLr: 0.01,
   apply: (model, config, ctx) => {
     const targets = selectTargets(model, config.targets);
     const ff = new Set(config.feedforward.trim() === "" ? [] : selectTargets(model, config.feedforward));

@@ -184,6 +184,7 @@ export const intrinsicSaid: MethodDefinition<SaidConfig> = {
     "train d values projected into the targets through Fastfood, one scale per layer (Aghajanyan et al. 2021)",
   schema: saidSchema,
   mergeable: true,
+  defaultLr: 0.05,
   apply: (model, config, ctx) => {
     const targets = selectTargets(model, config.targets);
     const m = targets.length;

@@ -45,6 +45,7 @@ export const promptTuning: MethodDefinition<PromptTuningConfig> = {
   description: "trainable soft prompt prepended to the input embeddings (Lester et al. 2021)",
   schema: promptTuningSchema,
   mergeable: false,
+  defaultLr: 0.05,
   apply: (model, config, ctx) => {
     assertHookFree(model, "promptEmbeddings", "prompt-tuning");
     const { dim, vocabSize } = model.config;

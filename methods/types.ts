@@ -95,6 +95,11 @@ export interface MethodDefinition<C = Record<string, unknown>> {
   schema: z.ZodType<C>;
   /** True when `merge()` folds the method into plain weights. */
   mergeable: boolean;
+  /**
+   * Peak learning rate `bench` uses when `--lr` is not given (default 0.002). Methods with few
+   * parameters or a multiplicative parametrisation train better with more (VeRA, prompt tuning).
+   */
+  defaultLr?: number;
   /** Wrap the model; everything not returned as trainable stays frozen. */
   apply(model: LlamaModel, config: C, ctx: MethodContext): AppliedMethod;
 }

@@ -95,6 +95,7 @@ export const vera: MethodDefinition<VeraConfig> = {
     "frozen shared random A, B with trainable scaling vectors: diag(b) B diag(d) A (Kopiczko et al. 2024)",
   schema: veraSchema,
   mergeable: true,
+  defaultLr: 0.02,
   apply(model, config, ctx) {
     const targets = selectTargets(model, config.targets);
     const r = config.rank;

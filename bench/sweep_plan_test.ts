@@ -30,8 +30,10 @@ Deno.test("sweep plan: the shipped study expands to 6 x 3 x 4 x 3 x 3 = 648 dist
     [...new Set(plan.runs.map((r) => r.config.trainPerClass))],
     [8, 32, 128],
   );
+  // The smoke suite: 5 setups (three tasks, plain and quantized bases) x 2 seeds.
   const smoke = await expandPlan(parseSweep(JSON.parse(await Deno.readTextFile(SMOKE))), model);
-  assert.equal(smoke.runs.length, 6);
+  assert.equal(smoke.runs.length, 10);
+  assert.deepEqual([...new Set(smoke.runs.map((r) => r.config.task))].sort(), ["classify", "lm", "retrieve"]);
 });
 
 Deno.test("sweep plan: exclusions drop matching entries; options a method ignores collapse duplicates", async () => {

@@ -20,6 +20,10 @@ import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { nativeUnavailableReason, openBlas, openBlasThreads, registerNativeBackend } from "./native.ts";
+import { registerWasmKernels } from "./wasm_kernels.ts";
+
+// Before the native backend copies wasm's kernels, so it gets these too.
+registerWasmKernels();
 
 /** Backend names accepted by `--backend`. */
 export const BACKEND_NAMES = ["auto", "native", "wasm", "webgpu", "cpu", "tensorflow"] as const;

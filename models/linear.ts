@@ -6,7 +6,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { frozenLinear } from "./ops.ts";
+import { linear } from "./ops.ts";
 
 /** A named linear map y = x W^T + b, W of shape [out, in] (PyTorch layout). */
 export interface LinearModule {
@@ -48,10 +48,8 @@ export class Linear implements LinearModule {
   }
 
   forward(x: tf.Tensor2D): tf.Tensor2D {
-    // Frozen weights take the transpose-free path (see ops.ts); trainable ones need dW too.
-    const y = this.weight.trainable
-      ? tf.matMul(x, this.weight, false, true) as tf.Tensor2D
-      : frozenLinear(x, this.weight);
+    // The fastest kernel forms per backend (see ops.ts); frozen weights skip dW altogether.
+    const y = linear(x, this.weight);
     return this.bias ? tf.add(y, this.bias) as tf.Tensor2D : y;
   }
 

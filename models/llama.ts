@@ -20,7 +20,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "./variables.ts";
 import { type LlamaConfig, validateConfig } from "./config.ts";
 import { Linear, type LinearModule } from "./linear.ts";
-import { matMulLean, matMulTransB, softmaxCrossEntropy } from "./ops.ts";
+import { linear, matMulLean, matMulTransB, softmaxCrossEntropy } from "./ops.ts";
 import type { Rng } from "./rng.ts";
 
 /** Hooks through which prompt-, prefix- and adapter-style methods change the forward pass. */
@@ -203,13 +203,8 @@ export class LlamaModel {
 
   /** Token embeddings [N, dim] of flat ids. */
   #embed(ids: tf.Tensor1D): tf.Tensor2D {
-    const table = this.param("embed.weight") as tf.Tensor2D;
-    // gather's gradient needs UnsortedSegmentSum, which the wasm backend lacks; when the table
-    // trains, a one-hot matmul gives the same values with a matmul gradient instead.
-    if (table instanceof tf.Variable && table.trainable) {
-      return tf.matMul(oneHotFloat(ids, this.config.vocabSize), table);
-    }
-    return tf.gather(table, ids);
+    // gather's gradient (UnsortedSegmentSum) is registered for wasm in wasm_kernels.ts.
+    return tf.gather(this.param("embed.weight") as tf.Tensor2D, ids);
   }
 
   /**
@@ -367,7 +362,7 @@ export class LlamaModel {
 
   /** Output logits [N, vocab] of hidden rows [N, dim]. */
   logits(hidden: tf.Tensor2D): tf.Tensor2D {
-    if (this.config.tiedEmbeddings) return tf.matMul(hidden, this.param("embed.weight"), false, true);
+    if (this.config.tiedEmbeddings) return linear(hidden, this.param("embed.weight") as tf.Tensor2D);
     return this.linear("lm_head").forward(hidden);
   }
 
@@ -412,11 +407,6 @@ export class LlamaModel {
     for (const m of this.#maskCache.values()) m.dispose();
     this.#rotation.dispose();
   }
-}
-
-/** One-hot float32 rows; the wasm OneHot kernel ignores its dtype argument, so cast explicitly. */
-export function oneHotFloat(ids: tf.Tensor1D, depth: number): tf.Tensor2D {
-  return tf.cast(tf.oneHot(ids, depth), "float32") as tf.Tensor2D;
 }
 
 /** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * gain. */

@@ -312,3 +312,28 @@ Deno.test("Hugging Face folders: Qwen2 (q/k/v bias) and Qwen3 (q/k norm) round-t
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("wasm's weight gradients equal the cpu backend's (full fine-tuning; embedding through gather)", async () => {
+  const grads: Float32Array[][] = [];
+  for (const backend of ["cpu", "wasm"] as const) {
+    await initBackend(backend);
+    const model = LlamaModel.random(TINY, new Rng(22), 0.3);
+    const vars = [
+      "layers.0.attn.q.weight",
+      "layers.1.mlp.down.weight",
+      "layers.0.attn.v.bias",
+      "embed.weight",
+    ].map((n) => model.param(n));
+    for (const v of vars) v.trainable = true;
+    const ids = tf.tensor2d([[1, 4, 2, 9, 3, 3, 7], [5, 6, 10, 0, 2, 8, 1]], [2, 7], "int32");
+    const { grads: g } = tf.variableGrads(() => model.lmLoss(ids).loss, vars);
+    grads.push(vars.map((v) => g[v.name].dataSync() as Float32Array));
+    model.dispose();
+  }
+  grads[0].forEach((cpu, i) => {
+    const scale = Math.max(...cpu.map(Math.abs));
+    cpu.forEach((v, j) =>
+      assert.ok(Math.abs(v - grads[1][i][j]) <= 1e-4 * scale, `var ${i}[${j}]: ${v} vs ${grads[1][i][j]}`)
+    );
+  });
+});

@@ -41,6 +41,34 @@ export function frozenLinear(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
   return f(x);
 }
 
+/** y = x W^T for a weight W [out, in], through the fastest form for its trainability and backend. */
+export function linear(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
+  const trainable = weight instanceof tf.Variable && weight.trainable;
+  return trainable ? trainableLinear(x, weight) : frozenLinear(x, weight);
+}
+
+/**
+ * y = x W^T for a trainable weight W [out, in]: on wasm with gradients dx = dy @ W and
+ * dW = transpose(dy) @ x through the plain kernel; elsewhere tfjs' own matMul.
+ */
+export function trainableLinear(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
+  if (!wantsLeanKernels()) return tf.matMul(x, weight, false, true);
+  const f = tf.customGrad(
+    ((input: tf.Tensor, w: tf.Tensor, save: tf.GradSaveFunc) => {
+      save([input, w]);
+      return {
+        value: tf.matMul(input as tf.Tensor2D, transposeLast(w as tf.Tensor2D)),
+        gradFunc: (dy: tf.Tensor, [xs, ws]: tf.Tensor[]) => [
+          tf.matMul(dy as tf.Tensor2D, ws as tf.Tensor2D),
+          tf.matMul(transposeLast(dy as tf.Tensor2D), xs as tf.Tensor2D),
+        ],
+      };
+      // deno-lint-ignore no-explicit-any
+    }) as any,
+  ) as (x: tf.Tensor, w: tf.Tensor) => tf.Tensor2D;
+  return f(x, weight);
+}
+
 /**
  * a @ b for tensors of equal rank >= 2 and equal batch shape, with gradients
  * da = dy @ transpose(b) and db = transpose(a) @ dy, all with the plain kernel.

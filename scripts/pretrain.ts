@@ -33,7 +33,11 @@ import { DEFAULT_MODEL_DIR } from "../models/load.ts";
 const SPEC = {
   out: { type: "string", default: DEFAULT_MODEL_DIR, help: "output folder (Hugging Face layout)" },
   seed: { type: "string", default: "1", help: "seed of every random draw" },
-  tokens: { type: "string", default: "4000000", help: "training tokens (budget)" },
+  tokens: {
+    type: "string",
+    default: "3200000",
+    help: "training tokens (budget; 3.2M fits in one hour on wasm)",
+  },
   vocab: { type: "string", default: "4096", help: "BPE vocabulary size" },
   dim: { type: "string", default: "128", help: "model width" },
   layers: { type: "string", default: "4", help: "decoder layers" },

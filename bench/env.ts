@@ -53,25 +53,30 @@ export async function environment(backend: BackendInfo): Promise<RunRecord["env"
   };
 }
 
-/**
- * Calibration kernel: median ms of a 512^3 matmul on the active backend, timed in the same
- * process as the run, so that latencies can be compared across machines and noisy moments
- * (regression checks divide latencies by it).
- */
-export async function calibrationMs(repeats = 9): Promise<number> {
-  // 512^3 (a few ms): long enough to be steady under load, short next to a run.
-  const a = tf.randomUniform([512, 512], -1, 1, "float32", 1);
-  const b = tf.randomUniform([512, 512], -1, 1, "float32", 2);
+/** Median milliseconds of an n x n x n float32 matmul on the active backend (after `warmup` runs). */
+export async function matMulMs(n: number, repeats: number, warmup = 2): Promise<number> {
+  const a = tf.randomUniform([n, n], -1, 1, "float32", 1);
+  const b = tf.randomUniform([n, n], -1, 1, "float32", 2);
   const times: number[] = [];
-  for (let i = 0; i < repeats + 2; i++) {
+  for (let i = 0; i < repeats + warmup; i++) {
     const t0 = performance.now();
     const c = tf.matMul(a, b);
     await c.data();
     c.dispose();
-    if (i >= 2) times.push(performance.now() - t0);
+    if (i >= warmup) times.push(performance.now() - t0);
   }
   tf.dispose([a, b]);
   return median(times);
+}
+
+/**
+ * Calibration kernel: median ms of a 512^3 matmul on the active backend, timed in the same
+ * process as the run, so that latencies can be compared across machines and noisy moments
+ * (regression checks divide latencies by it). 512^3 (a few ms) is long enough to be steady under
+ * load and short next to a run.
+ */
+export function calibrationMs(repeats = 9): Promise<number> {
+  return matMulMs(512, repeats);
 }
 
 /** Median of numbers. */

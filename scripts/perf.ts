@@ -24,7 +24,7 @@ import { AdamW } from "../bench/optim.ts";
 import { lora } from "../methods/lora.ts";
 import { parseMethodConfig } from "../methods/registry.ts";
 import { plainContext } from "../methods/common.ts";
-import { median } from "../bench/env.ts";
+import { matMulMs, median } from "../bench/env.ts";
 
 const SPEC = {
   workload: { type: "string", default: "reference", help: "workload: reference" },
@@ -57,18 +57,7 @@ export function forwardFlopsPerToken(w = REFERENCE): number {
 }
 
 async function sgemmGflops(n: number, repeats: number): Promise<number> {
-  const a = tf.randomUniform([n, n], -1, 1, "float32", 1);
-  const b = tf.randomUniform([n, n], -1, 1, "float32", 2);
-  const times: number[] = [];
-  for (let i = 0; i < repeats + 1; i++) {
-    const t0 = performance.now();
-    const c = tf.matMul(a, b);
-    await c.data();
-    c.dispose();
-    if (i > 0) times.push((performance.now() - t0) / 1000);
-  }
-  tf.dispose([a, b]);
-  return (2 * n ** 3) / median(times) / 1e9;
+  return (2 * n ** 3) / (await matMulMs(n, repeats, 1) / 1000) / 1e9;
 }
 
 async function timeLoop(fn: () => Promise<void>, steps: number, repeats: number): Promise<number> {

@@ -33,6 +33,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import { Rng } from "../models/rng.ts";
+import { AdaptedLinear } from "./wrapped.ts";
 import type { MethodDefinition } from "./types.ts";
 import { loadStateInto, stateOf, trainableVariable, wrapLinears } from "./common.ts";
 import { mergeDeltas } from "./lora.ts";
@@ -124,8 +125,7 @@ export class FastfoodProjection {
 }
 
 /** A linear layer W0 + lambda * reshape(F z) on a frozen base. */
-export class SaidLinear implements LinearModule {
-  readonly base: LinearModule;
+export class SaidLinear extends AdaptedLinear {
   /** Its frozen Fastfood projection (replaced when a state with another seed is loaded). */
   projection: FastfoodProjection;
   readonly #z: tf.Variable;
@@ -139,26 +139,11 @@ export class SaidLinear implements LinearModule {
     lambdas: tf.Variable,
     index: number,
   ) {
-    this.base = base;
+    super(base);
     this.projection = projection;
     this.#z = z;
     this.#lambdas = lambdas;
     this.#index = index;
-  }
-  get name(): string {
-    return this.base.name;
-  }
-  get inFeatures(): number {
-    return this.base.inFeatures;
-  }
-  get outFeatures(): number {
-    return this.base.outFeatures;
-  }
-  get bias(): tf.Variable | null {
-    return this.base.bias;
-  }
-  denseWeight(): tf.Tensor2D {
-    return this.base.denseWeight();
   }
 
   /** The update lambda_i reshape(F_i z) [out, in]. */

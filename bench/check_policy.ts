@@ -18,6 +18,8 @@ export const PolicySchema = z.strictObject({
   latency: z.strictObject({
     ...comment,
     runThreshold: z.number().gt(1),
+    /** Fewer step timings than this on either side: the run's latency is reported, never gated. */
+    runMinSteps: z.number().int().nonnegative().default(10),
     suiteThreshold: z.number().gt(1),
     suiteMinRuns: z.number().int().positive(),
     metrics: z.strictObject({

@@ -153,6 +153,16 @@ Deno.test("a 3x slowdown fails; the same slowdown on a 3x slower machine (calibr
     r.timing.stepLatencyMs = { ...r.timing.stepLatencyMs, p50: 27.6 * 3, p95: 70 };
   })], policy);
   assert.equal(failing(disagree.rows).filter((f) => f.startsWith("stepLatencyMs")).length, 0);
+  // The same 3x slowdown measured over only 4 steps is reported, not gated (too few samples).
+  const few = (r: RunRecord) => (r.timing.stepLatencyMs = { ...r.timing.stepLatencyMs, n: 4 });
+  const short = compareRecords([record(undefined, few)], [record(undefined, (r) => {
+    slower(3)(r);
+    few(r);
+  })], policy);
+  assert.deepEqual(short.failures, []);
+  assert.ok(
+    short.rows.some((row) => row.metric.startsWith("stepLatencyMs") && row.verdict === "report only"),
+  );
 });
 
 /** [calibrationMs, step p50, step p95, tokens/s] of repeated runs of two configs, measured on a loaded 2-core machine. */

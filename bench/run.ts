@@ -65,19 +65,26 @@ function frozenFootprint(
   model: LoadedModel["model"],
   trainable: Set<tf.Variable>,
 ): { bytes: number; params: number } {
+  // The frozen tensors the forward pass uses: every linear's weight (or packed codes) and bias as the
+  // layers now hold them (a method may have replaced a base, e.g. PiSSA's residual), plus the
+  // embedding and norm gains; each variable once.
+  const vars = new Set<tf.Variable>();
   let bytes = 0;
   let params = 0;
-  for (const v of model.params.values()) {
-    if (!trainable.has(v)) {
-      bytes += 4 * v.size;
-      params += v.size;
-    }
-  }
   for (const l of allLinears(model)) {
     if (l instanceof QuantizedLinear) {
       bytes += l.weight.storedBytes;
       params += l.inFeatures * l.outFeatures;
-    }
+    } else if (l instanceof Linear) vars.add(l.weight);
+    if (l.bias) vars.add(l.bias);
+  }
+  for (const [name, v] of model.params) {
+    if (!model.linears.has(name.replace(/\.(weight|bias)$/, ""))) vars.add(v);
+  }
+  for (const v of vars) {
+    if (trainable.has(v)) continue;
+    bytes += 4 * v.size;
+    params += v.size;
   }
   return { bytes, params };
 }

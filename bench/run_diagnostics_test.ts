@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { STORIES_MODEL as STORIES } from "../models/fixtures.ts";
 import { initBackend } from "../models/backend.ts";
 import { executeRun } from "./run.ts";
 import { buildRunConfigs } from "./config.ts";
@@ -7,8 +7,6 @@ import { BENCH_SPEC } from "./cli.ts";
 import { parseCli } from "./args.ts";
 import type { RunConfig } from "./record.ts";
 import type { AttentionProbe } from "../methods/diagnostics/attention_probe.ts";
-
-const STORIES = fileURLToPath(new URL("../../shared/fixtures/stories260K/stories260K.bin", import.meta.url));
 
 function config(args: string[]): RunConfig {
   const { values } = parseCli(

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { STORIES_MODEL as STORIES } from "../models/fixtures.ts";
 import { fileURLToPath } from "node:url";
 import { initBackend } from "../models/backend.ts";
 import { executeRun } from "./run.ts";
@@ -7,7 +8,6 @@ import { BENCH_SPEC } from "./cli.ts";
 import { parseCli } from "./args.ts";
 import type { RunConfig } from "./record.ts";
 
-const STORIES = fileURLToPath(new URL("../../shared/fixtures/stories260K/stories260K.bin", import.meta.url));
 const CLI = fileURLToPath(new URL("./cli.ts", import.meta.url));
 
 function config(args: string[]): RunConfig {

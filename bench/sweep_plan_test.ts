@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
+import { STORIES_MODEL as STORIES } from "../models/fixtures.ts";
 import { fileURLToPath } from "node:url";
 import { InputError, UsageError } from "./args.ts";
 import { expandPlan, parseOverrides, parseShard, parseSweep, shardRuns } from "./sweep_plan.ts";
 
-const STORIES = fileURLToPath(new URL("../../shared/fixtures/stories260K/stories260K.bin", import.meta.url));
 const STUDY = fileURLToPath(new URL("./sweeps/study.json", import.meta.url));
 const SMOKE = fileURLToPath(new URL("./sweeps/smoke.json", import.meta.url));
 const model = { model: STORIES };

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
+import { STORIES_MODEL as STORIES } from "../models/fixtures.ts";
 import { fileURLToPath } from "node:url";
 import { expandPlan, parseSweep } from "./sweep_plan.ts";
 import { pendingRuns } from "./sweep_runner.ts";
 
-const STORIES = fileURLToPath(new URL("../../shared/fixtures/stories260K/stories260K.bin", import.meta.url));
 const SWEEP = fileURLToPath(new URL("./sweep.ts", import.meta.url));
 const DENO_JSON = fileURLToPath(new URL("../deno.json", import.meta.url));
 // The `deno task sweep` permission set.

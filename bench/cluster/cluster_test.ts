@@ -1,10 +1,8 @@
 import assert from "node:assert/strict";
+import { STORIES_MODEL as STORIES } from "../../models/fixtures.ts";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-const STORIES = fileURLToPath(
-  new URL("../../../shared/fixtures/stories260K/stories260K.bin", import.meta.url),
-);
 
 Deno.test("slurm recipe: the second task of --array=4-7 runs shard 2/4 of the study (dry run)", async () => {
   const out = await new Deno.Command("bash", {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { NF4_BNB_VALUES } from "./bnb_reference.ts";
 import { Rng } from "../../models/rng.ts";
 import {
   DYNAMIC_CODE_8BIT,
@@ -10,28 +11,8 @@ import {
   sortCode,
 } from "./codes.ts";
 
-// bitsandbytes csrc/kernels.cu `nf4_dequantization_lut` / functional.py get_4bit_type("nf4").
-const NF4_BNB = [
-  -1.0,
-  -0.6961928009986877,
-  -0.5250730514526367,
-  -0.39491748809814453,
-  -0.28444138169288635,
-  -0.18477343022823334,
-  -0.09105003625154495,
-  0.0,
-  0.07958029955625534,
-  0.16093020141124725,
-  0.24611230194568634,
-  0.33791524171829224,
-  0.44070982933044434,
-  0.5626170039176941,
-  0.7229568362236023,
-  1.0,
-];
-
 Deno.test("NF4 table equals bitsandbytes' values (as float32)", () => {
-  assert.deepEqual(Array.from(NF4_CODE), NF4_BNB.map(Math.fround));
+  assert.deepEqual(Array.from(NF4_CODE), NF4_BNB_VALUES.map(Math.fround));
 });
 
 /** Acklam's rational approximation of the standard normal quantile (|rel err| < 1.2e-9). */

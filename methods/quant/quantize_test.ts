@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { NF4_BNB_VALUES } from "./bnb_reference.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../../models/backend.ts";
 import { Rng } from "../../models/rng.ts";
@@ -58,7 +59,7 @@ for (const backend of ["cpu", "wasm"] as const) {
 Deno.test("every NF4/FP4/int4 code value round-trips exactly", () => {
   const absmax = Math.fround(0.7351); // an arbitrary float32 scale
   for (const scheme of ["nf4", "fp4"] as const) {
-    const table = scheme === "nf4" ? NF4_REF : FP4_REF;
+    const table = scheme === "nf4" ? NF4_BNB_VALUES : FP4_REF;
     // One block of 16 = each code value times absmax (float32 products, as stored weights are).
     const w = Float32Array.from(table, (v) => Math.fround(v) * absmax); // float32 code · float32 absmax
     const back = dequantizeArray(quantizeCodes(w, [1, 16], { scheme, blockSize: 16 }));
@@ -70,25 +71,6 @@ Deno.test("every NF4/FP4/int4 code value round-trips exactly", () => {
   bitsEqual(back, w, "int4 round trip");
 });
 
-// bitsandbytes NF4 values, csrc/kernels.cu nf4_dequantization_lut (QLoRA appendix E).
-const NF4_REF = [
-  -1.0,
-  -0.6961928009986877,
-  -0.5250730514526367,
-  -0.39491748809814453,
-  -0.28444138169288635,
-  -0.18477343022823334,
-  -0.09105003625154495,
-  0.0,
-  0.07958029955625534,
-  0.16093020141124725,
-  0.24611230194568634,
-  0.33791524171829224,
-  0.44070982933044434,
-  0.5626170039176941,
-  0.7229568362236023,
-  1.0,
-];
 // bitsandbytes functional.py get_4bit_type("fp4"): [0, 0.0625, 8, 12, 4, 6, 2, 3, -0, ...] / 12.
 const FP4_REF = [0, 0.0625, 8, 12, 4, 6, 2, 3, -0, -0.0625, -8, -12, -4, -6, -2, -3].map((v) => v / 12);
 

@@ -1,38 +1,17 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { STORIES_SENTENCE, STORIES_SENTENCE_IDS, STORIES_TOKENIZER } from "../fixtures.ts";
 import { loadLlama2cTokenizer, parseLlama2cTokenizer } from "./llama2c.ts";
 import { Rng } from "../rng.ts";
 
-const TOK = fileURLToPath(new URL("../../../shared/fixtures/stories260K/tok512.bin", import.meta.url));
+const TOK = STORIES_TOKENIZER;
 
 Deno.test("tok512: reference encoding from the fixture README", async () => {
   const tok = await loadLlama2cTokenizer(TOK, 512);
   assert.equal(tok.vocabSize, 512);
   assert.equal(tok.maxTokenLength, 7);
-  const text = "Once upon a time, there was a little girl named Lily.";
+  const text = STORIES_SENTENCE;
   const ids = tok.encode(text, { bos: true });
-  assert.deepEqual(ids, [
-    1,
-    348,
-    342,
-    364,
-    305,
-    261,
-    397,
-    439,
-    400,
-    285,
-    261,
-    399,
-    294,
-    316,
-    427,
-    299,
-    335,
-    266,
-    340,
-    431,
-  ]);
+  assert.deepEqual(ids, STORIES_SENTENCE_IDS);
   assert.equal(tok.decode(ids), text);
   assert.deepEqual(tok.encode(text, { bos: true, eos: true }).at(-1), 2);
 });

@@ -30,6 +30,24 @@ export function kaimingUniform(rng: Rng, shape: [number, number]): Float32Array 
 }
 
 /**
+ * Trainable variables of one adapted layer, recorded in `vars` under `${layer}.${key}`: zeros, or
+ * Kaiming-uniform drawn from `rng.fork(`${layer}.${key}`)` (so each tensor's init is independent
+ * of the others').
+ */
+export function layerFactors(vars: Map<string, tf.Variable>, layer: string, rng: Rng) {
+  const add = (key: string, shape: [number, number], data: Float32Array) => {
+    const v = trainableVariable(data, shape);
+    vars.set(`${layer}.${key}`, v);
+    return v;
+  };
+  return {
+    zeros: (key: string, shape: [number, number]) => add(key, shape, new Float32Array(shape[0] * shape[1])),
+    kaiming: (key: string, shape: [number, number]) =>
+      add(key, shape, kaimingUniform(rng.fork(`${layer}.${key}`), shape)),
+  };
+}
+
+/**
  * Replace each target linear layer of the model with `wrap(base, name)` and return a function that
  * puts the originals back.
  */

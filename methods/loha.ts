@@ -24,7 +24,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
 import { selectTargets } from "./targets.ts";
-import { kaimingUniform, trainableVariable, wrapLinears } from "./common.ts";
+import { layerFactors, wrapLinears } from "./common.ts";
 import { checkRank, type LoraConfig, loraSchema, mergeDeltas } from "./lora.ts";
 import { AdaptedLinear, wrappedMethod } from "./wrapped.ts";
 
@@ -67,18 +67,11 @@ export const loha: MethodDefinition<LoraConfig> = {
     const { wrapped, restore } = wrapLinears(model, selectTargets(model, config.targets), (base, name) => {
       checkRank(r, base);
       const [out, inp] = [base.outFeatures, base.inFeatures];
-      const make = (key: string, shape: [number, number], zero = false) => {
-        const data = zero
-          ? new Float32Array(shape[0] * shape[1])
-          : kaimingUniform(ctx.rng.fork(`${name}.${key}`), shape);
-        const v = trainableVariable(data, shape);
-        vars.set(`${name}.${key}`, v);
-        return v;
-      };
-      const b1 = make("hada_w1_a", [out, r]);
-      const a1 = make("hada_w1_b", [r, inp]);
-      const b2 = make("hada_w2_a", [out, r]);
-      const a2 = make("hada_w2_b", [r, inp], true);
+      const f = layerFactors(vars, name, ctx.rng);
+      const b1 = f.kaiming("hada_w1_a", [out, r]);
+      const a1 = f.kaiming("hada_w1_b", [r, inp]);
+      const b2 = f.kaiming("hada_w2_a", [out, r]);
+      const a2 = f.zeros("hada_w2_b", [r, inp]);
       return new LohaLinear(base, b1, a1, b2, a2, config.alpha / r);
     });
     return wrappedMethod({

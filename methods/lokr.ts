@@ -27,7 +27,7 @@ import type { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
 import { selectTargets } from "./targets.ts";
-import { kaimingUniform, trainableVariable, wrapLinears } from "./common.ts";
+import { layerFactors, wrapLinears } from "./common.ts";
 import { loraSchema, mergeDeltas } from "./lora.ts";
 import { decomposeFactorOption, kronDense, kronMatMul, kronShape } from "./kron.ts";
 import { AdaptedLinear, wrappedMethod } from "./wrapped.ts";
@@ -78,14 +78,8 @@ export const lokr: MethodDefinition<LokrConfig> = {
     const vars = new Map<string, tf.Variable>();
     const { wrapped, restore } = wrapLinears(model, selectTargets(model, config.targets), (base, name) => {
       const { left, right } = kronShape(base.outFeatures, base.inFeatures, config.decomposeFactor);
-      const add = (key: string, shape: [number, number], data: Float32Array) => {
-        const v = trainableVariable(data, shape);
-        vars.set(`${name}.${key}`, v);
-        return v;
-      };
-      const kaiming = (key: string, shape: [number, number]) =>
-        add(key, shape, kaimingUniform(ctx.rng.fork(`${name}.${key}`), shape));
-      const w1 = add("lokr_w1", left, new Float32Array(left[0] * left[1]));
+      const { zeros, kaiming } = layerFactors(vars, name, ctx.rng);
+      const w1 = zeros("lokr_w1", left);
       const fullRight = r >= Math.max(...right) / 2;
       const w2 = fullRight
         ? [kaiming("lokr_w2", right)]

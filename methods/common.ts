@@ -8,7 +8,7 @@ import { variableOf } from "../models/variables.ts";
 import { Linear, type LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import type { Rng } from "../models/rng.ts";
-import type { MethodContext, NamedArray } from "./types.ts";
+import type { AppliedMethod, MethodContext, NamedArray } from "./types.ts";
 
 /** A trainable float32 variable from data (unnamed: tfjs registers names globally). */
 export function trainableVariable(data: Float32Array, shape: number[]): tf.Variable {
@@ -109,6 +109,27 @@ export function plainContext(rng: Rng, totalSteps = 100): MethodContext {
     totalSteps,
     makeFrozenLinear: (name, weight, bias) =>
       new Linear(name, variableOf(() => tf.clone(weight), false), bias),
+  };
+}
+
+/**
+ * The AppliedMethod plumbing of a method that owns named variables: they train, save and load by
+ * name, and dispose() undoes the method's changes (`restore`) and frees them.
+ */
+export function ownedVariablesMethod(
+  vars: Map<string, tf.Variable>,
+  restore: () => void,
+  extra: Partial<AppliedMethod> = {},
+): AppliedMethod {
+  return {
+    trainable: [...vars.values()],
+    state: () => stateOf(vars),
+    loadState: (t) => loadStateInto(vars, t),
+    dispose: () => {
+      restore();
+      tf.dispose([...vars.values()]);
+    },
+    ...extra,
   };
 }
 

@@ -25,7 +25,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { MethodDefinition } from "./types.ts";
-import { kaimingUniform, loadStateInto, stateOf, trainableVariable } from "./common.ts";
+import { kaimingUniform, ownedVariablesMethod, trainableVariable } from "./common.ts";
 import type { Rng } from "../models/rng.ts";
 import {
   adapterSlots,
@@ -104,15 +104,6 @@ export const compacter: MethodDefinition<CompacterConfig> = {
       });
     }
     const restore = installAdapters(model, adapters, config.activation, "compacter");
-    return {
-      trainable: [...vars.values()],
-      nominalRank: r,
-      state: () => stateOf(vars),
-      loadState: (t) => loadStateInto(vars, t),
-      dispose: () => {
-        restore();
-        tf.dispose([...vars.values()]);
-      },
-    };
+    return ownedVariablesMethod(vars, restore, { nominalRank: r });
   },
 };

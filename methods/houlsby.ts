@@ -22,7 +22,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { MethodDefinition } from "./types.ts";
-import { kaimingUniform, loadStateInto, stateOf, trainableVariable } from "./common.ts";
+import { kaimingUniform, ownedVariablesMethod, trainableVariable } from "./common.ts";
 import {
   adapterSlots,
   affine,
@@ -65,15 +65,6 @@ export const houlsby: MethodDefinition<HoulsbyConfig> = {
       });
     }
     const restore = installAdapters(model, adapters, config.activation, "houlsby");
-    return {
-      trainable: [...vars.values()],
-      nominalRank: b,
-      state: () => stateOf(vars),
-      loadState: (t) => loadStateInto(vars, t),
-      dispose: () => {
-        restore();
-        tf.dispose([...vars.values()]);
-      },
-    };
+    return ownedVariablesMethod(vars, restore, { nominalRank: b });
   },
 };

@@ -13,6 +13,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
+import { heapView, type WasmHeapBackend } from "./wasm_kernels.ts";
+import { registerNativeKernels } from "./native_kernels.ts";
 
 /** Library names tried in order (Debian's libopenblas0-pthread first). */
 export const OPENBLAS_CANDIDATES = [
@@ -116,17 +118,6 @@ export function sgemm(
   );
 }
 
-interface WasmBackendLike {
-  dataIdMap: { get(id: unknown): { memoryOffset: number } };
-  wasm: { HEAPU8: Uint8Array };
-  makeOutput(shape: number[], dtype: string): tf.TensorInfo;
-}
-
-function heapView(backend: WasmBackendLike, t: tf.TensorInfo): Float32Array {
-  const offset = backend.dataIdMap.get(t.dataId).memoryOffset;
-  return new Float32Array(backend.wasm.HEAPU8.buffer, offset, tf.util.sizeFromShape(t.shape));
-}
-
 /** BatchMatMul through sgemm, with the batch broadcasting tfjs' wasm kernel supports (equal or 1). */
 function nativeBatchMatMul(args: {
   inputs: tf.NamedTensorInfoMap;
@@ -134,7 +125,7 @@ function nativeBatchMatMul(args: {
   attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo {
   const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-  const backend = args.backend as WasmBackendLike;
+  const backend = args.backend as WasmHeapBackend;
   const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
   if (a.dtype !== "float32" || b.dtype !== "float32") {
     throw new Error("BatchMatMul: native backend needs float32");
@@ -157,9 +148,9 @@ function nativeBatchMatMul(args: {
   const batch = Math.max(batchA, batchB);
   const out = backend.makeOutput([...outer, m, n], "float32");
   // Views are taken after makeOutput: growing the heap detaches older views.
-  const av = heapView(backend, a);
-  const bv = heapView(backend, b);
-  const cv = heapView(backend, out);
+  const av = heapView(backend, a) as Float32Array;
+  const bv = heapView(backend, b) as Float32Array;
+  const cv = heapView(backend, out) as Float32Array;
   for (let i = 0; i < batch; i++) {
     const ai = batchA === 1 ? 0 : i;
     const bi = batchB === 1 ? 0 : i;
@@ -177,6 +168,18 @@ function nativeBatchMatMul(args: {
   return out;
 }
 
+/**
+ * Identity without a copy: the output shares the input's buffer (reference-counted, as wasm's own
+ * Reshape does). Why: wasm's Identity and same-dtype Cast copy their input, and tfjs' gradients of
+ * Cast, Multiply and customGrad call them hundreds of times per train step (~10% of a LoRA step's
+ * kernel time in tf.profile). Tensors are immutable, so sharing is safe.
+ */
+function sharedIdentity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  (args.backend as WasmHeapBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
 let registered = false;
 
 /**
@@ -187,9 +190,27 @@ export function registerNativeBackend(): boolean {
   if (registered) return true;
   if (!openBlas()) return false;
   for (const config of tf.getKernelsForBackend("wasm")) {
-    if (config.kernelName === tf.BatchMatMul) continue;
+    if (config.kernelName === tf.BatchMatMul || config.kernelName === tf.Identity) continue;
+    if (config.kernelName === tf.Cast) {
+      const wasmCast = config.kernelFunc;
+      tf.registerKernel({
+        ...config,
+        backendName: "native",
+        kernelFunc: (args) => {
+          const { x } = args.inputs as { x: tf.TensorInfo };
+          return (args.attrs as { dtype: string }).dtype === x.dtype ? sharedIdentity(args) : wasmCast(args);
+        },
+      });
+      continue;
+    }
     tf.registerKernel({ ...config, backendName: "native" });
   }
+  tf.registerKernel({
+    kernelName: tf.Identity,
+    backendName: "native",
+    kernelFunc: sharedIdentity as tf.KernelFunc,
+  });
+  registerNativeKernels("native");
   tf.registerKernel({
     kernelName: tf.BatchMatMul,
     backendName: "native",

@@ -7,13 +7,19 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 
-interface WasmHeapBackend {
+/** The parts of tfjs' wasm backend that kernels written outside it use. */
+export interface WasmHeapBackend {
   dataIdMap: { get(id: unknown): { memoryOffset: number } };
   wasm: { HEAPU8: Uint8Array };
   makeOutput(shape: number[], dtype: string): tf.TensorInfo;
+  incRef(dataId: unknown): void;
 }
 
-function view(backend: WasmHeapBackend, t: tf.TensorInfo): Float32Array | Int32Array {
+/**
+ * A typed view of a tensor's data on the wasm heap (int32 for int32 tensors, else float32).
+ * Take views after every makeOutput: growing the heap detaches older views.
+ */
+export function heapView(backend: WasmHeapBackend, t: tf.TensorInfo): Float32Array | Int32Array {
   const offset = backend.dataIdMap.get(t.dataId).memoryOffset;
   const n = tf.util.sizeFromShape(t.shape);
   const buffer = backend.wasm.HEAPU8.buffer;
@@ -30,9 +36,9 @@ function unsortedSegmentSum(
   const outShape = [numSegments, ...x.shape.slice(segmentIds.shape.length)];
   const out = backend.makeOutput(outShape, x.dtype);
   // Views after makeOutput: growing the heap detaches older views.
-  const xs = view(backend, x);
-  const ids = view(backend, segmentIds);
-  const os = view(backend, out);
+  const xs = heapView(backend, x);
+  const ids = heapView(backend, segmentIds);
+  const os = heapView(backend, out);
   os.fill(0);
   const inner = ids.length > 0 ? xs.length / ids.length : 0;
   for (let i = 0; i < ids.length; i++) {

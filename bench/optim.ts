@@ -5,6 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "../models/variables.ts";
+import { ADAMW, type AdamWAttrs, hasKernel, SUM_SQUARES } from "../models/native_kernels.ts";
 
 /** AdamW hyperparameters. */
 export interface AdamWOptions {
@@ -54,12 +55,36 @@ export class AdamW {
     this.#step++;
     const { beta1, beta2, eps, weightDecay, clipNorm } = this.options;
     const t = this.#step;
+    // The native backend's fused kernels (when built) run each variable's update as one pass.
+    const fused = hasKernel(ADAMW);
     return tf.tidy(() => {
-      const norm = tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
+      const squares = grads.map((g) =>
+        fused ? tf.engine().runKernel(SUM_SQUARES, { x: g }) as tf.Tensor : tf.sum(tf.square(g))
+      );
+      const norm = tf.sqrt(tf.addN(squares)) as tf.Scalar;
       let scale: tf.Scalar | number = 1;
       if (clipNorm > 0) scale = tf.minimum(1, tf.div(clipNorm, tf.add(norm, 1e-6))) as tf.Scalar;
       const c1 = 1 - Math.pow(beta1, t);
       const c2 = 1 - Math.pow(beta2, t);
+      if (fused) {
+        const attrs: AdamWAttrs = { lr, beta1, beta2, eps, weightDecay, c1, c2 };
+        const scaleTensor = typeof scale === "number" ? tf.scalar(scale) : scale;
+        for (let i = 0; i < this.vars.length; i++) {
+          const inputs = {
+            param: this.vars[i],
+            grad: grads[i],
+            m: this.#m[i],
+            v: this.#v[i],
+            scale: scaleTensor,
+          };
+          // deno-lint-ignore no-explicit-any
+          const [w, m, v] = tf.engine().runKernel(ADAMW, inputs, attrs as any) as tf.Tensor[];
+          this.#m[i].assign(m);
+          this.#v[i].assign(v);
+          this.vars[i].assign(w);
+        }
+        return tf.keep(norm);
+      }
       for (let i = 0; i < this.vars.length; i++) {
         const g = scale === 1 ? grads[i] : tf.mul(grads[i], scale);
         const m = tf.add(tf.mul(this.#m[i], beta1), tf.mul(g, 1 - beta1));

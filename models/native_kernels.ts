@@ -16,8 +16,13 @@ export const SOFTMAX_XENT = "PeftSoftmaxXent";
 /** Kernel name of its gradient: inputs {probs, targets, dy}, output dLogits. */
 export const SOFTMAX_XENT_GRAD = "PeftSoftmaxXentGrad";
 
+/** Kernel name of one fused AdamW update: inputs {param, grad, m, v, scale}, outputs [param, m, v]. */
+export const ADAMW = "PeftAdamW";
+/** Kernel name of sum(x^2) as a scalar: input {x}. */
+export const SUM_SQUARES = "PeftSumSquares";
+
 /** kernels.c's `peft_kernels_version()` this loader expects. */
-const ABI_VERSION = 1;
+const ABI_VERSION = 2;
 
 /** Where `deno task build-native` writes the library. */
 export const KERNELS_LIBRARY = new URL("./native/libpeft_kernels.so", import.meta.url);
@@ -30,6 +35,22 @@ const SYMBOLS = {
   },
   peft_softmax_xent_bwd: {
     parameters: ["buffer", "buffer", "buffer", "i32", "i32", "buffer"],
+    result: "void",
+  },
+  peft_sum_squares: { parameters: ["buffer", "i32"], result: "f32" },
+  peft_adamw: {
+    parameters: [
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "i32",
+      "buffer",
+      "buffer",
+      "buffer",
+    ],
     result: "void",
   },
 } as const;
@@ -109,6 +130,53 @@ function softmaxXentGrad(
   return dx;
 }
 
+function sumSquares(k: Kernels, args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const backend = args.backend as WasmHeapBackend;
+  const out = backend.makeOutput([], "float32");
+  const value = k.peft_sum_squares(heapView(backend, x), tf.util.sizeFromShape(x.shape));
+  heapView(backend, out)[0] = value;
+  return out;
+}
+
+/** AdamW hyperparameters of one update, as {@link ADAMW}'s attributes. */
+export interface AdamWAttrs {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** Bias corrections 1 - beta1^t and 1 - beta2^t. */
+  c1: number;
+  c2: number;
+}
+
+function adamw(
+  k: Kernels,
+  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+): tf.TensorInfo[] {
+  const { param, grad, m, v, scale } = args.inputs as Record<string, tf.TensorInfo>;
+  const a = args.attrs as unknown as AdamWAttrs;
+  const backend = args.backend as WasmHeapBackend;
+  const outs = [param, m, v].map((t) => backend.makeOutput(t.shape, "float32"));
+  const hyper = new Float32Array([a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.c1, a.c2]);
+  const [wo, mo, vo] = outs.map((t) => heapView(backend, t));
+  const view = (t: tf.TensorInfo) => heapView(backend, t);
+  k.peft_adamw(
+    view(param),
+    view(grad),
+    view(m),
+    view(v),
+    view(scale),
+    hyper,
+    tf.util.sizeFromShape(param.shape),
+    wo,
+    mo,
+    vo,
+  );
+  return outs;
+}
+
 /** Register the fused kernels on `backendName` (a wasm-heap backend); false when not built. */
 export function registerNativeKernels(backendName: string): boolean {
   const k = openNativeKernels();
@@ -123,6 +191,16 @@ export function registerNativeKernels(backendName: string): boolean {
     kernelName: SOFTMAX_XENT_GRAD,
     backendName,
     kernelFunc: ((args) => softmaxXentGrad(k, args)) as tf.KernelFunc,
+  });
+  tf.registerKernel({
+    kernelName: ADAMW,
+    backendName,
+    kernelFunc: ((args) => adamw(k, args)) as tf.KernelFunc,
+  });
+  tf.registerKernel({
+    kernelName: SUM_SQUARES,
+    backendName,
+    kernelFunc: ((args) => sumSquares(k, args)) as tf.KernelFunc,
   });
   return true;
 }

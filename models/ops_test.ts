@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { type BackendName, initBackend } from "./backend.ts";
 import { openBlas } from "./native.ts";
 import {
+  ADAMW,
   hasKernel,
   nativeKernelsUnavailableReason,
   openNativeKernels,
@@ -57,7 +58,7 @@ Deno.test({
   fn: async () => {
     assert.ok(openNativeKernels(), nativeKernelsUnavailableReason());
     await initBackend("native");
-    assert.ok(hasKernel(SOFTMAX_XENT));
+    assert.ok(hasKernel(SOFTMAX_XENT) && hasKernel(ADAMW));
     await initBackend("wasm");
     assert.ok(!hasKernel(SOFTMAX_XENT));
   },

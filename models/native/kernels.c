@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* ABI version: native_kernels.ts refuses a library built from an older kernels.c. */
-int32_t peft_kernels_version(void) { return 1; }
+int32_t peft_kernels_version(void) { return 2; }
 
 /*
  * Softmax cross-entropy per row of logits [rows, cols]:
@@ -45,5 +45,32 @@ void peft_softmax_xent_bwd(const float *probs, const int32_t *targets, const flo
     for (int32_t j = 0; j < cols; j++) g[j] = p[j] * d;
     const int32_t t = targets[r];
     if (t >= 0 && t < cols) g[t] -= d;
+  }
+}
+
+/* sum of g[i]^2 (for the global gradient norm), accumulated in double. */
+float peft_sum_squares(const float *g, int32_t n) {
+  double s = 0.0;
+  for (int32_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+  return (float)s;
+}
+
+/*
+ * One AdamW update of n parameters (bench/optim.ts has the same formula as a tfjs graph):
+ * g' = scale g; m' = b1 m + (1-b1) g'; v' = b2 v + (1-b2) g'^2;
+ * w' = w - lr ((m'/c1) / (sqrt(v'/c2) + eps) + wd w), with c1 = 1-b1^t, c2 = 1-b2^t.
+ * hyper = {lr, b1, b2, eps, wd, c1, c2}; scale is read from a tensor (the clipping factor).
+ */
+void peft_adamw(const float *w, const float *g, const float *m, const float *v, const float *scale,
+                const float *hyper, int32_t n, float *w_out, float *m_out, float *v_out) {
+  const float lr = hyper[0], b1 = hyper[1], b2 = hyper[2], eps = hyper[3], wd = hyper[4];
+  const float c1 = hyper[5], c2 = hyper[6], s = scale[0];
+  for (int32_t i = 0; i < n; i++) {
+    const float gi = g[i] * s;
+    const float mi = b1 * m[i] + (1.0f - b1) * gi;
+    const float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m_out[i] = mi;
+    v_out[i] = vi;
+    w_out[i] = w[i] - lr * ((mi / c1) / (sqrtf(vi / c2) + eps) + wd * w[i]);
   }
 }

@@ -58,3 +58,25 @@ Deno.test({
     );
   },
 });
+
+Deno.test({
+  name: "native: row gather (axis 0) equals the cpu backend's, and rejects out-of-range ids",
+  ignore: !available,
+  fn: async () => {
+    const table = new Rng(3).normalArray(6 * 4);
+    const ids = [[5, 0], [2, 2]];
+    const run = async (backend: "cpu" | "native") => {
+      await initBackend(backend);
+      const x = tf.tensor2d(table, [6, 4]);
+      const i = tf.tensor2d(ids, [2, 2], "int32");
+      const out = tf.gather(x, i);
+      const ints = tf.gather(tf.tensor1d([7, 8, 9], "int32"), tf.tensor1d([2, 0], "int32"));
+      const axis1 = tf.gather(x, tf.tensor1d([3, 1], "int32"), 1); // the wasm kernel's form
+      const result = { shape: out.shape, values: [...await out.data(), ...await ints.data(), ...await axis1.data()] };
+      assert.throws(() => tf.gather(x, tf.tensor1d([6], "int32")), /index value 6/);
+      tf.dispose([x, i, out, ints, axis1]);
+      return result;
+    };
+    assert.deepEqual(await run("native"), await run("cpu"));
+  },
+});

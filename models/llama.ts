@@ -20,7 +20,9 @@ import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "./variables.ts";
 import { type LlamaConfig, validateConfig } from "./config.ts";
 import { Linear, type LinearModule } from "./linear.ts";
-import { linear, matMulLean, matMulTransB, softmaxCrossEntropy } from "./ops.ts";
+import { linear, matMulLean, matMulTransB, rmsNorm, rope, softmaxCrossEntropy, swiglu } from "./ops.ts";
+
+export { rmsNorm } from "./ops.ts";
 import type { Rng } from "./rng.ts";
 
 /** Hooks through which prompt-, prefix- and adapter-style methods change the forward pass. */
@@ -77,7 +79,6 @@ export class LlamaModel {
   /** Method hooks; empty for the plain model. */
   hooks: ModelHooks = {};
   #ropeCache = new Map<string, { cos: tf.Tensor; sin: tf.Tensor }>();
-  #rotation: tf.Tensor2D;
   #maskCache = new Map<string, tf.Tensor>();
 
   private constructor(config: LlamaConfig, params: Map<string, tf.Variable>) {
@@ -100,7 +101,6 @@ export class LlamaModel {
         new Linear("lm_head", params.get("lm_head.weight") as tf.Variable<tf.Rank.R2>),
       );
     }
-    this.#rotation = tf.keep(rotationMatrix(config.headDim, config.ropeStyle));
   }
 
   /** Shapes of every parameter this config needs, by name. */
@@ -274,8 +274,8 @@ export class LlamaModel {
       k = rmsNorm(k, this.param(`${p}.k_norm.weight`), c.normEps);
     }
     const { cos, sin } = this.#rope(t);
-    q = this.#applyRope(q, cos, sin);
-    k = this.#applyRope(k, cos, sin);
+    q = rope(q, cos, sin, c.ropeStyle);
+    k = rope(k, cos, sin, c.ropeStyle);
     // [B, H, T, hd] with the heads of one KV group contiguous, so a reshape groups them.
     const qh = tf.reshape(tf.transpose(tf.mul(q, 1 / Math.sqrt(hd)), [0, 2, 1, 3]), [
       batch,
@@ -320,14 +320,7 @@ export class LlamaModel {
     const p = `layers.${layer}.mlp`;
     const gate = this.linear(`${p}.gate`).forward(x);
     const up = this.linear(`${p}.up`).forward(x);
-    return this.linear(`${p}.down`).forward(tf.mul(tf.mul(gate, tf.sigmoid(gate)), up));
-  }
-
-  /** x*cos + rotate(x)*sin, rotate(x) = x R with the config's pairing; x [B, T, H, hd]. */
-  #applyRope<T extends tf.Tensor>(x: T, cos: tf.Tensor, sin: tf.Tensor): T {
-    const hd = this.config.headDim;
-    const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, hd]), this.#rotation), x.shape);
-    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as T;
+    return this.linear(`${p}.down`).forward(swiglu(gate, up));
   }
 
   /** cos/sin tables [T, 1, hd] for positions 0..T-1, cached across calls. */
@@ -405,31 +398,7 @@ export class LlamaModel {
     for (const v of this.params.values()) v.dispose();
     for (const e of this.#ropeCache.values()) tf.dispose([e.cos, e.sin]);
     for (const m of this.#maskCache.values()) m.dispose();
-    this.#rotation.dispose();
   }
-}
-
-/** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * gain. */
-export function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Tensor, eps: number): T {
-  return tf.tidy(() => {
-    const ms = tf.mean(tf.square(x), -1, true);
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), gain) as T;
-  });
-}
-
-/**
- * The fixed matrix R with rotate(x) = x R for one head: interleaved pairs (2i, 2i+1) map to
- * (-x[2i+1], x[2i]); rotate-half pairs (i, i+h) map to (-x[i+h], x[i]).
- */
-export function rotationMatrix(headDim: number, style: LlamaConfig["ropeStyle"]): tf.Tensor2D {
-  const r = new Float32Array(headDim * headDim);
-  const half = headDim / 2;
-  for (let i = 0; i < half; i++) {
-    const [a, b] = style === "interleaved" ? [2 * i, 2 * i + 1] : [i, i + half];
-    r[b * headDim + a] = -1; // out[a] = -x[b]
-    r[a * headDim + b] = 1; // out[b] = x[a]
-  }
-  return tf.tensor2d(r, [headDim, headDim]);
 }
 
 /** cos and sin tables [T * hd] for angle t * theta^(-2i/hd) on pair i, laid out by the pairing style. */

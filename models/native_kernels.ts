@@ -1,28 +1,38 @@
 /**
  * Fused kernels in C (`models/native/kernels.c`) for the `native` backend, called through Deno
  * FFI on the wasm heap without copies. Built by `deno task build-native`; when the library is
- * absent the native backend runs the same ops as tfjs graphs of wasm kernels.
+ * absent the native backend runs the same ops as tfjs graphs of wasm kernels (`ops.ts` picks).
  *
- * Why: with matmuls in OpenBLAS, the LM head's softmax cross-entropy over [tokens, vocab] was the
- * largest remaining cost of a train step (tf.profile: two Exp passes, Max, Sum, Sub, a one-hot
- * product and casts, ~40% of the kernel time); one fused C pass each way removes most of it.
+ * Why: with matmuls in OpenBLAS, the element-wise graphs around them took half of a LoRA train
+ * step (tf.profile): the LM head's softmax cross-entropy over [tokens, vocab] (two Exp passes,
+ * Max, Sum, Sub, a one-hot product), AdamW's ~15 ops per variable, RMSNorm, SwiGLU and RoPE, each a
+ * chain of single-threaded wasm passes plus tfjs' per-op bookkeeping. Each becomes one C pass.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { heapView, type WasmHeapBackend } from "./wasm_kernels.ts";
 
-/** Kernel name of the fused softmax cross-entropy: inputs {logits, targets}, outputs [loss, probs]. */
+/** Fused softmax cross-entropy: inputs {logits [rows, cols], targets [rows] int32}, outputs [loss, probs]. */
 export const SOFTMAX_XENT = "PeftSoftmaxXent";
-/** Kernel name of its gradient: inputs {probs, targets, dy}, output dLogits. */
+/** Its gradient: inputs {probs, targets, dy}, output dLogits. */
 export const SOFTMAX_XENT_GRAD = "PeftSoftmaxXentGrad";
-
-/** Kernel name of one fused AdamW update: inputs {param, grad, m, v, scale}, outputs [param, m, v]. */
+/** One AdamW update: inputs {param, grad, m, v, scale}, attrs {@link AdamWAttrs}, outputs [param, m, v]. */
 export const ADAMW = "PeftAdamW";
-/** Kernel name of sum(x^2) as a scalar: input {x}. */
+/** sum(x^2) as a scalar: input {x}. */
 export const SUM_SQUARES = "PeftSumSquares";
+/** RMSNorm over the last axis: inputs {x, gain}, attr eps, outputs [y, rstd]. */
+export const RMS_NORM = "PeftRmsNorm";
+/** Its gradient: inputs {x, gain, rstd, dy}, outputs [dx, dgain]. */
+export const RMS_NORM_GRAD = "PeftRmsNormGrad";
+/** silu(gate) * up: inputs {gate, up}. */
+export const SWIGLU = "PeftSwiGlu";
+/** Its gradient: inputs {gate, up, dy}, outputs [dgate, dup]. */
+export const SWIGLU_GRAD = "PeftSwiGluGrad";
+/** Rotary embedding of x [B, T, H, hd]: inputs {x, cos, sin} (tables [T, .., hd]), attrs {interleaved, sign}. */
+export const ROPE = "PeftRope";
 
 /** kernels.c's `peft_kernels_version()` this loader expects. */
-const ABI_VERSION = 2;
+const ABI_VERSION = 3;
 
 /** Where `deno task build-native` writes the library. */
 export const KERNELS_LIBRARY = new URL("./native/libpeft_kernels.so", import.meta.url);
@@ -51,6 +61,20 @@ const SYMBOLS = {
       "buffer",
       "buffer",
     ],
+    result: "void",
+  },
+  peft_rms_norm_fwd: {
+    parameters: ["buffer", "buffer", "i32", "i32", "f32", "buffer", "buffer"],
+    result: "void",
+  },
+  peft_rms_norm_bwd: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "i32", "i32", "buffer", "buffer"],
+    result: "void",
+  },
+  peft_swiglu_fwd: { parameters: ["buffer", "buffer", "i32", "buffer"], result: "void" },
+  peft_swiglu_bwd: { parameters: ["buffer", "buffer", "buffer", "i32", "buffer", "buffer"], result: "void" },
+  peft_rope: {
+    parameters: ["buffer", "buffer", "buffer", "i32", "i32", "i32", "i32", "i32", "f32", "buffer"],
     result: "void",
   },
 } as const;
@@ -88,57 +112,6 @@ export function nativeKernelsUnavailableReason(): string {
   return kernels ? "" : unavailable;
 }
 
-function softmaxXent(
-  k: Kernels,
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown },
-): tf.TensorInfo[] {
-  const { logits, targets } = args.inputs as { logits: tf.TensorInfo; targets: tf.TensorInfo };
-  const backend = args.backend as WasmHeapBackend;
-  const [rows, cols] = logits.shape;
-  if (logits.dtype !== "float32" || targets.dtype !== "int32" || targets.shape[0] !== rows) {
-    throw new Error(`${SOFTMAX_XENT}: needs float32 logits [rows, cols] and int32 targets [rows]`);
-  }
-  const loss = backend.makeOutput([rows], "float32");
-  const probs = backend.makeOutput([rows, cols], "float32");
-  k.peft_softmax_xent_fwd(
-    heapView(backend, logits),
-    heapView(backend, targets),
-    rows,
-    cols,
-    heapView(backend, loss),
-    heapView(backend, probs),
-  );
-  return [loss, probs];
-}
-
-function softmaxXentGrad(
-  k: Kernels,
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown },
-): tf.TensorInfo {
-  const { probs, targets, dy } = args.inputs as Record<string, tf.TensorInfo>;
-  const backend = args.backend as WasmHeapBackend;
-  const [rows, cols] = probs.shape;
-  const dx = backend.makeOutput([rows, cols], "float32");
-  k.peft_softmax_xent_bwd(
-    heapView(backend, probs),
-    heapView(backend, targets),
-    heapView(backend, dy),
-    rows,
-    cols,
-    heapView(backend, dx),
-  );
-  return dx;
-}
-
-function sumSquares(k: Kernels, args: { inputs: tf.NamedTensorInfoMap; backend: unknown }): tf.TensorInfo {
-  const { x } = args.inputs as { x: tf.TensorInfo };
-  const backend = args.backend as WasmHeapBackend;
-  const out = backend.makeOutput([], "float32");
-  const value = k.peft_sum_squares(heapView(backend, x), tf.util.sizeFromShape(x.shape));
-  heapView(backend, out)[0] = value;
-  return out;
-}
-
 /** AdamW hyperparameters of one update, as {@link ADAMW}'s attributes. */
 export interface AdamWAttrs {
   lr: number;
@@ -151,57 +124,110 @@ export interface AdamWAttrs {
   c2: number;
 }
 
-function adamw(
-  k: Kernels,
-  args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
-): tf.TensorInfo[] {
-  const { param, grad, m, v, scale } = args.inputs as Record<string, tf.TensorInfo>;
-  const a = args.attrs as unknown as AdamWAttrs;
-  const backend = args.backend as WasmHeapBackend;
-  const outs = [param, m, v].map((t) => backend.makeOutput(t.shape, "float32"));
-  const hyper = new Float32Array([a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.c1, a.c2]);
-  const [wo, mo, vo] = outs.map((t) => heapView(backend, t));
-  const view = (t: tf.TensorInfo) => heapView(backend, t);
-  k.peft_adamw(
-    view(param),
-    view(grad),
-    view(m),
-    view(v),
-    view(scale),
-    hyper,
-    tf.util.sizeFromShape(param.shape),
-    wo,
-    mo,
-    vo,
-  );
-  return outs;
+/** What a kernel body gets: its inputs, attributes, and helpers to allocate outputs and view data. */
+interface KernelCall {
+  inputs: Record<string, tf.TensorInfo>;
+  attrs: Record<string, unknown>;
+  /** Allocate an output; take {@link KernelCall.view}s only after the last output is made. */
+  output(shape: number[], dtype?: tf.DataType): tf.TensorInfo;
+  view(t: tf.TensorInfo): Float32Array | Int32Array;
 }
+
+const size = (t: tf.TensorInfo) => tf.util.sizeFromShape(t.shape);
+const lastDim = (t: tf.TensorInfo) => t.shape[t.shape.length - 1];
+
+/** The kernels, each a thin call into kernels.c (shapes are checked by the ops in ops.ts). */
+const BODIES: Record<string, (k: Kernels, c: KernelCall) => tf.TensorInfo | tf.TensorInfo[]> = {
+  [SOFTMAX_XENT]: (k, { inputs: { logits, targets }, output, view }) => {
+    const [rows, cols] = logits.shape;
+    const loss = output([rows]);
+    const probs = output([rows, cols]);
+    k.peft_softmax_xent_fwd(view(logits), view(targets), rows, cols, view(loss), view(probs));
+    return [loss, probs];
+  },
+  [SOFTMAX_XENT_GRAD]: (k, { inputs: { probs, targets, dy }, output, view }) => {
+    const [rows, cols] = probs.shape;
+    const dx = output(probs.shape);
+    k.peft_softmax_xent_bwd(view(probs), view(targets), view(dy), rows, cols, view(dx));
+    return dx;
+  },
+  [SUM_SQUARES]: (k, { inputs: { x }, output, view }) => {
+    const out = output([]);
+    view(out)[0] = k.peft_sum_squares(view(x), size(x));
+    return out;
+  },
+  [ADAMW]: (k, { inputs: { param, grad, m, v, scale }, attrs, output, view }) => {
+    const a = attrs as unknown as AdamWAttrs;
+    const outs = [output(param.shape), output(m.shape), output(v.shape)];
+    const hyper = new Float32Array([a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.c1, a.c2]);
+    const [wo, mo, vo] = outs.map(view);
+    k.peft_adamw(view(param), view(grad), view(m), view(v), view(scale), hyper, size(param), wo, mo, vo);
+    return outs;
+  },
+  [RMS_NORM]: (k, { inputs: { x, gain }, attrs, output, view }) => {
+    const d = lastDim(x);
+    const y = output(x.shape);
+    const rstd = output([size(x) / d]);
+    k.peft_rms_norm_fwd(view(x), view(gain), size(x) / d, d, attrs.eps as number, view(y), view(rstd));
+    return [y, rstd];
+  },
+  [RMS_NORM_GRAD]: (k, { inputs: { x, gain, rstd, dy }, output, view }) => {
+    const d = lastDim(x);
+    const dx = output(x.shape);
+    const dgain = output(gain.shape);
+    k.peft_rms_norm_bwd(view(x), view(gain), view(rstd), view(dy), size(x) / d, d, view(dx), view(dgain));
+    return [dx, dgain];
+  },
+  [SWIGLU]: (k, { inputs: { gate, up }, output, view }) => {
+    const h = output(gate.shape);
+    k.peft_swiglu_fwd(view(gate), view(up), size(gate), view(h));
+    return h;
+  },
+  [SWIGLU_GRAD]: (k, { inputs: { gate, up, dy }, output, view }) => {
+    const dg = output(gate.shape);
+    const du = output(up.shape);
+    k.peft_swiglu_bwd(view(gate), view(up), view(dy), size(gate), view(dg), view(du));
+    return [dg, du];
+  },
+  [ROPE]: (k, { inputs: { x, cos, sin }, attrs, output, view }) => {
+    const [batch, t, heads, hd] = x.shape;
+    const out = output(x.shape);
+    const interleaved = attrs.interleaved ? 1 : 0;
+    k.peft_rope(
+      view(x),
+      view(cos),
+      view(sin),
+      batch,
+      t,
+      heads,
+      hd,
+      interleaved,
+      attrs.sign as number,
+      view(out),
+    );
+    return out;
+  },
+};
 
 /** Register the fused kernels on `backendName` (a wasm-heap backend); false when not built. */
 export function registerNativeKernels(backendName: string): boolean {
   const k = openNativeKernels();
   if (!k) return false;
-  if (tf.getKernel(SOFTMAX_XENT, backendName)) return true;
-  tf.registerKernel({
-    kernelName: SOFTMAX_XENT,
-    backendName,
-    kernelFunc: ((args) => softmaxXent(k, args)) as tf.KernelFunc,
-  });
-  tf.registerKernel({
-    kernelName: SOFTMAX_XENT_GRAD,
-    backendName,
-    kernelFunc: ((args) => softmaxXentGrad(k, args)) as tf.KernelFunc,
-  });
-  tf.registerKernel({
-    kernelName: ADAMW,
-    backendName,
-    kernelFunc: ((args) => adamw(k, args)) as tf.KernelFunc,
-  });
-  tf.registerKernel({
-    kernelName: SUM_SQUARES,
-    backendName,
-    kernelFunc: ((args) => sumSquares(k, args)) as tf.KernelFunc,
-  });
+  for (const [kernelName, body] of Object.entries(BODIES)) {
+    if (tf.getKernel(kernelName, backendName)) continue;
+    const kernelFunc = (
+      args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap },
+    ) => {
+      const backend = args.backend as WasmHeapBackend;
+      return body(k, {
+        inputs: args.inputs as Record<string, tf.TensorInfo>,
+        attrs: (args.attrs ?? {}) as Record<string, unknown>,
+        output: (shape, dtype = "float32") => backend.makeOutput(shape, dtype),
+        view: (t) => heapView(backend, t),
+      });
+    };
+    tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as tf.KernelFunc });
+  }
   return true;
 }
 

@@ -72,7 +72,10 @@ Deno.test({
       const out = tf.gather(x, i);
       const ints = tf.gather(tf.tensor1d([7, 8, 9], "int32"), tf.tensor1d([2, 0], "int32"));
       const axis1 = tf.gather(x, tf.tensor1d([3, 1], "int32"), 1); // the wasm kernel's form
-      const result = { shape: out.shape, values: [...await out.data(), ...await ints.data(), ...await axis1.data()] };
+      const result = {
+        shape: out.shape,
+        values: [...await out.data(), ...await ints.data(), ...await axis1.data()],
+      };
       assert.throws(() => tf.gather(x, tf.tensor1d([6], "int32")), /index value 6/);
       tf.dispose([x, i, out, ints, axis1]);
       return result;

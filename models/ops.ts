@@ -1,5 +1,8 @@
 /**
- * Matmuls whose backward passes avoid transposed-operand kernels.
+ * The model's ops in the form each backend runs fastest: matmuls whose backward passes avoid
+ * transposed-operand kernels on wasm, and fused ops (softmax cross-entropy, RMSNorm, SwiGLU,
+ * RoPE) that run as one C kernel each way on the native backend when its kernels are built
+ * (`native_kernels.ts`) and as tfjs graphs elsewhere.
  *
  * Why: tfjs' BatchMatMul gradient calls matMul with transposeA/transposeB set, and the wasm
  * backend runs those forms 4-25x slower than the plain one on this project's shapes (measured:
@@ -11,7 +14,16 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { hasKernel, SOFTMAX_XENT, SOFTMAX_XENT_GRAD } from "./native_kernels.ts";
+import {
+  hasKernel,
+  RMS_NORM,
+  RMS_NORM_GRAD,
+  ROPE,
+  SOFTMAX_XENT,
+  SOFTMAX_XENT_GRAD,
+  SWIGLU,
+  SWIGLU_GRAD,
+} from "./native_kernels.ts";
 
 /** Whether the active backend gains from the transpose-free forms. */
 function wantsLeanKernels(): boolean {
@@ -145,4 +157,86 @@ export function softmaxCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): 
     }) as any,
   ) as (x: tf.Tensor) => tf.Tensor1D;
   return f(logits);
+}
+
+// deno-lint-ignore no-explicit-any
+type AnyGradFunc = any;
+
+const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}) =>
+  tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+
+/** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * gain. */
+export function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Tensor, eps: number): T {
+  if (!hasKernel(RMS_NORM)) {
+    return tf.tidy(() => {
+      const ms = tf.mean(tf.square(x), -1, true);
+      return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), gain) as T;
+    });
+  }
+  const f = tf.customGrad(
+    ((xs: tf.Tensor, g: tf.Tensor, save: tf.GradSaveFunc) => {
+      const [y, rstd] = run(RMS_NORM, { x: xs, gain: g }, { eps }) as tf.Tensor[];
+      save([xs, g, rstd]);
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, [sx, sg, sr]: tf.Tensor[]) =>
+          run(RMS_NORM_GRAD, { x: sx, gain: sg, rstd: sr, dy }) as tf.Tensor[],
+      };
+    }) as AnyGradFunc,
+  ) as (x: tf.Tensor, g: tf.Tensor) => T;
+  return f(x, gain);
+}
+
+/** SwiGLU's gating: silu(gate) * up, silu(g) = g sigmoid(g). */
+export function swiglu<T extends tf.Tensor>(gate: T, up: T): T {
+  if (!hasKernel(SWIGLU)) return tf.tidy(() => tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as T);
+  const f = tf.customGrad(
+    ((g: tf.Tensor, u: tf.Tensor, save: tf.GradSaveFunc) => {
+      save([g, u]);
+      return {
+        value: run(SWIGLU, { gate: g, up: u }) as tf.Tensor,
+        gradFunc: (dy: tf.Tensor, [sg, su]: tf.Tensor[]) =>
+          run(SWIGLU_GRAD, { gate: sg, up: su, dy }) as tf.Tensor[],
+      };
+    }) as AnyGradFunc,
+  ) as (g: tf.Tensor, u: tf.Tensor) => T;
+  return f(gate, up);
+}
+
+/**
+ * Rotary position embedding of x [B, T, H, hd]: x cos + rotate(x) sin with tables [T, 1, hd]
+ * (equal on both members of a pair). rotate maps each pair (a, b) to (-x_b, x_a); pairs are
+ * (2i, 2i+1) for "interleaved" and (i, i + hd/2) for "half". Without the native kernel, rotate is
+ * a reverse within each pair and a sign flip (exact, and no split/stack or matmul).
+ */
+export function rope<T extends tf.Tensor>(
+  x: T,
+  cos: tf.Tensor,
+  sin: tf.Tensor,
+  style: "interleaved" | "half",
+): T {
+  const interleaved = style === "interleaved";
+  if (hasKernel(ROPE) && x.rank === 4) {
+    const f = tf.customGrad(
+      ((xs: tf.Tensor, save: tf.GradSaveFunc) => {
+        save([cos, sin]); // the caller's tables may be freed before the backward pass
+        return {
+          value: run(ROPE, { x: xs, cos, sin }, { interleaved, sign: 1 }) as tf.Tensor,
+          // The rotation is orthogonal: its gradient rotates backwards.
+          gradFunc: (dy: tf.Tensor, [c, s]: tf.Tensor[]) => [
+            run(ROPE, { x: dy, cos: c, sin: s }, { interleaved, sign: -1 }) as tf.Tensor,
+          ],
+        };
+      }) as AnyGradFunc,
+    ) as (x: tf.Tensor) => T;
+    return f(x);
+  }
+  return tf.tidy(() => {
+    const hd = x.shape[x.rank - 1];
+    const pairShape = interleaved ? [hd / 2, 2] : [2, hd / 2];
+    const sign = tf.tensor([-1, 1], interleaved ? [1, 2] : [2, 1]);
+    const paired = tf.reshape(x, [...x.shape.slice(0, -1), ...pairShape]);
+    const rotated = tf.reshape(tf.mul(tf.reverse(paired, interleaved ? -1 : -2), sign), x.shape);
+    return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as T;
+  });
 }

@@ -9,7 +9,7 @@ import {
   openNativeKernels,
   SOFTMAX_XENT,
 } from "./native_kernels.ts";
-import { softmaxCrossEntropy } from "./ops.ts";
+import { rmsNorm, rope, softmaxCrossEntropy, swiglu } from "./ops.ts";
 import { Rng } from "./rng.ts";
 
 /** Loss and gradient of sum_r w[r] * CE(x[r], t[r]) in float64, straight from the definition. */
@@ -62,4 +62,75 @@ Deno.test({
     await initBackend("wasm");
     assert.ok(!hasKernel(SOFTMAX_XENT));
   },
+});
+
+/** Value and input gradients of sum(w * op(inputs)) for fixed random w, on one backend. */
+async function valueAndGrads(
+  backend: BackendName,
+  op: (...xs: tf.Tensor[]) => tf.Tensor,
+  shapes: number[][],
+  seed: number,
+): Promise<number[][]> {
+  await initBackend(backend);
+  const rng = new Rng(seed);
+  const inputs = shapes.map((s) => tf.tensor(rng.normalArray(s.reduce((a, b) => a * b, 1)), s));
+  const out = op(...inputs);
+  const w = tf.tensor(rng.normalArray(out.size), out.shape);
+  const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(op(...xs), w)))(inputs);
+  const result = [
+    Array.from(await out.data()),
+    ...await Promise.all(grads.map(async (g) => Array.from(await g.data()))),
+  ];
+  tf.dispose([...inputs, out, w, ...grads]);
+  return result;
+}
+
+const [t, heads, hd] = [5, 3, 8];
+/** cos/sin tables [t, 1, hd], equal on both members of a pair as rope() requires. */
+const ropeWith = (style: "interleaved" | "half") => (x: tf.Tensor) => {
+  const cos = new Float32Array(t * hd);
+  const sin = new Float32Array(t * hd);
+  for (let p = 0; p < t; p++) {
+    for (let j = 0; j < hd; j++) {
+      const pair = style === "interleaved" ? Math.floor(j / 2) : j % (hd / 2);
+      [cos[p * hd + j], sin[p * hd + j]] = [Math.cos(p + pair / 3), Math.sin(p + pair / 3)];
+    }
+  }
+  return rope(x, tf.tensor(cos, [t, 1, hd]), tf.tensor(sin, [t, 1, hd]), style);
+};
+const FUSED: [string, (...xs: tf.Tensor[]) => tf.Tensor, number[][]][] = [
+  ["rmsNorm", (x, g) => rmsNorm(x, g, 1e-5), [[2, 3, 16], [16]]],
+  ["swiglu", (g, u) => swiglu(g, u), [[6, 7], [6, 7]]],
+  ["rope (interleaved)", ropeWith("interleaved"), [[2, t, heads, hd]]],
+  ["rope (half)", ropeWith("half"), [[2, t, heads, hd]]],
+];
+
+for (const [name, op, shapes] of FUSED) {
+  for (const backend of backends.filter((b) => b !== "cpu")) {
+    Deno.test(`${name}: value and gradients on ${backend} equal the cpu backend's graph`, async () => {
+      const ref = await valueAndGrads("cpu", op, shapes, 9);
+      const got = await valueAndGrads(backend, op, shapes, 9);
+      ref.forEach((xs, i) =>
+        xs.forEach((v, j) =>
+          assert.ok(Math.abs(got[i][j] - v) < 1e-4 * Math.max(1, Math.abs(v)), `${i}/${j}`)
+        )
+      );
+    });
+  }
+}
+
+Deno.test("rope rotates each pair by the position's angle (closed form, cpu)", async () => {
+  await initBackend("cpu");
+  // One head of dim 4 at position 1: pairs (0,1),(2,3) interleaved and (0,2),(1,3) half.
+  const cos = tf.tensor([1, 1, 1, 1, 0, 0, 0.6, 0.6], [2, 1, 4]);
+  const sin = tf.tensor([0, 0, 0, 0, 1, 1, 0.8, 0.8], [2, 1, 4]);
+  const x = tf.tensor([0, 0, 0, 0, 1, 2, 3, 4], [1, 2, 1, 4]);
+  const inter = Array.from(await rope(x, cos, sin, "interleaved").data()).slice(4);
+  // (1,2) by 90 degrees -> (-2, 1); (3,4) with cos .6 sin .8 -> (3*.6-4*.8, 4*.6+3*.8)
+  [-2, 1, -1.4, 4.8].forEach((v, i) => assert.ok(Math.abs(inter[i] - v) < 1e-6));
+  const cosH = tf.tensor([1, 1, 1, 1, 0, 0.6, 0, 0.6], [2, 1, 4]);
+  const sinH = tf.tensor([0, 0, 0, 0, 1, 0.8, 1, 0.8], [2, 1, 4]);
+  const half = Array.from(await rope(x, cosH, sinH, "half").data()).slice(4);
+  // pairs (x0,x2) = (1,3) by 90 degrees -> (-3, 1); (x1,x3) = (2,4) -> (2*.6-4*.8, 4*.6+2*.8)
+  [-3, -2, 1, 4].forEach((v, i) => assert.ok(Math.abs(half[i] - v) < 1e-6));
 });

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* ABI version: native_kernels.ts refuses a library built from an older kernels.c. */
-int32_t peft_kernels_version(void) { return 2; }
+int32_t peft_kernels_version(void) { return 3; }
 
 /*
  * Softmax cross-entropy per row of logits [rows, cols]:
@@ -72,5 +72,87 @@ void peft_adamw(const float *w, const float *g, const float *m, const float *v, 
     m_out[i] = mi;
     v_out[i] = vi;
     w_out[i] = w[i] - lr * ((mi / c1) / (sqrtf(vi / c2) + eps) + wd * w[i]);
+  }
+}
+
+/*
+ * RMSNorm over the last axis of x [rows, d]: y = x * r * gain with r = 1/sqrt(mean(x^2) + eps);
+ * r is written out for the backward pass.
+ */
+void peft_rms_norm_fwd(const float *x, const float *gain, int32_t rows, int32_t d, float eps, float *y,
+                       float *rstd) {
+  for (int32_t i = 0; i < rows; i++) {
+    const float *xi = x + (int64_t)i * d;
+    float *yi = y + (int64_t)i * d;
+    float ss = 0.0f;
+    for (int32_t j = 0; j < d; j++) ss += xi[j] * xi[j];
+    const float r = 1.0f / sqrtf(ss / d + eps);
+    rstd[i] = r;
+    for (int32_t j = 0; j < d; j++) yi[j] = xi[j] * r * gain[j];
+  }
+}
+
+/*
+ * Gradients of RMSNorm: dx_j = r g_j dy_j - x_j r^3 / d * sum_k dy_k g_k x_k, and
+ * dgain_j = sum over rows of dy_j x_j r.
+ */
+void peft_rms_norm_bwd(const float *x, const float *gain, const float *rstd, const float *dy, int32_t rows,
+                       int32_t d, float *dx, float *dgain) {
+  for (int32_t j = 0; j < d; j++) dgain[j] = 0.0f;
+  for (int32_t i = 0; i < rows; i++) {
+    const float *xi = x + (int64_t)i * d;
+    const float *dyi = dy + (int64_t)i * d;
+    float *dxi = dx + (int64_t)i * d;
+    const float r = rstd[i];
+    float dot = 0.0f;
+    for (int32_t j = 0; j < d; j++) dot += dyi[j] * gain[j] * xi[j];
+    const float c = dot * r * r * r / d;
+    for (int32_t j = 0; j < d; j++) {
+      dxi[j] = r * gain[j] * dyi[j] - xi[j] * c;
+      dgain[j] += dyi[j] * xi[j] * r;
+    }
+  }
+}
+
+/* SwiGLU's gate: h = silu(g) * u with silu(g) = g * sigmoid(g). */
+void peft_swiglu_fwd(const float *g, const float *u, int32_t n, float *h) {
+  for (int32_t i = 0; i < n; i++) h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* dg = dh * u * s (1 + g (1 - s)) with s = sigmoid(g); du = dh * g * s. */
+void peft_swiglu_bwd(const float *g, const float *u, const float *dh, int32_t n, float *dg, float *du) {
+  for (int32_t i = 0; i < n; i++) {
+    const float s = 1.0f / (1.0f + expf(-g[i]));
+    dg[i] = dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    du[i] = dh[i] * g[i] * s;
+  }
+}
+
+/*
+ * Rotary position embedding of x [batch, t, heads, hd]: each pair (a, b) of a head at position p
+ * becomes (x_a cos - x_b sin, x_b cos + x_a sin) with cos/sin [t, hd] (equal on a and b). Pairs
+ * are (2i, 2i+1) when interleaved, else (i, i + hd/2). sign = -1 rotates backwards, which is the
+ * gradient (the rotation is orthogonal).
+ */
+void peft_rope(const float *x, const float *cos_t, const float *sin_t, int32_t batch, int32_t t,
+               int32_t heads, int32_t hd, int32_t interleaved, float sign, float *out) {
+  const int32_t half = hd / 2;
+  for (int32_t bi = 0; bi < batch; bi++) {
+    for (int32_t p = 0; p < t; p++) {
+      const float *c = cos_t + (int64_t)p * hd;
+      const float *s = sin_t + (int64_t)p * hd;
+      for (int32_t h = 0; h < heads; h++) {
+        const int64_t base = (((int64_t)bi * t + p) * heads + h) * hd;
+        const float *xi = x + base;
+        float *oi = out + base;
+        for (int32_t i = 0; i < half; i++) {
+          const int32_t a = interleaved ? 2 * i : i;
+          const int32_t b = interleaved ? 2 * i + 1 : i + half;
+          const float sn = sign * s[a];
+          oi[a] = xi[a] * c[a] - xi[b] * sn;
+          oi[b] = xi[b] * c[a] + xi[a] * sn;
+        }
+      }
+    }
   }
 }

@@ -20,7 +20,16 @@ import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "./variables.ts";
 import { type LlamaConfig, validateConfig } from "./config.ts";
 import { Linear, type LinearModule } from "./linear.ts";
-import { linear, matMulLean, matMulTransB, rmsNorm, rope, softmaxCrossEntropy, swiglu } from "./ops.ts";
+import {
+  causalSoftmax,
+  linear,
+  matMulLean,
+  matMulTransB,
+  rmsNorm,
+  rope,
+  softmaxCrossEntropy,
+  swiglu,
+} from "./ops.ts";
 
 export { rmsNorm } from "./ops.ts";
 import type { Rng } from "./rng.ts";
@@ -277,7 +286,7 @@ export class LlamaModel {
     q = rope(q, cos, sin, c.ropeStyle);
     k = rope(k, cos, sin, c.ropeStyle);
     // [B, H, T, hd] with the heads of one KV group contiguous, so a reshape groups them.
-    const qh = tf.reshape(tf.transpose(tf.mul(q, 1 / Math.sqrt(hd)), [0, 2, 1, 3]), [
+    const qh = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [
       batch,
       c.nKvHeads,
       groups * t,
@@ -302,13 +311,11 @@ export class LlamaModel {
       vh = tf.concat([pv, vh], 2);
     }
     const tk = t + prefixLen;
-    let scores = tf.reshape(matMulTransB(qh, kh), [batch, c.nHeads, t, tk]);
-    scores = tf.add(scores, this.#causalMask(t, prefixLen));
-    if (keyMask) {
-      const km = prefixLen > 0 ? tf.concat([tf.zeros([batch, 1, 1, prefixLen]), keyMask], 3) : keyMask;
-      scores = tf.add(scores, km);
-    }
-    const soft = tf.softmax(scores) as tf.Tensor4D;
+    const scores = tf.reshape(matMulTransB(qh, kh), [batch, c.nHeads, t, tk]) as tf.Tensor4D;
+    const km = keyMask && prefixLen > 0
+      ? tf.concat([tf.zeros([batch, 1, 1, prefixLen]), keyMask], 3)
+      : keyMask;
+    const soft = causalSoftmax(scores, 1 / Math.sqrt(hd), this.#causalMask(t, prefixLen), prefixLen, km);
     this.hooks.attentionProbs?.(layer, soft);
     const probs = tf.reshape(soft, [batch, c.nKvHeads, groups * t, tk]);
     const ctx = tf.reshape(matMulLean(probs, vh), [batch, c.nHeads, t, hd]);

@@ -31,8 +31,13 @@ export const SWIGLU_GRAD = "PeftSwiGluGrad";
 /** Rotary embedding of x [B, T, H, hd]: inputs {x, cos, sin} (tables [T, .., hd]), attrs {interleaved, sign}. */
 export const ROPE = "PeftRope";
 
+/** Causal attention softmax: input {scores [B, H, T, Tk]}, attrs {scale, prefix}, output probs. */
+export const CAUSAL_SOFTMAX = "PeftCausalSoftmax";
+/** Its gradient: inputs {probs, dy}, attr scale, output dScores. */
+export const CAUSAL_SOFTMAX_GRAD = "PeftCausalSoftmaxGrad";
+
 /** kernels.c's `peft_kernels_version()` this loader expects. */
-const ABI_VERSION = 3;
+const ABI_VERSION = 4;
 
 /** Where `deno task build-native` writes the library. */
 export const KERNELS_LIBRARY = new URL("./native/libpeft_kernels.so", import.meta.url);
@@ -75,6 +80,14 @@ const SYMBOLS = {
   peft_swiglu_bwd: { parameters: ["buffer", "buffer", "buffer", "i32", "buffer", "buffer"], result: "void" },
   peft_rope: {
     parameters: ["buffer", "buffer", "buffer", "i32", "i32", "i32", "i32", "i32", "f32", "buffer"],
+    result: "void",
+  },
+  peft_causal_softmax_fwd: {
+    parameters: ["buffer", "i32", "i32", "i32", "i32", "f32", "buffer"],
+    result: "void",
+  },
+  peft_causal_softmax_bwd: {
+    parameters: ["buffer", "buffer", "i32", "i32", "f32", "buffer"],
     result: "void",
   },
 } as const;
@@ -206,6 +219,27 @@ const BODIES: Record<string, (k: Kernels, c: KernelCall) => tf.TensorInfo | tf.T
       view(out),
     );
     return out;
+  },
+  [CAUSAL_SOFTMAX]: (k, { inputs: { scores }, attrs, output, view }) => {
+    const [t, tk] = scores.shape.slice(-2);
+    const probs = output(scores.shape);
+    const rows = size(scores) / tk;
+    k.peft_causal_softmax_fwd(
+      view(scores),
+      rows,
+      t,
+      tk,
+      attrs.prefix as number,
+      attrs.scale as number,
+      view(probs),
+    );
+    return probs;
+  },
+  [CAUSAL_SOFTMAX_GRAD]: (k, { inputs: { probs, dy }, attrs, output, view }) => {
+    const tk = lastDim(probs);
+    const ds = output(probs.shape);
+    k.peft_causal_softmax_bwd(view(probs), view(dy), size(probs) / tk, tk, attrs.scale as number, view(ds));
+    return ds;
   },
 };
 

@@ -15,6 +15,8 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import {
+  CAUSAL_SOFTMAX,
+  CAUSAL_SOFTMAX_GRAD,
   hasKernel,
   RMS_NORM,
   RMS_NORM_GRAD,
@@ -239,4 +241,39 @@ export function rope<T extends tf.Tensor>(
     const rotated = tf.reshape(tf.mul(tf.reverse(paired, interleaved ? -1 : -2), sign), x.shape);
     return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as T;
   });
+}
+
+/**
+ * Attention probabilities softmax(scale * scores + mask) over the last axis of scores
+ * [B, H, T, prefix + T]: `causalMask` [T, prefix + T] is the additive causal mask (0 or -1e9),
+ * `keyMask` an optional additive padding mask broadcast over heads and queries. On the native
+ * backend without a key mask this is one fused kernel each way (the mask is implied).
+ */
+export function causalSoftmax(
+  scores: tf.Tensor4D,
+  scale: number,
+  causalMask: tf.Tensor,
+  prefix: number,
+  keyMask: tf.Tensor | null,
+): tf.Tensor4D {
+  if (keyMask || !hasKernel(CAUSAL_SOFTMAX)) {
+    return tf.tidy(() => {
+      let s = tf.add(tf.mul(scores, scale), causalMask);
+      if (keyMask) s = tf.add(s, keyMask);
+      return tf.softmax(s) as tf.Tensor4D;
+    });
+  }
+  const f = tf.customGrad(
+    ((x: tf.Tensor, save: tf.GradSaveFunc) => {
+      const probs = run(CAUSAL_SOFTMAX, { scores: x }, { scale, prefix }) as tf.Tensor;
+      save([probs]);
+      return {
+        value: probs,
+        gradFunc: (dy: tf.Tensor, [p]: tf.Tensor[]) => [
+          run(CAUSAL_SOFTMAX_GRAD, { probs: p, dy }, { scale }) as tf.Tensor,
+        ],
+      };
+    }) as AnyGradFunc,
+  ) as (x: tf.Tensor) => tf.Tensor4D;
+  return f(scores);
 }

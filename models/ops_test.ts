@@ -9,7 +9,7 @@ import {
   openNativeKernels,
   SOFTMAX_XENT,
 } from "./native_kernels.ts";
-import { rmsNorm, rope, softmaxCrossEntropy, swiglu } from "./ops.ts";
+import { causalSoftmax, rmsNorm, rope, softmaxCrossEntropy, swiglu } from "./ops.ts";
 import { Rng } from "./rng.ts";
 
 /** Loss and gradient of sum_r w[r] * CE(x[r], t[r]) in float64, straight from the definition. */
@@ -98,7 +98,20 @@ const ropeWith = (style: "interleaved" | "half") => (x: tf.Tensor) => {
   }
   return rope(x, tf.tensor(cos, [t, 1, hd]), tf.tensor(sin, [t, 1, hd]), style);
 };
+/** Additive causal mask [t, prefix + t] as the model builds it. */
+function causalMask(tq: number, prefix: number): tf.Tensor {
+  const data = new Float32Array(tq * (prefix + tq));
+  for (let i = 0; i < tq; i++) for (let j = i + 1; j < tq; j++) data[i * (prefix + tq) + prefix + j] = -1e9;
+  return tf.tensor(data, [tq, prefix + tq]);
+}
 const FUSED: [string, (...xs: tf.Tensor[]) => tf.Tensor, number[][]][] = [
+  ["causalSoftmax", (s) => causalSoftmax(s as tf.Tensor4D, 0.7, causalMask(t, 0), 0, null), [[2, 3, t, t]]],
+  ["causalSoftmax (prefix 2)", (s) => causalSoftmax(s as tf.Tensor4D, 0.7, causalMask(t, 2), 2, null), [[
+    2,
+    3,
+    t,
+    t + 2,
+  ]]],
   ["rmsNorm", (x, g) => rmsNorm(x, g, 1e-5), [[2, 3, 16], [16]]],
   ["swiglu", (g, u) => swiglu(g, u), [[6, 7], [6, 7]]],
   ["rope (interleaved)", ropeWith("interleaved"), [[2, t, heads, hd]]],

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* ABI version: native_kernels.ts refuses a library built from an older kernels.c. */
-int32_t peft_kernels_version(void) { return 3; }
+int32_t peft_kernels_version(void) { return 4; }
 
 /*
  * Softmax cross-entropy per row of logits [rows, cols]:
@@ -154,5 +154,41 @@ void peft_rope(const float *x, const float *cos_t, const float *sin_t, int32_t b
         }
       }
     }
+  }
+}
+
+/*
+ * Causal attention softmax over scores [rows, tk] where row r is query position i = r % t and
+ * the first `prefix` keys are a prefix every query sees: p[r, j] = softmax_j(scale * s[r, j]) over
+ * the keys j <= prefix + i, and 0 for the later (masked) keys.
+ */
+void peft_causal_softmax_fwd(const float *s, int32_t rows, int32_t t, int32_t tk, int32_t prefix, float scale,
+                             float *p) {
+  for (int32_t r = 0; r < rows; r++) {
+    const float *sr = s + (int64_t)r * tk;
+    float *pr = p + (int64_t)r * tk;
+    const int32_t visible = prefix + r % t + 1;
+    float max = sr[0] * scale;
+    for (int32_t j = 1; j < visible; j++) max = sr[j] * scale > max ? sr[j] * scale : max;
+    float sum = 0.0f;
+    for (int32_t j = 0; j < visible; j++) {
+      pr[j] = expf(sr[j] * scale - max);
+      sum += pr[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int32_t j = 0; j < visible; j++) pr[j] *= inv;
+    for (int32_t j = visible; j < tk; j++) pr[j] = 0.0f;
+  }
+}
+
+/* Its gradient: ds[r, j] = scale * p[r, j] * (dp[r, j] - sum_k dp[r, k] p[r, k]). */
+void peft_causal_softmax_bwd(const float *p, const float *dp, int32_t rows, int32_t tk, float scale, float *ds) {
+  for (int32_t r = 0; r < rows; r++) {
+    const float *pr = p + (int64_t)r * tk;
+    const float *dpr = dp + (int64_t)r * tk;
+    float *dsr = ds + (int64_t)r * tk;
+    float dot = 0.0f;
+    for (int32_t j = 0; j < tk; j++) dot += dpr[j] * pr[j];
+    for (int32_t j = 0; j < tk; j++) dsr[j] = scale * pr[j] * (dpr[j] - dot);
   }
 }

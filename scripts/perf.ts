@@ -70,16 +70,17 @@ interface Product {
   k: number;
 }
 
-/** The matrix products one call of `fn` runs (from tf.profile's kernel list). */
-async function productsOf(fn: () => Promise<void>): Promise<Product[]> {
+/** The matrix products one call of `fn` runs and its peak tensor bytes (from tf.profile). */
+async function profileStep(fn: () => Promise<void>): Promise<{ products: Product[]; peakBytes: number }> {
   const profile = await tf.profile(fn);
-  return profile.kernels.filter((k) => k.name === "BatchMatMul").map((k) => {
+  const products = profile.kernels.filter((k) => k.name === "BatchMatMul").map((k) => {
     const a = k.inputShapes[0] as number[];
     const out = k.outputShapes[0] as number[];
     const [m, n] = out.slice(-2);
     const batch = tf.util.sizeFromShape(out.slice(0, -2));
     return { batch, m, n, k: tf.util.sizeFromShape(a) / (batch * m) };
   });
+  return { products, peakBytes: profile.peakBytes };
 }
 
 /**
@@ -185,7 +186,7 @@ await runMain(async () => {
   };
   const sgemm1024 = await sgemmGflops(1024, 3);
   const sgemm256 = await sgemmGflops(256, 10);
-  const products = await productsOf(trainStep);
+  const { products, peakBytes } = await profileStep(trainStep);
   const sgemmStep = await productsGflops(products, repeats * steps);
   const trainS = await timeLoop(trainStep, steps, repeats);
   const inferS = await timeLoop(inferStep, steps, repeats);
@@ -198,6 +199,7 @@ await runMain(async () => {
     sgemmGflops256: sgemm256,
     sgemmGflopsTrainShapes: sgemmStep,
     trainMatmuls: products.length,
+    trainPeakTensorMiB: peakBytes / 2 ** 20,
     trainStepMs: trainS * 1000,
     trainTokensPerSecond: tokens / trainS,
     inferTokensPerSecond: tokens / inferS,
@@ -230,6 +232,7 @@ await runMain(async () => {
     `train tokens/s          ${f(result.trainTokensPerSecond, 0)}  (step ${f(result.trainStepMs)} ms)`,
   );
   console.log(`inference tokens/s      ${f(result.inferTokensPerSecond, 0)}`);
+  console.log(`train peak tensor MiB   ${f(result.trainPeakTensorMiB)} (tf.profile of one step)`);
   console.log(
     `train GFLOP/s           ${f(result.trainGflops)} = ${
       f(100 * (result.trainGflopsOverSgemm as number))

@@ -1,7 +1,8 @@
 /**
- * Compute backend selection: `auto | wasm | webgpu | cpu | tensorflow`.
+ * Compute backend selection: `auto | native | wasm | webgpu | cpu | tensorflow`.
  *
- * - `native`: wasm with matmuls in OpenBLAS through Deno FFI (`native.ts`), when the library loads.
+ * - `native`: wasm with matmuls in OpenBLAS through Deno FFI (`native.ts`), when the library loads,
+ *   and fused C kernels (`native_kernels.ts`) when `deno task build-native` has built them.
  * - `wasm`: `@tensorflow/tfjs-backend-wasm` (SIMD build), the CPU default without OpenBLAS.
  * - `webgpu`: Deno's native WebGPU through `@tensorflow/tfjs-backend-webgpu`.
  * - `cpu`: the pure-JS reference backend.
@@ -20,6 +21,7 @@ import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { nativeUnavailableReason, openBlas, openBlasThreads, registerNativeBackend } from "./native.ts";
+import { nativeKernelsUnavailableReason, openNativeKernels } from "./native_kernels.ts";
 import { registerWasmKernels } from "./wasm_kernels.ts";
 
 // Before the native backend copies wasm's kernels, so it gets these too.
@@ -124,10 +126,14 @@ export async function initBackend(requested: BackendName = "auto"): Promise<Back
       await activate("wasm"); // native shares the wasm backend's instance
       await activate("native");
       const threads = openBlasThreads();
+      // Runs with and without the fused kernels differ in the last float bits, so records say which.
+      const fused = openNativeKernels() ? " + fused kernels" : "";
+      if (!fused && !noticedUnfused) console.error(`notice: ${nativeKernelsUnavailableReason()}`);
+      noticedUnfused = true;
       return {
         name: "native",
         requested,
-        detail: `wasm + OpenBLAS sgemm (${openBlas()!.path}${threads ? `, ${threads} threads` : ""})`,
+        detail: `wasm + OpenBLAS sgemm (${openBlas()!.path}${threads ? `, ${threads} threads` : ""})${fused}`,
       };
     }
     if (requested === "native") {
@@ -142,6 +148,8 @@ export async function initBackend(requested: BackendName = "auto"): Promise<Back
   await activate("wasm");
   return { name: "wasm", requested, detail: `SIMD, ${tfWasm.getThreadsCount()} thread(s)` };
 }
+
+let noticedUnfused = false;
 
 /** One line for command output: `backend: wasm (SIMD, 1 thread(s))`. */
 export function describeBackend(info: BackendInfo): string {

@@ -57,6 +57,11 @@ Deno.test({
   ignore: !openBlas() || (!Deno.env.get("CI") && !openNativeKernels()),
   fn: async () => {
     assert.ok(openNativeKernels(), nativeKernelsUnavailableReason());
+    // Loading the library must leave the process's float handling alone (a -ffast-math link
+    // would turn on flush-to-zero): subnormals survive float32 stores and double arithmetic.
+    const subnormal = (exponent: number) => new Float32Array([2 ** exponent])[0];
+    assert.equal(subnormal(-140), 2 ** -140);
+    assert.ok(Number.MIN_VALUE * Number(Deno.args.length + 1) > 0);
     await initBackend("native");
     assert.ok(hasKernel(SOFTMAX_XENT) && hasKernel(ADAMW));
     await initBackend("wasm");

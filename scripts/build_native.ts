@@ -17,7 +17,28 @@ const SPEC = {
  * infinities or NaNs, which -ffast-math assumes absent. No -march=native: the library must run on
  * any x86-64 or arm64 machine the checkout is copied to.
  */
-const FLAGS = ["-O3", "-ffast-math", "-fPIC", "-shared", "-std=c99", "-Wall", "-Werror"];
+const COMPILE = ["-c", "-O3", "-ffast-math", "-fPIC", "-std=c99", "-Wall", "-Werror"];
+/**
+ * Linked in a second step without -ffast-math: gcc < 13 links crtfastmath.o into a -ffast-math
+ * shared library, whose constructor turns on flush-to-zero for the whole process when the library
+ * loads (subnormal floats everywhere in Deno would read as 0).
+ */
+const LINK = ["-shared"];
+
+async function cc(args: string[]): Promise<void> {
+  let result: Deno.CommandOutput;
+  try {
+    result = await new Deno.Command("cc", { args, stderr: "piped" }).output();
+  } catch (err) {
+    throw new Error(
+      `no C compiler (${(err as Error).message.split("\n")[0]}); install one with \`apt-get install gcc\``,
+    );
+  }
+  if (!result.success) {
+    const detail = new TextDecoder().decode(result.stderr).trim().split("\n")[0];
+    throw new Error(`cc ${args.join(" ")} failed: ${detail}`);
+  }
+}
 
 await runMain(async () => {
   const { values: o } = parseCli(Deno.args, SPEC);
@@ -25,19 +46,15 @@ await runMain(async () => {
   const out = fromFileUrl(KERNELS_LIBRARY);
   const source = fromFileUrl(new URL("./kernels.c", KERNELS_LIBRARY));
   const tmp = `${out}.${Deno.pid}.tmp`;
-  let result: Deno.CommandOutput;
+  const object = `${tmp}.o`;
   try {
-    result = await new Deno.Command("cc", { args: [...FLAGS, "-o", tmp, source, "-lm"], stderr: "piped" })
-      .output();
+    await cc([...COMPILE, "-o", object, source]);
+    await cc([...LINK, "-o", tmp, object, "-lm"]);
   } catch (err) {
-    throw new Error(
-      `no C compiler (${(err as Error).message.split("\n")[0]}); install one with \`apt-get install gcc\``,
-    );
-  }
-  if (!result.success) {
     await Deno.remove(tmp).catch(() => {});
-    const detail = new TextDecoder().decode(result.stderr).trim().split("\n")[0];
-    throw new Error(`cc failed on ${source}: ${detail}`);
+    throw err;
+  } finally {
+    await Deno.remove(object).catch(() => {});
   }
   await Deno.rename(tmp, out); // atomic: a running process never sees a half-written library
   console.log(`built ${out}`);

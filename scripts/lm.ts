@@ -7,7 +7,13 @@ import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } 
 import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from "../models/backend.ts";
 import { DEFAULT_MODEL_DIR, loadModel } from "../models/load.ts";
 import { scoreText } from "../models/score.ts";
-import { bitsPerByte, bytePerplexity, tokenPerplexity } from "../bench/metrics/lm.ts";
+import {
+  bitsPerByte,
+  bytePerplexity,
+  tokenPerplexity,
+  wordCount,
+  wordPerplexity,
+} from "../bench/metrics/lm.ts";
 
 const SPEC = {
   model: { type: "string", default: DEFAULT_MODEL_DIR, help: "llama2.c .bin file or Hugging Face folder" },
@@ -47,6 +53,8 @@ await runMain(async () => {
     perplexity: tokenPerplexity(nll, tokens),
     bytePerplexity: bytePerplexity(nll, bytes),
     bitsPerByte: bitsPerByte(nll, bytes),
+    words: wordCount(text!),
+    wordPerplexity: wordPerplexity(nll, wordCount(text!)),
   };
   if (o.json) console.log(JSON.stringify(result, null, 2));
   else {
@@ -55,5 +63,6 @@ await runMain(async () => {
     console.log(`perplexity        ${result.perplexity.toFixed(3)}`);
     console.log(`byte perplexity   ${result.bytePerplexity.toFixed(4)}`);
     console.log(`bits per byte     ${result.bitsPerByte.toFixed(4)}`);
+    console.log(`word perplexity   ${result.wordPerplexity.toFixed(3)}  (${result.words} words)`);
   }
 });

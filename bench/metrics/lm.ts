@@ -2,7 +2,8 @@
  * Language-model metrics as lm-evaluation-harness defines them for `loglikelihood_rolling` tasks
  * (lm_eval/api/metrics.py): each document contributes (loglikelihood, count) and the corpus value
  * is a weighted mean, `weighted_perplexity = exp(-sum ll / sum count)` and
- * `bits_per_byte = -sum ll / sum bytes / ln 2`, with bytes = `len(text.encode("utf-8"))`.
+ * `bits_per_byte = -sum ll / sum bytes / ln 2`, with bytes = `len(text.encode("utf-8"))`, and
+ * `word_perplexity` with words = `len(re.split(r"\s+", text))` (its wikitext task).
  * Here the inputs are the total negative log-likelihood in nats (NLL = -sum ll) and the counts.
  *
  * Also the rolling-window splitter of lm-evaluation-harness (lm_eval/utils.py
@@ -36,6 +37,21 @@ export function bytePerplexity(totalNll: number, bytes: number): number {
 export function bitsPerByte(totalNll: number, bytes: number): number {
   checkTotals(totalNll, bytes, "byte count");
   return totalNll / (bytes * Math.LN2);
+}
+
+/** Word perplexity: exp(NLL / words), words counted by {@link wordCount} (lm-eval `word_perplexity`). */
+export function wordPerplexity(totalNll: number, words: number): number {
+  checkTotals(totalNll, words, "word count");
+  return Math.exp(totalNll / words);
+}
+
+/**
+ * Words of `text` as lm-eval's wikitext task counts them, `len(re.split(r"\s+", text))`: pieces
+ * between whitespace runs, so leading or trailing whitespace adds an empty piece (" a b " is 4)
+ * and "" is 1. JavaScript's split by /\s+/ yields the same pieces as Python's re.split here.
+ */
+export function wordCount(text: string): number {
+  return text.split(/\s+/).length;
 }
 
 /** Number of bytes of `text` in UTF-8, the byte count lm-eval uses (`len(s.encode("utf-8"))`). */

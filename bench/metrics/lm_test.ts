@@ -7,6 +7,8 @@ import {
   rollingTokenWindows,
   tokenPerplexity,
   utf8Length,
+  wordCount,
+  wordPerplexity,
 } from "./lm.ts";
 
 function close(actual: number, expected: number, tol = 1e-12): void {
@@ -106,4 +108,15 @@ Deno.test("make_disjoint_window: lm-eval test_make_disjoint_window cases", () =>
   assert.deepEqual(makeDisjointWindow([1, 2, 3, 4, 5], [6]), [[1, 2, 3, 4, 5], [6]]);
   assert.throws(() => makeDisjointWindow([1], [1, 2]), /target length/);
   assert.throws(() => rollingTokenWindows([1], 0, 3, 4), /contextLen/);
+});
+
+Deno.test("word perplexity: exp(NLL / words) with lm-eval's re.split(r'\\s+') word count", () => {
+  // Python: len(re.split(r"\s+", s)) for these strings is 3, 4, 1, 2, 3.
+  assert.equal(wordCount("a b\t\n c"), 3);
+  assert.equal(wordCount(" a b "), 4);
+  assert.equal(wordCount(""), 1);
+  assert.equal(wordCount("naïve café"), 2);
+  assert.equal(wordCount("x\u00a0y z"), 3); // \s includes no-break space in both languages
+  close(wordPerplexity(4 * Math.log(2), 4), 2);
+  assert.throws(() => wordPerplexity(1, 0), /word count must be a positive integer/);
 });

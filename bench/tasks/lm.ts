@@ -10,7 +10,7 @@ import type { LlamaModel } from "../../models/llama.ts";
 import type { Tokenizer } from "../../models/tokenizers/types.ts";
 import type { LmDataset } from "../../datasets/types.ts";
 import { scoreText } from "../../models/score.ts";
-import { bitsPerByte, bytePerplexity, tokenPerplexity } from "../metrics/lm.ts";
+import { bitsPerByte, bytePerplexity, tokenPerplexity, wordCount, wordPerplexity } from "../metrics/lm.ts";
 import type { Evaluation, TaskRunner } from "./types.ts";
 
 /** Options of the LM task. */
@@ -52,12 +52,14 @@ export function lmTask(
       let nll = 0;
       let tokens = 0;
       let bytes = 0;
+      let words = 0;
       const perItem: Record<string, unknown>[] = [];
       for (const d of docs) {
         const s = await scoreText(model, tokenizer, d.text, 16);
         nll += s.nll;
         tokens += s.tokens;
         bytes += s.bytes;
+        words += wordCount(d.text);
         perItem.push({
           id: d.id,
           nll: s.nll,
@@ -71,10 +73,11 @@ export function lmTask(
           perplexity: tokenPerplexity(nll, tokens),
           bytePerplexity: bytePerplexity(nll, bytes),
           bitsPerByte: bitsPerByte(nll, bytes),
+          wordPerplexity: wordPerplexity(nll, words),
           meanNll: nll / tokens,
         },
         perItem,
-        details: { tokens, bytes, documents: docs.length },
+        details: { tokens, bytes, words, documents: docs.length },
       };
     },
     sampleSequences: (n) =>

@@ -30,18 +30,18 @@ export function kaimingUniform(rng: Rng, shape: [number, number]): Float32Array 
 }
 
 /**
- * Trainable variables of one adapted layer, recorded in `vars` under `${layer}.${key}`: zeros, or
- * Kaiming-uniform drawn from `rng.fork(`${layer}.${key}`)` (so each tensor's init is independent
- * of the others').
+ * Trainable variables of one adapted layer, recorded in `vars` under `${layer}.${prefix}${key}`:
+ * zeros, or Kaiming-uniform drawn from `rng.fork(`${layer}.${key}`)` (so each tensor's init is
+ * independent of the others'; the fork label leaves out the name prefix).
  */
-export function layerFactors(vars: Map<string, tf.Variable>, layer: string, rng: Rng) {
-  const add = (key: string, shape: [number, number], data: Float32Array) => {
+export function layerFactors(vars: Map<string, tf.Variable>, layer: string, rng: Rng, prefix = "") {
+  const add = (key: string, shape: number[], data: Float32Array) => {
     const v = trainableVariable(data, shape);
-    vars.set(`${layer}.${key}`, v);
+    vars.set(`${layer}.${prefix}${key}`, v);
     return v;
   };
   return {
-    zeros: (key: string, shape: [number, number]) => add(key, shape, new Float32Array(shape[0] * shape[1])),
+    zeros: (key: string, shape: number[]) => add(key, shape, new Float32Array(tf.util.sizeFromShape(shape))),
     kaiming: (key: string, shape: [number, number]) =>
       add(key, shape, kaimingUniform(rng.fork(`${layer}.${key}`), shape)),
   };

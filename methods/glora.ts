@@ -27,7 +27,7 @@ import type { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
 import { selectTargets } from "./targets.ts";
-import { kaimingUniform, trainableVariable, wrapLinears } from "./common.ts";
+import { layerFactors, wrapLinears } from "./common.ts";
 import { checkRank, loraSchema } from "./lora.ts";
 import { AdaptedLinear, mergeWithBias, wrappedMethod } from "./wrapped.ts";
 
@@ -97,21 +97,15 @@ export const glora: MethodDefinition<GloraConfig> = {
     const { wrapped, restore } = wrapLinears(model, selectTargets(model, config.targets), (base, name) => {
       checkRank(r, base);
       const [out, inp] = [base.outFeatures, base.inFeatures];
-      const add = (key: string, shape: number[], data?: Float32Array) => {
-        const v = trainableVariable(data ?? new Float32Array(shape.reduce((p, q) => p * q, 1)), shape);
-        vars.set(`${name}.glora_${key}`, v);
-        return v;
-      };
-      const kaiming = (key: string) =>
-        add(key, [r, inp], kaimingUniform(ctx.rng.fork(`${name}.${key}`), [r, inp]));
+      const { zeros, kaiming } = layerFactors(vars, name, ctx.rng, "glora_");
       return new GloraLinear(base, {
-        ad: add("Ad", [out, r]),
-        au: kaiming("Au"),
-        bd: add("Bd", [out, r]),
-        bu: kaiming("Bu"),
-        c: add("C", [inp]),
-        e: add("E", [out]),
-        d: base.bias ? add("D", [out]) : null,
+        ad: zeros("Ad", [out, r]),
+        au: kaiming("Au", [r, inp]),
+        bd: zeros("Bd", [out, r]),
+        bu: kaiming("Bu", [r, inp]),
+        c: zeros("C", [inp]),
+        e: zeros("E", [out]),
+        d: base.bias ? zeros("D", [out]) : null,
       });
     });
     return wrappedMethod({

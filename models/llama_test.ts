@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend, webgpuAdapter } from "./backend.ts";
+import { FUSED_KERNELS, registerNativeKernels } from "./native_kernels.ts";
 import { openBlas } from "./native.ts";
 import { readLlama2c } from "./llama2c.ts";
 import { LlamaModel } from "./llama.ts";
@@ -213,11 +214,15 @@ Deno.test("bad checkpoints give one clear error each", async () => {
   await Deno.remove(dir, { recursive: true });
 });
 
-/** Gradients of the tiny model's loss w.r.t. named parameters, on cpu and on wasm. */
-async function gradientsOnCpuAndWasm(seed: number, names: string[]): Promise<Float32Array[][]> {
+/** Gradients of the tiny model's loss w.r.t. named parameters, on cpu and on `other` (wasm by default). */
+async function gradientsOnCpuAndWasm(
+  seed: number,
+  names: string[],
+  other: "wasm" | "native" = "wasm",
+): Promise<Float32Array[][]> {
   const grads: Float32Array[][] = [];
-  for (const backend of ["cpu", "wasm"] as const) {
-    await initBackend(backend);
+  for (const backend of ["cpu", other]) {
+    await initBackend(backend as "cpu" | "wasm" | "native");
     const model = LlamaModel.random(TINY, new Rng(seed), 0.3);
     const vars = names.map((n) => model.param(n));
     for (const v of vars) v.trainable = true;
@@ -315,4 +320,27 @@ Deno.test("Hugging Face folders: Qwen2 (q/k/v bias) and Qwen3 (q/k norm) round-t
     for (const m of [model, loaded, sharded]) m.dispose();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+const FULL_FT = [
+  "layers.0.attn.q.weight",
+  "layers.1.mlp.down.weight",
+  "layers.0.attn_norm.weight",
+  "embed.weight",
+];
+
+Deno.test({
+  name: "native's gradients equal the cpu backend's, with the fused kernels and without them",
+  ignore: !hasOpenBlas,
+  fn: async () => {
+    assertSameGradients(await gradientsOnCpuAndWasm(23, FULL_FT, "native"));
+    // Without the library (not built): the same ops as tfjs graphs over native's matmuls.
+    const fused = FUSED_KERNELS.filter((name) => tf.getKernel(name, "native"));
+    for (const name of fused) tf.unregisterKernel(name, "native");
+    try {
+      assertSameGradients(await gradientsOnCpuAndWasm(23, FULL_FT, "native"));
+    } finally {
+      registerNativeKernels("native");
+    }
+  },
 });

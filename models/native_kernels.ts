@@ -243,6 +243,9 @@ const BODIES: Record<string, (k: Kernels, c: KernelCall) => tf.TensorInfo | tf.T
   },
 };
 
+/** Names of every fused kernel. */
+export const FUSED_KERNELS: readonly string[] = Object.keys(BODIES);
+
 /** Register the fused kernels on `backendName` (a wasm-heap backend); false when not built. */
 export function registerNativeKernels(backendName: string): boolean {
   const k = openNativeKernels();

@@ -107,7 +107,11 @@ export function glossDefinition(raw: string): string {
   return (cut >= 0 ? raw.slice(0, cut) : raw).trim();
 }
 
-/** Parse the text of a `data.*` file; `file` names it in errors. */
+/**
+ * Parse the text of a `data.*` file; `file` names it in errors. Pointers are parsed on first
+ * access (most tasks never read them): this halves the parse of the 15 MB noun file, which is
+ * most of a default run's setup time. A malformed pointer list throws then, naming file and line.
+ */
 export function parseDataFile(text: string, file: string): Synset[] {
   const out: Synset[] = [];
   const lines = text.split("\n");
@@ -115,7 +119,7 @@ export function parseDataFile(text: string, file: string): Synset[] {
     const line = lines[i];
     if (line.length === 0 || line.startsWith(" ")) continue; // license header / trailing newline
     try {
-      out.push(parseLine(line));
+      out.push(parseLine(line, `${file}:${i + 1}`));
     } catch (err) {
       throw new Error(`${file}:${i + 1}: ${(err as Error).message} (is this a WordNet data.* file?)`);
     }
@@ -123,30 +127,78 @@ export function parseDataFile(text: string, file: string): Synset[] {
   return out;
 }
 
-function parseLine(line: string): Synset {
+/** A parsed synset whose pointer list is parsed when first read. */
+class DataLineSynset implements Synset {
+  #pointerText: string;
+  #where: string;
+  #pointers?: WordNetPointer[];
+
+  constructor(
+    readonly offset: string,
+    readonly ssType: string,
+    readonly lexname: string,
+    readonly words: string[],
+    readonly gloss: string,
+    readonly rawGloss: string,
+    pointerText: string,
+    where: string,
+  ) {
+    this.#pointerText = pointerText;
+    this.#where = where;
+  }
+
+  get pointers(): WordNetPointer[] {
+    if (!this.#pointers) {
+      const f = this.#pointerText.split(" ");
+      const count = parseInt(f[0], 10);
+      const pointers: WordNetPointer[] = [];
+      if (!Number.isInteger(count) || f.length < 1 + 4 * count) {
+        throw new Error(`${this.#where}: truncated synset line (bad pointer list)`);
+      }
+      for (let p = 0, k = 1; p < count; p++, k += 4) {
+        pointers.push({ symbol: f[k], offset: f[k + 1], pos: f[k + 2], lexical: f[k + 3] !== "0000" });
+      }
+      this.#pointers = pointers;
+    }
+    return this.#pointers;
+  }
+}
+
+function parseLine(line: string, where: string): Synset {
   const bar = line.indexOf(" | ");
   if (bar < 0) throw new Error("no ' | ' gloss separator");
-  const f = line.slice(0, bar).trim().split(" ");
-  const rawGloss = line.slice(bar + 3).trim();
-  const [offset, lexNum, ssType, wCntHex] = f;
+  // Header fields by indexOf rather than split: the pointer list (most of the header) stays a string.
+  let at = 0;
+  const token = (): string => {
+    const end = line.indexOf(" ", at);
+    if (end < 0 || end > bar) throw new Error("truncated synset line");
+    const t = line.slice(at, end);
+    at = end + 1;
+    return t;
+  };
+  const [offset, lexNum, ssType, wCntHex] = [token(), token(), token(), token()];
   const lexname = LEXNAMES[parseInt(lexNum, 10)];
   if (!/^\d{8}$/.test(offset) || lexname === undefined) {
-    throw new Error(`bad synset header "${f.slice(0, 4).join(" ")}"`);
+    throw new Error(`bad synset header "${[offset, lexNum, ssType, wCntHex].join(" ")}"`);
   }
   const wCnt = parseInt(wCntHex, 16);
   const words: string[] = [];
-  let k = 4;
-  for (let w = 0; w < wCnt; w++, k += 2) words.push(f[k].replace(/\([a-z]+\)$/, "").replaceAll("_", " "));
-  const pCnt = parseInt(f[k++], 10);
-  if (!Number.isInteger(pCnt)) throw new Error("bad pointer count");
-  const pointers: WordNetPointer[] = [];
-  for (let p = 0; p < pCnt; p++, k += 4) {
-    pointers.push({ symbol: f[k], offset: f[k + 1], pos: f[k + 2], lexical: f[k + 3] !== "0000" });
+  for (let w = 0; w < wCnt; w++) {
+    const word = token();
+    token(); // lex_id
+    words.push((word.endsWith(")") ? word.replace(/\([a-z]+\)$/, "") : word).replaceAll("_", " "));
   }
-  if (words.length !== wCnt || pointers.some((p) => p.pos === undefined)) {
-    throw new Error("truncated synset line");
-  }
-  return { offset, ssType, lexname, words, pointers, gloss: glossDefinition(rawGloss), rawGloss };
+  const rawGloss = line.slice(bar + 3).trim();
+  return new DataLineSynset(
+    offset,
+    ssType,
+    lexname,
+    words,
+    glossDefinition(rawGloss),
+    rawGloss,
+    line.slice(at, bar).trim(),
+    where,
+  );
 }
 
 const cache = new Map<WordNetPos, Synset[]>();

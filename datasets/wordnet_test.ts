@@ -57,3 +57,12 @@ Deno.test("malformed data line names file and line", () => {
   const text = "  license header\n00001740 03 n 01 entity 0 000 | ok\n00001741 03 n 01\n";
   assert.throws(() => parseDataFile(text, "x/data.noun"), /^Error: x\/data\.noun:3: /);
 });
+
+Deno.test("pointers parse on first read; a truncated pointer list names file and line then", () => {
+  const text =
+    "00001740 03 n 01 entity 0 001 ~ 00001930 n 0000 | ok\n00001741 03 n 01 thing 0 002 @ 00001740 n | x\n";
+  const [entity, thing] = parseDataFile(text, "x/data.noun");
+  assert.deepEqual(entity.pointers, [{ symbol: "~", offset: "00001930", pos: "n", lexical: false }]);
+  assert.equal(thing.gloss, "x");
+  assert.throws(() => thing.pointers, /^Error: x\/data\.noun:2: truncated synset line/);
+});

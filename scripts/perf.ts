@@ -12,8 +12,9 @@
  * 2x forward: every matmul also runs once backward for its input gradient, while weight gradients
  * exist only for the LoRA factors (negligible); the common "6N" rule would count 3x.
  * The sgemm peak is reported at 1024^3 and "for this size": the backend's matMul running exactly the
- * products of one train step (shapes from tf.profile) back to back, nothing else.
- * Reported numbers are medians over `--repeats` measurements.
+ * products of one train step (shapes from tf.profile) back to back, nothing else. Each of the
+ * `--repeats` rounds times both peaks and `--steps` train steps back to back; reported numbers are
+ * medians over the rounds, and the train step's share of each peak is the median per-round ratio.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -84,10 +85,11 @@ async function profileStep(fn: () => Promise<void>): Promise<{ products: Product
 }
 
 /**
- * GFLOP/s of the backend's matMul on exactly these products, run back to back on resident
- * operands: the sgemm peak "for this size", what a train step made only of its matmuls reaches.
+ * The backend's matMul on exactly these products, run back to back on resident operands: the
+ * sgemm peak "for this size", what a train step made only of its matmuls reaches. `gflops()`
+ * times one pass (after a warm-up pass).
  */
-async function productsGflops(products: Product[], repeats: number): Promise<number> {
+function productsReplay(products: Product[]): { gflops(): Promise<number>; dispose(): void } {
   const operands = products.map((p) =>
     [
       tf.randomUniform([p.batch, p.m, p.k], -1, 1, "float32", 1),
@@ -95,21 +97,31 @@ async function productsGflops(products: Product[], repeats: number): Promise<num
     ] as [tf.Tensor3D, tf.Tensor3D]
   );
   const flops = products.reduce((s, p) => s + 2 * p.batch * p.m * p.n * p.k, 0);
-  const seconds = await timeLoop(
-    async () => {
-      const outs = operands.map(([a, b]) => tf.matMul(a, b));
-      await outs[outs.length - 1].data();
-      tf.dispose(outs);
+  const pass = async () => {
+    const outs = operands.map(([a, b]) => tf.matMul(a, b));
+    await outs[outs.length - 1].data();
+    tf.dispose(outs);
+  };
+  let warm = false;
+  return {
+    async gflops() {
+      if (!warm) await pass();
+      warm = true;
+      const t0 = performance.now();
+      await pass();
+      return flops / ((performance.now() - t0) / 1000) / 1e9;
     },
-    1,
-    repeats,
-  );
-  tf.dispose(operands.flat());
-  return flops / seconds / 1e9;
+    dispose: () => tf.dispose(operands.flat()),
+  };
 }
 
-async function timeLoop(fn: () => Promise<void>, steps: number, repeats: number): Promise<number> {
-  for (let i = 0; i < 3; i++) await fn(); // warm-up
+async function timeLoop(
+  fn: () => Promise<void>,
+  steps: number,
+  repeats: number,
+  warmup = 3,
+): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
   const per: number[] = [];
   for (let r = 0; r < repeats; r++) {
     const t0 = performance.now();
@@ -184,30 +196,42 @@ await runMain(async () => {
     await logits.data();
     logits.dispose();
   };
-  const sgemm1024 = await sgemmGflops(1024, 3);
   const sgemm256 = await sgemmGflops(256, 10);
   const { products, peakBytes } = await profileStep(trainStep);
-  const sgemmStep = await productsGflops(products, repeats * steps);
-  const trainS = await timeLoop(trainStep, steps, repeats);
-  const inferS = await timeLoop(inferStep, steps, repeats);
+  const replay = productsReplay(products);
   const tokens = w.batch * w.seq;
   const fwd = forwardFlopsPerToken();
+  // Each round measures the sgemm peaks and the train step back to back, and the shares are
+  // medians of per-round ratios: these machines' speed drifts within a run, and a peak measured
+  // at a quiet moment against steps timed at a busy one (or the reverse) would skew the share.
+  const rounds: { sgemm1024: number; sgemmShapes: number; trainS: number }[] = [];
+  for (let i = 0; i < 3; i++) await trainStep(); // warm-up
+  for (let r = 0; r < repeats; r++) {
+    const sgemm1024 = await sgemmGflops(1024, 1);
+    const sgemmShapes = await replay.gflops();
+    const trainS = await timeLoop(trainStep, steps, 1, 0);
+    rounds.push({ sgemm1024, sgemmShapes, trainS });
+  }
+  replay.dispose();
+  const trainS = median(rounds.map((r) => r.trainS));
+  const trainGflops = (s: number) => (2 * fwd * tokens) / s / 1e9;
+  const inferS = await timeLoop(inferStep, steps, repeats);
   const result: Record<string, unknown> = {
     backend: `${backend.name} (${backend.detail})`,
     workload: w,
-    sgemmGflops1024: sgemm1024,
+    sgemmGflops1024: median(rounds.map((r) => r.sgemm1024)),
     sgemmGflops256: sgemm256,
-    sgemmGflopsTrainShapes: sgemmStep,
+    sgemmGflopsTrainShapes: median(rounds.map((r) => r.sgemmShapes)),
     trainMatmuls: products.length,
     trainPeakTensorMiB: peakBytes / 2 ** 20,
     trainStepMs: trainS * 1000,
     trainTokensPerSecond: tokens / trainS,
     inferTokensPerSecond: tokens / inferS,
-    trainGflops: (2 * fwd * tokens) / trainS / 1e9,
+    trainGflops: trainGflops(trainS),
     inferGflops: (fwd * tokens) / inferS / 1e9,
+    trainGflopsOverSgemm: median(rounds.map((r) => trainGflops(r.trainS) / r.sgemm1024)),
+    trainGflopsOverSgemmTrainShapes: median(rounds.map((r) => trainGflops(r.trainS) / r.sgemmShapes)),
   };
-  result.trainGflopsOverSgemm = (result.trainGflops as number) / sgemm1024;
-  result.trainGflopsOverSgemmTrainShapes = (result.trainGflops as number) / sgemmStep;
   if (o.peer) {
     const peer = await runPeer();
     result.peer = peer;
@@ -224,8 +248,8 @@ await runMain(async () => {
   const f = (x: unknown, d = 1) => (typeof x === "number" ? x.toFixed(d) : String(x));
   console.log(`backend                 ${result.backend}`);
   console.log(
-    `sgemm GFLOP/s           ${f(sgemm1024)} (1024^3), ${f(sgemm256)} (256^3), ${
-      f(sgemmStep)
+    `sgemm GFLOP/s           ${f(result.sgemmGflops1024)} (1024^3), ${f(sgemm256)} (256^3), ${
+      f(result.sgemmGflopsTrainShapes)
     } (the train step's ${products.length} products)`,
   );
   console.log(

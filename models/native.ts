@@ -2,9 +2,11 @@
  * The `native` backend: the tfjs wasm backend with its BatchMatMul kernel replaced by OpenBLAS's
  * `cblas_sgemm`, called through Deno FFI on the wasm heap without copies.
  *
- * Why: matmuls are ~95% of a train step's kernel time (tf.profile), and wasm's BatchMatMul runs at
- * 1-8 GFLOP/s on this project's shapes (0.3-2 with a transposed operand), while OpenBLAS reaches
- * ~160 GFLOP/s at 256^3 on the same 2 cores. Every other kernel stays wasm's.
+ * Why: matmuls are ~95% of a train step's kernel time on wasm (tf.profile), and wasm's BatchMatMul
+ * runs at 1-8 GFLOP/s on this project's shapes (0.3-2 with a transposed operand), while OpenBLAS
+ * reaches ~160 GFLOP/s at 256^3 on the same 2 cores. Besides BatchMatMul, native replaces wasm's
+ * Identity, Cast and GatherV2 with copy-free or row-copy versions, and registers the fused C
+ * kernels of `native_kernels.ts` when they are built; every other kernel stays wasm's.
  *
  * `native` shares the wasm backend's instance (one heap, one set of kernel bindings): the wasm
  * kernels bind their C functions at setup time into module-level variables, so a second wasm
@@ -150,27 +152,30 @@ function nativeBatchMatMul(args: {
   // Below ~20 MFLOP per product, waking OpenBLAS's second thread costs more than it saves
   // (measured: LoRA's 1024x8x128 takes 53 us on one thread, 70 us on two).
   const single = 2 * m * n * k < SMALL_PRODUCT_FLOPS;
-  if (single) setThreads(1);
   const out = backend.makeOutput([...outer, m, n], "float32");
   // Views are taken after makeOutput: growing the heap detaches older views.
   const av = heapView(backend, a) as Float32Array;
   const bv = heapView(backend, b) as Float32Array;
   const cv = heapView(backend, out) as Float32Array;
-  for (let i = 0; i < batch; i++) {
-    const ai = batchA === 1 ? 0 : i;
-    const bi = batchB === 1 ? 0 : i;
-    sgemm(
-      av.subarray(ai * m * k, (ai + 1) * m * k),
-      bv.subarray(bi * k * n, (bi + 1) * k * n),
-      cv.subarray(i * m * n, (i + 1) * m * n),
-      m,
-      n,
-      k,
-      transposeA,
-      transposeB,
-    );
+  if (single) setThreads(1);
+  try {
+    for (let i = 0; i < batch; i++) {
+      const ai = batchA === 1 ? 0 : i;
+      const bi = batchB === 1 ? 0 : i;
+      sgemm(
+        av.subarray(ai * m * k, (ai + 1) * m * k),
+        bv.subarray(bi * k * n, (bi + 1) * k * n),
+        cv.subarray(i * m * n, (i + 1) * m * n),
+        m,
+        n,
+        k,
+        transposeA,
+        transposeB,
+      );
+    }
+  } finally {
+    if (single) setThreads(defaultThreads);
   }
-  if (single) setThreads(defaultThreads);
   return out;
 }
 
@@ -203,15 +208,16 @@ function rowGather(wasmGather: tf.KernelFunc): tf.KernelFunc {
     }
     const backend = args.backend as WasmHeapBackend;
     const rows = x.shape[0];
+    for (const r of heapView(backend, indices)) {
+      if (!(r >= 0 && r < rows)) throw new Error(`GatherV2: the index value ${r} is not in [0, ${rows - 1}]`);
+    }
     const slice = tf.util.sizeFromShape(x.shape.slice(1));
     const out = backend.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
     const src = heapView(backend, x);
     const ids = heapView(backend, indices);
     const dst = heapView(backend, out);
     for (let i = 0; i < ids.length; i++) {
-      const r = ids[i];
-      if (!(r >= 0 && r < rows)) throw new Error(`GatherV2: the index value ${r} is not in [0, ${rows - 1}]`);
-      dst.set(src.subarray(r * slice, (r + 1) * slice), i * slice);
+      dst.set(src.subarray(ids[i] * slice, (ids[i] + 1) * slice), i * slice);
     }
     return out;
   };

@@ -50,8 +50,7 @@ export function frozenLinear(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2D {
     ((input: tf.Tensor) => ({
       value: tf.matMul(input as tf.Tensor2D, transposeLast(weight)),
       gradFunc: (dy: tf.Tensor) => [tf.matMul(dy as tf.Tensor2D, weight)],
-      // deno-lint-ignore no-explicit-any
-    })) as any,
+    })) as AnyGradFunc,
   ) as (x: tf.Tensor) => tf.Tensor2D;
   return f(x);
 }
@@ -78,8 +77,7 @@ export function trainableLinear(x: tf.Tensor2D, weight: tf.Tensor2D): tf.Tensor2
           tf.matMul(transposeLast(dy as tf.Tensor2D), xs as tf.Tensor2D),
         ],
       };
-      // deno-lint-ignore no-explicit-any
-    }) as any,
+    }) as AnyGradFunc,
   ) as (x: tf.Tensor, w: tf.Tensor) => tf.Tensor2D;
   return f(x, weight);
 }
@@ -101,8 +99,7 @@ export function matMulLean<T extends tf.Tensor>(a: T, b: T): T {
           tf.matMul(transposeLast(saved[0] as tf.Tensor3D), dy as tf.Tensor3D),
         ],
       };
-      // deno-lint-ignore no-explicit-any
-    }) as any,
+    }) as AnyGradFunc,
   ) as (x: tf.Tensor, y: tf.Tensor) => T;
   return f(a, b);
 }
@@ -111,6 +108,20 @@ export function matMulLean<T extends tf.Tensor>(a: T, b: T): T {
 export function matMulTransB<T extends tf.Tensor>(a: T, b: T): T {
   if (!wantsLeanKernels()) return tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, false, true) as unknown as T;
   return matMulLean(a, transposeLast(b));
+}
+
+// deno-lint-ignore no-explicit-any
+type AnyGradFunc = any;
+
+const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}) =>
+  tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+
+/**
+ * Shape and dtype checks before a fused kernel: the C kernels index raw memory, so a mismatch the
+ * tfjs graph would broadcast or reject must fail here, in words, instead.
+ */
+function assertFusable(op: string, ok: boolean, detail: () => string): void {
+  if (!ok) throw new Error(`${op}: ${detail()}`);
 }
 
 /**
@@ -125,6 +136,14 @@ export function softmaxCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): 
   const [rows, depth] = logits.shape;
   const ids = tf.cast(targets, "int32");
   const fused = hasKernel(SOFTMAX_XENT);
+  if (fused) {
+    assertFusable(
+      "softmaxCrossEntropy",
+      logits.dtype === "float32" && targets.shape[0] === rows,
+      () =>
+        `needs float32 logits [rows, vocab] and targets [rows], got [${logits.shape}] and [${targets.shape}]`,
+    );
+  }
   const f = tf.customGrad(
     ((x: tf.Tensor, save: tf.GradSaveFunc) => {
       let loss: tf.Tensor;
@@ -155,17 +174,10 @@ export function softmaxCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): 
           return [tf.mul(tf.sub(p, onehot), tf.expandDims(dy, 1))];
         },
       };
-      // deno-lint-ignore no-explicit-any
-    }) as any,
+    }) as AnyGradFunc,
   ) as (x: tf.Tensor) => tf.Tensor1D;
   return f(logits);
 }
-
-// deno-lint-ignore no-explicit-any
-type AnyGradFunc = any;
-
-const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}) =>
-  tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
 
 /** RMSNorm over the last axis: x / sqrt(mean(x^2) + eps) * gain. */
 export function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Tensor, eps: number): T {
@@ -175,6 +187,11 @@ export function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Tensor, eps: number)
       return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), gain) as T;
     });
   }
+  assertFusable(
+    "rmsNorm",
+    x.dtype === "float32" && gain.size === x.shape[x.rank - 1],
+    () => `needs a float32 input and a gain per feature, got [${x.shape}] and [${gain.shape}]`,
+  );
   const f = tf.customGrad(
     ((xs: tf.Tensor, g: tf.Tensor, save: tf.GradSaveFunc) => {
       const [y, rstd] = run(RMS_NORM, { x: xs, gain: g }, { eps }) as tf.Tensor[];
@@ -192,6 +209,11 @@ export function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Tensor, eps: number)
 /** SwiGLU's gating: silu(gate) * up, silu(g) = g sigmoid(g). */
 export function swiglu<T extends tf.Tensor>(gate: T, up: T): T {
   if (!hasKernel(SWIGLU)) return tf.tidy(() => tf.mul(tf.mul(gate, tf.sigmoid(gate)), up) as T);
+  assertFusable(
+    "swiglu",
+    gate.dtype === "float32" && up.dtype === "float32" && tf.util.arraysEqual(gate.shape, up.shape),
+    () => `needs float32 gate and up of one shape, got [${gate.shape}] and [${up.shape}]`,
+  );
   const f = tf.customGrad(
     ((g: tf.Tensor, u: tf.Tensor, save: tf.GradSaveFunc) => {
       save([g, u]);
@@ -240,6 +262,13 @@ export function rope<T extends tf.Tensor>(
 ): T {
   const interleaved = style === "interleaved";
   if (hasKernel(ROPE) && x.rank === 4) {
+    const shape = x.shape as number[];
+    const [t, hd] = [shape[1], shape[3]];
+    assertFusable(
+      "rope",
+      x.dtype === "float32" && cos.size === t * hd && sin.size === t * hd,
+      () => `needs float32 x [B, T, H, hd] and tables of T * hd values, got [${x.shape}], [${cos.shape}]`,
+    );
     const f = tf.customGrad(
       ((xs: tf.Tensor, save: tf.GradSaveFunc) => {
         save([cos, sin]); // the caller's tables may be freed before the backward pass
@@ -282,6 +311,12 @@ export function causalSoftmax(
       return tf.softmax(s) as tf.Tensor4D;
     });
   }
+  const [t, tk] = scores.shape.slice(2);
+  assertFusable(
+    "causalSoftmax",
+    scores.dtype === "float32" && tk === t + prefix,
+    () => `needs float32 scores [B, H, T, prefix + T] with prefix ${prefix}, got [${scores.shape}]`,
+  );
   const f = tf.customGrad(
     ((x: tf.Tensor, save: tf.GradSaveFunc) => {
       const probs = run(CAUSAL_SOFTMAX, { scores: x }, { scale, prefix }) as tf.Tensor;

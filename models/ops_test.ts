@@ -152,3 +152,29 @@ Deno.test("rope rotates each pair by the position's angle (closed form, cpu)", a
   // pairs (x0,x2) = (1,3) by 90 degrees -> (-3, 1); (x1,x3) = (2,4) -> (2*.6-4*.8, 4*.6+2*.8)
   [-3, -2, 1, 4].forEach((v, i) => assert.ok(Math.abs(half[i] - v) < 1e-6));
 });
+
+Deno.test({
+  name: "fused ops reject shapes their kernels cannot index, in words (native)",
+  ignore: !openBlas() || (!Deno.env.get("CI") && !openNativeKernels()),
+  fn: async () => {
+    await initBackend("native");
+    const x = tf.zeros([2, 8]);
+    assert.throws(() => rmsNorm(x, tf.ones([4]), 1e-5), /^Error: rmsNorm: needs .* got \[2,8\] and \[4\]/);
+    assert.throws(
+      () => swiglu(x, tf.zeros([2, 4])),
+      /^Error: swiglu: needs float32 gate and up of one shape/,
+    );
+    assert.throws(
+      () => softmaxCrossEntropy(x as tf.Tensor2D, tf.tensor1d([1, 2, 3], "int32")),
+      /^Error: softmaxCrossEntropy: needs .* targets \[rows\]/,
+    );
+    assert.throws(
+      () => causalSoftmax(tf.zeros([1, 1, 4, 5]) as tf.Tensor4D, 1, tf.zeros([4, 4]), 0, null),
+      /^Error: causalSoftmax: needs .* prefix 0, got \[1,1,4,5\]/,
+    );
+    assert.throws(
+      () => rope(tf.zeros([1, 3, 2, 4]), tf.zeros([2, 1, 4]), tf.zeros([2, 1, 4]), "half"),
+      /^Error: rope: needs/,
+    );
+  },
+});

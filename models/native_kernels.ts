@@ -5,8 +5,9 @@
  *
  * Why: with matmuls in OpenBLAS, the element-wise graphs around them took half of a LoRA train
  * step (tf.profile): the LM head's softmax cross-entropy over [tokens, vocab] (two Exp passes,
- * Max, Sum, Sub, a one-hot product), AdamW's ~15 ops per variable, RMSNorm, SwiGLU and RoPE, each a
- * chain of single-threaded wasm passes plus tfjs' per-op bookkeeping. Each becomes one C pass.
+ * Max, Sum, Sub, a one-hot product), AdamW's ~15 ops per variable, RMSNorm, SwiGLU, RoPE and the
+ * masked attention softmax, each a chain of single-threaded wasm passes plus tfjs' per-op
+ * bookkeeping. Each becomes one C pass per direction.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";

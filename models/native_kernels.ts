@@ -11,6 +11,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import { hashString } from "./rng.ts";
 import { heapView, type WasmHeapBackend } from "./wasm_kernels.ts";
 
 /** Fused softmax cross-entropy: inputs {logits [rows, cols], targets [rows] int32}, outputs [loss, probs]. */
@@ -37,14 +38,22 @@ export const CAUSAL_SOFTMAX = "PeftCausalSoftmax";
 /** Its gradient: inputs {probs, dy}, attr scale, output dScores. */
 export const CAUSAL_SOFTMAX_GRAD = "PeftCausalSoftmaxGrad";
 
-/** kernels.c's `peft_kernels_version()` this loader expects. */
-const ABI_VERSION = 4;
-
 /** Where `deno task build-native` writes the library. */
 export const KERNELS_LIBRARY = new URL("./native/libpeft_kernels.so", import.meta.url);
+/** The kernels' C source. */
+export const KERNELS_SOURCE = new URL("./native/kernels.c", import.meta.url);
+
+/**
+ * FNV-1a hash of the kernels' source text: compiled into the library by `deno task build-native`
+ * and compared when it is opened, so a library built from another version of kernels.c (stale
+ * after an update, with other kernel signatures) is never called.
+ */
+export function kernelsSourceHash(source = Deno.readTextFileSync(KERNELS_SOURCE)): number {
+  return hashString(source);
+}
 
 const SYMBOLS = {
-  peft_kernels_version: { parameters: [], result: "i32" },
+  peft_kernels_source_hash: { parameters: [], result: "u32" },
   peft_softmax_xent_fwd: {
     parameters: ["buffer", "buffer", "i32", "i32", "buffer", "buffer"],
     result: "void",
@@ -101,24 +110,33 @@ let unavailable = "";
 /** Open the kernel library once; null (see {@link nativeKernelsUnavailableReason}) when absent or stale. */
 export function openNativeKernels(): Kernels | null {
   if (kernels || unavailable) return kernels;
+  const opened = openKernelsAt(KERNELS_LIBRARY);
+  if ("reason" in opened) unavailable = opened.reason;
+  else kernels = opened.kernels;
+  return kernels;
+}
+
+/** Open a kernels library at `path` and check it was built from the current kernels.c. */
+export function openKernelsAt(path: URL | string): { kernels: Kernels } | { reason: string } {
+  const rebuild = "run `deno task build-native`";
   let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
   try {
-    lib = Deno.dlopen(KERNELS_LIBRARY, SYMBOLS);
+    lib = Deno.dlopen(path, SYMBOLS);
   } catch (err) {
-    unavailable = `fused kernels not built (${
-      (err as Error).message.split("\n")[0]
-    }); run \`deno task build-native\``;
-    return null;
+    return { reason: `fused kernels not built (${(err as Error).message.split("\n")[0]}); ${rebuild}` };
   }
-  const version = lib.symbols.peft_kernels_version();
-  if (version !== ABI_VERSION) {
+  let expected: number;
+  try {
+    expected = kernelsSourceHash();
+  } catch (err) {
     lib.close();
-    unavailable =
-      `fused kernels library is version ${version}, expected ${ABI_VERSION}; rebuild with \`deno task build-native\``;
-    return null;
+    return { reason: `fused kernels: cannot read ${KERNELS_SOURCE.pathname} (${(err as Error).message})` };
   }
-  kernels = lib.symbols;
-  return kernels;
+  if (lib.symbols.peft_kernels_source_hash() !== expected) {
+    lib.close();
+    return { reason: `fused kernels library was built from another version of kernels.c; ${rebuild}` };
+  }
+  return { kernels: lib.symbols };
 }
 
 /** Why the fused kernels are not in use (empty when they are). */

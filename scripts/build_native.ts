@@ -6,7 +6,7 @@
  */
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { helpText, type OptionSpec, parseCli, runMain } from "../bench/args.ts";
-import { KERNELS_LIBRARY } from "../models/native_kernels.ts";
+import { KERNELS_LIBRARY, KERNELS_SOURCE, kernelsSourceHash } from "../models/native_kernels.ts";
 
 const SPEC = {
   help: { type: "boolean", default: false, help: "show this help" },
@@ -44,11 +44,12 @@ await runMain(async () => {
   const { values: o } = parseCli(Deno.args, SPEC);
   if (o.help) return console.log(helpText("deno task build-native", SPEC));
   const out = fromFileUrl(KERNELS_LIBRARY);
-  const source = fromFileUrl(new URL("./kernels.c", KERNELS_LIBRARY));
+  const source = fromFileUrl(KERNELS_SOURCE);
+  const hash = `-DPEFT_KERNELS_SOURCE_HASH=${kernelsSourceHash(await Deno.readTextFile(source))}u`;
   const tmp = `${out}.${Deno.pid}.tmp`;
   const object = `${tmp}.o`;
   try {
-    await cc([...COMPILE, "-o", object, source]);
+    await cc([...COMPILE, hash, "-o", object, source]);
     await cc([...LINK, "-o", tmp, object, "-lm"]);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});

@@ -7,8 +7,14 @@
 #include <math.h>
 #include <stdint.h>
 
-/* ABI version: native_kernels.ts refuses a library built from an older kernels.c. */
-int32_t peft_kernels_version(void) { return 4; }
+/*
+ * FNV-1a hash of this file's text, passed in by `deno task build-native`: native_kernels.ts
+ * refuses a library built from any other version of kernels.c (a stale build after an update).
+ */
+#ifndef PEFT_KERNELS_SOURCE_HASH
+#define PEFT_KERNELS_SOURCE_HASH 0u
+#endif
+uint32_t peft_kernels_source_hash(void) { return PEFT_KERNELS_SOURCE_HASH; }
 
 /*
  * Softmax cross-entropy per row of logits [rows, cols]:

@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "../models/variables.ts";
-import { ADAMW, type AdamWAttrs, hasKernel, SUM_SQUARES } from "../models/native_kernels.ts";
+import { ADAMW, type AdamWAttrs, hasKernel, runFused, SUM_SQUARES } from "../models/native_kernels.ts";
 
 /** AdamW hyperparameters. */
 export interface AdamWOptions {
@@ -59,7 +59,7 @@ export class AdamW {
     const fused = hasKernel(ADAMW);
     return tf.tidy(() => {
       const squares = grads.map((g) =>
-        fused ? tf.engine().runKernel(SUM_SQUARES, { x: g }) as tf.Tensor : tf.sum(tf.square(g))
+        fused ? runFused(SUM_SQUARES, { x: g }) as tf.Tensor : tf.sum(tf.square(g))
       );
       const norm = tf.sqrt(tf.addN(squares)) as tf.Scalar;
       let scale: tf.Scalar | number = 1;
@@ -77,8 +77,7 @@ export class AdamW {
             v: this.#v[i],
             scale: scaleTensor,
           };
-          // deno-lint-ignore no-explicit-any
-          const [w, m, v] = tf.engine().runKernel(ADAMW, inputs, attrs as any) as tf.Tensor[];
+          const [w, m, v] = runFused(ADAMW, inputs, attrs) as tf.Tensor[];
           this.#m[i].assign(m);
           this.#v[i].assign(v);
           this.vars[i].assign(w);

@@ -30,8 +30,6 @@ import {
   softmaxCrossEntropy,
   swiglu,
 } from "./ops.ts";
-
-export { rmsNorm } from "./ops.ts";
 import type { Rng } from "./rng.ts";
 
 /** Hooks through which prompt-, prefix- and adapter-style methods change the forward pass. */

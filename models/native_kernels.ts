@@ -287,6 +287,15 @@ export function registerNativeKernels(backendName: string): boolean {
   return true;
 }
 
+/** Run the fused kernel `name` on the active backend (check {@link hasKernel} first). */
+export function runFused(
+  name: string,
+  inputs: tf.NamedTensorMap,
+  attrs: object = {},
+): tf.Tensor | tf.Tensor[] {
+  return tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+}
+
 /** Whether the active backend has a kernel registered under `name`. */
 export function hasKernel(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) !== undefined;

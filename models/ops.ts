@@ -21,6 +21,7 @@ import {
   RMS_NORM,
   RMS_NORM_GRAD,
   ROPE,
+  runFused,
   SOFTMAX_XENT,
   SOFTMAX_XENT_GRAD,
   SWIGLU,
@@ -113,9 +114,6 @@ export function matMulTransB<T extends tf.Tensor>(a: T, b: T): T {
 // deno-lint-ignore no-explicit-any
 type AnyGradFunc = any;
 
-const run = (name: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown> = {}) =>
-  tf.engine().runKernel(name, inputs, attrs as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
-
 /**
  * Shape and dtype checks before a fused kernel: the C kernels index raw memory, so a mismatch the
  * tfjs graph would broadcast or reject must fail here, in words, instead.
@@ -149,7 +147,7 @@ export function softmaxCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): 
       let loss: tf.Tensor;
       let probs: tf.Tensor;
       if (fused) {
-        [loss, probs] = tf.engine().runKernel(SOFTMAX_XENT, { logits: x, targets: ids }) as tf.Tensor[];
+        [loss, probs] = runFused(SOFTMAX_XENT, { logits: x, targets: ids }) as tf.Tensor[];
       } else {
         const max = tf.max(x, 1, true);
         const e = tf.exp(tf.sub(x, max));
@@ -168,7 +166,7 @@ export function softmaxCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): 
         value: loss,
         gradFunc: (dy: tf.Tensor, [p, t]: tf.Tensor[]) => {
           if (fused) {
-            return [tf.engine().runKernel(SOFTMAX_XENT_GRAD, { probs: p, targets: t, dy }) as tf.Tensor];
+            return [runFused(SOFTMAX_XENT_GRAD, { probs: p, targets: t, dy }) as tf.Tensor];
           }
           const onehot = tf.cast(tf.oneHot(t as tf.Tensor1D, depth), "float32");
           return [tf.mul(tf.sub(p, onehot), tf.expandDims(dy, 1))];
@@ -194,12 +192,12 @@ export function rmsNorm<T extends tf.Tensor>(x: T, gain: tf.Tensor, eps: number)
   );
   const f = tf.customGrad(
     ((xs: tf.Tensor, g: tf.Tensor, save: tf.GradSaveFunc) => {
-      const [y, rstd] = run(RMS_NORM, { x: xs, gain: g }, { eps }) as tf.Tensor[];
+      const [y, rstd] = runFused(RMS_NORM, { x: xs, gain: g }, { eps }) as tf.Tensor[];
       save([xs, g, rstd]);
       return {
         value: y,
         gradFunc: (dy: tf.Tensor, [sx, sg, sr]: tf.Tensor[]) =>
-          run(RMS_NORM_GRAD, { x: sx, gain: sg, rstd: sr, dy }) as tf.Tensor[],
+          runFused(RMS_NORM_GRAD, { x: sx, gain: sg, rstd: sr, dy }) as tf.Tensor[],
       };
     }) as AnyGradFunc,
   ) as (x: tf.Tensor, g: tf.Tensor) => T;
@@ -218,9 +216,9 @@ export function swiglu<T extends tf.Tensor>(gate: T, up: T): T {
     ((g: tf.Tensor, u: tf.Tensor, save: tf.GradSaveFunc) => {
       save([g, u]);
       return {
-        value: run(SWIGLU, { gate: g, up: u }) as tf.Tensor,
+        value: runFused(SWIGLU, { gate: g, up: u }) as tf.Tensor,
         gradFunc: (dy: tf.Tensor, [sg, su]: tf.Tensor[]) =>
-          run(SWIGLU_GRAD, { gate: sg, up: su, dy }) as tf.Tensor[],
+          runFused(SWIGLU_GRAD, { gate: sg, up: su, dy }) as tf.Tensor[],
       };
     }) as AnyGradFunc,
   ) as (g: tf.Tensor, u: tf.Tensor) => T;
@@ -273,10 +271,10 @@ export function rope<T extends tf.Tensor>(
       ((xs: tf.Tensor, save: tf.GradSaveFunc) => {
         save([cos, sin]); // the caller's tables may be freed before the backward pass
         return {
-          value: run(ROPE, { x: xs, cos, sin }, { interleaved, sign: 1 }) as tf.Tensor,
+          value: runFused(ROPE, { x: xs, cos, sin }, { interleaved, sign: 1 }) as tf.Tensor,
           // The rotation is orthogonal: its gradient rotates backwards.
           gradFunc: (dy: tf.Tensor, [c, s]: tf.Tensor[]) => [
-            run(ROPE, { x: dy, cos: c, sin: s }, { interleaved, sign: -1 }) as tf.Tensor,
+            runFused(ROPE, { x: dy, cos: c, sin: s }, { interleaved, sign: -1 }) as tf.Tensor,
           ],
         };
       }) as AnyGradFunc,
@@ -319,12 +317,12 @@ export function causalSoftmax(
   );
   const f = tf.customGrad(
     ((x: tf.Tensor, save: tf.GradSaveFunc) => {
-      const probs = run(CAUSAL_SOFTMAX, { scores: x }, { scale, prefix }) as tf.Tensor;
+      const probs = runFused(CAUSAL_SOFTMAX, { scores: x }, { scale, prefix }) as tf.Tensor;
       save([probs]);
       return {
         value: probs,
         gradFunc: (dy: tf.Tensor, [p]: tf.Tensor[]) => [
-          run(CAUSAL_SOFTMAX_GRAD, { probs: p, dy }, { scale }) as tf.Tensor,
+          runFused(CAUSAL_SOFTMAX_GRAD, { probs: p, dy }, { scale }) as tf.Tensor,
         ],
       };
     }) as AnyGradFunc,

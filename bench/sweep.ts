@@ -9,7 +9,7 @@
  *   `OPENBLAS_NUM_THREADS = cores / N`); `--jobs 1` runs in this process.
  * - `--shard i/n` runs plan positions p with p mod n == i - 1 (see `shardRuns`); `deno task merge`
  *   combines the shards' folders. Cluster recipes: `bench/cluster/README.md`.
- * - `--set FLAG=VALUE` overrides a fixed option (not a factor), e.g. `--set model=../shared/fixtures/...bin`.
+ * - `--set FLAG=VALUE` overrides a fixed option (not a factor), e.g. `--set model=tests/fixtures/stories260K/stories260K.bin`.
  *
  * The whole plan is validated (every entry through buildRunConfigs; the model is loaded and each
  * distinct method configuration of this shard applied once) before anything runs: errors exit 2.

@@ -1,5 +1,5 @@
 /**
- * The stories260K fixture (`../shared/fixtures/stories260K/`, beside the repository) and its
+ * The stories260K fixture (`tests/fixtures/stories260K/`, MIT, attribution in its README) and its
  * reference numbers, copied from its README (computed there with an independent float64
  * implementation). Used by tests and examples.
  * @module
@@ -7,7 +7,7 @@
 import { fileURLToPath } from "node:url";
 
 /** Folder of the fixture, with a trailing slash. */
-export const STORIES_DIR = fileURLToPath(new URL("../../shared/fixtures/stories260K/", import.meta.url));
+export const STORIES_DIR = fileURLToPath(new URL("../tests/fixtures/stories260K/", import.meta.url));
 /** The llama2.c checkpoint. */
 export const STORIES_MODEL = `${STORIES_DIR}stories260K.bin`;
 /** Its 512-token llama2.c tokenizer. */

@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { loadTokenizer } from "./load.ts";
 import { Llama2cTokenizer } from "./llama2c.ts";
 import { HfTokenizer } from "./hf.ts";
 import { trainBpeTokenizerJson } from "./bpe_train.ts";
 
-const TOK = fileURLToPath(new URL("../../../shared/fixtures/stories260K/tok512.bin", import.meta.url));
+import { STORIES_TOKENIZER as TOK } from "../fixtures.ts";
 
 Deno.test("loadTokenizer dispatches on .bin, .json and folders", async () => {
   const l2c = await loadTokenizer(TOK);

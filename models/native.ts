@@ -18,13 +18,18 @@ import "@tensorflow/tfjs-backend-wasm";
 import { heapView, type WasmHeapBackend } from "./wasm_kernels.ts";
 import { registerNativeKernels } from "./native_kernels.ts";
 
-/** Library names tried in order (Debian's libopenblas0-pthread first). */
+/**
+ * Library paths tried in order (Debian's libopenblas0-pthread first, then Fedora/Arch and Homebrew).
+ * Absolute, because the tasks grant `--allow-ffi` for exactly these files (least privilege), and Deno
+ * checks a bare soname against the working folder.
+ */
 export const OPENBLAS_CANDIDATES = [
-  "libopenblas.so.0",
   "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
   "/usr/lib/aarch64-linux-gnu/libopenblas.so.0",
-  "libopenblas.so",
-  "libopenblas.dylib",
+  "/usr/lib64/libopenblas.so.0",
+  "/usr/lib/libopenblas.so.0",
+  "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
+  "/usr/local/opt/openblas/lib/libopenblas.dylib",
 ];
 
 const CBLAS_ROW_MAJOR = 101;
@@ -53,6 +58,7 @@ const SYMBOLS = {
   },
   openblas_get_num_threads: { parameters: [], result: "i32", optional: true },
   openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
+  openblas_get_corename: { parameters: [], result: "pointer", optional: true },
 } as const;
 
 type OpenBlas = Deno.DynamicLibrary<typeof SYMBOLS>;
@@ -85,6 +91,17 @@ export function nativeUnavailableReason(): string {
 export function openBlasThreads(): number | null {
   const lib = openBlas()?.lib;
   return lib?.symbols.openblas_get_num_threads ? lib.symbols.openblas_get_num_threads() : null;
+}
+
+/**
+ * The CPU core OpenBLAS chose its kernels for ("Haswell", "SkylakeX", "Zen"; settable with
+ * `OPENBLAS_CORETYPE` on DYNAMIC_ARCH builds), when the library reports it. Runs on other cores
+ * sum in another order, so records name it.
+ */
+export function openBlasCoreName(): string | null {
+  const lib = openBlas()?.lib;
+  const ptr = lib?.symbols.openblas_get_corename ? lib.symbols.openblas_get_corename() : null;
+  return ptr ? new Deno.UnsafePointerView(ptr).getCString().trim() || null : null;
 }
 
 /**

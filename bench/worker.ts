@@ -8,13 +8,17 @@
  * whole process group (Ctrl-C, Slurm, Kubernetes) stops the workers at once.
  *
  * Permissions (see `WORKER_PERMISSIONS`): read (model, datasets), write (records), env, sys (CPU
- * name, memory), ffi (OpenBLAS), run=git (the commit in each record). No network.
+ * name, memory), ffi (OpenBLAS and the fused kernels only), run=git (the commit in each record). No
+ * network.
  * @module
  */
 import { type BackendInfo, type BackendName, initBackend } from "../models/backend.ts";
 import { executeRun } from "./run.ts";
 import { type RunConfig, writeRecord } from "./record.ts";
 import { parseCli, runMain, UsageError } from "./args.ts";
+import { fileURLToPath } from "node:url";
+import { OPENBLAS_CANDIDATES } from "../models/native.ts";
+import { KERNELS_LIBRARY } from "../models/native_kernels.ts";
 
 /** Prefix of reply lines on the worker's stdout. */
 export const REPLY_MARKER = "@@sweep ";
@@ -27,13 +31,16 @@ export interface WorkerReply {
   seconds: number;
 }
 
+/** The only native libraries a run may load: OpenBLAS's candidate paths and the fused kernels. */
+export const NATIVE_LIBRARIES: readonly string[] = [...OPENBLAS_CANDIDATES, fileURLToPath(KERNELS_LIBRARY)];
+
 /** The permission flags a worker runs with (least privilege: no network, only git may be run). */
 export const WORKER_PERMISSIONS = [
   "--allow-read",
   "--allow-write",
   "--allow-env",
   "--allow-sys",
-  "--allow-ffi",
+  `--allow-ffi=${NATIVE_LIBRARIES.join(",")}`,
   "--allow-run=git",
   "--no-prompt",
 ];

@@ -16,7 +16,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { heapView, type WasmHeapBackend } from "./wasm_kernels.ts";
-import { registerNativeKernels } from "./native_kernels.ts";
+import { openNativeKernels, registerNativeKernels } from "./native_kernels.ts";
 
 /**
  * Library paths tried in order (Debian's libopenblas0-pthread first, then Fedora/Arch and Homebrew).
@@ -101,7 +101,12 @@ export function openBlasThreads(): number | null {
 export function openBlasCoreName(): string | null {
   const lib = openBlas()?.lib;
   const ptr = lib?.symbols.openblas_get_corename ? lib.symbols.openblas_get_corename() : null;
-  return ptr ? new Deno.UnsafePointerView(ptr).getCString().trim() || null : null;
+  // Copied by the fused kernels' helper: Deno's pointer views need unrestricted --allow-ffi.
+  const kernels = openNativeKernels();
+  if (!ptr || !kernels) return null;
+  const buffer = new Uint8Array(64);
+  const length = kernels.peft_copy_cstring(ptr, buffer, buffer.length);
+  return new TextDecoder().decode(buffer.subarray(0, length)).trim() || null;
 }
 
 /**

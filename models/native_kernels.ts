@@ -54,6 +54,7 @@ export function kernelsSourceHash(source = Deno.readTextFileSync(KERNELS_SOURCE)
 
 const SYMBOLS = {
   peft_kernels_source_hash: { parameters: [], result: "u32" },
+  peft_copy_cstring: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
   peft_softmax_xent_fwd: {
     parameters: ["buffer", "buffer", "i32", "i32", "buffer", "buffer"],
     result: "void",

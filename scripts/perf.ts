@@ -2,7 +2,7 @@
  * `deno task perf [--workload reference] [--backend B] [--repeats N] [--peer] [--json]`: the
  * performance benchmark (not a test).
  *
- * The reference workload (the one `../shared/peer/torch_llama_lora.py` runs in PyTorch):
+ * The reference workload (the one `scripts/peer/torch_llama_lora.py` runs in PyTorch):
  * Llama-family decoder, dim 128, 4 layers, 4 heads, 2 KV heads, SwiGLU 384, vocabulary 4096,
  * batch 16 x 64 tokens, LoRA rank 8 (alpha 16) on q and v through peft-bench's own LoRA module,
  * AdamW; a train step (forward, backward, update) and a frozen inference forward with logits.
@@ -17,6 +17,7 @@
  * medians over the rounds, and the train step's share of each peak is the median per-round ratio.
  * @module
  */
+import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { helpText, numberFlag, type OptionSpec, parseCli, runMain, UsageError } from "../bench/args.ts";
 import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from "../models/backend.ts";
@@ -132,7 +133,7 @@ async function timeLoop(
 }
 
 async function runPeer(): Promise<Record<string, number> | { error: string }> {
-  const script = new URL("../../shared/peer/torch_llama_lora.py", import.meta.url).pathname;
+  const script = fileURLToPath(new URL("./peer/torch_llama_lora.py", import.meta.url));
   try {
     const out = await new Deno.Command("/usr/bin/python3", {
       args: [script, "--threads", "2"],

@@ -66,3 +66,22 @@ Deno.test({
     assert.match(bad.stderr, /^error: model not found: \/nonexistent/m);
   },
 });
+
+Deno.test("tasks: --allow-ffi names exactly the native libraries a run may load, and no task runs any program", async () => {
+  const { NATIVE_LIBRARIES } = await import("../bench/worker.ts");
+  const tasks: Record<string, string> = JSON.parse(await Deno.readTextFile(`${ROOT}/deno.json`)).tasks;
+  const expected = [...NATIVE_LIBRARIES].sort();
+  for (const [name, line] of Object.entries(tasks)) {
+    if (name === "test") continue; // tests compile and load stale kernel builds from temporary folders
+    const ffi = line.split(" ").filter((flag) => flag.startsWith("--allow-ffi"));
+    for (const flag of ffi) {
+      assert.notEqual(flag, "--allow-ffi", `task ${name} grants ffi for any library`);
+      const granted = flag.slice("--allow-ffi=".length).split(",").map((p) =>
+        p.startsWith("/") ? p : ROOT + p
+      );
+      assert.deepEqual(granted.sort(), expected, `task ${name}`);
+    }
+    assert.ok(!/--allow-run(\s|$)/.test(line), `task ${name} may run any program`);
+    assert.ok(!/--allow-net/.test(line), `task ${name} has network access`);
+  }
+});

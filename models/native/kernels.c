@@ -17,6 +17,24 @@
 uint32_t peft_kernels_source_hash(void) { return PEFT_KERNELS_SOURCE_HASH; }
 
 /*
+ * Copies the C string src (at most cap - 1 bytes) into dst, NUL-terminated; returns the bytes copied.
+ * Lets Deno read a string another library returns (OpenBLAS's core name) without the unrestricted
+ * `--allow-ffi` that Deno's pointer views require.
+ */
+int32_t peft_copy_cstring(const char *src, char *dst, int32_t cap) {
+  int32_t n = 0;
+  if (cap <= 0) return 0;
+  if (src) {
+    while (n < cap - 1 && src[n]) {
+      dst[n] = src[n];
+      n++;
+    }
+  }
+  dst[n] = 0;
+  return n;
+}
+
+/*
  * Softmax cross-entropy per row of logits [rows, cols]:
  * loss[r] = logsumexp(x[r]) - x[r, t[r]] (the picked term is 0 when t[r] is outside [0, cols)),
  * probs[r] = softmax(x[r]) (kept for the backward pass).

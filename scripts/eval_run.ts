@@ -6,10 +6,10 @@
  * Measures, each averaged over the run's queries that appear in the qrels (trec_eval's default
  * set, whose size is num_q): map, recip_rank, P_5, P_10, recall_5, recall_10, ndcg, ndcg_cut_5,
  * ndcg_cut_10, with trec_eval's definitions (see bench/metrics/ranking.ts).
- * Bad flags, missing or malformed files: one line on stderr, exit code 2.
+ * `--help` lists the options. Bad flags, missing or malformed files: one line on stderr, exit code 2.
  * @module
  */
-import { parseArgs } from "node:util";
+import { helpText, InputError, type OptionSpec, parseCli, UsageError } from "../bench/args.ts";
 import { readFileOrExplain } from "../models/io.ts";
 import {
   averagePrecision,
@@ -57,34 +57,25 @@ export function formatTrecEval(measures: Record<string, number>): string {
     .join("");
 }
 
-/** An error the command reports as one line and exit code 2. */
-export class UsageError extends Error {}
+/** The command's options (see `--help`). */
+export const EVAL_RUN_SPEC = {
+  qrels: { type: "string", help: "TREC qrels file: QUERY ITER DOC RELEVANCE per line" },
+  run: { type: "string", help: "TREC run file: QUERY Q0 DOC RANK SCORE TAG per line" },
+  json: { type: "boolean", default: false, help: "print one JSON object instead of trec_eval lines" },
+  help: { type: "boolean", default: false, help: "show this help" },
+} satisfies Record<string, OptionSpec>;
 
-/** Run the command on its arguments; returns what it prints on stdout. Throws {@link UsageError}. */
+const USAGE = "deno task eval-run --qrels FILE --run FILE [--json]";
+
+/**
+ * Run the command on its arguments; returns what it prints on stdout (the help text for
+ * `--help`). Bad flags are {@link UsageError}s, missing or malformed files {@link InputError}s.
+ */
 export async function evalRun(args: string[]): Promise<string> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        qrels: { type: "string" },
-        run: { type: "string" },
-        json: { type: "boolean", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    throw new UsageError(
-      `${(err as Error).message.split("\n")[0]} (usage: eval-run --qrels FILE --run FILE [--json])`,
-    );
-  }
+  const { values } = parseCli(args, EVAL_RUN_SPEC);
+  if (values.help) return helpText(USAGE, EVAL_RUN_SPEC) + "\n";
   if (!values.qrels || !values.run) {
-    throw new UsageError(
-      `missing ${
-        !values.qrels ? "--qrels" : "--run"
-      } FILE (usage: eval-run --qrels FILE --run FILE [--json])`,
-    );
+    throw new UsageError(`missing ${!values.qrels ? "--qrels" : "--run"} FILE (usage: ${USAGE})`);
   }
   try {
     const decode = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -93,10 +84,12 @@ export async function evalRun(args: string[]): Promise<string> {
     const measures = summarize(qrels, run);
     return values.json ? JSON.stringify(measures) + "\n" : formatTrecEval(measures);
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new InputError((err as Error).message);
   }
 }
 
+// Not runMain: the task runs with --allow-read only, and runMain reads PEFT_BENCH_DEBUG. Every
+// error here is a usage or input error, so every one exits 2.
 if (import.meta.main) {
   try {
     await Deno.stdout.write(new TextEncoder().encode(await evalRun(Deno.args)));

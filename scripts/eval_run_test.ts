@@ -75,12 +75,19 @@ Deno.test("formatTrecEval pads like printf %-22s and %6.4f", () => {
   );
 });
 
+Deno.test("eval-run --help lists every option and reads no file", async () => {
+  const help = await evalRun(["--help"]);
+  assert.match(help, /^usage: deno task eval-run --qrels FILE --run FILE/);
+  for (const flag of ["--qrels", "--run", "--json", "--help"]) assert.ok(help.includes(flag), flag);
+  assert.equal(await evalRun(["--help", "--qrels", "/nonexistent"]), help);
+});
+
 Deno.test("eval-run errors: bad flag, missing flag, missing file, malformed line", async () => {
   const f = await writeFixtures();
   try {
     await assert.rejects(
       evalRun(["--qrels", f.qrels, "--run", f.run, "--bogus"]),
-      /Unknown option '--bogus'.*usage/,
+      /Unknown option '--bogus'.*see --help/,
     );
     await assert.rejects(evalRun(["--qrels", f.qrels]), /missing --run FILE/);
     await assert.rejects(
@@ -121,6 +128,12 @@ Deno.test({
       const err = new TextDecoder().decode(bad.stderr);
       assert.match(err, /^eval-run: missing --run FILE/);
       assert.equal(err.trimEnd().split("\n").length, 1);
+      const help = await run("--help");
+      assert.equal(help.code, 0);
+      assert.match(new TextDecoder().decode(help.stdout), /^usage: deno task eval-run/);
+      const missing = await run("--qrels", join(f.dir, "nope"), "--run", f.run);
+      assert.equal(missing.code, 2);
+      assert.match(new TextDecoder().decode(missing.stderr), /^eval-run: qrels file not found/);
     } finally {
       await Deno.remove(f.dir, { recursive: true });
     }

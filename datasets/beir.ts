@@ -17,15 +17,15 @@ async function readJsonlTexts(path: string, withTitle: boolean): Promise<TextExa
   const rows = parseJsonl(await readTextFile(path, "BEIR file"), path);
   const seen = new Map<string, number>();
   return rows.map((row) => {
-    const id = column(row, "_id", "the _id field");
+    const id = column(row, "_id", null);
     if (seen.has(id)) {
       throw new Error(
         `${path}:${row.line}: duplicate _id "${id}" (first on line ${seen.get(id)}); make ids unique`,
       );
     }
     seen.set(id, row.line);
-    const text = column(row, "text", "the text field");
-    const title = withTitle && row.values.title !== undefined ? column(row, "title", "title", true) : "";
+    const text = column(row, "text", null);
+    const title = withTitle && row.values.title !== undefined ? column(row, "title", null, true) : "";
     return { id, text: title ? `${title}. ${text}` : text };
   });
 }

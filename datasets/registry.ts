@@ -18,6 +18,17 @@ import { loadTextLm } from "./text_lm.ts";
 import type { Dataset, TaskKind } from "./types.ts";
 import { loadClassificationFiles } from "./user_classify.ts";
 import { wordnetConcepts, wordnetGlosses, wordnetLex } from "./wordnet_tasks.ts";
+import {
+  classifyFileSchema,
+  conceptSchema,
+  type DatasetOptionSchema,
+  noOptionsSchema,
+  optionKeys,
+  parseWithSchema,
+  skosSchema,
+  textLmSchema,
+  wordnetCapSchema,
+} from "./options.ts";
 
 /** A dataset request: a name (see module note) plus that dataset's options. */
 export interface DatasetSpec {
@@ -30,28 +41,11 @@ export interface DatasetSpec {
 
 interface Entry {
   task: TaskKind;
-  options: string[];
+  /** The dataset's own options (strict: unknown keys are errors); see options.ts. */
+  options: DatasetOptionSchema;
   describe: string;
   load: (arg: string, o: Record<string, unknown>) => Dataset | Promise<Dataset>;
 }
-
-const RETRIEVAL_OPTS = [
-  "withHypernym",
-  "binary",
-  "neighborCredit",
-  "maxTrainQueries",
-  "maxDevQueries",
-  "maxTestQueries",
-];
-const CLASSIFY_FILE_OPTS = [
-  "dev",
-  "test",
-  "textColumn",
-  "labelColumn",
-  "idColumn",
-  "devFraction",
-  "testFraction",
-];
 
 // deno-lint-ignore no-explicit-any
 const fileLoader = (format: "csv" | "tsv" | "jsonl") => (arg: string, o: any) =>
@@ -60,51 +54,61 @@ const fileLoader = (format: "csv" | "tsv" | "jsonl") => (arg: string, o: any) =>
 const ENTRIES: Record<string, Entry> = {
   "wordnet-lex": {
     task: "classify",
-    options: ["maxDev", "maxTest"],
+    options: wordnetCapSchema,
     describe: "WordNet noun gloss -> lexicographer class (26)",
     load: (_, o) => wordnetLex(o),
   },
   "wordnet-concepts": {
     task: "retrieve",
-    options: RETRIEVAL_OPTS,
+    options: conceptSchema,
     describe: "WordNet noun gloss -> concept (lemma names)",
     load: (_, o) => wordnetConcepts(o),
   },
   "wordnet-glosses": {
     task: "lm",
-    options: ["maxTest"],
+    options: wordnetCapSchema.pick({ maxTest: true }),
     describe: "WordNet noun glosses",
     load: (_, o) => wordnetGlosses(o),
   },
-  sotu: { task: "lm", options: [], describe: "State of the Union addresses", load: (_, o) => sotu(o) },
+  sotu: {
+    task: "lm",
+    options: noOptionsSchema,
+    describe: "State of the Union addresses",
+    load: (_, o) => sotu(o),
+  },
   "csv:": {
     task: "classify",
-    options: CLASSIFY_FILE_OPTS,
+    options: classifyFileSchema,
     describe: "CSV text,label file",
     load: fileLoader("csv"),
   },
   "tsv:": {
     task: "classify",
-    options: CLASSIFY_FILE_OPTS,
+    options: classifyFileSchema,
     describe: "TSV text,label file",
     load: fileLoader("tsv"),
   },
   "jsonl:": {
     task: "classify",
-    options: CLASSIFY_FILE_OPTS,
+    options: classifyFileSchema,
     describe: "JSONL text,label file",
     load: fileLoader("jsonl"),
   },
-  "beir:": { task: "retrieve", options: [], describe: "BEIR folder", load: (arg, o) => loadBeir(arg, o) },
+  "beir:": {
+    task: "retrieve",
+    options: noOptionsSchema,
+    describe: "BEIR folder",
+    load: (arg, o) => loadBeir(arg, o),
+  },
   "skos:": {
     task: "retrieve",
-    options: [...RETRIEVAL_OPTS, "lang"],
+    options: skosSchema,
     describe: "SKOS thesaurus (.ttl/.nt/.rdf/.jsonld)",
     load: (arg, o) => loadSkos(arg, o),
   },
   "text:": {
     task: "lm",
-    options: ["testFraction"],
+    options: textLmSchema,
     describe: "text file or folder of .txt",
     load: (arg, o) => loadTextLm(arg, o),
   },
@@ -120,12 +124,16 @@ function lookup(name: string): { key: string; entry: Entry; arg: string } {
   throw new Error(`unknown dataset "${name}"; known: ${knownDatasets().map((d) => d.name).join(", ")}`);
 }
 
-/** Every known dataset name (prefixes shown as `csv:PATH` etc.), its task and a description. */
-export function knownDatasets(): { name: string; task: TaskKind; describe: string }[] {
+/**
+ * Every known dataset name (prefixes shown as `csv:PATH` etc.), its task, a description and the
+ * keys of its own options (`--data-opt KEY=VALUE` on the command line).
+ */
+export function knownDatasets(): { name: string; task: TaskKind; describe: string; options: string[] }[] {
   return Object.entries(ENTRIES).map(([k, e]) => ({
     name: k.endsWith(":") ? `${k}${k === "beir:" ? "DIR" : "PATH"}` : k,
     task: e.task,
     describe: e.describe,
+    options: optionKeys(e.options),
   }));
 }
 
@@ -134,22 +142,55 @@ export function datasetTask(name: string): TaskKind {
   return lookup(name).entry.task;
 }
 
-/** Load a dataset by spec, then apply `trainSize` / `trainPerClass` (see module note). */
-export async function loadDataset(spec: DatasetSpec): Promise<Dataset> {
-  const { name, trainSize, trainPerClass, ...rest } = spec;
-  const { entry, arg } = lookup(name);
-  const allowed = new Set(["splitSeed", ...entry.options]);
-  for (const k of Object.keys(rest)) {
-    if (!allowed.has(k)) {
+/**
+ * Check a dataset's own options (everything but name, splitSeed, trainSize and trainPerClass) with
+ * its strict schema and return them parsed (string forms of numbers and booleans become typed).
+ * Throws one line naming the bad option and listing the valid keys; an unknown name lists the
+ * known datasets.
+ */
+export function parseDatasetOptions(name: string, options: Record<string, unknown>): Record<string, unknown> {
+  return parseWithSchema(name, lookup(name).entry.options, options);
+}
+
+/**
+ * Throw when a loaded dataset cannot train or evaluate its task: a classifier needs two classes
+ * and train and test examples, retrieval needs train and test queries, lm needs train and test texts.
+ */
+export function checkUsable(ds: Dataset): void {
+  const empty = (what: string, n: number) => {
+    if (n === 0) throw new Error(`dataset ${ds.name}: no ${what}; add data`);
+  };
+  if (ds.task === "classify") {
+    empty("training examples", ds.train.length);
+    empty("test examples", ds.test.length);
+    if (ds.labels.length < 2) {
       throw new Error(
-        `dataset "${name}": unknown option "${k}"; allowed: trainSize, ${[...allowed].join(", ")}`,
+        `dataset ${ds.name}: only one class ('${ds.labels[0]}') in train; ` +
+          "a classifier needs two or more: add examples of another label",
       );
     }
+  } else if (ds.task === "retrieve") {
+    empty("training queries", ds.queries.train.length);
+    empty("test queries", ds.queries.test.length);
+  } else {
+    empty("training texts", ds.train.length);
+    empty("test texts", ds.test.length);
   }
+}
+
+/**
+ * Load a dataset by spec (its options checked by {@link parseDatasetOptions}, the result by
+ * {@link checkUsable}), then apply `trainSize` / `trainPerClass` (see module note).
+ */
+export async function loadDataset(spec: DatasetSpec): Promise<Dataset> {
+  const { name, trainSize, trainPerClass, splitSeed, ...rest } = spec;
+  const { entry, arg } = lookup(name);
+  const options = parseDatasetOptions(name, rest);
   if (trainPerClass !== undefined && entry.task !== "classify") {
     throw new Error(`dataset "${name}" (${entry.task}): trainPerClass needs labels; use trainSize`);
   }
-  const ds = await entry.load(arg, rest);
+  const ds = await entry.load(arg, splitSeed === undefined ? options : { ...options, splitSeed });
+  checkUsable(ds);
   if (trainSize === undefined && trainPerClass === undefined) return ds;
   const sub = { trainSize, trainPerClass };
   if (ds.task === "classify" || ds.task === "lm") {

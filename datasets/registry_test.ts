@@ -59,7 +59,7 @@ Deno.test("registry: retrieve and lm subsets; option checks", async () => {
   await assert.rejects(() => loadDataset({ name: "sotu", trainPerClass: 2 }), /trainPerClass needs labels/);
   await assert.rejects(
     () => loadDataset({ name: "wordnet-lex", maxTset: 5 }),
-    /unknown option "maxTset"; allowed: .*maxTest/,
+    /dataset wordnet-lex does not take option 'maxTset'; valid keys: maxDev, maxTest$/,
   );
 });
 

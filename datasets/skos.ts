@@ -20,6 +20,7 @@ import { extname } from "node:path";
 import { buildConceptRetrieval, type Concept, type ConceptRetrievalOptions } from "./concepts.ts";
 import { DEFAULT_SPLIT_SEED, hashSplit } from "./split.ts";
 import { readTextFile } from "./text_io.ts";
+import { dataOptionFlag } from "./options.ts";
 import type { RetrievalDataset } from "./types.ts";
 
 const SKOS = "http://www.w3.org/2004/02/skos/core#";
@@ -143,9 +144,15 @@ export async function loadSkos(path: string, options: SkosOptions = {}): Promise
     });
   }
   if (concepts.length === 0) {
-    const found = [...languages].sort().join(", ") || "none";
+    const found = [...languages].sort();
+    const tagged = found.find((l) => l !== "(untagged)");
+    const fix = tagged === undefined
+      ? "add skos:prefLabel labels to the concepts"
+      : `pick one with ${dataOptionFlag("lang", tagged)}`;
     throw new Error(
-      `${path}: no skos:prefLabel in language "${lang}" (languages found: ${found}); set lang to one of them`,
+      `${path}: no skos:prefLabel in language "${lang}" (languages found: ${
+        found.join(", ") || "none"
+      }); ${fix}`,
     );
   }
   const ds = buildConceptRetrieval(

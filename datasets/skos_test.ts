@@ -61,7 +61,7 @@ Deno.test("skos: language selection", async () => {
 Deno.test("skos errors: no labels in language, syntax error with line", async () => {
   await assert.rejects(
     () => loadSkos(ttl, { lang: "fr" }),
-    /t\.ttl: no skos:prefLabel in language "fr" \(languages found: de, en\); set lang/,
+    /t\.ttl: no skos:prefLabel in language "fr" \(languages found: de, en\); pick one with --data-opt lang=de$/,
   );
   const bad = join(dir, "bad.ttl");
   Deno.writeTextFileSync(

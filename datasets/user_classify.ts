@@ -12,6 +12,7 @@ import { basename, extname } from "node:path";
 import { parseCsv } from "./csv.ts";
 import { DEFAULT_SPLIT_SEED, seededOrder } from "./split.ts";
 import { readTextFile } from "./text_io.ts";
+import { dataOptionFlag } from "./options.ts";
 import type { ClassificationDataset, ClassificationExample, SplitName } from "./types.ts";
 
 /** Options of {@link loadClassificationFiles}. */
@@ -88,14 +89,19 @@ function formatFromPath(path: string): "csv" | "tsv" | "jsonl" {
   throw new Error(`${path}: unknown file type "${ext}"; use .csv, .tsv or .jsonl, or set format`);
 }
 
-/** The string value of a column, or a one-line error naming file, line, column and fix. */
-export function column(row: Row, col: string, option: string, allowEmpty = false): string {
+/**
+ * The string value of a column, or a one-line error naming file, line, column and fix. `option`
+ * is the dataset option that names the column (the hint says how to set it), or null for a fixed
+ * field name (the hint says to add the field).
+ */
+export function column(row: Row, col: string, option: string | null, allowEmpty = false): string {
   const v = row.values[col];
   if (v === undefined || v === null) {
-    const have = Object.keys(row.values).join(", ");
-    throw new Error(
-      `${row.file}:${row.line}: no column "${col}" (found: ${have}); rename it or set ${option}`,
-    );
+    const have = Object.keys(row.values).join(", ") || "none";
+    const fix = option === null
+      ? `add a "${col}" field to every row`
+      : `rename the column to "${col}" or set ${dataOptionFlag(option, "COLUMN")}`;
+    throw new Error(`${row.file}:${row.line}: no column "${col}" (found: ${have}); ${fix}`);
   }
   const s = typeof v === "string"
     ? v.trim()
@@ -160,7 +166,9 @@ export async function loadClassificationFiles(
   }
   if (parts.test.length === 0) {
     throw new Error(
-      `${options.train}: test split is empty; give a test file or more rows (or a larger testFraction)`,
+      `${options.train}: test split is empty; add rows, give a test file (${
+        dataOptionFlag("test", "PATH")
+      }) or raise ${dataOptionFlag("testFraction")}`,
     );
   }
   const labels = [...new Set(parts.train.map((e) => e.label))].sort();

@@ -58,7 +58,7 @@ Deno.test("errors: missing column, empty text, test-only label, duplicate ids, i
   const train = write("a.csv", "text,label\nx,p\ny,q\n");
   await assert.rejects(
     () => loadClassificationFiles("e", { train, test: train, labelColumn: "cls" }),
-    /a\.csv:2: no column "cls" \(found: text, label\); rename it or set labelColumn/,
+    /a\.csv:2: no column "cls" \(found: text, label\); rename the column to "cls" or set --data-opt labelColumn=COLUMN$/,
   );
   const empty = write("b.csv", "text,label\nx,p\n  ,q\n");
   await assert.rejects(() => loadClassificationFiles("e", { train: empty }), /b\.csv:3: empty "text"/);

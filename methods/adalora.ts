@@ -45,7 +45,7 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets } from "./targets.ts";
-import { peftModuleName, peftTargetModules, trainableVariable, wrapLinears } from "./common.ts";
+import { optionFlag, peftModuleName, peftTargetModules, trainableVariable, wrapLinears } from "./common.ts";
 import { LoraLinear } from "./lora.ts";
 import { loraVariantMethod, namedArray } from "./lora_variants.ts";
 
@@ -142,7 +142,12 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
   apply(model, config, ctx) {
     const targets = selectTargets(model, config.targets);
     const r = config.initR;
-    if (config.targetR > r) throw new Error(`--target-r ${config.targetR} exceeds --init-r ${r}`);
+    if (config.targetR > r) {
+      throw new Error(
+        `${optionFlag("targetR", config.targetR)} exceeds ${optionFlag("initR", r)}; ` +
+          "the target rank must be at most the initial rank",
+      );
+    }
     const total = ctx.totalSteps;
     const schedule: BudgetSchedule = {
       initBudget: r * targets.length,
@@ -164,7 +169,9 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
       const max = Math.min(base.inFeatures, base.outFeatures);
       if (r > max) {
         throw new Error(
-          `--init-r ${r} is impossible for ${name} [${base.outFeatures}x${base.inFeatures}]: at most ${max}`,
+          `${
+            optionFlag("initR", r)
+          } is impossible for ${name} [${base.outFeatures}x${base.inFeatures}]: at most ${max}`,
         );
       }
       const q = trainableVariable(ctx.rng.fork(`${name}.lora_A`).normalArray(r * base.inFeatures, 0.02), [

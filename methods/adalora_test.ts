@@ -108,11 +108,11 @@ Deno.test("adalora: state round trip; bad budgets are clear errors", () => {
   assert.throws(
     () =>
       adalora.apply(model, parseMethodConfig(adalora, { initR: 4, targetR: 6 }), plainContext(new Rng(1))),
-    /--target-r 6 exceeds --init-r 4/,
+    /--opt targetR=6 exceeds --opt initR=4/,
   );
   assert.throws(
     () => adalora.apply(model, parseMethodConfig(adalora, { initR: 12 }), plainContext(new Rng(1))),
-    /--init-r 12 is impossible for layers.0.attn.v/,
+    /--opt initR=12 is impossible for layers.0.attn.v/,
   );
   assert.throws(
     () =>

@@ -10,6 +10,17 @@ import type { LlamaModel } from "../models/llama.ts";
 import type { Rng } from "../models/rng.ts";
 import type { AppliedMethod, MethodContext, NamedArray } from "./types.ts";
 
+/** Method options that `bench` sets with a flag of their own (`--rank 8`); the others go through `--opt`. */
+export const NAMED_OPTIONS: readonly string[] = ["rank", "alpha", "targets"];
+
+/**
+ * How a user sets method option `key` to `value` on the bench command line, for error hints:
+ * `--rank 8` for the named options, `--opt initR=12` for the rest.
+ */
+export function optionFlag(key: string, value: unknown): string {
+  return NAMED_OPTIONS.includes(key) ? `--${key} ${value}` : `--opt ${key}=${value}`;
+}
+
 /** A trainable float32 variable from data (unnamed: tfjs registers names globally). */
 export function trainableVariable(data: Float32Array, shape: number[]): tf.Variable {
   return variableOf(() => tf.tensor(data, shape, "float32"), true);

@@ -25,7 +25,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { MethodDefinition } from "./types.ts";
-import { kaimingUniform, ownedVariablesMethod, trainableVariable } from "./common.ts";
+import { kaimingUniform, optionFlag, ownedVariablesMethod, trainableVariable } from "./common.ts";
 import type { Rng } from "../models/rng.ts";
 import {
   adapterSlots,
@@ -78,7 +78,9 @@ export const compacter: MethodDefinition<CompacterConfig> = {
     const d = model.config.dim;
     const { bottleneck: b, phm: n, rank: r } = config;
     if (d % n !== 0 || b % n !== 0) {
-      throw new Error(`--phm ${n} must divide the model dim ${d} and --bottleneck ${b}`);
+      throw new Error(
+        `${optionFlag("phm", n)} must divide the model dim ${d} and ${optionFlag("bottleneck", b)}`,
+      );
     }
     const vars = new Map<string, tf.Variable>();
     const shared = trainableVariable(kaimingUniform(ctx.rng.fork("compacter.A"), [n * n, n]), [n, n, n]);

@@ -51,9 +51,9 @@ Deno.test("compacter: trainable parameters = n^3 + L * 2 (2 r (d + b) + b + d); 
 Deno.test("compacter: phm must divide the dim and the bottleneck", () => {
   assert.throws(
     () => applyTiny(compacter, { phm: 3 }),
-    /--phm 3 must divide the model dim 16 and --bottleneck 16/,
+    /--opt phm=3 must divide the model dim 16 and --opt bottleneck=16/,
   );
-  assert.throws(() => applyTiny(compacter, { phm: 4, bottleneck: 6 }), /--bottleneck 6/);
+  assert.throws(() => applyTiny(compacter, { phm: 4, bottleneck: 6 }), /--opt bottleneck=6/);
 });
 
 Deno.test("compacter: trains with a frozen base (shared factors get gradients) and disposes cleanly", () => {

@@ -23,7 +23,7 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
 import { selectTargets } from "./targets.ts";
-import { constantVariable, wrapLinears } from "./common.ts";
+import { constantVariable, optionFlag, wrapLinears } from "./common.ts";
 import { AdaptedLinear, mergeWithBias, wrappedMethod } from "./wrapped.ts";
 
 /** IA3 options. */
@@ -74,7 +74,9 @@ export const ia3: MethodDefinition<Ia3Config> = {
     for (const name of ff) {
       if (!targets.includes(name)) {
         throw new Error(
-          `--feedforward ${config.feedforward}: ${name} is not among --targets ${config.targets}`,
+          `${optionFlag("feedforward", config.feedforward)}: ${name} is not among ${
+            optionFlag("targets", config.targets)
+          }`,
         );
       }
     }

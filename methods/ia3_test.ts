@@ -52,7 +52,10 @@ Deno.test("ia3: output scaling folds into rows, input scaling into columns", () 
 });
 
 Deno.test("ia3: feedforward must be among the targets; '' scales outputs only", () => {
-  assert.throws(() => applyTiny(ia3, { targets: "k,v" }), /layers.0.mlp.down is not among --targets k,v/);
+  assert.throws(
+    () => applyTiny(ia3, { targets: "k,v" }),
+    /--opt feedforward=down: layers.0.mlp.down is not among --targets k,v/,
+  );
   const { applied } = applyTiny(ia3, { targets: "q,down", feedforward: "" });
   const c = TINY_CONFIG;
   assert.equal(trainableCount(applied), c.nLayers * (c.dim + c.dim));

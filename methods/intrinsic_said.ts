@@ -22,7 +22,7 @@
  * Initialisation: z = 0 (so the model is exactly the frozen one) and lambda_i = 1 (with both zero
  * every gradient would vanish). Defaults: targets `q+v`, intrinsicDim 100 -- sized for the tiny
  * test models; the paper measures d90 in the hundreds to thousands for real models (pass e.g.
- * --intrinsic-dim 1000), at the cost of O(D' log D') work per target per step.
+ * --opt intrinsicDim=1000), at the cost of O(D' log D') work per target per step.
  *
  * State: z, lambda and the seed of the Fastfood matrices (`said.fastfood_seed`, rebuilt on load).
  * Trainable parameters: exactly d (= intrinsicDim). Mergeable: W_i0 + lambda_i F_i z is
@@ -35,7 +35,7 @@ import type { LinearModule } from "../models/linear.ts";
 import { Rng } from "../models/rng.ts";
 import { AdaptedLinear } from "./wrapped.ts";
 import type { MethodDefinition } from "./types.ts";
-import { loadStateInto, stateOf, trainableVariable, wrapLinears } from "./common.ts";
+import { loadStateInto, optionFlag, stateOf, trainableVariable, wrapLinears } from "./common.ts";
 import { mergeDeltas } from "./lora.ts";
 import { selectTargets } from "./targets.ts";
 
@@ -176,7 +176,9 @@ export const intrinsicSaid: MethodDefinition<SaidConfig> = {
     const dz = config.intrinsicDim - m;
     if (dz < 1) {
       throw new Error(
-        `--intrinsic-dim ${config.intrinsicDim} must exceed the number of adapted layers (${m}): SAID spends one scale per layer`,
+        `${
+          optionFlag("intrinsicDim", config.intrinsicDim)
+        } must exceed the number of adapted layers (${m}): SAID spends one scale per layer`,
       );
     }
     const z = trainableVariable(new Float32Array(dz), [dz]);

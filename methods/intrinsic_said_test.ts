@@ -75,7 +75,7 @@ Deno.test("said: identity at init; exactly d trainable values; too small d is an
   applied.dispose();
   assert.throws(
     () => applyTiny(intrinsicSaid, { intrinsicDim: 4 }),
-    /--intrinsic-dim 4 must exceed .* \(4\)/,
+    /--opt intrinsicDim=4 must exceed .* \(4\)/,
   );
 });
 

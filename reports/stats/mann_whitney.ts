@@ -16,7 +16,8 @@ export interface MannWhitneyResult {
 }
 
 /**
- * Exact upper tail `P(U >= u)` of the Mann-Whitney U null distribution for sizes `m`, `n`.
+ * Exact upper tail `P(U >= u)` of the tie-free Mann-Whitney U null distribution for sizes
+ * `m`, `n`; a non-integer `u` gives `P(U >= ceil(u))` (U takes integer values only).
  * The counts of arrangements by U are the coefficients of the Gaussian binomial
  * `[m+n choose m]_q = prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i)`; BigInt keeps them exact.
  */
@@ -48,13 +49,19 @@ export function mannWhitneyExactSf(u: number, m: number, n: number): number {
 
 /**
  * Two-sided Mann-Whitney U test, matching scipy.stats.mannwhitneyu(x, y, method="auto",
- * use_continuity=True). Pooled ranks (ties averaged) give `U1 = R1 - n1(n1+1)/2`,
- * `U2 = n1 n2 - U1`, `U = max(U1, U2)`.
- * - exact (no ties and min(n1, n2) <= 8): `p = 2 P(U' >= U)` under the exact null.
+ * use_continuity=True) (checked against scipy 1.17.1). Pooled ranks (ties averaged) give
+ * `U1 = R1 - n1(n1+1)/2`, `U2 = n1 n2 - U1`, `U = max(U1, U2)`.
+ * - exact (no ties and min(n1, n2) <= 8): `p = 2 P(U' >= U)` under the exact (tie-free) null.
  * - asymptotic otherwise: `z = (U - n1 n2 / 2 - 0.5) / s`,
  *   `s = sqrt(n1 n2 / 12 * ((N + 1) - sum(t^3 - t) / (N (N - 1))))` (tie and continuity
  *   corrected), `p = 2 (1 - Phi(z))`.
- * `options.method` forces one of the two (exact ignores ties, as scipy's does). p is clipped to 1.
+ *
+ * `options.method` forces one of the two. Forced exact on tied data follows scipy's exact
+ * path, which is not a test with ties: it casts U to an integer (`np.asarray(U, np.int64)`,
+ * i.e. `floor(U)` since U >= 0) and evaluates the tie-free null there, so a half-integer U
+ * gives `p = 2 P(U' >= floor(U))` (x = [1,0,5,1,6], y = [5,8,11,11,7,4]: U1 = 3.5, U = 26.5,
+ * p = 2 P(U' >= 26) = 0.0519, where rounding up would give 2 P(U' >= 27) = 0.0303). p is
+ * clipped to 1.
  */
 export function mannWhitneyU(
   x: readonly number[],
@@ -77,7 +84,8 @@ export function mannWhitneyU(
   }
   const exact = method === "exact" || (method === "auto" && !ties && (n1 <= 8 || n2 <= 8));
   if (exact) {
-    return { u: u1, p: Math.min(1, 2 * mannWhitneyExactSf(u, n1, n2)), method: "exact" };
+    // scipy truncates U to an integer before the exact survival function (see above).
+    return { u: u1, p: Math.min(1, 2 * mannWhitneyExactSf(Math.floor(u), n1, n2)), method: "exact" };
   }
   const n = n1 + n2;
   const s = Math.sqrt(((n1 * n2) / 12) * (n + 1 - tieTerm(tieSizes) / (n * (n - 1))));

@@ -51,6 +51,30 @@ Deno.test("mannWhitneyU: exact with one small sample, normal approx with ties or
   assertClose(l.p, 0.7133031738784577, 1e-9);
 });
 
+Deno.test("mannWhitneyU method exact on tied data follows scipy's exact path: floor(U) (scipy 1.17.1)", () => {
+  // Reference values: python3 -c "import scipy.stats as s; print(s.mannwhitneyu(x, y, method='exact'))",
+  // scipy 1.17.1 (computed once; scipy casts U to int64 before the exact sf).
+  const cases: [number[], number[], number, number][] = [
+    // Issue #18's case: rounding U up gave 0.030303..., scipy 0.05194805194805195.
+    [[1, 0, 5, 1, 6], [5, 8, 11, 11, 7, 4], 3.5, 0.05194805194805195],
+    [[1, 2, 2, 3], [2, 3, 4, 5, 5], 2.5, 0.1111111111111111],
+    [[3, 3, 3], [3, 4, 5], 1.5, 0.4],
+    [[1, 2, 2, 3, 4, 5, 5, 6], [3, 4, 4, 6, 7, 8, 8, 9, 10], 12, 0.02064993829699712],
+    [[1, 1, 2], [1, 2, 2], 3, 0.7],
+    // All values equal: U = n1 n2 / 2 = 4.5, p clipped to 1 (the asymptotic path refuses this).
+    [[1, 1, 1], [1, 1, 1], 4.5, 1],
+    // No ties (U is an integer, floor changes nothing).
+    [[1, 2, 3, 4], [1.5, 2.5, 3.5, 4.5, 5.5], 6, 0.4126984126984127],
+    [[10, 20, 30], [5, 15, 25, 35], 6, 1],
+  ];
+  for (const [x, y, u, p] of cases) {
+    const r = mannWhitneyU(x, y, { method: "exact" });
+    assert.equal(r.method, "exact");
+    assert.equal(r.u, u, `U for ${x} vs ${y}`);
+    assertClose(r.p, p, 1e-12, `p for ${x} vs ${y}`);
+  }
+});
+
 Deno.test("mannWhitneyExactSf by hand for m = n = 2", () => {
   // The 6 arrangements of 2 x's among 4 give U = 0, 1, 2, 2, 3, 4.
   assertClose(mannWhitneyExactSf(4, 2, 2), 1 / 6, 1e-15);

@@ -24,6 +24,13 @@ export interface LinearModule {
   denseWeight(): tf.Tensor2D;
   /** The bias [out], if any. */
   readonly bias: tf.Variable | null;
+  /** The layer this one wraps (adapters keep the original as their base). */
+  readonly base?: LinearModule;
+  /**
+   * Frees tensors the module owns that the model's `params` do not hold (a quantized base's
+   * codes); the model calls it, down the `base` chain, when it is disposed.
+   */
+  dispose?(): void;
 }
 
 /** A plain dense linear layer backed by variables. */

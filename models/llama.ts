@@ -400,6 +400,9 @@ export class LlamaModel {
 
   /** Free all tensors owned by the model. */
   dispose(): void {
+    for (const layer of this.linears.values()) {
+      for (let l: LinearModule | undefined = layer; l; l = l.base) l.dispose?.();
+    }
     for (const v of this.params.values()) v.dispose();
     for (const e of this.#ropeCache.values()) tf.dispose([e.cos, e.sin]);
     for (const m of this.#maskCache.values()) m.dispose();

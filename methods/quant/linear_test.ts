@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../../models/backend.ts";
 import { Rng } from "../../models/rng.ts";
 import { QuantizedLinear } from "./linear.ts";
-import { validateQuantConfig } from "./config.ts";
+import { BLOCK_SCHEMES, QUANT_SCHEMES, validateQuantConfig } from "./config.ts";
 import { dequantizeArray, quantizeCodes } from "./reference.ts";
 
 for (const backend of ["cpu", "wasm"] as const) {
@@ -34,3 +34,28 @@ for (const backend of ["cpu", "wasm"] as const) {
     layer.dispose();
   });
 }
+
+Deno.test("a model whose base is quantized frees every quantized layer on dispose (every scheme, with a LoRA on top)", async () => {
+  await initBackend("cpu");
+  const { tinyModel } = await import("../testing.ts");
+  const { lora } = await import("../lora.ts");
+  const { parseMethodConfig } = await import("../registry.ts");
+  const { plainContext } = await import("../common.ts");
+  for (const scheme of QUANT_SCHEMES.filter((s) => s !== "none")) {
+    for (const doubleQuant of BLOCK_SCHEMES.includes(scheme) ? [false, true] : [false]) {
+      const before = tf.memory().numTensors;
+      const model = tinyModel();
+      const config = validateQuantConfig({ scheme, doubleQuant });
+      for (const [name, layer] of [...model.linears]) {
+        if (!name.startsWith("layers.")) continue;
+        model.linears.set(name, QuantizedLinear.fromDense(name, layer.denseWeight(), config, layer.bias));
+        model.params.get(`${name}.weight`)?.dispose();
+        model.params.delete(`${name}.weight`);
+      }
+      const applied = lora.apply(model, parseMethodConfig(lora, { rank: 2 }), plainContext(new Rng(1)));
+      applied.dispose();
+      model.dispose();
+      assert.equal(tf.memory().numTensors, before, `${scheme}${doubleQuant ? "+dq" : ""} leaks tensors`);
+    }
+  }
+});

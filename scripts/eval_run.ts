@@ -1,10 +1,11 @@
 /**
- * `deno task eval-run --qrels FILE --run FILE [--json]`: score a TREC run against TREC qrels and
+ * `deno task eval-run --qrels FILE --run FILE [--complete] [--json]`: score a TREC run against TREC qrels and
  * print trec_eval-style summary lines, `printf("%-22s\t%s\t%6.4f\n", measure, "all", value)` as
  * trec_eval's meas_print_final.c (num_q as an integer), or with `--json` one JSON object.
  *
- * Measures, each averaged over the run's queries that appear in the qrels (trec_eval's default
- * set, whose size is num_q): map, recip_rank, P_5, P_10, recall_5, recall_10, ndcg, ndcg_cut_5,
+ * Measures, each averaged over the run's queries (trec_eval's default set, whose size is num_q;
+ * a run query the qrels lack is an error, as in trec_eval 10), or with `--complete` (trec_eval
+ * `-c`) over every qrels query, one missing from the run scoring 0: map, recip_rank, P_5, P_10, recall_5, recall_10, ndcg, ndcg_cut_5,
  * ndcg_cut_10, with trec_eval's definitions (see bench/metrics/ranking.ts).
  * `--help` lists the options. Bad flags, missing or malformed files: one line on stderr, exit code 2.
  * @module
@@ -39,12 +40,14 @@ export const MEASURES: ReadonlyArray<[string, QueryMetric]> = [
 ];
 
 /**
- * Summary measures of a run: num_q = |run queries ∩ qrels queries| and, for each of
- * {@link MEASURES}, mean = (1/num_q) * sum over those queries of the per-query value.
+ * Summary measures of a run: num_q = |run queries ∩ qrels queries| (|qrels queries| when
+ * `complete`, trec_eval `-c`) and, for each of {@link MEASURES}, mean = (1/num_q) * sum over those
+ * queries of the per-query value.
  */
-export function summarize(qrels: Qrels, run: Run): Record<string, number> {
-  const out: Record<string, number> = { num_q: queriesToAverage(qrels, run).length };
-  for (const [name, metric] of MEASURES) out[name] = evaluate(qrels, run, metric).mean;
+export function summarize(qrels: Qrels, run: Run, complete = false): Record<string, number> {
+  const over = complete ? "complete" : "trec_eval";
+  const out: Record<string, number> = { num_q: queriesToAverage(qrels, run, over).length };
+  for (const [name, metric] of MEASURES) out[name] = evaluate(qrels, run, metric, over).mean;
   return out;
 }
 
@@ -61,11 +64,16 @@ export function formatTrecEval(measures: Record<string, number>): string {
 export const EVAL_RUN_SPEC = {
   qrels: { type: "string", help: "TREC qrels file: QUERY ITER DOC RELEVANCE per line" },
   run: { type: "string", help: "TREC run file: QUERY Q0 DOC RANK SCORE TAG per line" },
+  complete: {
+    type: "boolean",
+    default: false,
+    help: "average over every qrels query, 0 for one missing from the run (trec_eval -c)",
+  },
   json: { type: "boolean", default: false, help: "print one JSON object instead of trec_eval lines" },
   help: { type: "boolean", default: false, help: "show this help" },
 } satisfies Record<string, OptionSpec>;
 
-const USAGE = "deno task eval-run --qrels FILE --run FILE [--json]";
+const USAGE = "deno task eval-run --qrels FILE --run FILE [--complete] [--json]";
 
 /**
  * Run the command on its arguments; returns what it prints on stdout (the help text for
@@ -81,7 +89,7 @@ export async function evalRun(args: string[]): Promise<string> {
     const decode = (b: Uint8Array) => new TextDecoder().decode(b);
     const qrels = parseQrels(decode(await readFileOrExplain(values.qrels, "qrels file")), values.qrels);
     const run = parseRun(decode(await readFileOrExplain(values.run, "run file")), values.run);
-    const measures = summarize(qrels, run);
+    const measures = summarize(qrels, run, values.complete);
     return values.json ? JSON.stringify(measures) + "\n" : formatTrecEval(measures);
   } catch (err) {
     throw new InputError((err as Error).message);

@@ -3,9 +3,11 @@ import { join } from "node:path";
 import { evalRun, formatTrecEval } from "./eval_run.ts";
 
 // The ranx README example in TREC format, plus: q_5 judged but with nothing relevant (trec_eval
-// keeps it, scoring 0), q_3 only in the run and q_4 only in the qrels (both ignored). Rank columns
-// are deliberately scrambled: trec_eval ranks by score and ignores them.
-const QRELS = `q_1 0 d_12 5
+// keeps it, scoring 0) and q_4 only in the qrels (ignored, or 0 with --complete). Rank columns
+// are deliberately scrambled: trec_eval ranks by score and ignores them. A comment line in the
+// qrels and extra trailing columns in the run are ignored, as trec_eval does.
+const QRELS = `# ranx README example
+q_1 0 d_12 5
 q_1 0 d_25 3
 q_2 0 d_11 6
 q_2 0 d_22 1
@@ -23,8 +25,7 @@ q_2 Q0 d_11 1 0.8 t
 q_2 Q0 d_25 1 0.7 t
 q_2 Q0 d_36 1 0.6 t
 q_2 Q0 d_22 1 0.5 t
-q_2 Q0 d_35 1 0.4 t
-q_3 Q0 d_1 1 1.0 t
+q_2 Q0 d_35 1 0.4 t extra columns
 q_5 Q0 d_1 1 1.0 t
 `;
 
@@ -68,6 +69,53 @@ Deno.test("eval-run prints trec_eval lines with hand-computed values", async () 
   }
 });
 
+Deno.test("eval-run --complete averages over every qrels query, 0 for q_4 missing from the run (trec_eval -c)", async () => {
+  const f = await writeFixtures();
+  try {
+    const json = JSON.parse(await evalRun(["--qrels", f.qrels, "--run", f.run, "--complete", "--json"]));
+    // The same per-query values as EXPECTED, summed over q_1, q_2 (q_4, q_5 score 0), over num_q = 4.
+    assert.equal(json.num_q, 4);
+    assert.ok(Math.abs(json.map - ((1 + 2 / 3) / 2 + 0.45) / 4) < 1e-12);
+    assert.equal(json.recip_rank, 0.375);
+    assert.equal(json.P_5, 0.2);
+    assert.equal(json.recall_10, 0.5);
+    assert.ok(Math.abs(json.ndcg - (0.943014 + 0.629238) / 4) < 1e-6);
+    assert.match(await evalRun(["--help"]), /--complete .*trec_eval -c/);
+  } finally {
+    await Deno.remove(f.dir, { recursive: true });
+  }
+});
+
+Deno.test("eval-run: a run query the qrels lack is an error naming it (trec_eval 10)", async () => {
+  const f = await writeFixtures();
+  try {
+    await Deno.writeTextFile(f.run, RUN + "q_3 Q0 d_1 1 1.0 t\n");
+    for (const extra of [[], ["--complete"]]) {
+      await assert.rejects(
+        evalRun(["--qrels", f.qrels, "--run", f.run, ...extra]),
+        /run query "q_3" not in the qrels/,
+      );
+    }
+  } finally {
+    await Deno.remove(f.dir, { recursive: true });
+  }
+});
+
+Deno.test("eval-run: relevance levels are integers as trec_eval reads them (atol: 0.5 -> 0, 2.7 -> 2)", async () => {
+  const f = await writeFixtures();
+  try {
+    await Deno.writeTextFile(f.qrels, "q 0 a 0.5\nq 0 b 2.7\n");
+    await Deno.writeTextFile(f.run, "q Q0 a 1 2 t\nq Q0 b 2 1 t\n");
+    const json = JSON.parse(await evalRun(["--qrels", f.qrels, "--run", f.run, "--json"]));
+    // Only b is relevant (gain 2) at rank 2: AP = 1/2, NDCG = (2 / log2 3) / 2. Keeping 0.5 and 2.7
+    // as floats gave AP = 1 and NDCG = (0.5 + 2.7 / log2 3) / (2.7 + 0.5 / log2 3).
+    assert.equal(json.map, 0.5);
+    assert.ok(Math.abs(json.ndcg - 1 / Math.log2(3)) < 1e-12);
+  } finally {
+    await Deno.remove(f.dir, { recursive: true });
+  }
+});
+
 Deno.test("formatTrecEval pads like printf %-22s and %6.4f", () => {
   assert.equal(
     formatTrecEval({ num_q: 12, P_5: 0.25 }),
@@ -78,7 +126,9 @@ Deno.test("formatTrecEval pads like printf %-22s and %6.4f", () => {
 Deno.test("eval-run --help lists every option and reads no file", async () => {
   const help = await evalRun(["--help"]);
   assert.match(help, /^usage: deno task eval-run --qrels FILE --run FILE/);
-  for (const flag of ["--qrels", "--run", "--json", "--help"]) assert.ok(help.includes(flag), flag);
+  for (const flag of ["--qrels", "--run", "--complete", "--json", "--help"]) {
+    assert.ok(help.includes(flag), flag);
+  }
   assert.equal(await evalRun(["--help", "--qrels", "/nonexistent"]), help);
 });
 

@@ -165,18 +165,48 @@ export function ndcg(ranked: readonly string[], judgments: Judgments, opts: Ndcg
 /**
  * Which queries a mean is taken over:
  * - "trec_eval" (default): queries of the run that also appear in the qrels, whatever their
- *   judgments (trec_eval.c skips run queries with no qrels; a query whose judgments are all
- *   <= 0 stays in and scores 0 on every measure here). This is trec_eval's `num_q`.
- * - "with_relevant": only those of the above with at least one relevant (> 0) document.
+ *   judgments (a query whose judgments are all <= 0 stays in and scores 0 on every measure here).
+ *   This is trec_eval's `num_q`.
+ * - "complete": every query of the qrels, as `trec_eval -c`; a qrels query missing from the run
+ *   scores 0 on every measure (trec_eval's help: "Missing queries will contribute a value of 0 to
+ *   all evaluation measures").
+ * - "with_relevant": only run queries with at least one relevant (> 0) document in the qrels.
+ *
+ * In every mode {@link evaluate} stops when the run has a query the qrels lack, as trec_eval 10
+ * does (trec_eval 9 skipped such queries silently).
  */
-export type AverageOver = "trec_eval" | "with_relevant";
+export type AverageOver = "trec_eval" | "complete" | "with_relevant";
 
-/** The qids averaged over, in run order, for {@link AverageOver}. */
+/** The qids averaged over, in run order (qrels order for "complete"), for {@link AverageOver}. */
 export function queriesToAverage(qrels: Qrels, run: Run, over: AverageOver = "trec_eval"): string[] {
+  if (over === "complete") return [...qrels.keys()];
   return [...run.keys()].filter((q) => {
     const j = qrels.get(q);
     return j !== undefined && (over === "trec_eval" || numRelevant(j) > 0);
   });
+}
+
+/**
+ * Throw, naming them, when the run has queries the qrels lack: trec_eval 10 stops on such a run
+ * rather than skipping the query.
+ */
+export function checkRunQueriesJudged(qrels: Qrels, run: Run): void {
+  const missing = [...run.keys()].filter((q) => !qrels.has(q));
+  if (missing.length === 0) return;
+  const shown = missing.slice(0, 5).map((q) => `"${q}"`).join(", ");
+  const more = missing.length > 5 ? ` and ${missing.length - 5} more` : "";
+  throw new Error(
+    `run ${missing.length === 1 ? "query" : "queries"} ${shown}${more} not in the qrels ` +
+      `(trec_eval 10 stops here too); add their judgments to the qrels or remove them from the run`,
+  );
+}
+
+function noQueryMessage(over: AverageOver): string {
+  if (over === "complete") return "the qrels have no query to average over; check the qrels file";
+  if (over === "with_relevant") {
+    return "no run query has a relevant document in the qrels; check that the qrels and run use the same query ids";
+  }
+  return "the run has no query to evaluate; check the run file";
 }
 
 /** Result of {@link evaluate}: per-query values and their arithmetic mean. */
@@ -187,8 +217,10 @@ export interface Evaluation {
 
 /**
  * Evaluate a run: value_q = metric(rank(run_q), qrels_q) for each q in
- * {@link queriesToAverage}(qrels, run, over), and mean = sum_q value_q / |q|. Throws when no query
- * qualifies, as trec_eval does ("No queries with both results and relevance info").
+ * {@link queriesToAverage}(qrels, run, over) (0 for a qrels query absent from the run, "complete"
+ * only), and mean = sum_q value_q / |q|. Throws when the run has a query the qrels lack
+ * ({@link checkRunQueriesJudged}) and when no query qualifies, as trec_eval does ("No queries
+ * with both results and relevance info").
  */
 export function evaluate(
   qrels: Qrels,
@@ -196,17 +228,16 @@ export function evaluate(
   metric: QueryMetric,
   over: AverageOver = "trec_eval",
 ): Evaluation {
+  checkRunQueriesJudged(qrels, run);
   const qids = queriesToAverage(qrels, run, over);
   if (qids.length === 0) {
-    throw new Error(
-      `no run query ${over === "trec_eval" ? "appears in" : "has a relevant document in"} the qrels; ` +
-        `check that the qrels and run use the same query ids`,
-    );
+    throw new Error(noQueryMessage(over));
   }
   const perQuery = new Map<string, number>();
   let sum = 0;
   for (const q of qids) {
-    const v = metric(rankDocuments(run.get(q)!), qrels.get(q)!);
+    const scores = run.get(q);
+    const v = scores === undefined ? 0 : metric(rankDocuments(scores), qrels.get(q)!);
     perQuery.set(q, v);
     sum += v;
   }

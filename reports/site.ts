@@ -242,37 +242,68 @@ function kv(obj: Record<string, unknown> | undefined, prefix = ""): { key: strin
   return out;
 }
 
-/** Tables from `details`: object-of-objects as a table, number matrices as a grid, the rest as JSON. */
-function detailTables(details: Record<string, unknown> | undefined) {
-  const out: { name: string; columns: string[]; rows: { head: string; cells: string[] }[]; json?: string }[] =
-    [];
+/** One table of a run page: a header column, cells, and an optional heat shade per cell (0..1). */
+interface DetailTable {
+  name: string;
+  columns: string[];
+  rows: { head: string; cells: { text: string; shade?: string }[] }[];
+  json?: string;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === "object" && !Array.isArray(v);
+const isNumberGrid = (v: unknown): v is number[][] =>
+  Array.isArray(v) && v.every((r) => Array.isArray(r) && r.every((x) => typeof x === "number"));
+const cellText = (x: unknown) =>
+  typeof x === "number" ? fmt(x, Number.isInteger(x) ? 0 : 3) : String(x ?? "–");
+
+/** Rows of objects keyed by their first column (`label` for per-class scores). */
+function objectTable(name: string, entries: [string, Record<string, unknown>][]): DetailTable {
+  const columns = [...new Set(entries.flatMap(([, r]) => Object.keys(r)))];
+  return {
+    name,
+    columns,
+    rows: entries.map(([head, r]) => ({ head, cells: columns.map((c) => ({ text: cellText(r[c]) })) })),
+  };
+}
+
+/** A confusion matrix (rows true, columns predicted) shaded by each cell's share of its row. */
+function gridTable(name: string, matrix: number[][], labels?: readonly string[]): DetailTable {
+  const label = (i: number) => labels?.[i] ?? String(i);
+  return {
+    name,
+    columns: (matrix[0] ?? []).map((_, j) => label(j)),
+    rows: matrix.map((r, i) => {
+      const total = r.reduce((a, b) => a + b, 0);
+      return {
+        head: label(i),
+        cells: r.map((x) => ({ text: cellText(x), shade: total > 0 ? (x / total).toFixed(3) : undefined })),
+      };
+    }),
+  };
+}
+
+/**
+ * Tables from `details`: per-class scores (an array of objects with a `label`, or an object of
+ * objects) as a table, a confusion matrix (`{labels, matrix}` or a bare number grid) as a heat
+ * map, anything else as indented JSON.
+ */
+function detailTables(details: Record<string, unknown> | undefined): DetailTable[] {
+  const out: DetailTable[] = [];
   for (const [name, v] of Object.entries(details ?? {})) {
-    if (Array.isArray(v) && v.every((r) => Array.isArray(r) && r.every((x) => typeof x === "number"))) {
-      const m = v as number[][];
-      out.push({
+    if (isNumberGrid(v)) out.push(gridTable(name, v));
+    else if (isRecord(v) && isNumberGrid(v.matrix) && Array.isArray(v.labels)) {
+      out.push(gridTable(name, v.matrix, v.labels.map(String)));
+    } else if (Array.isArray(v) && v.length > 0 && v.every(isRecord)) {
+      out.push(objectTable(
         name,
-        columns: m[0]?.map((_, j) => String(j)) ?? [],
-        rows: m.map((r, i) => ({
-          head: String(i),
-          cells: r.map((x) => fmt(x, Number.isInteger(x) ? 0 : 3)),
-        })),
-      });
-    } else if (
-      v && typeof v === "object" && !Array.isArray(v) &&
-      Object.values(v).every((r) => r && typeof r === "object" && !Array.isArray(r))
-    ) {
-      const entries = Object.entries(v as Record<string, Record<string, unknown>>);
-      const columns = [...new Set(entries.flatMap(([, r]) => Object.keys(r)))];
-      out.push({
-        name,
-        columns,
-        rows: entries.map(([head, r]) => ({
-          head,
-          cells: columns.map((
-            c,
-          ) => (typeof r[c] === "number" ? fmt(r[c] as number, 3) : String(r[c] ?? "–"))),
-        })),
-      });
+        v.map((r, i) => {
+          const { label, ...rest } = r;
+          return [String(label ?? i), rest];
+        }),
+      ));
+    } else if (isRecord(v) && Object.values(v).every(isRecord)) {
+      out.push(objectTable(name, Object.entries(v as Record<string, Record<string, unknown>>)));
     } else {
       out.push({ name, columns: [], rows: [], json: JSON.stringify(v, null, 2)?.slice(0, 5000) });
     }

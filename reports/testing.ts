@@ -241,13 +241,18 @@ export async function fixtureRecord(
     metrics,
     details: config.task === "classify"
       ? {
-        perClass: Object.fromEntries(["world", "sports", "business", "science"].map((c, i) => [c, {
+        // The shapes the classify task writes (bench/tasks/classify.ts).
+        perClass: ["world", "sports", "business", "science"].map((label, i) => ({
+          label,
           precision: clamp(q + 0.03 * (i - 1.5), 0, 1),
           recall: clamp(q - 0.02 * (i - 1.5), 0, 1),
           f1: clamp(q, 0, 1),
           support: 10,
-        }])),
-        confusion: [[8, 1, 1, 0], [1, 7, 1, 1], [0, 2, 7, 1], [1, 1, 1, 7]],
+        })),
+        confusion: {
+          labels: ["world", "sports", "business", "science"],
+          matrix: [[8, 1, 1, 0], [1, 7, 1, 1], [0, 2, 7, 1], [1, 1, 1, 7]],
+        },
       }
       : undefined,
     ...(config.diagnostics ? { diagnostics: fixtureDiagnostics(config, rng.fork("diagnostics")) } : {}),

@@ -1,0 +1,25 @@
+import assert from "node:assert/strict";
+import { renderReport, runPageName } from "./site.ts";
+import { fixtureConfig, fixtureRecord } from "./testing.ts";
+import { Rng } from "../models/rng.ts";
+
+Deno.test("run page: per-class scores and the confusion matrix as tables (heat-shaded), never a template dump", async () => {
+  const record = await fixtureRecord(fixtureConfig({ task: "classify" }), new Rng(3));
+  const files = await renderReport([record], { resamples: 20, permutations: 20 });
+  const page = files.find((f) => f.path === `runs/${runPageName(record.runId)}`)?.text ?? "";
+  assert.ok(page.length > 0, "run page rendered");
+  assert.ok(!page.includes('"name":"json"'), "no Handlebars options object printed");
+  const section = page.slice(page.indexOf("Per-class results"), page.indexOf("Per-item summary"));
+  assert.match(
+    section,
+    /<h3>perClass<\/h3>\s*<table class="detail"><thead><tr><th><\/th><th>precision<\/th><th>recall<\/th>/,
+  );
+  assert.match(section, /<tr><th>sports<\/th><td class="num">0\.\d{3}<\/td>/);
+  assert.match(
+    section,
+    /<h3>confusion<\/h3>\s*<table class="detail"><thead><tr><th><\/th><th>world<\/th><th>sports<\/th>/,
+  );
+  // Row "world" is [8, 1, 1, 0]: the diagonal cell holds 0.8 of its row.
+  assert.match(section, /<tr><th>world<\/th><td class="num heat" style="--share: 0.800">8<\/td>/);
+  assert.ok(!section.includes("<pre>"), "nothing fell back to JSON");
+});

@@ -9,8 +9,12 @@
  *   model; a layer uses the slices A[:, :in] and B[:out, :], so every layer of a given shape sees
  *   the same A and B (and q and v of different widths share leading rows). The slices are taken
  *   once per shape, not in every forward.
- * - Initialisation of A and B: Kaiming uniform (a = sqrt(5)) of the full shared matrices, as PEFT's
- *   `_kaiming_init`, from `ctx.rng.fork("vera_A")` / `fork("vera_B")`.
+ * - Initialisation of A and B as PEFT's `_kaiming_init` (tuners/vera/layer.py): U(-bound, bound) with
+ *   fan = `_calculate_correct_fan(tensor, "fan_in")`, gain = sqrt(2), std = gain / sqrt(fan),
+ *   bound = sqrt(3) std = sqrt(6 / fan) (variance 2 / fan; the ReLU-gain Kaiming init, not LoRA's
+ *   a = sqrt(5) one, which is sqrt(6) narrower). fan_in is the second dimension of the full shared
+ *   matrix in torch's [out, in] convention: max in for vera_A [r, max in], r for vera_B [max out, r].
+ *   Drawn from `ctx.rng.fork("vera_A")` / `fork("vera_B")` (see {@link veraKaimingUniform}).
  * - d starts at `dInitial` (PEFT `d_initial`, default 0.1; the paper's Table 6 ablates it) and b at 0,
  *   so the model is unchanged at init (the paper's and PEFT's default).
  * - No alpha/r scale (PEFT's VeraConfig has none; b and d carry the scale). The rank may exceed
@@ -29,8 +33,8 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets } from "./targets.ts";
+import type { Rng } from "../models/rng.ts";
 import {
-  kaimingUniform,
   loadStateInto,
   peftModuleName,
   peftTargetModules,
@@ -53,6 +57,15 @@ export const veraSchema = z.object({
 
 /** VeRA options after defaults. */
 export type VeraConfig = z.infer<typeof veraSchema>;
+
+/**
+ * PEFT VeRA's `_kaiming_init` for a [rows, fanIn] matrix: U(-sqrt(6 / fanIn), sqrt(6 / fanIn)),
+ * i.e. gain sqrt(2), std sqrt(2 / fanIn), bound sqrt(3) std (variance 2 / fanIn).
+ */
+export function veraKaimingUniform(rng: Rng, shape: [number, number]): Float32Array {
+  const bound = Math.sqrt(3) * (Math.SQRT2 / Math.sqrt(shape[1]));
+  return rng.uniformArray(shape[0] * shape[1], -bound, bound);
+}
 
 /** A VeRA layer: frozen shared slices `a`, `b` of the projections, trainable vectors d and b. */
 export class VeraLinear extends LoraLinear {
@@ -105,8 +118,8 @@ export const vera: MethodDefinition<VeraConfig> = {
     const frozen = (data: Float32Array, shape: [number, number]) =>
       tf.tidy(() => tf.variable(tf.tensor2d(data, shape), false));
     const shared = new Map([
-      ["vera_A", frozen(kaimingUniform(ctx.rng.fork("vera_A"), [r, maxIn]), [r, maxIn])],
-      ["vera_B", frozen(kaimingUniform(ctx.rng.fork("vera_B"), [maxOut, r]), [maxOut, r])],
+      ["vera_A", frozen(veraKaimingUniform(ctx.rng.fork("vera_A"), [r, maxIn]), [r, maxIn])],
+      ["vera_B", frozen(veraKaimingUniform(ctx.rng.fork("vera_B"), [maxOut, r]), [maxOut, r])],
     ]);
     const sharedA = shared.get("vera_A")!;
     const sharedB = shared.get("vera_B")!;

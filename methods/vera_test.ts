@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { initBackend } from "../models/backend.ts";
-import { vera, VeraLinear } from "./vera.ts";
+import { Rng } from "../models/rng.ts";
+import { vera, veraKaimingUniform, VeraLinear } from "./vera.ts";
 import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks.ts";
 import { TINY_CONFIG } from "./testing.ts";
 
@@ -9,6 +10,30 @@ import { assertIdentityTrainsMerges } from "./lora_variants_testing.ts";
 await initBackend("cpu");
 
 const OPTS = { rank: 32, targets: "q+v" };
+
+/**
+ * Samples look like U(-sqrt(6/fanIn), sqrt(6/fanIn)): all within the bound, the largest within 5% of
+ * it, and variance 2/fanIn within relative tolerance `tol`.
+ */
+function assertUniform(xs: Float32Array, fanIn: number, tol: number): void {
+  const bound = Math.sqrt(6 / fanIn);
+  const maxAbs = xs.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+  assert.ok(maxAbs <= bound * (1 + 1e-6), `max |x| ${maxAbs} > bound ${bound}`);
+  assert.ok(maxAbs >= 0.95 * bound, `max |x| ${maxAbs} far below bound ${bound}`);
+  const mean = xs.reduce((a, x) => a + x, 0) / xs.length;
+  const variance = xs.reduce((a, x) => a + (x - mean) ** 2, 0) / xs.length;
+  assert.ok(Math.abs(variance / (2 / fanIn) - 1) < tol, `variance ${variance}, expected ${2 / fanIn}`);
+}
+
+Deno.test("vera: projections follow PEFT's _kaiming_init, bound sqrt(6/fan_in), variance 2/fan_in", () => {
+  // 64000 samples: the sample variance of a uniform is within ~0.4% (1 sd) of 2/fan_in.
+  for (const fanIn of [16, 256, 1000]) {
+    assertUniform(veraKaimingUniform(new Rng(7), [64000 / fanIn, fanIn]), fanIn, 0.02);
+  }
+  // fan_in is the second dimension (torch's [out, in]): [r, in] -> in, [out, r] -> r.
+  const tall = veraKaimingUniform(new Rng(3), [4000, 4]);
+  assert.ok(Math.max(...tall.map(Math.abs)) > Math.sqrt(6 / 4) * 0.99);
+});
 
 Deno.test("vera: identity at init, trains with a frozen base, merges to the same function", () => {
   assertIdentityTrainsMerges(vera, OPTS);
@@ -37,9 +62,9 @@ Deno.test("vera: A and B are frozen, seeded and shared across layers (slices of 
   assert.deepEqual(v0.b.dataSync(), q0.b.dataSync().slice(0, kv * OPTS.rank)); // leading rows of B
   assert.ok(!q0.a.trainable && !q0.b.trainable);
   assert.ok(!applied.trainable.includes(q0.a));
-  // Kaiming-uniform bounds 1/sqrt(fan_in).
-  assert.ok(q0.a.dataSync().every((x) => Math.abs(x) <= 1 / Math.sqrt(TINY_CONFIG.dim)));
-  assert.ok(q0.b.dataSync().every((x) => Math.abs(x) <= 1 / Math.sqrt(OPTS.rank)));
+  // PEFT's _kaiming_init bounds sqrt(6 / fan_in): fan_in = in for A [r, in], r for B [out, r].
+  assertUniform(q0.a.dataSync() as Float32Array, TINY_CONFIG.dim, 0.15);
+  assertUniform(q0.b.dataSync() as Float32Array, OPTS.rank, 0.15);
   // Same seed, same projections.
   const other = applyTiny(vera, OPTS);
   assert.deepEqual((other.model.linear("layers.0.attn.q") as VeraLinear).a.dataSync(), q0.a.dataSync());

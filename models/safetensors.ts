@@ -166,112 +166,231 @@ function decode(dtype: SafetensorsDtype, bytes: Uint8Array, n: number): TensorDa
   return dtype === "F16" ? f16ArrayToF32(bits) : bf16ArrayToF32(bits);
 }
 
-/**
- * Parse a safetensors file held in memory. `source` names the file in error messages.
- * Throws a one-line error for a truncated file, a header length past the end, an invalid JSON header,
- * an unknown dtype, offsets whose size disagrees with shape x dtype size, or overlapping tensors.
- */
-export function readSafetensors(bytes: Uint8Array, source = "<memory>"): Safetensors {
-  const fail = (why: string): never => {
+/** Largest JSON header accepted: the reference implementation's limit (100 MB). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+/** One tensor's entry in a safetensors header; offsets are relative to the data buffer. */
+export interface SafetensorsEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** A checked safetensors header: tensor entries (file order), metadata, and where the data starts. */
+export interface SafetensorsHeader {
+  entries: SafetensorsEntry[];
+  metadata: Record<string, string>;
+  /** Byte offset of the data buffer in the file (8 + header length). */
+  dataStart: number;
+}
+
+type Fail = (why: string) => never;
+
+function failer(source: string): Fail {
+  return (why: string): never => {
     throw new Error(`${source}: ${why}`);
   };
-  if (bytes.length < 8) {
-    fail(`truncated safetensors file (${bytes.length} bytes, need at least 8); re-download or re-save it`);
+}
+
+/** The header length from the file's first 8 bytes, checked against the file size. */
+function headerLength(first: Uint8Array, fileBytes: number, fail: Fail): number {
+  if (fileBytes < 8 || first.length < 8) {
+    fail(`truncated safetensors file (${fileBytes} bytes, need at least 8); re-download or re-save it`);
   }
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = dv.getBigUint64(0, true);
-  if (n > BigInt(bytes.length - 8)) {
+  const n = new DataView(first.buffer, first.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(fileBytes - 8)) {
     fail(
-      `header length ${n} runs past the end of the file (${bytes.length} bytes); the file is truncated or not safetensors`,
+      `header length ${n} runs past the end of the file (${fileBytes} bytes); the file is truncated or not safetensors`,
     );
   }
-  const headerLen = Number(n);
+  if (n > BigInt(MAX_HEADER_BYTES)) {
+    fail(
+      `header length ${n} is above the ${MAX_HEADER_BYTES}-byte limit; the file is corrupt or not safetensors`,
+    );
+  }
+  return Number(n);
+}
+
+function parseMetadata(raw: unknown, fail: Fail): Record<string, string> {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    fail(`__metadata__ must be an object of strings`);
+  }
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof v !== "string") fail(`__metadata__.${k} must be a string, got ${JSON.stringify(v)}`);
+    metadata[k] = v as string;
+  }
+  return metadata;
+}
+
+/** Check one tensor entry: dtype, shape, offsets that match shape x dtype and lie in the data buffer. */
+function parseEntry(name: string, raw: unknown, dataBytes: number, fail: Fail): SafetensorsEntry {
+  const t = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  if (t === null || typeof t !== "object" || Array.isArray(t)) {
+    fail(`tensor "${name}" has no {dtype, shape, data_offsets} entry`);
+  }
+  if (!isDtype(t.dtype)) {
+    fail(
+      `tensor "${name}" has unknown dtype ${JSON.stringify(t.dtype)} (supported: ${
+        Object.keys(DTYPE_SIZE).join(", ")
+      })`,
+    );
+  }
+  const dtype = t.dtype as SafetensorsDtype;
+  const shape = t.shape;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    fail(
+      `tensor "${name}" has invalid shape ${JSON.stringify(shape)} (need an array of non-negative integers)`,
+    );
+  }
+  const off = t.data_offsets;
+  if (
+    !Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0) ||
+    off[0] > off[1]
+  ) {
+    fail(
+      `tensor "${name}" has invalid data_offsets ${
+        JSON.stringify(off)
+      } (need [begin, end] with begin <= end)`,
+    );
+  }
+  const [begin, end] = off as number[];
+  const want = numel(shape as number[]) * DTYPE_SIZE[dtype];
+  if (end - begin !== want) {
+    fail(
+      `tensor "${name}" data_offsets span ${end - begin} bytes but shape ${
+        JSON.stringify(shape)
+      } x ${dtype} needs ${want}`,
+    );
+  }
+  if (end > dataBytes) {
+    fail(
+      `truncated: tensor "${name}" data ends at byte ${end} of a ${dataBytes}-byte data buffer; re-download or re-save it`,
+    );
+  }
+  return { name, dtype, shape: shape as number[], begin, end };
+}
+
+/**
+ * Check that the tensors tile the data buffer as the format requires: no overlap, no bytes that
+ * belong to no tensor, nothing after the last one. A header whose offsets lie fails here.
+ */
+function checkLayout(entries: SafetensorsEntry[], dataBytes: number, fail: Fail): void {
+  const byOffset = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let covered = 0;
+  let prev: SafetensorsEntry | null = null;
+  for (const cur of byOffset) {
+    if (prev && cur.begin < prev.end) {
+      fail(
+        `tensors "${prev.name}" [${prev.begin}, ${prev.end}) and "${cur.name}" [${cur.begin}, ${cur.end}) overlap; the file is corrupt`,
+      );
+    }
+    if (cur.begin > covered) {
+      fail(
+        `data bytes [${covered}, ${cur.begin}) before tensor "${cur.name}" belong to no tensor; the header's data_offsets are wrong (re-save the file)`,
+      );
+    }
+    covered = cur.end;
+    prev = cur;
+  }
+  if (covered !== dataBytes) {
+    fail(
+      `${
+        dataBytes - covered
+      } data bytes after the last tensor belong to no tensor; the file is corrupt or its header is wrong (re-save the file)`,
+    );
+  }
+}
+
+/**
+ * Parse and check a safetensors JSON header (the bytes after the length prefix) for a data buffer
+ * of `dataBytes` bytes. Errors start with `source`.
+ */
+export function parseSafetensorsHeader(
+  json: Uint8Array,
+  dataBytes: number,
+  source = "<memory>",
+): { entries: SafetensorsEntry[]; metadata: Record<string, string> } {
+  const fail = failer(source);
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + headerLen)));
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(json));
   } catch (err) {
     fail(`invalid JSON header (${(err as Error).message}); the file is corrupt or not safetensors`);
   }
   if (header === null || typeof header !== "object" || Array.isArray(header)) {
     fail("the JSON header is not an object; the file is corrupt or not safetensors");
   }
-  const buffer = bytes.subarray(8 + headerLen);
-  const metadata: Record<string, string> = {};
-  const entries: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[] =
-    [];
+  let metadata: Record<string, string> = {};
+  const entries: SafetensorsEntry[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
-    if (name === "__metadata__") {
-      if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-        fail(`__metadata__ must be an object of strings`);
-      }
-      for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== "string") fail(`__metadata__.${k} must be a string, got ${JSON.stringify(v)}`);
-        metadata[k] = v as string;
-      }
-      continue;
-    }
-    const t = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (t === null || typeof t !== "object") {
-      fail(`tensor "${name}" has no {dtype, shape, data_offsets} entry`);
-    }
-    if (!isDtype(t.dtype)) {
-      fail(
-        `tensor "${name}" has unknown dtype ${JSON.stringify(t.dtype)} (supported: ${
-          Object.keys(DTYPE_SIZE).join(", ")
-        })`,
-      );
-    }
-    const dtype = t.dtype as SafetensorsDtype;
-    const shape = t.shape;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      fail(
-        `tensor "${name}" has invalid shape ${
-          JSON.stringify(shape)
-        } (need an array of non-negative integers)`,
-      );
-    }
-    const off = t.data_offsets;
-    if (
-      !Array.isArray(off) || off.length !== 2 || !off.every((o) => Number.isSafeInteger(o) && o >= 0) ||
-      off[0] > off[1]
-    ) {
-      fail(
-        `tensor "${name}" has invalid data_offsets ${
-          JSON.stringify(off)
-        } (need [begin, end] with begin <= end)`,
-      );
-    }
-    const [begin, end] = off as number[];
-    const want = numel(shape as number[]) * DTYPE_SIZE[dtype];
-    if (end - begin !== want) {
-      fail(
-        `tensor "${name}" data_offsets span ${end - begin} bytes but shape ${
-          JSON.stringify(shape)
-        } x ${dtype} needs ${want}`,
-      );
-    }
-    if (end > buffer.length) {
-      fail(
-        `truncated: tensor "${name}" data ends at byte ${end} of a ${buffer.length}-byte data buffer; re-download or re-save it`,
-      );
-    }
-    entries.push({ name, dtype, shape: shape as number[], begin, end });
+    if (name === "__metadata__") metadata = parseMetadata(raw, fail);
+    else entries.push(parseEntry(name, raw, dataBytes, fail));
   }
-  const byOffset = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
-  for (let i = 1; i < byOffset.length; i++) {
-    const prev = byOffset[i - 1], cur = byOffset[i];
-    if (cur.begin < prev.end) {
-      fail(
-        `tensors "${prev.name}" [${prev.begin}, ${prev.end}) and "${cur.name}" [${cur.begin}, ${cur.end}) overlap; the file is corrupt`,
-      );
-    }
-  }
+  checkLayout(entries, dataBytes, fail);
+  return { entries, metadata };
+}
+
+/**
+ * Parse a safetensors file held in memory. `source` names the file in error messages.
+ * Throws a one-line error for a truncated file, a header length past the end (or above
+ * {@link MAX_HEADER_BYTES}), an invalid JSON header, an unknown dtype, offsets whose size disagrees
+ * with shape x dtype size, offsets past the data, overlapping tensors, or data bytes no tensor owns.
+ */
+export function readSafetensors(bytes: Uint8Array, source = "<memory>"): Safetensors {
+  const headerLen = headerLength(bytes, bytes.length, failer(source));
+  const buffer = bytes.subarray(8 + headerLen);
+  const { entries, metadata } = parseSafetensorsHeader(
+    bytes.subarray(8, 8 + headerLen),
+    buffer.length,
+    source,
+  );
   const tensors = new Map<string, SafeTensor>();
   for (const e of entries) {
     const data = decode(e.dtype, buffer.subarray(e.begin, e.end), numel(e.shape));
     tensors.set(e.name, { dtype: e.dtype, shape: e.shape, data });
   }
   return { tensors, metadata };
+}
+
+/** Read up to `n` bytes from the current position (fewer only at the end of the file). */
+async function readUpTo(file: Deno.FsFile, n: number): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    const k = await file.read(out.subarray(got));
+    if (k === null) break;
+    got += k;
+  }
+  return out.subarray(0, got);
+}
+
+/**
+ * Read and check only the header of a safetensors file (no tensor data): the same checks as
+ * {@link readSafetensors}, against the file's size. Errors name the path.
+ */
+export async function readSafetensorsHeaderFile(path: string): Promise<SafetensorsHeader> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new Error(`safetensors file not found: ${path} (check the path)`);
+    }
+    throw err;
+  }
+  try {
+    const size = (await file.stat()).size;
+    const headerLen = headerLength(await readUpTo(file, 8), size, failer(path));
+    const json = await readUpTo(file, headerLen);
+    if (json.length !== headerLen) failer(path)(`the file changed while being read; try again`);
+    const dataStart = 8 + headerLen;
+    return { ...parseSafetensorsHeader(json, size - dataStart, path), dataStart };
+  } finally {
+    file.close();
+  }
 }
 
 function inferDtype(data: TensorData): SafetensorsDtype {

@@ -4,8 +4,10 @@ import {
   f16BitsToF32,
   f32ToBf16Bits,
   f32ToF16Bits,
+  MAX_HEADER_BYTES,
   readSafetensors,
   readSafetensorsFile,
+  readSafetensorsHeaderFile,
   writeSafetensors,
   writeSafetensorsFile,
 } from "./safetensors.ts";
@@ -199,5 +201,92 @@ Deno.test("f16 encode: every half is a fixed point and every midpoint rounds to 
     const mid = (v + f16BitsToF32(h + 1)) / 2;
     const even = h % 2 === 0 ? h : h + 1;
     if (f32ToF16Bits(mid) !== even) assert.fail(`midpoint after 0x${h.toString(16)} -> not even`);
+  }
+});
+
+Deno.test("errors: a header whose offsets leave holes or trailing bytes, or that repeats a name", () => {
+  const t = (bytes: Uint8Array, re: RegExp) =>
+    assert.throws(() => readSafetensors(bytes, "lie.safetensors"), re);
+  // Sizes match shape x dtype, but the first four bytes belong to no tensor.
+  t(
+    build('{"a":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}}', [0, 0, 0, 0, 1, 2]),
+    /^Error: lie\.safetensors: data bytes \[0, 4\) before tensor "a" belong to no tensor; the header's data_offsets are wrong/,
+  );
+  t(
+    build(
+      '{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"U8","shape":[1],"data_offsets":[3,4]}}',
+      [1, 2, 3, 4],
+    ),
+    /data bytes \[2, 3\) before tensor "b" belong to no tensor/,
+  );
+  t(
+    build('{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}', [1, 2, 3]),
+    /^Error: lie\.safetensors: 1 data bytes after the last tensor belong to no tensor/,
+  );
+  // JSON keeps the last of two equal keys, so the first one's bytes are left without an owner.
+  t(
+    build(
+      '{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"a":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}}',
+      [1, 2, 3, 4],
+    ),
+    /data bytes \[0, 2\) before tensor "a" belong to no tensor/,
+  );
+  t(build('[{"a":1}]', []), /the JSON header is not an object/);
+  t(build('{"a":[1]}', []), /tensor "a" has no \{dtype, shape, data_offsets\} entry/);
+  t(build('{"a":{"dtype":"U8","shape":[2],"data_offsets":[2,0]}}', [1, 2]), /invalid data_offsets \[2,0\]/);
+});
+
+Deno.test("header-only reading: same entries as a full read, errors against the file size, naming the file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/m.safetensors`;
+    await writeSafetensorsFile(path, {
+      w: { data: new Float32Array([1, 2, 3, 4, 5, 6]), shape: [2, 3] },
+      h: { data: new Float32Array([1]), shape: [1], dtype: "BF16" },
+    }, { format: "pt" });
+    const header = await readSafetensorsHeaderFile(path);
+    const full = await readSafetensorsFile(path);
+    assert.deepEqual(header.metadata, { format: "pt" });
+    assert.deepEqual(header.entries.map((e) => [e.name, e.dtype, e.shape]), [
+      ...[...full.tensors].map(([n, t]) => [n, t.dtype, t.shape]),
+    ]);
+    const bytes = await Deno.readFile(path);
+    assert.equal(header.dataStart + header.entries.reduce((a, e) => Math.max(a, e.end), 0), bytes.length);
+    // Truncated: the header is intact, the data is short.
+    await Deno.writeFile(path, bytes.subarray(0, bytes.length - 1));
+    await assert.rejects(
+      readSafetensorsHeaderFile(path),
+      new RegExp(`^Error: ${path}: truncated: tensor "h" data ends at byte 26 of a 25-byte data buffer`),
+    );
+    await Deno.writeFile(path, bytes.subarray(0, 5));
+    await assert.rejects(
+      readSafetensorsHeaderFile(path),
+      /m\.safetensors: truncated safetensors file \(5 bytes/,
+    );
+    await assert.rejects(
+      readSafetensorsHeaderFile(`${dir}/none.safetensors`),
+      /safetensors file not found: .*none/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("errors: a header length above the 100 MB limit is refused before it is read", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A sparse file long enough for the claimed header, so only the limit can refuse it.
+    const path = `${dir}/huge.safetensors`;
+    const claimed = MAX_HEADER_BYTES + 8;
+    const prefix = new Uint8Array(8);
+    new DataView(prefix.buffer).setBigUint64(0, BigInt(claimed), true);
+    await Deno.writeFile(path, prefix);
+    await Deno.truncate(path, 8 + claimed);
+    await assert.rejects(
+      readSafetensorsHeaderFile(path),
+      new RegExp(`huge\\.safetensors: header length ${claimed} is above the 100000000-byte limit`),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -44,9 +44,44 @@ export interface LlamaConfig {
   padId?: number | null;
 }
 
-/** Fill defaults and check the shapes agree; throws a one-line error naming the bad field. */
+/** The size fields of a config, each a positive integer. */
+const SIZE_FIELDS = [
+  "dim",
+  "hiddenDim",
+  "nLayers",
+  "nHeads",
+  "nKvHeads",
+  "headDim",
+  "vocabSize",
+  "maxSeqLen",
+] as const;
+
+/**
+ * Upper bounds on the size fields: far above any real Llama-family model (the largest have about
+ * 130 layers, 128 heads and a 256k vocabulary), and low enough that a mistyped config fails here,
+ * before any table of parameters is allocated. Every size is at most 2^31 - 1, as tensor
+ * dimensions and llama2.c headers are int32.
+ */
+export const CONFIG_LIMITS: Readonly<Record<(typeof SIZE_FIELDS)[number], number>> = {
+  dim: 2 ** 31 - 1,
+  hiddenDim: 2 ** 31 - 1,
+  nLayers: 4096,
+  nHeads: 65536,
+  nKvHeads: 65536,
+  headDim: 2 ** 31 - 1,
+  vocabSize: 2 ** 31 - 1,
+  maxSeqLen: 2 ** 31 - 1,
+};
+
+/**
+ * Fill defaults and check the shapes agree; throws a one-line error naming the bad field.
+ * `source` starts each error (e.g. the config file's path); `fieldNames` gives the names the
+ * source uses for fields (e.g. `num_hidden_layers` for `nLayers`), so the error names what to fix.
+ */
 export function validateConfig(
   c: Partial<LlamaConfig> & Pick<LlamaConfig, "dim" | "nLayers" | "nHeads">,
+  source = "model config",
+  fieldNames: Partial<Record<keyof LlamaConfig, string>> = {},
 ): LlamaConfig {
   const cfg: LlamaConfig = {
     architecture: c.architecture ?? "LlamaForCausalLM",
@@ -68,27 +103,27 @@ export function validateConfig(
     eosId: c.eosId ?? null,
     padId: c.padId ?? null,
   };
-  const positive = [
-    "dim",
-    "hiddenDim",
-    "nLayers",
-    "nHeads",
-    "nKvHeads",
-    "headDim",
-    "vocabSize",
-    "maxSeqLen",
-  ] as const;
-  for (const key of positive) {
+  const name = (key: keyof LlamaConfig) => fieldNames[key] ?? key;
+  for (const key of SIZE_FIELDS) {
     const v = cfg[key];
     if (!Number.isInteger(v) || v <= 0) {
-      throw new Error(`model config: ${key} must be a positive integer, got ${v}`);
+      throw new Error(`${source}: ${name(key)} must be a positive integer, got ${v}`);
+    }
+    if (v > CONFIG_LIMITS[key]) {
+      throw new Error(
+        `${source}: ${name(key)} is ${v}, above the limit of ${CONFIG_LIMITS[key]}; fix the config`,
+      );
     }
   }
   if (cfg.nHeads % cfg.nKvHeads !== 0) {
-    throw new Error(`model config: nHeads (${cfg.nHeads}) must be a multiple of nKvHeads (${cfg.nKvHeads})`);
+    throw new Error(
+      `${source}: ${name("nHeads")} (${cfg.nHeads}) must be a multiple of ${
+        name("nKvHeads")
+      } (${cfg.nKvHeads})`,
+    );
   }
   if (cfg.headDim % 2 !== 0) {
-    throw new Error(`model config: headDim must be even for RoPE, got ${cfg.headDim}`);
+    throw new Error(`${source}: ${name("headDim")} must be even for RoPE, got ${cfg.headDim}`);
   }
   return cfg;
 }

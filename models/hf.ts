@@ -9,9 +9,15 @@
  * folder computes the same function.
  * @module
  */
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { type LlamaConfig, validateConfig } from "./config.ts";
-import { readSafetensorsFile, type SafetensorsDtype, writeSafetensorsFile } from "./safetensors.ts";
+import {
+  readSafetensorsFile,
+  readSafetensorsHeaderFile,
+  type SafetensorsDtype,
+  type SafetensorsHeader,
+  writeSafetensorsFile,
+} from "./safetensors.ts";
 import { writeFileAtomic } from "./io.ts";
 import { LlamaModel } from "./llama.ts";
 
@@ -80,7 +86,19 @@ async function readJson(path: string, what: string): Promise<Record<string, unkn
   }
 }
 
-/** Turn a Hugging Face `config.json` object into a decoder config. */
+/** The `config.json` key of each decoder config field, for errors that name what to fix. */
+export const HF_CONFIG_KEYS: Readonly<Partial<Record<keyof LlamaConfig, string>>> = {
+  dim: "hidden_size",
+  hiddenDim: "intermediate_size",
+  nLayers: "num_hidden_layers",
+  nHeads: "num_attention_heads",
+  nKvHeads: "num_key_value_heads",
+  headDim: "head_dim",
+  vocabSize: "vocab_size",
+  maxSeqLen: "max_position_embeddings",
+};
+
+/** Turn a Hugging Face `config.json` object into a decoder config (sizes bounded, see CONFIG_LIMITS). */
 export function configFromHf(hf: Record<string, unknown>, source = "config.json"): LlamaConfig {
   const arch = Array.isArray(hf.architectures) ? String(hf.architectures[0]) : String(hf.model_type ?? "");
   const kind = HF_ARCHITECTURES[arch];
@@ -101,26 +119,30 @@ export function configFromHf(hf: Record<string, unknown>, source = "config.json"
     return null;
   };
   const nHeads = num("num_attention_heads");
-  return validateConfig({
-    architecture: arch,
-    dim: num("hidden_size"),
-    hiddenDim: num("intermediate_size"),
-    nLayers: num("num_hidden_layers"),
-    nHeads,
-    nKvHeads: num("num_key_value_heads", nHeads),
-    headDim: typeof hf.head_dim === "number" ? hf.head_dim : num("hidden_size") / nHeads,
-    vocabSize: num("vocab_size"),
-    maxSeqLen: num("max_position_embeddings", 2048),
-    normEps: num("rms_norm_eps", 1e-6),
-    ropeTheta: num("rope_theta", 10000),
-    ropeStyle: "half",
-    tiedEmbeddings: Boolean(hf.tie_word_embeddings ?? false),
-    qkNorm: kind.qkNorm,
-    qkvBias: kind.qkvBias || Boolean(hf.attention_bias),
-    bosId: idOf("bos_token_id"),
-    eosId: idOf("eos_token_id"),
-    padId: idOf("pad_token_id"),
-  });
+  return validateConfig(
+    {
+      architecture: arch,
+      dim: num("hidden_size"),
+      hiddenDim: num("intermediate_size"),
+      nLayers: num("num_hidden_layers"),
+      nHeads,
+      nKvHeads: num("num_key_value_heads", nHeads),
+      headDim: typeof hf.head_dim === "number" ? hf.head_dim : num("hidden_size") / nHeads,
+      vocabSize: num("vocab_size"),
+      maxSeqLen: num("max_position_embeddings", 2048),
+      normEps: num("rms_norm_eps", 1e-6),
+      ropeTheta: num("rope_theta", 10000),
+      ropeStyle: "half",
+      tiedEmbeddings: Boolean(hf.tie_word_embeddings ?? false),
+      qkNorm: kind.qkNorm,
+      qkvBias: kind.qkvBias || Boolean(hf.attention_bias),
+      bosId: idOf("bos_token_id"),
+      eosId: idOf("eos_token_id"),
+      padId: idOf("pad_token_id"),
+    },
+    source,
+    HF_CONFIG_KEYS,
+  );
 }
 
 /** The `config.json` object for a decoder config (rotate-half RoPE, as Hugging Face computes). */
@@ -175,34 +197,188 @@ export function interleavedToHalf(data: Float32Array, nHeads: number, headDim: n
   return out;
 }
 
-/** Read a Hugging Face folder's config and weights (single file or sharded). */
+/** One safetensors file of a folder with its checked header. */
+export interface HfShard {
+  path: string;
+  header: SafetensorsHeader;
+}
+
+/** A Hugging Face folder checked without reading tensor data: its config and shard headers. */
+export interface HfFolderInfo {
+  config: LlamaConfig;
+  shards: HfShard[];
+}
+
+/** A shard name in an index: a plain file name in the folder (no path, so it cannot point outside). */
+const SHARD_NAME = /^[^/\\]+\.safetensors$/;
+
+/** The index's weight map (tensor name to shard file), checked; null when the folder has no index. */
+async function readWeightMap(dir: string): Promise<Record<string, string> | null> {
+  const indexPath = join(dir, "model.safetensors.index.json");
+  try {
+    await Deno.stat(indexPath);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+  const map = (await readJson(indexPath, "safetensors index")).weight_map;
+  if (!map || typeof map !== "object" || Array.isArray(map)) {
+    throw new Error(`${indexPath}: missing 'weight_map'`);
+  }
+  for (const [name, file] of Object.entries(map)) {
+    if (typeof file !== "string" || !SHARD_NAME.test(file)) {
+      throw new Error(
+        `${indexPath}: weight_map['${name}'] is ${
+          JSON.stringify(file)
+        }; it must name a .safetensors file in the folder`,
+      );
+    }
+  }
+  return map as Record<string, string>;
+}
+
+/** Read the header of each shard; a missing file names the index that lists it. */
+async function readShardHeaders(dir: string, weightMap: Record<string, string> | null): Promise<HfShard[]> {
+  const files = weightMap ? [...new Set(Object.values(weightMap))].sort() : ["model.safetensors"];
+  const shards: HfShard[] = [];
+  for (const file of files) {
+    const path = join(dir, file);
+    try {
+      shards.push({ path, header: await readSafetensorsHeaderFile(path) });
+    } catch (err) {
+      if (!(await exists(path))) {
+        throw new Error(
+          weightMap
+            ? `${path} is listed in model.safetensors.index.json but missing; re-download the model`
+            : `${dir} has neither model.safetensors nor model.safetensors.index.json (check --model)`,
+        );
+      }
+      throw err;
+    }
+  }
+  return shards;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Every tensor of the index is in the shard the index names. */
+function checkWeightMap(weightMap: Record<string, string>, shards: HfShard[]): void {
+  const byFile = new Map(shards.map((s) => [s.path, new Set(s.header.entries.map((e) => e.name))]));
+  for (const shard of shards) {
+    const file = basename(shard.path);
+    for (const [name, f] of Object.entries(weightMap)) {
+      if (f === file && !byFile.get(shard.path)!.has(name)) {
+        throw new Error(
+          `${shard.path}: has no tensor '${name}' although model.safetensors.index.json puts it there; re-download the model`,
+        );
+      }
+    }
+  }
+}
+
+/** The layer count of the tensors present must be the config's, before anything is sized by it. */
+function checkLayerCount(config: LlamaConfig, configPath: string, shards: HfShard[]): void {
+  const layers = new Set<number>();
+  for (const s of shards) {
+    for (const e of s.header.entries) {
+      const m = /^model\.layers\.(\d+)\./.exec(e.name);
+      if (m) layers.add(Number(m[1]));
+    }
+  }
+  if (layers.size !== config.nLayers) {
+    const held = layers.size === 0
+      ? "no layers"
+      : `${layers.size} layers (indices ${Math.min(...layers)} to ${Math.max(...layers)})`;
+    throw new Error(
+      `${configPath}: num_hidden_layers is ${config.nLayers} but the safetensors files hold ${held}; fix num_hidden_layers or use the weights of this config`,
+    );
+  }
+}
+
+const shapeText = (shape: readonly number[]) => `[${shape.join(", ")}]`;
+
+/**
+ * Check every tensor against the config: a float dtype, a name the config uses, the full shape it
+ * implies, in one shard only; and no tensor the config needs missing. Errors name the tensor and
+ * the file, and give both shapes.
+ */
+export function checkHfTensors(config: LlamaConfig, configPath: string, shards: HfShard[]): void {
+  checkLayerCount(config, configPath, shards);
+  const shapes = LlamaModel.parameterShapes(config);
+  const seen = new Map<string, string>();
+  for (const { path, header } of shards) {
+    for (const e of header.entries) {
+      const name = fromHfName(e.name);
+      if (name === null || (name === "lm_head.weight" && config.tiedEmbeddings)) continue;
+      if (e.dtype !== "F32" && e.dtype !== "F16" && e.dtype !== "BF16") {
+        throw new Error(
+          `${path}: tensor '${e.name}' has dtype ${e.dtype}; model weights must be F32, F16 or BF16`,
+        );
+      }
+      const want = shapes.get(name);
+      if (!want) {
+        throw new Error(
+          `${path}: unexpected tensor '${e.name}', not part of a ${config.architecture} with ${configPath}; the weights do not match the config`,
+        );
+      }
+      if (e.shape.length !== want.length || e.shape.some((d, i) => d !== want[i])) {
+        throw new Error(
+          `${path}: tensor '${e.name}' has shape ${shapeText(e.shape)} but ${configPath} implies ${
+            shapeText(want)
+          }; the weights do not match the config`,
+        );
+      }
+      const other = seen.get(name);
+      if (other) throw new Error(`${path}: tensor '${e.name}' is also in ${other}; keep one copy`);
+      seen.set(name, path);
+    }
+  }
+  for (const [name, shape] of shapes) {
+    if (!seen.has(name)) {
+      throw new Error(
+        `${dirname(configPath)}: missing tensor '${toHfName(name)}' (shape ${
+          shapeText(shape)
+        }) required by ${configPath}`,
+      );
+    }
+  }
+}
+
+/**
+ * Read and check a Hugging Face folder without reading tensor data: the config (sizes within
+ * bounds), the index, every shard's header, and every tensor's name, dtype and shape against the
+ * config. Throws one line naming the file and the problem; cheap enough to run before any work.
+ */
+export async function inspectHfFolder(dir: string): Promise<HfFolderInfo> {
+  const configPath = join(dir, "config.json");
+  const config = configFromHf(await readJson(configPath, "model config"), configPath);
+  const weightMap = await readWeightMap(dir);
+  const shards = await readShardHeaders(dir, weightMap);
+  if (weightMap) checkWeightMap(weightMap, shards);
+  checkHfTensors(config, configPath, shards);
+  return { config, shards };
+}
+
+/** Read a Hugging Face folder's config and weights (single file or sharded), checked as {@link inspectHfFolder}. */
 export async function readHfFolder(
   dir: string,
 ): Promise<{ config: LlamaConfig; weights: Map<string, Float32Array> }> {
-  const configPath = join(dir, "config.json");
-  const config = configFromHf(await readJson(configPath, "model config"), configPath);
-  const indexPath = join(dir, "model.safetensors.index.json");
-  let files = ["model.safetensors"];
-  try {
-    await Deno.stat(indexPath);
-    const index = await readJson(indexPath, "safetensors index");
-    const map = index.weight_map as Record<string, string> | undefined;
-    if (!map || typeof map !== "object") throw new Error(`${indexPath}: missing 'weight_map'`);
-    files = [...new Set(Object.values(map))].sort();
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
+  const { config, shards } = await inspectHfFolder(dir);
   const weights = new Map<string, Float32Array>();
-  for (const file of files) {
-    const path = join(dir, file);
+  for (const { path } of shards) {
     const { tensors } = await readSafetensorsFile(path);
     for (const [hfName, t] of tensors) {
       const name = fromHfName(hfName);
       if (name === null || (name === "lm_head.weight" && config.tiedEmbeddings)) continue;
       if (!(t.data instanceof Float32Array)) {
-        throw new Error(
-          `${path}: tensor '${hfName}' has dtype ${t.dtype}; model weights must be F32, F16 or BF16`,
-        );
+        throw new Error(`${path}: tensor '${hfName}' changed while loading`);
       }
       weights.set(name, t.data);
     }

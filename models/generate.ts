@@ -20,11 +20,14 @@ export interface GenerateOptions {
   rng?: Rng;
   /** Token ids that end generation (not included in the output). */
   stopIds?: number[];
+  /** Called with each new token as soon as it is chosen (awaited), so callers can stream it. */
+  onToken?: (id: number) => void | Promise<void>;
 }
 
 /**
- * Continue `promptIds`, returning only the new token ids. Each step runs the model over the last
- * `maxSeqLen` tokens and reads the logits of the final position.
+ * Continue `promptIds`, returning only the new token ids (each also passed to `onToken` as it
+ * comes). Each step runs the model over the last `maxSeqLen` tokens and reads the logits of the
+ * final position; see {@link capToContext} to stay within the context instead of sliding.
  */
 export async function generate(
   model: LlamaModel,
@@ -53,8 +56,63 @@ export async function generate(
     if (stopIds.includes(next)) break;
     seq.push(next);
     out.push(next);
+    await options.onToken?.(next);
   }
   return out;
+}
+
+/**
+ * How many tokens may follow a prompt of `promptLength` tokens within a context of `maxSeqLen`:
+ * `requested`, or less when it would run past the context (`capped` says so). Throws a one-line
+ * error when the prompt alone fills the context.
+ */
+export function capToContext(
+  maxSeqLen: number,
+  promptLength: number,
+  requested: number,
+): { maxNewTokens: number; capped: boolean } {
+  const room = maxSeqLen - promptLength;
+  if (room <= 0) {
+    throw new Error(
+      `the prompt is ${promptLength} tokens and the model's context ${maxSeqLen}: no room to generate; shorten the prompt`,
+    );
+  }
+  return requested > room ? { maxNewTokens: room, capped: true } : { maxNewTokens: requested, capped: false };
+}
+
+/**
+ * Turns token ids, one at a time, into text pieces that can be printed as they come and together
+ * equal `decode` of all the ids. The whole sequence is decoded each time (so a tokenizer's
+ * context-dependent spacing stays right), and a trailing U+FFFD, an unfinished UTF-8 character of
+ * byte tokens, is held back until the next token completes it.
+ */
+export class DecodeStream {
+  #ids: number[] = [];
+  #emitted = "";
+
+  /** `decode` turns a whole id sequence into text (e.g. a tokenizer's `decode`). */
+  constructor(private readonly decode: (ids: number[]) => string) {}
+
+  /** Add one token; returns the new text to print (possibly empty). */
+  push(id: number): string {
+    this.#ids.push(id);
+    let text = this.decode(this.#ids);
+    while (text.endsWith("\uFFFD")) text = text.slice(0, -1);
+    return this.#advance(text);
+  }
+
+  /** The text not yet returned, including any held-back characters; call once at the end. */
+  flush(): string {
+    return this.#advance(this.decode(this.#ids));
+  }
+
+  #advance(text: string): string {
+    // Text that rewrote what was already printed cannot be taken back: wait until it agrees.
+    if (!text.startsWith(this.#emitted)) return "";
+    const piece = text.slice(this.#emitted.length);
+    this.#emitted = text;
+    return piece;
+  }
 }
 
 /** Index of the largest value (first on ties). */

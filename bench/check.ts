@@ -30,7 +30,7 @@
  */
 import { join } from "node:path";
 import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "./args.ts";
-import { readRecords, type RunRecord, writeRecord } from "./record.ts";
+import { readRecords, recordPath, type RunRecord, writeRecord } from "./record.ts";
 import { gitState } from "./env.ts";
 import { writeFileAtomic } from "../models/io.ts";
 import { type CheckResult, compareRecords, fmt, markdownTable, usable } from "./check_compare.ts";
@@ -140,7 +140,8 @@ export async function updateBaseline(
   const removed: string[] = [];
   for (const r of old) {
     if (keep.has(r.runId)) continue;
-    await Deno.remove(join(dir, `${r.runId}.json`)).catch(() => {});
+    // recordPath refuses an unsafe run id; readRecords already proved each id is its file's name.
+    await Deno.remove(recordPath(dir, r.runId)).catch(() => {});
     removed.push(r.runId);
   }
   const entry: HistoryEntry = {

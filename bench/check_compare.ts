@@ -5,8 +5,8 @@
  * @module
  */
 import type { RunRecord } from "./record.ts";
-import { median } from "./env.ts";
-import type { Policy } from "./check_policy.ts";
+import { cpuModelOf, median } from "./env.ts";
+import { describeTolerance, type Policy, withinTolerance } from "./check_policy.ts";
 /** Verdict of one table row; `fails` on the row says whether it fails the check. */
 export type Verdict =
   | "ok"
@@ -47,6 +47,18 @@ export function fmt(x: number | undefined | null): string {
   if (Number.isNaN(x)) return "NaN";
   if (Number.isInteger(x)) return x.toLocaleString("en-US");
   return Number(x.toPrecision(6)).toString();
+}
+
+/**
+ * A number for a failure message: 6 significant digits, or as many as it takes to tell it from
+ * `other` (a change of 3519.89 to 3519.89 says nothing).
+ */
+function exactPair(x: number, other: number): string {
+  if (!Number.isFinite(x) || !Number.isFinite(other) || x === other) return fmt(x);
+  for (let digits = 6; digits < 17; digits++) {
+    if (x.toPrecision(digits) !== other.toPrecision(digits)) return Number(x.toPrecision(digits)).toString();
+  }
+  return String(x);
 }
 
 function signed(x: number, digits?: number): string {
@@ -105,9 +117,8 @@ function compareRun(
       continue;
     }
     const tol = policy.quality.metrics[m] ?? policy.quality.default;
-    const bothNaN = Number.isNaN(bv) && Number.isNaN(cv);
     const delta = cv - bv;
-    if (bothNaN || Math.abs(delta) <= tol.abs) {
+    if (withinTolerance(bv, cv, tol)) {
       push({
         metric: m,
         baseline: fmt(bv),
@@ -119,6 +130,7 @@ function compareRun(
       continue;
     }
     const worse = Number.isNaN(delta) || (tol.better === "higher" ? delta < 0 : delta > 0);
+    const within = `tolerance ${describeTolerance(tol)}`;
     push(
       {
         metric: m,
@@ -129,10 +141,12 @@ function compareRun(
         fails: true,
       },
       worse
-        ? `${m} dropped from ${fmt(bv)} to ${fmt(cv)} (tolerance ${tol.abs}); find the change that moved it`
-        : `${m} changed from ${fmt(bv)} to ${
-          fmt(cv)
-        } (better, but beyond tolerance ${tol.abs}); if intended, run --update --reason`,
+        ? `${m} dropped from ${exactPair(bv, cv)} to ${
+          exactPair(cv, bv)
+        } (${within}); find the change that moved it`
+        : `${m} changed from ${exactPair(bv, cv)} to ${
+          exactPair(cv, bv)
+        } (better, but beyond ${within}); if intended, run --update --reason`,
     );
   }
 
@@ -269,12 +283,50 @@ function compareRun(
   }
 }
 
+/** A record's machine as far as float sums go: CPU model, OpenBLAS core and threads. */
+function machineOf(env: RunRecord["env"]): { cpu: string; core: string; threads: string } {
+  return {
+    cpu: cpuModelOf(env.cpu) ?? "unknown",
+    core: env.blas?.core ?? "unknown",
+    threads: env.blas?.threads == null ? "unknown" : String(env.blas.threads),
+  };
+}
+
+/**
+ * How the baseline's machine differs from the current one (CPU model, BLAS core, BLAS threads),
+ * or null when it does not. An unknown side counts as different: it cannot be shown the same.
+ */
+export function machineDifference(baseline: RunRecord["env"], current: RunRecord["env"]): string | null {
+  const b = machineOf(baseline);
+  const c = machineOf(current);
+  const parts: string[] = [];
+  if (b.cpu !== c.cpu || b.cpu === "unknown") parts.push(`CPU '${b.cpu}' vs '${c.cpu}'`);
+  const native = baseline.backend === "native" || current.backend === "native";
+  if (native && (b.core !== c.core || b.core === "unknown")) {
+    parts.push(`BLAS core '${b.core}' vs '${c.core}'`);
+  }
+  if (native && b.threads !== c.threads) parts.push(`BLAS threads ${b.threads} vs ${c.threads}`);
+  return parts.length ? parts.join(", ") : null;
+}
+
+/** Runs grouped by one difference, so that a notice is printed once per difference. */
+function grouped(pairs: { runId: string; diff: string }[]): [string, string[]][] {
+  const byDiff = new Map<string, string[]>();
+  for (const { runId, diff } of pairs) byDiff.set(diff, [...(byDiff.get(diff) ?? []), runId]);
+  return [...byDiff];
+}
+
+/** `3 run(s) (a, ...)`. */
+const runList = (runs: string[]) => `${runs.length} run(s) (${runs[0]}${runs.length > 1 ? ", ..." : ""})`;
+
 /** Compare baseline records with current records under a policy (pure: no I/O). */
 export function compareRecords(baseline: RunRecord[], current: RunRecord[], policy: Policy): CheckResult {
   const out: CheckResult = { rows: [], failures: [], notices: [], compared: 0 };
   const byId = new Map(current.map((r) => [r.runId, r]));
   const baseIds = new Set(baseline.map((r) => r.runId));
   const stepRatios: { p50: number; p95: number }[] = [];
+  const machines: { runId: string; diff: string }[] = [];
+  const details: { runId: string; diff: string }[] = [];
   for (const b of [...baseline].sort((x, y) => (x.runId < y.runId ? -1 : 1))) {
     const c = byId.get(b.runId);
     const row = { run: b.runId, metric: "run", baseline: "present" };
@@ -318,13 +370,25 @@ export function compareRecords(baseline: RunRecord[], current: RunRecord[], poli
       continue;
     }
     if (b.env.backendDetail !== c.env.backendDetail) {
-      out.notices.push(
-        `${b.runId}: backend detail differs ('${b.env.backendDetail}' vs '${c.env.backendDetail}'); small numeric differences may follow`,
-      );
+      details.push({ runId: b.runId, diff: `'${b.env.backendDetail}' vs '${c.env.backendDetail}'` });
     }
+    const diff = machineDifference(b.env, c.env);
+    if (diff) machines.push({ runId: b.runId, diff });
     out.compared++;
     compareRun(b, c, policy, out, stepRatios);
   }
+  out.notices.push(
+    ...grouped(details).map(([diff, runs]) =>
+      `backend detail differs for ${runList(runs)}: ${diff}; small numeric differences may follow`
+    ),
+    ...grouped(machines).map(([diff, runs]) =>
+      `baseline from another machine for ${
+        runList(runs)
+      }: ${diff}; float sums may differ in the last bits, ` +
+      "which the tolerances of policy.json absorb (the same machine is checked exactly by " +
+      "`deno task bench --repeat-check`)"
+    ),
+  );
   for (const c of current) {
     if (baseIds.has(c.runId)) continue;
     out.rows.push({

@@ -5,7 +5,15 @@
  */
 import { z } from "zod";
 import { InputError } from "./args.ts";
-const QualityTol = z.strictObject({ abs: z.number().nonnegative(), better: z.enum(["higher", "lower"]) });
+/**
+ * A quality metric's tolerance: within `abs` of the baseline, or within `rel` times the baseline's
+ * magnitude (derived metrics such as perplexities, where float noise scales with the value).
+ */
+const QualityTol = z.strictObject({
+  abs: z.number().nonnegative().optional(),
+  rel: z.number().nonnegative().optional(),
+  better: z.enum(["higher", "lower"]),
+}).refine((t) => t.abs !== undefined || t.rel !== undefined, { message: "give abs, rel or both" });
 const RelTol = z.strictObject({ rel: z.number().nonnegative() });
 const comment = { $comment: z.string().optional() };
 
@@ -32,6 +40,27 @@ export const PolicySchema = z.strictObject({
 
 /** A parsed tolerance policy. */
 export type Policy = z.infer<typeof PolicySchema>;
+
+/** One quality metric's tolerance. */
+export type QualityTolerance = z.infer<typeof QualityTol>;
+
+/**
+ * Whether `current` is within `tol` of `baseline`: `|current - baseline| <= abs`, or
+ * `<= rel * |baseline|`. Two NaNs agree; NaN against a number never does.
+ */
+export function withinTolerance(baseline: number, current: number, tol: QualityTolerance): boolean {
+  if (Number.isNaN(baseline) || Number.isNaN(current)) return Number.isNaN(baseline) && Number.isNaN(current);
+  const delta = Math.abs(current - baseline);
+  if (baseline === current) return true; // equal infinities too
+  return (tol.abs !== undefined && delta <= tol.abs) ||
+    (tol.rel !== undefined && delta <= tol.rel * Math.abs(baseline));
+}
+
+/** A tolerance in words for messages: `abs 1e-6`, `rel 1e-5`, or `abs 1e-6 or rel 1e-5`. */
+export function describeTolerance(tol: QualityTolerance): string {
+  return [tol.abs !== undefined ? `abs ${tol.abs}` : "", tol.rel !== undefined ? `rel ${tol.rel}` : ""]
+    .filter(Boolean).join(" or ");
+}
 
 /** Parse and validate policy JSON text; the one-line error names the file, the key and the fix. */
 export function parsePolicy(text: string, source: string): Policy {

@@ -10,71 +10,17 @@ import {
   type Policy,
   readPolicy,
   runCheck,
+  withinTolerance,
 } from "./check.ts";
-import { type RunRecord, SCHEMA_VERSION, writeRecord } from "./record.ts";
-import { UsageError } from "./args.ts";
+import { type RunRecord, writeRecord } from "./record.ts";
+import { InputError, UsageError } from "./args.ts";
+import { listTree, testRecord, writeRawJson } from "./record_testing.ts";
 
 const POLICY_PATH = new URL("../baselines/policy.json", import.meta.url).pathname;
 const policy: Policy = await readPolicy(POLICY_PATH);
 
-/**
- * A record with the numbers of a real run (`deno task bench --steps 30 --train-size 64 --max-eval 32
- * --batch-size 8` on a small random model, native backend), per-item results left out.
- */
-function record(runId = "classify-lora-s0-1f1624262990", edit: (r: RunRecord) => void = () => {}): RunRecord {
-  const r: RunRecord = {
-    schemaVersion: SCHEMA_VERSION,
-    runId,
-    name: "lora q+v r8 n64 seed0",
-    status: "success",
-    // deno-lint-ignore no-explicit-any
-    config: { task: "classify", method: "lora", seed: 0, backend: "auto" } as any,
-    metrics: { accuracy: 0.09375, macroF1: 0.006593406593406593 },
-    perItem: [],
-    curve: [],
-    timing: {
-      trainSeconds: 2.02,
-      totalSeconds: 4.33,
-      stepLatencyMs: { p50: 27.6, p95: 77.79, mean: 35.1, n: 30 },
-      trainTokensPerSecond: 6950,
-      inferLatencyMs: { p50: 1.255, p95: 8.02, mean: 3.01, n: 20 },
-      calibrationMs: 0.848,
-    },
-    memory: {
-      peakTrainBytes: 31_421_296,
-      peakInferBytes: 1_284_184,
-      breakdown: {
-        frozenWeights: 476_000,
-        trainable: 21_096,
-        optimizerState: 42_192,
-        activations: 30_882_008,
-      },
-      computed: ["activations"],
-      rssBytes: 300_000_000,
-      source: "tfjs tensor bytes (backend memory)",
-    },
-    size: {
-      trainableParams: 5274,
-      totalParams: 124_378,
-      adapterBytes: 15_016,
-      frozenBytes: 476_416,
-      bitsPerFrozenParam: 32,
-    },
-    env: {
-      deno: "2.9.6",
-      tfjs: "4.22.0",
-      backend: "native",
-      backendDetail: "wasm + OpenBLAS sgemm (libopenblas.so.0, 2 threads)",
-      cpu: "unknown CPU x2",
-      gitCommit: null,
-      gitDirty: null,
-      startTime: "2026-01-01T00:00:00.000Z",
-      hostname: "vm",
-    },
-  };
-  edit(r);
-  return r;
-}
+/** A complete record (bench/record_testing.ts): the numbers of a real run. */
+const record = testRecord;
 
 /** Scale a record's step latency (p50 and p95) and training throughput by `k` (k > 1: slower). */
 function slower(k: number, calibration = 1) {
@@ -134,6 +80,195 @@ Deno.test("an injected quality drop fails; a change within tolerance passes; an 
     policy,
   );
   assert.deepEqual(failing(ppl.rows), ["perplexity: regression"]);
+});
+
+/**
+ * Measured: the LM metrics of the smoke suite's two lm runs (seed 0, seed 1) under conditions that
+ * change float summation order (see baselines/README.md): the committed baseline, this machine's
+ * native backend on 2 and 1 OpenBLAS threads and with OpenBLAS's SkylakeX kernels, and wasm.
+ */
+const LM_MEASURED: Record<string, Record<string, number>[]> = {
+  baseline: [
+    {
+      perplexity: 70.67433756861814,
+      bytePerplexity: 3.671684923376365,
+      bitsPerByte: 1.8764422627317554,
+      wordPerplexity: 3519.8923127181615,
+      meanNll: 4.258082530612037,
+    },
+    {
+      perplexity: 70.24943760700675,
+      bytePerplexity: 3.6649280494161314,
+      bitsPerByte: 1.8737848753660538,
+      wordPerplexity: 3479.419868012267,
+      meanNll: 4.2520523025876,
+    },
+  ],
+  native2: [
+    {
+      perplexity: 70.67432826095825,
+      bytePerplexity: 3.671684775672868,
+      bitsPerByte: 1.8764422046954283,
+      wordPerplexity: 3519.891423694569,
+      meanNll: 4.258082398914156,
+    },
+    {
+      perplexity: 70.24942835530523,
+      bytePerplexity: 3.6649279019844476,
+      bitsPerByte: 1.8737848173297265,
+      wordPerplexity: 3479.4189892108507,
+      meanNll: 4.252052170889718,
+    },
+  ],
+  native1: [
+    {
+      perplexity: 70.67431991616071,
+      bytePerplexity: 3.671684643249047,
+      bitsPerByte: 1.876442152662859,
+      wordPerplexity: 3519.890626639118,
+      meanNll: 4.258082280840193,
+    },
+    {
+      perplexity: 70.24944207334583,
+      bytePerplexity: 3.6649281205900506,
+      bitsPerByte: 1.8737849033835912,
+      wordPerplexity: 3479.4202922613085,
+      meanNll: 4.252052366165888,
+    },
+  ],
+  skylakeX: [
+    {
+      perplexity: 70.67432473046682,
+      bytePerplexity: 3.6716847196474047,
+      bitsPerByte: 1.8764421826816489,
+      wordPerplexity: 3519.8910864787795,
+      meanNll: 4.258082348959786,
+    },
+    {
+      perplexity: 70.24943537383731,
+      bytePerplexity: 3.6649280138291727,
+      bitsPerByte: 1.8737848613572852,
+      wordPerplexity: 3479.419655887766,
+      meanNll: 4.2520522707984565,
+    },
+  ],
+  wasm: [
+    {
+      perplexity: 70.67428461125898,
+      bytePerplexity: 3.6716840829944752,
+      bitsPerByte: 1.8764419325250659,
+      wordPerplexity: 3519.8872544834608,
+      meanNll: 4.258081781296503,
+    },
+    {
+      perplexity: 70.24941368019496,
+      bytePerplexity: 3.664927668127306,
+      bitsPerByte: 1.873784725272104,
+      wordPerplexity: 3479.4175952504297,
+      meanNll: 4.25205196198963,
+    },
+  ],
+};
+
+const lmRecord = (metrics: Record<string, number>) =>
+  record("lm-lora-s0-1a62f4c3a2e8", (r) => (r.metrics = { ...metrics }));
+
+Deno.test("cross-machine float noise: every measured pair of conditions passes (wordPerplexity 3519.89 no longer fails)", () => {
+  let pairs = 0;
+  for (const [bName, bRuns] of Object.entries(LM_MEASURED)) {
+    for (const [cName, cRuns] of Object.entries(LM_MEASURED)) {
+      for (let seed = 0; seed < 2; seed++) {
+        if (bName === cName) continue;
+        const res = compareRecords([lmRecord(bRuns[seed])], [lmRecord(cRuns[seed])], policy);
+        assert.deepEqual(res.failures, [], `baseline ${bName}, current ${cName}, seed ${seed}`);
+        pairs++;
+      }
+    }
+  }
+  assert.equal(pairs, 40);
+  // The measured pairs do differ, beyond the old absolute tolerance of 1e-4 on wordPerplexity.
+  const d = LM_MEASURED.native1[0].wordPerplexity - LM_MEASURED.baseline[0].wordPerplexity;
+  assert.ok(Math.abs(d) > 1e-3);
+});
+
+Deno.test("a real LM regression still fails: perplexity +0.1%, meanNll +1e-5, wordPerplexity +0.01%", () => {
+  const base = LM_MEASURED.native2[0];
+  const worse = (edit: (m: Record<string, number>) => void) => {
+    const m = { ...base };
+    edit(m);
+    return compareRecords([lmRecord(base)], [lmRecord(m)], policy);
+  };
+  const ppl = worse((m) => (m.perplexity *= 1.001));
+  assert.deepEqual(failing(ppl.rows), ["perplexity: regression"]);
+  assert.match(ppl.failures[0], /perplexity dropped from 70\.6743 to 70\.745 \(tolerance rel 0\.00001\)/);
+  assert.deepEqual(failing(worse((m) => (m.meanNll += 1e-5)).rows), ["meanNll: regression"]);
+  assert.deepEqual(failing(worse((m) => (m.wordPerplexity *= 1.0001)).rows), ["wordPerplexity: regression"]);
+  // Better but beyond tolerance is a change to accept with --update; digits enough to tell the two apart.
+  const better = worse((m) => (m.wordPerplexity *= 0.99998));
+  assert.deepEqual(failing(better.rows), ["wordPerplexity: changed"]);
+  assert.match(
+    better.failures[0],
+    /changed from 3519\.89 to 3519\.82 \(better, but beyond tolerance rel 0\.00001\)/,
+  );
+  // Under the old absolute rule the message read "changed from 3519.89 to 3519.89": now it shows
+  // the digits that differ.
+  const old: Policy = structuredClone(policy);
+  old.quality.metrics.wordPerplexity = { abs: 1e-4, better: "lower" };
+  const msg = compareRecords([lmRecord(LM_MEASURED.baseline[0])], [lmRecord(base)], old).failures[0];
+  assert.match(
+    msg,
+    /wordPerplexity changed from 3519\.892 to 3519\.891 \(better, but beyond tolerance abs 0\.0001\)/,
+  );
+  // Accuracy and the other count-based metrics never moved across conditions: they stay absolute.
+  assert.equal(policy.quality.default.abs, 1e-6);
+  assert.equal(policy.quality.default.rel, undefined);
+});
+
+Deno.test("policy: a quality tolerance needs abs or rel; rel scales with the baseline", () => {
+  const text = Deno.readTextFileSync(POLICY_PATH).replace(
+    /"perplexity": \{[^}]*\}/,
+    '"perplexity": { "better": "lower" }',
+  );
+  assert.throws(
+    () => parsePolicy(text, "p.json"),
+    /p\.json: quality\.metrics\.perplexity: give abs, rel or both/,
+  );
+  assert.ok(withinTolerance(1000, 1000.009, { rel: 1e-5, better: "lower" }));
+  assert.ok(!withinTolerance(1000, 1000.011, { rel: 1e-5, better: "lower" }));
+  assert.ok(withinTolerance(0, 1e-7, { abs: 1e-6, rel: 1e-5, better: "lower" }));
+  assert.ok(withinTolerance(NaN, NaN, { abs: 1e-6, better: "lower" }));
+  assert.ok(!withinTolerance(1, NaN, { abs: 1e-6, rel: 1, better: "lower" }));
+});
+
+Deno.test("check names a baseline from another CPU or BLAS core once, not per run; the same machine says nothing", () => {
+  const here = (id: string) => record(id);
+  const same = compareRecords([here("a"), here("b")], [here("a"), here("b")], policy);
+  assert.ok(!same.notices.some((n) => /another machine/.test(n)), same.notices.join("\n"));
+  const intel = (id: string) =>
+    record(id, (r) => {
+      r.env.cpu = "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz x2";
+      r.env.blas = { core: "SapphireRapids", threads: 2 };
+    });
+  const res = compareRecords([intel("a"), intel("b")], [here("a"), here("b")], policy);
+  const notes = res.notices.filter((n) => /another machine/.test(n));
+  assert.equal(notes.length, 1);
+  assert.match(
+    notes[0],
+    /for 2 run\(s\) \(a, \.\.\.\): CPU 'Intel\(R\) Xeon\(R\) Platinum 8481C CPU @ 2\.70GHz' vs 'AMD EPYC', BLAS core 'SapphireRapids' vs 'Haswell'/,
+  );
+  // A baseline from before records named the CPU: unknown, so it cannot be shown to be the same.
+  const old = compareRecords(
+    [record("a", (r) => {
+      r.env.cpu = "unknown CPU x2";
+      delete r.env.blas;
+    })],
+    [here("a")],
+    policy,
+  );
+  assert.ok(old.notices.some((n) => /CPU 'unknown' vs 'AMD EPYC', BLAS core 'unknown' vs 'Haswell'/.test(n)));
+  // Only the core count differs: same CPU model, no notice.
+  const cores = compareRecords([record("a", (r) => (r.env.cpu = "AMD EPYC x4"))], [here("a")], policy);
+  assert.ok(!cores.notices.some((n) => /another machine/.test(n)));
 });
 
 Deno.test("a 3x slowdown fails; the same slowdown on a 3x slower machine (calibration) passes", () => {
@@ -407,5 +542,87 @@ Deno.test("CLI: exit 1 on a regression (with JSON written), 0 when clean, 2 on b
     assert.match(noPolicy.err, /policy file not found: .*policy\.json \(pass --policy FILE/);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("check --update: a baseline record whose runId is '../victim' deletes nothing outside the baseline", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const base = join(root, "baselines");
+    const results = join(root, "results");
+    await Deno.mkdir(base);
+    await Deno.copyFile(POLICY_PATH, join(base, "policy.json"));
+    await Deno.writeTextFile(join(root, "victim.json"), "precious");
+    await writeRawJson(base, "evil.json", record("../victim"));
+    await writeRecord(results, record("a"));
+    const before = await listTree(root);
+    await assert.rejects(
+      runCheck({ baseline: base, results, update: true, reason: "hostile" }),
+      (e: Error) =>
+        e instanceof InputError && !e.message.includes("\n") &&
+        e.message.startsWith(
+          `--baseline: ${join(base, "evil.json")}: run id "../victim" is not a safe file name`,
+        ),
+    );
+    assert.equal(await Deno.readTextFile(join(root, "victim.json")), "precious");
+    assert.deepEqual(await listTree(root), before, "nothing written or deleted anywhere");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("check: a results record whose runId is '../../x' is refused before anything is written", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const base = join(root, "a", "baselines");
+    const results = join(root, "a", "results");
+    await Deno.mkdir(base, { recursive: true });
+    await Deno.copyFile(POLICY_PATH, join(base, "policy.json"));
+    await writeRawJson(results, "x.json", record("../../x"));
+    const before = await listTree(root);
+    for (const update of [true, false]) {
+      await assert.rejects(
+        runCheck({
+          baseline: base,
+          results,
+          update,
+          reason: update ? "hostile" : undefined,
+          jsonOut: join(root, "gab.json"),
+        }),
+        /--results: .*x\.json: run id "\.\.\/\.\.\/x" is not a safe file name/,
+      );
+    }
+    assert.deepEqual(await listTree(root), before);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("check CLI: a record with a missing field is exit 2 and one line naming the file", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    await writeRecord(join(root, "base"), record("a"));
+    const { metrics: _m, ...noMetrics } = record("a");
+    const bad = await writeRawJson(join(root, "results"), "a.json", noMetrics);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-env=PEFT_BENCH_DEBUG",
+        "--allow-run=git",
+        new URL("./check.ts", import.meta.url).pathname,
+        ...["--baseline", join(root, "base"), "--policy", POLICY_PATH, "--results", join(root, "results")],
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 2, err);
+    assert.equal(err.trim().split("\n").length, 1, err);
+    assert.ok(err.startsWith(`error: --results: ${bad}: metrics: `), err);
+    assert.doesNotMatch(err, /Cannot read properties/);
+  } finally {
+    await Deno.remove(root, { recursive: true });
   }
 });

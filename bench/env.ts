@@ -1,9 +1,10 @@
 /**
- * The context a run record keeps: versions, CPU, git commit and dirty flag, a calibration kernel.
+ * The context a run record keeps: versions, CPU model, OpenBLAS core and threads, git commit and
+ * dirty flag, a calibration kernel.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { hostname } from "node:os";
+import { cpus, hostname } from "node:os";
 import type { BackendInfo } from "../models/backend.ts";
 import type { RunRecord } from "./record.ts";
 
@@ -26,26 +27,69 @@ export async function gitState(): Promise<{ commit: string | null; dirty: boolea
   return gitCache;
 }
 
-/** CPU model name from /proc/cpuinfo where readable. */
-export function cpuName(): string {
+/** The CPU model from /proc/cpuinfo's "model name" line (null when the text has none). */
+export function cpuModelFromCpuinfo(text: string): string | null {
+  const m = /^model name\s*:\s*(.+)$/m.exec(text);
+  return m ? m[1].trim() || null : null;
+}
+
+/** Whether a permission is granted, without ever prompting. */
+function granted(desc: Deno.PermissionDescriptor): boolean {
   try {
-    const info = Deno.readTextFileSync("/proc/cpuinfo");
-    const m = /model name\s*:\s*(.+)/.exec(info);
-    return `${m ? m[1].trim() : "unknown CPU"} x${navigator.hardwareConcurrency}`;
+    return Deno.permissions.querySync(desc).state === "granted";
   } catch {
-    return `unknown CPU x${navigator.hardwareConcurrency}`;
+    return false;
   }
+}
+
+/**
+ * The CPU model ("AMD EPYC 7B13"): from the OS (`node:os` cpus, which needs `--allow-sys`), else
+ * /proc/cpuinfo (Deno reads /proc only under `--allow-all`); null when neither is allowed.
+ */
+export function cpuModel(): string | null {
+  if (granted({ name: "sys", kind: "cpus" })) {
+    try {
+      const model = cpus()[0]?.model?.trim();
+      if (model && model !== "unknown") return model;
+    } catch { /* not available on this platform */ }
+  }
+  if (granted({ name: "read", path: "/proc/cpuinfo" })) {
+    try {
+      return cpuModelFromCpuinfo(Deno.readTextFileSync("/proc/cpuinfo"));
+    } catch { /* not Linux, or not permitted */ }
+  }
+  return null;
+}
+
+/** CPU model and logical core count, as records store it: `AMD EPYC 7B13 x2`. */
+export function cpuName(): string {
+  return `${cpuModel() ?? "unknown CPU"} x${navigator.hardwareConcurrency}`;
+}
+
+/** The CPU model of a record's `env.cpu` (its core count dropped); null when it was unknown. */
+export function cpuModelOf(cpu: string): string | null {
+  const model = cpu.replace(/ x\d+$/, "");
+  return model === "unknown CPU" ? null : model;
+}
+
+/** OpenBLAS's core and threads on the native backend (null elsewhere: no BLAS in the loop). */
+export async function blasInfo(backend: BackendInfo): Promise<NonNullable<RunRecord["env"]["blas"]> | null> {
+  if (backend.name !== "native") return null;
+  const native = await import("../models/native.ts");
+  return { core: native.openBlasCoreName(), threads: native.openBlasThreads() };
 }
 
 /** The environment block of a run record. */
 export async function environment(backend: BackendInfo): Promise<RunRecord["env"]> {
   const git = await gitState();
+  const blas = await blasInfo(backend);
   return {
     deno: Deno.version.deno,
     tfjs: tf.version_core,
     backend: backend.name,
     backendDetail: backend.detail,
     cpu: cpuName(),
+    ...(blas ? { blas } : {}),
     gitCommit: git.commit,
     gitDirty: git.dirty,
     startTime: new Date().toISOString(),

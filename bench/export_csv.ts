@@ -3,6 +3,8 @@
  * spreadsheets. Fields are quoted per RFC 4180 (a field holding a comma, quote, CR or LF is
  * wrapped in quotes with inner quotes doubled; rows end in CRLF). Each metric gets its own column
  * (the union over all records, sorted; empty where a run lacks it); missing values are empty.
+ * Text that a spreadsheet would run as a formula (a cell starting with `=`, `+`, `-`, `@`, tab or
+ * CR, per OWASP's CSV-injection guidance) gets a leading apostrophe; numbers stay numbers.
  * Without `--out` the CSV goes to stdout.
  * @module
  */
@@ -17,10 +19,27 @@ export const EXPORT_SPEC = {
   help: { type: "boolean", default: false, help: "show this help" },
 } satisfies Record<string, OptionSpec>;
 
-/** Quote one field per RFC 4180 when it needs it. */
+/** Characters that make a spreadsheet read a cell as a formula (OWASP CSV injection). */
+const FORMULA_START = /^[=+\-@\t\r]/;
+/** A plain decimal number (`-0.5`, `+3`, `1e-7`): harmless, and kept numeric. */
+const PLAIN_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * Neutralise a text cell a spreadsheet would run as a formula (`=HYPERLINK(...)`, `@SUM(...)`,
+ * `-2+3`): prefix an apostrophe, which spreadsheets show as text. Plain numbers are left alone.
+ */
+export function neutralizeFormula(text: string): string {
+  return FORMULA_START.test(text) && !PLAIN_NUMBER.test(text) ? `'${text}` : text;
+}
+
+/**
+ * One CSV field: numbers as numbers (NaN and infinities, which JSON cannot hold, are empty),
+ * text neutralised against formula injection, then quoted per RFC 4180 when it needs it.
+ */
 export function csvField(value: unknown): string {
   if (value === null || value === undefined) return "";
-  const s = String(value);
+  if (typeof value === "number") return Number.isFinite(value) ? String(value) : "";
+  const s = neutralizeFormula(String(value));
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 

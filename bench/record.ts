@@ -2,10 +2,17 @@
  * Run records: one JSON file per run (`<out>/<runId>.json`), written atomically, with a schema
  * version. The run id is derived from the config, so a rerun of the same config is recognised
  * (sweeps skip it) and the same config always lands in the same file.
+ *
+ * Records are input: they come from other machines, shards and colleagues. Every reader (check,
+ * merge, export-csv, report, sweep resume) goes through {@link parseRecord}, which validates the
+ * schema and types and demands a run id of safe characters that equals the file's name, so a run
+ * id can never steer a write or delete outside its folder ({@link recordPath} refuses one too).
  * @module
  */
-import { join } from "node:path";
+import { basename, join } from "node:path";
+import { z } from "zod";
 import { writeFileAtomic } from "../models/io.ts";
+import { InputError } from "./args.ts";
 
 /** Bumped whenever a field changes meaning. */
 export const SCHEMA_VERSION = 1;
@@ -126,7 +133,10 @@ export interface RunRecord {
     tfjs: string;
     backend: string;
     backendDetail: string;
+    /** CPU model and logical cores (`AMD EPYC 7B13 x2`); `unknown CPU xN` when it could not be read. */
     cpu: string;
+    /** Native backend only: the core OpenBLAS picked its kernels for, and its thread count. */
+    blas?: { core: string | null; threads: number | null };
     gitCommit: string | null;
     gitDirty: boolean | null;
     startTime: string;
@@ -149,7 +159,7 @@ export function canonicalJson(value: unknown): string {
 export async function runIdOf(config: RunConfig): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonicalJson(config)));
   const hex = [...new Uint8Array(digest)].slice(0, 6).map((b) => b.toString(16).padStart(2, "0")).join("");
-  const slug = `${config.task}-${config.method}-s${config.seed}`.replace(/[^a-z0-9.+-]/gi, "_");
+  const slug = `${config.task}-${config.method}-s${config.seed}`.replace(/[^A-Za-z0-9._-]/g, "_");
   return `${slug}-${hex}`;
 }
 
@@ -166,8 +176,32 @@ export function runName(c: RunConfig): string {
   return parts.join(" ");
 }
 
-/** Where a run's record lives. */
+/**
+ * What a run id may be: it names a file, so 1 to 128 ASCII letters, digits, `.`, `_` or `-`,
+ * starting with a letter or digit (no separator, no leading dot), and never containing `..`.
+ */
+export const RUN_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Why `runId` cannot name a record file, or null when it can. */
+export function unsafeRunId(runId: unknown): string | null {
+  if (typeof runId !== "string") {
+    return `run id must be a string, not ${runId === null ? "null" : typeof runId}`;
+  }
+  if (RUN_ID_PATTERN.test(runId) && !runId.includes("..")) return null;
+  return `run id ${quoteForError(runId)} is not a safe file name (1-128 of A-Z a-z 0-9 . _ -, ` +
+    `starting with a letter or digit, no '..')`;
+}
+
+/** A value quoted for a one-line message: JSON-escaped (no raw newlines) and cut at 80 characters. */
+function quoteForError(text: string): string {
+  const q = JSON.stringify(text);
+  return q.length > 80 ? `${q.slice(0, 77)}..."` : q;
+}
+
+/** Where a run's record lives; an unsafe run id (a path, `..`, a separator) is an InputError. */
 export function recordPath(dir: string, runId: string): string {
+  const unsafe = unsafeRunId(runId);
+  if (unsafe) throw new InputError(`${unsafe}; a run id names its record file in ${dir} and is never a path`);
   return join(dir, `${runId}.json`);
 }
 
@@ -178,32 +212,205 @@ export async function writeRecord(dir: string, record: RunRecord): Promise<strin
   return path;
 }
 
-/** Read every record of a folder (skipping temp files), with a clear error naming a bad file. */
+/** JSON writes NaN and Infinity as null: a measured number reads back null as NaN. */
+const measured = z.number().nullable().transform((v) => v ?? NaN);
+const num = z.number();
+const latency = z.looseObject({ p50: measured, p95: measured, mean: measured, n: num });
+
+/** The run config: the fields the readers use are required, the rest typed when present. */
+const ConfigSchema = z.looseObject({
+  task: z.enum(["classify", "retrieve", "lm"]),
+  dataset: z.string(),
+  model: z.string(),
+  method: z.string(),
+  methodOptions: z.record(z.string(), z.unknown()),
+  quant: z.looseObject({
+    scheme: z.string(),
+    blockSize: num.optional(),
+    doubleQuant: z.boolean().optional(),
+    outlierThreshold: num.optional(),
+  }),
+  trainSize: num.nullable(),
+  trainPerClass: num.nullable(),
+  splitSeed: num,
+  seed: num,
+  epochs: num,
+  steps: num.nullable(),
+  lr: num,
+  backend: z.string(),
+  loftq: num.optional(),
+  batchSize: num.optional(),
+  gradAccum: num.optional(),
+  headLr: num.optional(),
+  warmupRatio: num.optional(),
+  schedule: z.string().optional(),
+  weightDecay: num.optional(),
+  clipNorm: num.optional(),
+  maxLength: num.optional(),
+  pooling: z.string().optional(),
+  temperature: num.optional(),
+  evalEvery: num.optional(),
+  maxEval: num.nullable().optional(),
+  maxCorpus: num.nullable().optional(),
+  diagnostics: z.boolean().optional(),
+});
+
+/**
+ * Schema of a stored run record (schema version {@link SCHEMA_VERSION}); objects keep keys they do
+ * not name, so nothing a newer writer adds is lost on a rewrite (merge, check --update).
+ */
+export const RunRecordSchema = z.looseObject({
+  schemaVersion: z.literal(SCHEMA_VERSION),
+  runId: z.string(),
+  name: z.string(),
+  status: z.enum(["success", "failed"]),
+  error: z.string().optional(),
+  config: ConfigSchema,
+  metrics: z.record(z.string(), measured),
+  details: z.record(z.string(), z.unknown()).optional(),
+  perItem: z.array(z.record(z.string(), z.unknown())),
+  curve: z.array(z.looseObject({ step: num, loss: measured, lr: measured, evalMetric: measured.optional() })),
+  timing: z.looseObject({
+    trainSeconds: measured,
+    evalSeconds: measured.optional(),
+    totalSeconds: measured,
+    stepLatencyMs: latency,
+    trainTokensPerSecond: measured,
+    inferLatencyMs: latency,
+    calibrationMs: measured,
+    inferLatencyUnquantizedMs: latency.optional(),
+    inferLatencyQuantizedMs: latency.optional(),
+  }),
+  memory: z.looseObject({
+    peakTrainBytes: num,
+    peakInferBytes: num,
+    breakdown: z.looseObject({
+      frozenWeights: num,
+      trainable: num,
+      optimizerState: num,
+      activations: measured,
+    }),
+    computed: z.array(z.string()),
+    rssBytes: num,
+    source: z.string(),
+  }),
+  size: z.looseObject({
+    trainableParams: num,
+    totalParams: num,
+    adapterBytes: num,
+    frozenBytes: num,
+    bitsPerFrozenParam: measured,
+  }),
+  quant: z.looseObject({
+    scheme: z.string(),
+    blockSize: num.optional(),
+    doubleQuant: z.boolean().optional(),
+    loftq: num,
+    linearBytes: num,
+    bitsPerParam: measured,
+    dequantCostMs: num.nullable(),
+  }).optional(),
+  diagnostics: z.record(z.string(), z.unknown()).optional(),
+  env: z.looseObject({
+    deno: z.string(),
+    tfjs: z.string(),
+    backend: z.string(),
+    backendDetail: z.string(),
+    cpu: z.string(),
+    blas: z.looseObject({ core: z.string().nullable(), threads: num.nullable() }).optional(),
+    gitCommit: z.string().nullable(),
+    gitDirty: z.boolean().nullable(),
+    startTime: z.string(),
+    hostname: z.string(),
+  }),
+});
+
+/** Whether parsed JSON claims to be a run record (other JSON files, such as policy.json, are not). */
+function claimsRecord(raw: unknown): boolean {
+  return typeof raw === "object" && raw !== null && !Array.isArray(raw) &&
+    ("schemaVersion" in raw || "runId" in raw);
+}
+
+/** The one-line error for a record file that fails validation, naming the file and the fix. */
+function badRecord(path: string, problem: string): InputError {
+  return new InputError(
+    `${path}: ${problem} (not a valid run record: delete or replace the file, then rerun)`,
+  );
+}
+
+/**
+ * Validate parsed JSON read from `path` as a run record: schema, types, and a safe run id equal to
+ * the file's name without `.json`. Null when the JSON does not claim to be a record (no
+ * `schemaVersion` and no `runId`); any other defect is one InputError naming the file. This is
+ * the one validator every reader of records uses.
+ */
+export function parseRecord(raw: unknown, path: string): RunRecord | null {
+  if (!claimsRecord(raw)) return null;
+  const version = (raw as { schemaVersion?: unknown }).schemaVersion;
+  if (version !== SCHEMA_VERSION && typeof version === "number") {
+    throw new InputError(
+      `${path}: schema version ${version}, this peft-bench reads ${SCHEMA_VERSION} (use the peft-bench that wrote it)`,
+    );
+  }
+  const unsafe = unsafeRunId((raw as { runId?: unknown }).runId);
+  if (unsafe) throw badRecord(path, unsafe);
+  const runId = (raw as { runId: string }).runId;
+  const file = basename(path);
+  if (file !== `${runId}.json`) {
+    throw badRecord(
+      path,
+      `run id ${quoteForError(runId)} does not match the file name ${quoteForError(file)}`,
+    );
+  }
+  const parsed = RunRecordSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const at = issue.path.length ? issue.path.map(String).join(".") : "(top level)";
+    throw badRecord(path, `${at}: ${issue.message.split("\n")[0]}`);
+  }
+  return parsed.data as unknown as RunRecord;
+}
+
+/**
+ * Read and validate one record file: null when the file is missing or is JSON that does not claim
+ * to be a record; an InputError naming the file when it is damaged or invalid.
+ */
+export async function readRecordFile(path: string): Promise<RunRecord | null> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw new InputError(`${path}: cannot read (${(err as Error).message.split("\n")[0]})`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new InputError(`${path}: not valid JSON (a run record was damaged; delete it and rerun)`);
+  }
+  return parseRecord(raw, path);
+}
+
+/**
+ * Read every record of a folder, validated (see {@link parseRecord}); plain `.json` files only
+ * (no temp or hidden files, no symlinks, no subfolders), sorted by name. JSON files that are not
+ * records (policy.json) are skipped; a bad record is one InputError naming it.
+ */
 export async function readRecords(dir: string): Promise<RunRecord[]> {
   const out: RunRecord[] = [];
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(dir)];
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) throw new Error(`results folder not found: ${dir}`);
+    if (err instanceof Deno.errors.NotFound) throw new InputError(`results folder not found: ${dir}`);
+    if (err instanceof Deno.errors.NotADirectory) throw new InputError(`not a folder: ${dir}`);
     throw err;
   }
   for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
     if (!e.isFile || !e.name.endsWith(".json") || e.name.startsWith(".")) continue;
-    const path = join(dir, e.name);
-    let rec: RunRecord;
-    try {
-      rec = JSON.parse(await Deno.readTextFile(path));
-    } catch {
-      throw new Error(`${path}: not valid JSON (a run record was damaged; delete it and rerun)`);
-    }
-    if (typeof rec !== "object" || rec === null || rec.schemaVersion === undefined || !rec.runId) continue;
-    if (rec.schemaVersion !== SCHEMA_VERSION) {
-      throw new Error(
-        `${path}: schema version ${rec.schemaVersion}, this peft-bench reads ${SCHEMA_VERSION}`,
-      );
-    }
-    out.push(rec);
+    const record = await readRecordFile(join(dir, e.name));
+    if (record) out.push(record);
   }
   return out;
 }

@@ -1,5 +1,6 @@
 /**
- * Executing a sweep plan: skip runs already recorded as successful (resume), then run the rest
+ * Executing a sweep plan: skip runs already recorded as successful (resume; a damaged or invalid
+ * record is an input error naming the file, exit 2 before any run), then run the rest
  * in this process (`jobs = 1`) or in N worker processes (`bench/worker.ts`), each taking the next
  * run from a shared queue. Every run's record is written atomically as soon as it finishes, so
  * killing the sweep loses at most the runs in flight.
@@ -8,8 +9,9 @@
 import { fileURLToPath } from "node:url";
 import type { BackendInfo } from "../models/backend.ts";
 import { executeRun } from "./run.ts";
-import { recordPath, writeRecord } from "./record.ts";
+import { readRecordFile, recordPath, writeRecord } from "./record.ts";
 import type { PlannedRun } from "./sweep_plan.ts";
+import { InputError } from "./args.ts";
 import { lines, REPLY_MARKER, WORKER_PERMISSIONS, type WorkerReply } from "./worker.ts";
 
 /** How one run ended. */
@@ -20,14 +22,20 @@ export interface RunOutcome {
   seconds: number;
 }
 
-/** True when `out` holds a readable record of `runId` with status success. */
+/**
+ * True when `out` holds a valid record of `runId` with status success; false when there is none
+ * or the run failed (it reruns). A damaged or invalid record file is an InputError naming it
+ * (validated like every other reader of records, see `parseRecord`): resume never guesses.
+ */
 export async function isFinished(out: string, runId: string): Promise<boolean> {
-  try {
-    const rec = JSON.parse(await Deno.readTextFile(recordPath(out, runId)));
-    return rec?.runId === runId && rec?.status === "success";
-  } catch {
-    return false; // missing or unreadable: run it (again)
+  const path = recordPath(out, runId);
+  const record = await readRecordFile(path);
+  if (record === null && await Deno.stat(path).then(() => true, () => false)) {
+    throw new InputError(
+      `${path}: JSON without a run id or schema version where run ${runId}'s record belongs; delete it and rerun`,
+    );
   }
+  return record?.status === "success";
 }
 
 /** Split runs into those still to do and those already finished successfully in `out`. */

@@ -6,7 +6,7 @@
  */
 import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "./args.ts";
 import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from "../models/backend.ts";
-import { buildRunConfigs, checkRunConfig } from "./config.ts";
+import { buildRunConfigs, checkOutDir, checkRunConfig } from "./config.ts";
 import { executeRun } from "./run.ts";
 import { recordPath, type RunRecord, writeRecord } from "./record.ts";
 import { METHODS } from "../methods/registry.ts";
@@ -50,6 +50,15 @@ export const BENCH_SPEC = {
     default: "default",
     help: "model: 'default' (embedded), a Hugging Face folder or llama2.c .bin",
   },
+  tokenizer: {
+    type: "string",
+    help: "tokenizer of --model: a tokenizer.json, llama2.c .bin or a folder (default: the model's own)",
+  },
+  "data-opt": {
+    type: "string",
+    multiple: true,
+    help: "dataset option KEY=VALUE (repeatable), e.g. --data-opt labelColumn=topic (see --list-datasets)",
+  },
   "train-size": {
     type: "string",
     help: "training examples, a nested seeded subset (default 512; retrieve, lm)",
@@ -79,7 +88,7 @@ export const BENCH_SPEC = {
     default: "2000",
     help: "retrieval: documents ranked per query (judged + fixed distractors)",
   },
-  seed: { type: "string", default: "0", help: "seed, or several: 0,1,2" },
+  seed: { type: "string", default: "0", help: "seed, or several: 0,1,2 (integers 0..4294967295)" },
   backend: { type: "string", default: "auto", help: `compute backend: ${BACKEND_NAMES.join("|")}` },
   out: { type: "string", default: "results", help: "folder for run records" },
   diagnostics: {
@@ -107,26 +116,33 @@ if (import.meta.main) {
       return;
     }
     if (values["list-datasets"]) {
-      for (const d of knownDatasets()) console.log(`${d.name.padEnd(18)} ${d.task.padEnd(9)} ${d.describe}`);
+      for (const d of knownDatasets()) {
+        const options = d.options.length > 0 ? ` (--data-opt: ${d.options.join(", ")})` : "";
+        console.log(`${d.name.padEnd(18)} ${d.task.padEnd(9)} ${d.describe}${options}`);
+      }
       return;
     }
     const configs = buildRunConfigs(values as Record<string, unknown>);
+    const out = values.out as string;
+    checkOutDir(out);
     const backend = await initBackend(configs[0].backend as BackendName);
     console.error(describeBackend(backend));
-    await checkRunConfig(configs[0]); // loads the model and applies the method once: errors exit 2
+    // Loads the model, applies the method once, loads the dataset and builds the task: errors exit
+    // 2 before anything is written. The seeds differ only in the run seed, so they share the dataset.
+    const dataset = (await checkRunConfig(configs[0]))!;
     startWork();
-    const out = values.out as string;
     const records: RunRecord[] = [];
     for (const config of configs) {
       const record = await executeRun(config, {
         backend,
+        dataset,
         saveAdapterDir: values["save-adapter"] ? `${out}/adapters` : undefined,
       });
       const path = await writeRecord(out, record);
       records.push(record);
       if (record.status === "failed") console.error(`run failed: ${record.error} (recorded in ${path})`);
       if (values["repeat-check"]) {
-        const again = await executeRun(config, { backend });
+        const again = await executeRun(config, { backend, dataset });
         const same = JSON.stringify(again.metrics) === JSON.stringify(record.metrics) &&
           JSON.stringify(again.perItem) === JSON.stringify(record.perItem);
         console.log(`repeat check (seed ${config.seed}): metrics ${same ? "bit-identical" : "DIFFER"}`);

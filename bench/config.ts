@@ -4,15 +4,29 @@
  * @module
  */
 import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { InputError, numberFlag, UsageError } from "./args.ts";
 import { getMethod, parseMethodConfig } from "../methods/registry.ts";
-import { datasetTask } from "../datasets/registry.ts";
+import { datasetTask, parseDatasetOptions } from "../datasets/registry.ts";
+import type { Dataset } from "../datasets/types.ts";
 import { QUANT_SCHEMES, validateQuantConfig } from "../methods/quant/config.ts";
 import { BACKEND_NAMES } from "../models/backend.ts";
-import { DEFAULT_MODEL_DIR, loadModel } from "../models/load.ts";
-import { plainContext } from "../methods/common.ts";
+import { type LoadedModel, loadModel } from "../models/load.ts";
+import { NAMED_OPTIONS, optionFlag, plainContext } from "../methods/common.ts";
 import { Rng } from "../models/rng.ts";
 import type { RunConfig } from "./record.ts";
+import { buildTask, loadRunDataset, modelPath } from "./run.ts";
+
+// The two run-config fields bench adds only when their flags are given, so that every run id of a
+// config without them stays what it was. They belong in RunConfig itself (bench/record.ts).
+declare module "./record.ts" {
+  interface RunConfig {
+    /** Tokenizer path from `--tokenizer` (absent: the one beside the model). */
+    tokenizer?: string;
+    /** Dataset options from `--data-opt`, parsed by the dataset's schema (absent: none given). */
+    dataOptions?: Record<string, unknown>;
+  }
+}
 
 /** Peak learning rate when neither `--lr` nor the method says otherwise. */
 export const DEFAULT_LR = 0.002;
@@ -29,20 +43,122 @@ export function parseOptionValue(raw: string): unknown {
   return raw.trim() !== "" && Number.isFinite(n) ? n : raw;
 }
 
-/** Method options from the named flags and `--opt KEY=VALUE` pairs (only those given). */
-export function methodOptionsFromFlags(v: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  if (v.rank !== undefined) {
-    out.rank = numberFlag("rank", String(v.rank), (n) => Number.isInteger(n) && n > 0);
-  }
-  if (v.alpha !== undefined) out.alpha = numberFlag("alpha", String(v.alpha), (n) => n > 0);
-  if (v.targets !== undefined) out.targets = String(v.targets);
-  for (const pair of (v.opt as string[] | undefined) ?? []) {
+/** Split repeatable `--FLAG KEY=VALUE` values into [key, raw value] pairs (UsageError on a bad pair). */
+export function keyValuePairs(flag: string, pairs: readonly string[] | undefined): [string, string][] {
+  return (pairs ?? []).map((pair) => {
     const eq = pair.indexOf("=");
-    if (eq <= 0) throw new UsageError(`--opt ${pair}: expected KEY=VALUE`);
-    out[pair.slice(0, eq)] = parseOptionValue(pair.slice(eq + 1));
+    if (eq <= 0) throw new UsageError(`--${flag} ${pair}: expected KEY=VALUE, e.g. --${flag} name=value`);
+    return [pair.slice(0, eq), pair.slice(eq + 1)];
+  });
+}
+
+/**
+ * Collect options given by several spellings (`--rank 4`, `--opt rank=4`): the same option twice
+ * with different values is a UsageError naming both spellings; the same value twice is harmless.
+ */
+class OptionSet {
+  readonly values: Record<string, unknown> = {};
+  readonly #spelling = new Map<string, string>();
+
+  set(key: string, value: unknown, spelling: string): void {
+    const before = this.#spelling.get(key);
+    if (before !== undefined && this.values[key] !== value) {
+      throw new UsageError(`${before} and ${spelling} set '${key}' differently; give it once`);
+    }
+    this.values[key] = value;
+    this.#spelling.set(key, spelling);
   }
-  return out;
+}
+
+/**
+ * Method options from the named flags (`--rank`, `--alpha`, `--targets`) and `--opt KEY=VALUE`
+ * pairs (only those given); an option given twice with different values is a UsageError.
+ */
+export function methodOptionsFromFlags(v: Record<string, unknown>): Record<string, unknown> {
+  const out = new OptionSet();
+  const named: Record<string, (raw: string) => unknown> = {
+    rank: (raw) => numberFlag("rank", raw, (n) => Number.isInteger(n) && n > 0),
+    alpha: (raw) => numberFlag("alpha", raw, (n) => n > 0),
+    targets: (raw) => raw,
+  };
+  for (const key of NAMED_OPTIONS) {
+    if (v[key] !== undefined) out.set(key, named[key](String(v[key])), optionFlag(key, v[key]));
+  }
+  for (const [key, raw] of keyValuePairs("opt", v.opt as string[] | undefined)) {
+    out.set(key, parseOptionValue(raw), `--opt ${key}=${raw}`);
+  }
+  return out.values;
+}
+
+/**
+ * Dataset options from `--data-opt KEY=VALUE` pairs, checked by the dataset's strict schema
+ * (datasets/options.ts); null when none are given (so the run config, and its id, stay without them).
+ */
+export function dataOptionsFromFlags(
+  dataset: string,
+  pairs: readonly string[] | undefined,
+): Record<string, unknown> | null {
+  const given = keyValuePairs("data-opt", pairs);
+  if (given.length === 0) return null;
+  const out = new OptionSet();
+  for (const [key, raw] of given) out.set(key, raw, `--data-opt ${key}=${raw}`);
+  try {
+    return parseDatasetOptions(dataset, out.values);
+  } catch (err) {
+    throw new UsageError(`--data-opt: ${(err as Error).message}`);
+  }
+}
+
+/** The largest seed: the generator (models/rng.ts) keeps `seed >>> 0`, 32 bits, so larger ones wrap. */
+export const MAX_SEED = 2 ** 32 - 1;
+
+/** One seed of flag `name` (`seed`, `split-seed`): an integer from 0 to {@link MAX_SEED}, else a one-line UsageError. */
+export function seedFlag(name: string, text: string): number {
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isInteger(n) || n < 0 || n > MAX_SEED) {
+    throw new UsageError(
+      `--${name} ${text}: a seed is an integer from 0 to ${MAX_SEED} (the generator's 32-bit range)`,
+    );
+  }
+  return n;
+}
+
+/** The seeds of `--seed 0,1,2`: each in range (see {@link seedFlag}), none given twice. */
+export function parseSeeds(text: string): number[] {
+  const seeds = text.split(",").map((s) => seedFlag("seed", s.trim()));
+  const dup = seeds.find((s, i) => seeds.indexOf(s) !== i);
+  if (dup !== undefined) {
+    throw new UsageError(`--seed ${text}: seed ${dup} is given twice; list each seed once`);
+  }
+  return seeds;
+}
+
+/**
+ * Check that records can be written under `dir` before any work: the folder, or the nearest of
+ * its parents that exists, must be a folder (missing folders are created when the first record is
+ * written). Throws an InputError naming the file in the way.
+ */
+export function checkOutDir(dir: string, flag = "out"): void {
+  let path = resolve(dir);
+  for (;;) {
+    let info: Deno.FileInfo | null = null;
+    try {
+      info = Deno.statSync(path);
+    } catch (err) {
+      // Missing, or under a file (ENOTDIR): look at the parent.
+      if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotADirectory)) {
+        throw new InputError(`--${flag} ${dir}: ${(err as Error).message}`);
+      }
+    }
+    if (info !== null) {
+      if (info.isDirectory) return;
+      const what = path === resolve(dir) ? "is a file" : `is under ${path}, a file`;
+      throw new InputError(`--${flag} ${dir} ${what}, not a folder; give a folder for the run records`);
+    }
+    const parent = dirname(path);
+    if (parent === path) return;
+    path = parent;
+  }
 }
 
 const optionalInt = (name: string, v: unknown) =>
@@ -124,14 +240,17 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
   if (model !== "default" && !existsSync(model)) {
     throw new InputError(`model not found: ${model} (check --model)`);
   }
-  if (model === "default" && !existsSync(DEFAULT_MODEL_DIR)) {
+  if (model === "default" && !existsSync(modelPath(model))) {
     throw new InputError(
-      `the embedded default model is missing at ${DEFAULT_MODEL_DIR}; run \`deno task pretrain\``,
+      `the embedded default model is missing at ${modelPath(model)}; run \`deno task pretrain\``,
     );
   }
-  const seeds = String(v.seed).split(",").map((s) =>
-    numberFlag("seed", s.trim(), (n) => Number.isInteger(n) && n >= 0)
-  );
+  const tokenizer = v.tokenizer === undefined ? null : String(v.tokenizer);
+  if (tokenizer !== null && !existsSync(tokenizer)) {
+    throw new InputError(`tokenizer not found: ${tokenizer} (check --tokenizer)`);
+  }
+  const dataOptions = dataOptionsFromFlags(dataset, v["data-opt"] as string[] | undefined);
+  const seeds = parseSeeds(String(v.seed));
   const base: Omit<RunConfig, "seed"> = {
     task,
     dataset,
@@ -142,7 +261,7 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
     loftq,
     trainSize,
     trainPerClass,
-    splitSeed: numberFlag("split-seed", String(v["split-seed"]), (n) => Number.isInteger(n) && n >= 0),
+    splitSeed: seedFlag("split-seed", String(v["split-seed"])),
     epochs: numberFlag("epochs", String(v.epochs), (n) => n > 0),
     steps: optionalInt("steps", v.steps),
     batchSize: numberFlag("batch-size", String(v["batch-size"]), (n) => Number.isInteger(n) && n > 0),
@@ -161,31 +280,69 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
     maxCorpus: optionalInt("max-corpus", v["max-corpus"]),
     backend,
     diagnostics: Boolean(v.diagnostics),
+    ...(tokenizer === null ? {} : { tokenizer }),
+    ...(dataOptions === null ? {} : { dataOptions }),
   };
   return seeds.map((seed) => ({ ...base, seed }));
 }
 
-/**
- * Check what needs the model: load it and apply the method once (unknown targets, impossible
- * ranks, bad method options surface here, before any work). Throws InputError.
- */
-export async function checkRunConfig(config: RunConfig): Promise<void> {
-  const { model } = await loadModel(config.model === "default" ? DEFAULT_MODEL_DIR : config.model).catch(
-    (err) => {
-      throw new InputError((err as Error).message);
-    },
-  );
-  try {
-    const method = getMethod(config.method);
-    const applied = method.apply(
-      model,
-      parseMethodConfig(method, config.methodOptions),
-      plainContext(new Rng(0), 10),
+/** What {@link checkRunConfig} checks besides the model and `--max-length`. */
+export interface CheckParts {
+  /** Apply the method once (targets, ranks, method options). */
+  method: boolean;
+  /** Load the dataset and build the task on it (files, columns, classes, sizes). */
+  data: boolean;
+}
+
+const asInputError = (err: unknown): never => {
+  throw err instanceof InputError || err instanceof UsageError ? err : new InputError((err as Error).message);
+};
+
+/** `--max-length` must fit the model's context (the positions it was trained for). */
+export function checkMaxLength(config: RunConfig, maxSeqLen: number): void {
+  if (config.maxLength > maxSeqLen) {
+    throw new InputError(
+      `--max-length ${config.maxLength} exceeds the context of model ${config.model} ` +
+        `(${maxSeqLen} tokens); use --max-length ${maxSeqLen} or less`,
     );
-    applied.dispose();
+  }
+}
+
+function checkMethod(config: RunConfig, model: LoadedModel["model"]): void {
+  const method = getMethod(config.method);
+  const applied = method.apply(
+    model,
+    parseMethodConfig(method, config.methodOptions),
+    plainContext(new Rng(0), 10),
+  );
+  applied.dispose();
+}
+
+async function checkData(config: RunConfig, loaded: LoadedModel): Promise<Dataset> {
+  const data = await loadRunDataset(config);
+  buildTask(loaded, config, data, new Rng(0)).dispose();
+  return data;
+}
+
+/**
+ * Check what needs the model, before any work: load it (with `--tokenizer`), check `--max-length`
+ * against its context, apply the method once (unknown targets, impossible ranks, bad method
+ * options) and load the dataset and build the task on it (missing files and columns, one class,
+ * bad UTF-8, ...). Every failure is an InputError. Returns the loaded dataset (null when
+ * `parts.data` is false), which `executeRun` can reuse for every seed of this config.
+ */
+export async function checkRunConfig(
+  config: RunConfig,
+  parts: CheckParts = { method: true, data: true },
+): Promise<Dataset | null> {
+  const loaded = await loadModel(modelPath(config.model), config.tokenizer).catch(asInputError);
+  try {
+    checkMaxLength(config, loaded.model.config.maxSeqLen);
+    if (parts.method) checkMethod(config, loaded.model);
+    return parts.data ? await checkData(config, loaded) : null;
   } catch (err) {
-    throw new InputError((err as Error).message);
+    return asInputError(err);
   } finally {
-    model.dispose();
+    loaded.model.dispose();
   }
 }

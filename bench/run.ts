@@ -1,7 +1,8 @@
 /**
  * One benchmark run: load the model, quantize the frozen base, apply the method, train on the
  * task, evaluate, measure time and memory, and return the run record. A run that fails (NaN loss,
- * a method error, out of memory) returns a record with status `failed` and the reason.
+ * a loss that never falls below its start, overflowing parameters, a method error, out of memory)
+ * returns a record with status `failed` and the reason.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -13,7 +14,8 @@ import { DEFAULT_MODEL_DIR, type LoadedModel, loadModel } from "../models/load.t
 import { Rng } from "../models/rng.ts";
 import { writeSafetensors } from "../models/safetensors.ts";
 import { writeFileAtomic } from "../models/io.ts";
-import { loadDataset } from "../datasets/registry.ts";
+import { type DatasetSpec, loadDataset } from "../datasets/registry.ts";
+import type { Dataset } from "../datasets/types.ts";
 import { getMethod, parseMethodConfig } from "../methods/registry.ts";
 import type { AppliedMethod, MethodContext, Optimizer } from "../methods/types.ts";
 import { QuantizedLinear } from "../methods/quant/linear.ts";
@@ -45,6 +47,32 @@ export interface ExecuteOptions {
   quiet?: boolean;
   /** Save the adapter (safetensors, and the PEFT layout where the method has one) under this folder. */
   saveAdapterDir?: string;
+  /**
+   * The run's dataset, already loaded by `loadRunDataset(config)` (bench loads and checks it once
+   * for all seeds); loaded here when absent.
+   */
+  dataset?: Dataset;
+}
+
+/** The model path a config names (`default` is the embedded model). */
+export function modelPath(model: string): string {
+  return model === "default" ? DEFAULT_MODEL_DIR : model;
+}
+
+/** The dataset request of a run: its dataset, `--data-opt` options, split seed and train size. */
+export function datasetSpec(config: RunConfig): DatasetSpec {
+  return {
+    ...config.dataOptions,
+    name: config.dataset,
+    splitSeed: config.splitSeed,
+    ...(config.trainSize ? { trainSize: config.trainSize } : {}),
+    ...(config.trainPerClass ? { trainPerClass: config.trainPerClass } : {}),
+  };
+}
+
+/** Load a run's dataset (see {@link datasetSpec}). */
+export function loadRunDataset(config: RunConfig): Promise<Dataset> {
+  return loadDataset(datasetSpec(config));
 }
 
 /** Every linear module of the model, including the bases that method wrappers keep (each once). */
@@ -149,12 +177,8 @@ async function measureInference(task: TaskRunner, count: number): Promise<number
   return times;
 }
 
-function buildTask(
-  loaded: LoadedModel,
-  config: RunConfig,
-  data: Awaited<ReturnType<typeof loadDataset>>,
-  rng: Rng,
-) {
+/** The run's task on a loaded model and dataset (throws when the dataset does not serve the config's task). */
+export function buildTask(loaded: LoadedModel, config: RunConfig, data: Dataset, rng: Rng): TaskRunner {
   const { model, tokenizer } = loaded;
   if (data.task !== config.task) {
     throw new Error(
@@ -179,6 +203,43 @@ function buildTask(
     }, rng);
   }
   return lmTask(model, tokenizer, data, { maxLength: config.maxLength });
+}
+
+/**
+ * Runs with fewer updates are not judged by their loss curve: each update's loss is on another
+ * batch, and over a few updates batch-to-batch noise dominates (the stories260K fixture's loss
+ * rises over its first three or four updates before it falls).
+ */
+export const MIN_JUDGED_UPDATES = 10;
+
+/**
+ * Why a finished training run failed, or null when it trained.
+ * - `trainables`, read once: a tensor whose sum of squares is not finite in float32 (a NaN or
+ *   infinite value, or values beyond about 1.8e19, whose squares overflow) means the parameters
+ *   overflowed, as `--lr 1e30` does (lora_B near 1e30 while the loss sits at chance level).
+ * - `curve`, each update's loss (a non-finite loss already stopped the run at its step): a loss
+ *   that never falls below its first value over a run of {@link MIN_JUDGED_UPDATES} or more
+ *   updates means the run diverged or did not learn.
+ */
+export function trainingFailure(
+  curve: readonly { loss: number }[],
+  trainables: readonly tf.Variable[],
+): string | null {
+  if (trainables.length > 0) {
+    const probes = tf.tidy(() => tf.stack(trainables.map((v) => tf.sum(tf.square(v)))));
+    const bad = [...probes.dataSync()].filter((x) => !Number.isFinite(x)).length;
+    probes.dispose();
+    if (bad > 0) {
+      return `trainable parameters overflowed (${bad} of ${trainables.length} tensors hold values ` +
+        "whose squares are not finite in float32); lower --lr or --head-lr";
+    }
+  }
+  if (curve.length < MIN_JUDGED_UPDATES) return null;
+  const start = curve[0].loss;
+  const best = Math.min(...curve.slice(1).map((p) => p.loss));
+  if (best < start) return null;
+  return `loss never fell below its start over ${curve.length} updates (${start.toPrecision(5)} at step 0, ` +
+    `lowest later ${best.toPrecision(5)}): the run diverged or did not learn; lower --lr or --head-lr`;
 }
 
 /** Run one configuration end to end and return its record (never throws for run failures). */
@@ -223,14 +284,9 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
   try {
     record.timing.calibrationMs = await calibrationMs();
     const rng = new Rng(config.seed);
-    loaded = await loadModel(config.model === "default" ? DEFAULT_MODEL_DIR : config.model);
+    loaded = await loadModel(modelPath(config.model), config.tokenizer);
     const model = loaded.model;
-    const data = await loadDataset({
-      name: config.dataset,
-      splitSeed: config.splitSeed,
-      ...(config.trainSize ? { trainSize: config.trainSize } : {}),
-      ...(config.trainPerClass ? { trainPerClass: config.trainPerClass } : {}),
-    });
+    const data = options.dataset ?? await loadRunDataset(config);
     task = buildTask(loaded, config, data, rng.fork("task"));
 
     // Quantization: the frozen model's latency before and after packing the base.
@@ -359,6 +415,8 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
       progress.tick(1, `loss ${loss.toFixed(4)}`);
     }
     const trainSeconds = (performance.now() - trainStart) / 1000;
+    const failure = trainingFailure(record.curve, allVars);
+    if (failure !== null) throw new Error(failure);
 
     // Evaluation, latency and inference memory.
     const evalStart = performance.now();

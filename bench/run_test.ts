@@ -54,6 +54,20 @@ Deno.test("bench: a diverging run is recorded as failed with its reason", async 
   assert.match(r.error!, /loss became (NaN|Infinity|-Infinity) at step \d/);
 });
 
+Deno.test("bench: --lr 1e30 whose loss stays finite (chance level) is failed: its parameters overflowed", async () => {
+  // Before: "success", with lora_B near 1e30 and the loss at ln(26), chance level.
+  const r = await executeRun(config(["--train-per-class", "2", "--steps", "12", "--lr", "1e30"]), {
+    backend,
+    quiet: true,
+  });
+  assert.ok(r.curve.length === 12 && r.curve.every((p) => Number.isFinite(p.loss)));
+  assert.equal(r.status, "failed");
+  assert.match(
+    r.error!,
+    /^trainable parameters overflowed \(\d+ of \d+ tensors .*\); lower --lr or --head-lr$/,
+  );
+});
+
 Deno.test("bench: retrieval and language-modelling runs produce their metrics", async () => {
   const r = await executeRun(
     config(["--dataset", "wordnet-concepts", "--train-size", "32", "--epochs", "1", "--max-corpus", "200"]),

@@ -11,13 +11,14 @@
  *   combines the shards' folders. Cluster recipes: `bench/cluster/README.md`.
  * - `--set FLAG=VALUE` overrides a fixed option (not a factor), e.g. `--set model=tests/fixtures/stories260K/stories260K.bin`.
  *
- * The whole plan is validated (every entry through buildRunConfigs; the model is loaded and each
- * distinct method configuration of this shard applied once) before anything runs: errors exit 2.
+ * The whole plan is validated before anything runs (every entry through buildRunConfigs; the model
+ * is loaded, each distinct method configuration of this shard applied once and each distinct
+ * dataset loaded and its task built once; `--out` must be a folder): errors exit 2.
  * @module
  */
 import { helpText, InputError, numberFlag, type OptionSpec, parseCli, runMain, UsageError } from "./args.ts";
 import { type BackendName, describeBackend, initBackend } from "../models/backend.ts";
-import { checkRunConfig } from "./config.ts";
+import { checkOutDir, checkRunConfig } from "./config.ts";
 import { canonicalJson } from "./record.ts";
 import { formatDuration, Progress } from "./progress.ts";
 import {
@@ -29,6 +30,7 @@ import {
   shardRuns,
 } from "./sweep_plan.ts";
 import { pendingRuns, runInProcess, type RunOutcome, runWithWorkers } from "./sweep_runner.ts";
+import { datasetSpec } from "./run.ts";
 
 /** Flags of `sweep`. */
 export const SWEEP_SPEC = {
@@ -86,6 +88,7 @@ if (import.meta.main) {
     const shard = values.shard ? parseShard(values.shard as string) : null;
     const runs = shard ? shardRuns(plan.runs, shard.index, shard.count) : plan.runs;
     const out = values.out as string;
+    checkOutDir(out);
     console.error(
       `plan: ${plan.runs.length} runs (product ${plan.productSize}, ${plan.excluded} excluded, ` +
         `${plan.collapsed} collapsed)` +
@@ -99,13 +102,18 @@ if (import.meta.main) {
 
     const backend = await initBackend(runs[0]?.config.backend as BackendName ?? "auto");
     console.error(describeBackend(backend));
-    // Each distinct (model, method, options) of this shard is applied once to the real model.
+    // Each distinct (model, method, options) of this shard is applied once to the real model, and
+    // each distinct dataset request loaded once and its task built on the model.
     const checked = new Set<string>();
     for (const r of runs) {
-      const key = canonicalJson([r.config.model, r.config.method, r.config.methodOptions]);
-      if (checked.has(key)) continue;
-      checked.add(key);
-      await checkRunConfig(r.config).catch((err) => {
+      const c = r.config;
+      const model = [c.model, c.tokenizer ?? null, c.maxLength];
+      const methodKey = canonicalJson(["method", ...model, c.method, c.methodOptions]);
+      const dataKey = canonicalJson(["data", ...model, c.task, datasetSpec(c)]);
+      const parts = { method: !checked.has(methodKey), data: !checked.has(dataKey) };
+      if (!parts.method && !parts.data) continue;
+      checked.add(methodKey).add(dataKey);
+      await checkRunConfig(c, parts).catch((err) => {
         throw new InputError(`plan run #${r.index} (${describe(r)}): ${(err as Error).message}`);
       });
     }

@@ -17,14 +17,14 @@
  * ```
  *
  * - `fixed`: any `bench` flag (see `BENCH_SPEC`) -> value, applied to every entry. Numbers may be
- *   JSON numbers; boolean flags take true/false; `opt` is an object `{KEY: VALUE}` or a list of
- *   `"KEY=VALUE"` strings. Sweep-level flags (`out`, `help`, `list-*`, `repeat-check`,
+ *   JSON numbers; boolean flags take true/false; `opt` and `data-opt` are objects `{KEY: VALUE}` or
+ *   lists of `"KEY=VALUE"` strings. Sweep-level flags (`out`, `help`, `list-*`, `repeat-check`,
  *   `save-adapter`) are rejected.
  * - `factors`: factor name -> list of levels. A plain level (string, number, boolean) sets the flag
  *   of the factor's name. An object level sets several flags at once; its `name` key labels it (for
  *   output and `exclude`), defaulting to `flag=value,...`. A factor whose levels are all objects may
- *   have any name (e.g. `variant`). Factor levels override `fixed`; two factors may not set the same
- *   flag. The plan is the cartesian product, in file order, the last factor varying fastest.
+ *   have any name (e.g. `variant`). Factor levels override `fixed` (a level's `opt.rank` overrides a
+ *   fixed `rank` and the other way round); two factors may not set the same flag. The plan is the cartesian product, in file order, the last factor varying fastest.
  * - `exclude`: partial assignments; an entry matching every key of one is dropped. A key that names
  *   a factor compares the level's name; any other key must be a flag and compares the entry's final
  *   flag value. A value may be a list (any of). Values compare as strings (8 and "8" match).
@@ -32,7 +32,9 @@
  * Options a method does not take (its schema rejects them, e.g. `rank` for `frozen` or `ia3`) are
  * dropped from that entry rather than failing the sweep; entries that thereby become the same run
  * (same run id) collapse into one, so `frozen x rank {4, 8}` runs the frozen baseline once. A
- * notice says which options were dropped for which methods and how many runs collapsed.
+ * notice says which options were dropped for which methods and how many runs collapsed. Two entries
+ * that are the same run without any option dropped (levels that differ only in spelling, e.g. seeds
+ * `0` and `"0.0"`) are an error.
  *
  * Every entry is validated through `buildRunConfigs` before anything runs; the first invalid one
  * is an error naming the entry (exit code 2).
@@ -43,6 +45,7 @@ import { BENCH_SPEC } from "./cli.ts";
 import { buildRunConfigs, methodOptionsFromFlags } from "./config.ts";
 import { type RunConfig, runIdOf, runName } from "./record.ts";
 import { getMethod } from "../methods/registry.ts";
+import { NAMED_OPTIONS } from "../methods/common.ts";
 
 /** A flag value as written in a sweep file. */
 export type FlagValue = string | number | boolean | Record<string, unknown> | string[];
@@ -106,11 +109,13 @@ function checkFlag(where: string, flag: string, value: unknown): FlagValue {
       `${where}: '${flag}' is not allowed in a sweep file (give --out to the sweep command)`,
     );
   }
-  if (flag === "opt") {
+  if (isKeyValueFlag(flag)) {
     const ok = (Array.isArray(value) && value.every((p) => typeof p === "string")) ||
       (value !== null && typeof value === "object" && !Array.isArray(value) &&
         Object.values(value).every(isPlain));
-    if (!ok) throw new UsageError(`${where}: 'opt' must be an object {KEY: VALUE} or a list of "KEY=VALUE"`);
+    if (!ok) {
+      throw new UsageError(`${where}: '${flag}' must be an object {KEY: VALUE} or a list of "KEY=VALUE"`);
+    }
     return value as FlagValue;
   }
   if (spec.type === "boolean") {
@@ -224,22 +229,42 @@ export function parseOverrides(pairs: string[]): Record<string, FlagValue> {
   return out;
 }
 
-/** Flags as parsed by `parseCli(…, BENCH_SPEC)`: defaults, then fixed, then levels. */
+/** The repeatable KEY=VALUE flags, which a sweep file may give as objects. */
+const KEY_VALUE_FLAGS = ["opt", "data-opt"] as const;
+
+const isKeyValueFlag = (flag: string): flag is typeof KEY_VALUE_FLAGS[number] =>
+  (KEY_VALUE_FLAGS as readonly string[]).includes(flag);
+
+/** The [KEY, VALUE] pairs of an `opt` / `data-opt` value (object or list of "KEY=VALUE"). */
+function pairsOf(v: FlagValue): [string, string][] {
+  return Array.isArray(v)
+    ? v.map((p) => [p.slice(0, Math.max(0, p.indexOf("="))), p.slice(p.indexOf("=") + 1)])
+    : Object.entries(v as Record<string, unknown>).map(([a, b]) => [a, String(b)]);
+}
+
+/**
+ * Flags as parsed by `parseCli(…, BENCH_SPEC)`: defaults, then fixed, then levels. A later layer
+ * overrides a method option whichever spelling either layer uses (`rank` or `opt.rank`); one layer
+ * giving both is left for buildRunConfigs to report when they differ.
+ */
 function toCliValues(layers: Record<string, FlagValue>[]): Record<string, unknown> {
   const values: Record<string, unknown> = {};
   for (const [k, o] of Object.entries(BENCH_SPEC)) if ("default" in o) values[k] = o.default;
-  const opt = new Map<string, string>();
+  const maps = { opt: new Map<string, string>(), "data-opt": new Map<string, string>() };
   for (const layer of layers) {
+    const optKeys = new Set(layer.opt === undefined ? [] : pairsOf(layer.opt).map(([k]) => k));
+    for (const key of NAMED_OPTIONS) {
+      if (optKeys.has(key) && !(key in layer)) delete values[key];
+      if (key in layer && !optKeys.has(key)) maps.opt.delete(key);
+    }
     for (const [k, v] of Object.entries(layer)) {
-      if (k === "opt") {
-        const pairs = Array.isArray(v)
-          ? v.map((p) => [p.slice(0, Math.max(0, p.indexOf("="))), p.slice(p.indexOf("=") + 1)])
-          : Object.entries(v as Record<string, unknown>).map(([a, b]) => [a, String(b)]);
-        for (const [a, b] of pairs) opt.set(a, b);
-      } else values[k] = typeof v === "boolean" ? v : String(v);
+      if (isKeyValueFlag(k)) { for (const [a, b] of pairsOf(v)) maps[k].set(a, b); }
+      else values[k] = typeof v === "boolean" ? v : String(v);
     }
   }
-  if (opt.size > 0) values.opt = [...opt].map(([a, b]) => `${a}=${b}`);
+  for (const flag of KEY_VALUE_FLAGS) {
+    if (maps[flag].size > 0) values[flag] = [...maps[flag]].map(([a, b]) => `${a}=${b}`);
+  }
   return values;
 }
 
@@ -289,7 +314,8 @@ export async function expandPlan(spec: SweepSpec, overrides: Record<string, Flag
   const ruleHits = spec.exclude.map(() => 0);
   const dropped = new Map<string, { options: Set<string>; entries: number }>(); // by method
   const runs: PlannedRun[] = [];
-  const seen = new Set<string>();
+  // run id -> the first entry with it, and whether options were dropped from that entry
+  const seen = new Map<string, { where: string; dropped: boolean }>();
   let excluded = 0;
   let collapsed = 0;
   const pick = new Array(spec.factors.length).fill(0);
@@ -331,20 +357,25 @@ export async function expandPlan(spec: SweepSpec, overrides: Record<string, Flag
         if (keys.every((k) => foreign.includes(k))) levels[f.name] = "n/a";
       });
     }
+    const where = `plan entry ${e + 1} (${describeEntry(levels)})`;
     let configs: RunConfig[];
     try {
       configs = buildRunConfigs(values);
     } catch (err) {
-      const msg = `plan entry ${e + 1} (${describeEntry(levels)}): ${(err as Error).message}`;
+      const msg = `${where}: ${(err as Error).message}`;
       throw err instanceof InputError ? new InputError(msg) : new UsageError(msg);
     }
     for (const config of configs) {
       const runId = await runIdOf(config);
-      if (seen.has(runId)) {
+      const first = seen.get(runId);
+      if (first && !first.dropped && foreign.length === 0) {
+        throw new UsageError(`${where} is the same run as ${first.where}; drop one of the two levels`);
+      }
+      if (first) {
         collapsed++;
         continue;
       }
-      seen.add(runId);
+      seen.set(runId, { where, dropped: foreign.length > 0 });
       runs.push({ index: runs.length, runId, name: runName(config), levels, config });
     }
   }

@@ -1,0 +1,184 @@
+import assert from "node:assert/strict";
+import { basename, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import * as tf from "@tensorflow/tfjs-core";
+import { STORIES_MODEL as STORIES, STORIES_TOKENIZER } from "../models/fixtures.ts";
+import { Rng } from "../models/rng.ts";
+import { initBackend } from "../models/backend.ts";
+import { InputError, parseCli } from "./args.ts";
+import { BENCH_SPEC } from "./cli.ts";
+import { buildRunConfigs, checkOutDir, checkRunConfig, MAX_SEED } from "./config.ts";
+import { type RunConfig, runIdOf } from "./record.ts";
+import { MIN_JUDGED_UPDATES, trainingFailure } from "./run.ts";
+import { expandPlan, parseSweep } from "./sweep_plan.ts";
+
+await initBackend("wasm");
+
+const dir = await Deno.makeTempDir({ prefix: "peft-config-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+function configs(args: string[]): RunConfig[] {
+  const { values } = parseCli(["--model", STORIES, ...args], BENCH_SPEC);
+  return buildRunConfigs(values as Record<string, unknown>);
+}
+
+/** The error `fn` throws: its class and its one-line message. */
+function failure(fn: () => unknown): { kind: string; message: string } {
+  try {
+    fn();
+  } catch (err) {
+    return { kind: (err as Error).constructor.name, message: (err as Error).message };
+  }
+  assert.fail("expected an error");
+}
+
+function csv(name: string, rows: string[]): string {
+  const path = join(dir, name);
+  Deno.writeTextFileSync(path, rows.join("\n") + "\n");
+  return path;
+}
+
+Deno.test("seeds: the generator's 32-bit range is accepted, the rest and duplicates are one-line usage errors", () => {
+  // The range is the generator's: it keeps `seed >>> 0`, so 2^32 would be seed 0 again.
+  assert.equal(new Rng(MAX_SEED).seed, MAX_SEED);
+  assert.notEqual(new Rng(MAX_SEED + 1).seed, MAX_SEED + 1);
+  assert.deepEqual(configs(["--seed", `0,7,${MAX_SEED}`]).map((c) => c.seed), [0, 7, MAX_SEED]);
+  assert.deepEqual(failure(() => configs(["--seed", "4294967296"])), {
+    kind: "UsageError",
+    message: "--seed 4294967296: a seed is an integer from 0 to 4294967295 (the generator's 32-bit range)",
+  });
+  for (const bad of ["-1", "1.5", "1e20", "x", ""]) {
+    assert.match(
+      failure(() => configs([`--seed=${bad}`])).message,
+      /a seed is an integer from 0 to 4294967295/,
+    );
+  }
+  assert.deepEqual(failure(() => configs(["--seed", "0,1,0"])), {
+    kind: "UsageError",
+    message: "--seed 0,1,0: seed 0 is given twice; list each seed once",
+  });
+  assert.match(failure(() => configs(["--seed", "3,03"])).message, /seed 3 is given twice/);
+  assert.match(
+    failure(() => configs(["--split-seed", "4294967296"])).message,
+    /^--split-seed 4294967296: a seed is an integer from 0 to 4294967295/,
+  );
+});
+
+Deno.test("method options: a flag and an --opt giving the same option differently is a usage error", () => {
+  assert.deepEqual(failure(() => configs(["--rank", "4", "--opt", "rank=2"])), {
+    kind: "UsageError",
+    message: "--rank 4 and --opt rank=2 set 'rank' differently; give it once",
+  });
+  assert.match(
+    failure(() => configs(["--targets", "q+v", "--opt", "targets=all-linear"])).message,
+    /--targets q\+v and --opt targets=all-linear set 'targets' differently/,
+  );
+  assert.match(
+    failure(() => configs(["--opt", "alpha=8", "--opt", "alpha=16"])).message,
+    /--opt alpha=8 and --opt alpha=16 set 'alpha' differently/,
+  );
+  assert.equal(configs(["--rank", "4", "--opt", "rank=4"])[0].methodOptions.rank, 4);
+});
+
+Deno.test("--data-opt and --tokenizer: schema-checked, in the config (and run id) only when given", async () => {
+  const path = csv("topics.csv", ["sentence,topic", "a,x", "b,y"]);
+  const [c] = configs([
+    "--dataset",
+    `csv:${path}`,
+    "--data-opt",
+    "textColumn=sentence",
+    "--data-opt",
+    "labelColumn=topic",
+    "--data-opt",
+    "testFraction=0.5",
+  ]);
+  assert.deepEqual(c.dataOptions, { textColumn: "sentence", labelColumn: "topic", testFraction: 0.5 });
+  assert.deepEqual(failure(() => configs(["--data-opt", "lang=de"])), {
+    kind: "UsageError",
+    message: "--data-opt: dataset wordnet-lex does not take option 'lang'; valid keys: maxDev, maxTest",
+  });
+  assert.match(failure(() => configs(["--data-opt", "lang"])).message, /--data-opt lang: expected KEY=VALUE/);
+  assert.match(
+    failure(() => configs(["--data-opt", "maxTest=5", "--data-opt", "maxTest=6"])).message,
+    /--data-opt maxTest=5 and --data-opt maxTest=6 set 'maxTest' differently/,
+  );
+  assert.deepEqual(failure(() => configs(["--tokenizer", join(dir, "nope.json")])), {
+    kind: "InputError",
+    message: `tokenizer not found: ${join(dir, "nope.json")} (check --tokenizer)`,
+  });
+  const [plain] = configs([]);
+  const [withTok] = configs(["--tokenizer", STORIES_TOKENIZER]);
+  assert.ok(!("tokenizer" in plain) && !("dataOptions" in plain));
+  assert.equal(withTok.tokenizer, STORIES_TOKENIZER);
+  assert.notEqual(await runIdOf(withTok), await runIdOf(plain));
+  // The tokenizer is the model's own, so the run loads and checks.
+  await checkRunConfig(withTok, { method: true, data: false });
+});
+
+Deno.test("run ids: the smoke suite's configs keep the ids of the committed baselines", async () => {
+  const smoke = fileURLToPath(new URL("./sweeps/smoke.json", import.meta.url));
+  const baselines = fileURLToPath(new URL("../baselines/", import.meta.url));
+  const plan = await expandPlan(parseSweep(JSON.parse(await Deno.readTextFile(smoke))));
+  const committed = [...Deno.readDirSync(baselines)].map((e) => basename(e.name, ".json"))
+    .filter((n) => /^(classify|retrieve|lm)-/.test(n));
+  assert.deepEqual(plan.runs.map((r) => r.runId).sort(), committed.sort());
+  assert.ok(plan.runs.every((r) => !("tokenizer" in r.config) && !("dataOptions" in r.config)));
+});
+
+Deno.test("--out: a file (or a path under one) is an input error before any work; folders are fine", () => {
+  const file = join(dir, "records.json");
+  Deno.writeTextFileSync(file, "{}");
+  assert.deepEqual(failure(() => checkOutDir(file)), {
+    kind: "InputError",
+    message: `--out ${file} is a file, not a folder; give a folder for the run records`,
+  });
+  assert.match(
+    failure(() => checkOutDir(join(file, "sub"))).message,
+    /is under .*records\.json, a file, not a folder/,
+  );
+  checkOutDir(dir);
+  checkOutDir(join(dir, "new", "deeper"));
+  assert.ok(!Deno.statSync(dir).isFile);
+});
+
+Deno.test("checkRunConfig: --max-length beyond the model's context and unusable datasets are input errors", async () => {
+  const [long] = configs(["--max-length", "600"]);
+  await assert.rejects(
+    () => checkRunConfig(long),
+    (err: Error) =>
+      err instanceof InputError &&
+      err.message === `--max-length 600 exceeds the context of model ${STORIES} (512 tokens); ` +
+          "use --max-length 512 or less",
+  );
+  const one = csv("one.csv", ["text,label", ...Array.from({ length: 12 }, (_, i) => `t${i},pos`)]);
+  const [single] = configs(["--dataset", `csv:${one}`]);
+  await assert.rejects(
+    () => checkRunConfig(single),
+    (err: Error) => err instanceof InputError && /only one class \('pos'\)/.test(err.message),
+  );
+  const two = csv("two.csv", ["text,label", ...Array.from({ length: 20 }, (_, i) => `t${i},${i % 2}`)]);
+  const [ok] = configs(["--dataset", `csv:${two}`, "--train-per-class", "4"]);
+  const data = await checkRunConfig(ok);
+  assert.equal(data?.task, "classify");
+});
+
+Deno.test("trainingFailure: overflowing parameters, and a loss that never falls below its start", () => {
+  const ok = tf.variable(tf.tensor1d([1, -2, 3]));
+  const huge = tf.variable(tf.tensor1d([1e30, 0]));
+  const nan = tf.variable(tf.tensor1d([NaN, 0]));
+  const curve = (losses: number[]) => losses.map((loss) => ({ loss }));
+  const falling = curve(Array.from({ length: MIN_JUDGED_UPDATES }, (_, i) => 3 - 0.1 * i));
+  const flat = curve(Array.from({ length: MIN_JUDGED_UPDATES }, (_, i) => 3.2 + 0.01 * (i % 3)));
+  assert.equal(trainingFailure(falling, [ok]), null);
+  assert.match(trainingFailure(falling, [ok, huge])!, /^trainable parameters overflowed \(1 of 2 tensors/);
+  assert.match(trainingFailure(falling, [nan])!, /overflowed \(1 of 1 tensors/);
+  assert.equal(
+    trainingFailure(flat, [ok]),
+    `loss never fell below its start over ${MIN_JUDGED_UPDATES} updates (3.2000 at step 0, lowest later 3.2000): ` +
+      "the run diverged or did not learn; lower --lr or --head-lr",
+  );
+  // A short run is not judged by its curve (batch-to-batch noise), and no trainables means no probe.
+  assert.equal(trainingFailure(flat.slice(0, MIN_JUDGED_UPDATES - 1), [ok]), null);
+  assert.equal(trainingFailure([], []), null);
+  tf.dispose([ok, huge, nan]);
+});

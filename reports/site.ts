@@ -1,7 +1,10 @@
 /**
  * Builds the report: a static site (index.html, runs/<id>.html, inline SVG charts, inline
  * vanilla JS for sorting and filtering) and REPORT.md with the same tables and charts/*.svg.
- * Every data string goes through Handlebars' escaping ({{ }}) or the helpers in escape.ts.
+ * Every data string goes through Handlebars' escaping ({{ }}) or the helpers in escape.ts, and
+ * every rendered file is then checked for markup that could run script (script-like elements,
+ * event-handler attributes, script URLs) beyond what its template itself holds; escaped text is
+ * text, not markup, so a dataset called `x onerror=y` renders.
  * @module
  */
 import Handlebars from "handlebars";
@@ -36,6 +39,162 @@ export interface ReportFile {
 const TEMPLATES = new URL("./templates/", import.meta.url);
 const MiB = 1024 * 1024;
 
+/** Where markup can run script: what it is and the offset of its tag. */
+export interface ActiveContent {
+  /** E.g. `<script>`, `onload= on <svg>`, `href=javascript: on <a>`. */
+  what: string;
+  at: number;
+}
+
+/** Elements that run or embed script or other documents. */
+const ACTIVE_ELEMENTS = new Set([
+  "script",
+  "foreignobject",
+  "iframe",
+  "frame",
+  "frameset",
+  "object",
+  "embed",
+  "applet",
+  "handler",
+  "listener",
+]);
+/**
+ * Elements whose content is skipped up to their end tag: script source (the element itself is
+ * already active). Everything else, style and title included, is scanned as markup, as XML does.
+ */
+const RAW_TEXT_ELEMENTS = new Set(["script"]);
+/** Attributes whose value a browser may load or navigate to, or animate into another attribute. */
+const URL_ATTRIBUTES = new Set([
+  "href",
+  "xlink:href",
+  "src",
+  "action",
+  "formaction",
+  "data",
+  "srcdoc",
+  "poster",
+  "background",
+  "to",
+  "from",
+  "values",
+  "by",
+  "style",
+]);
+const SCRIPT_URL =
+  /^(javascript|vbscript|livescript):|^data:(text\/html|image\/svg|application\/(x?html|xml))|url\(\s*['"]?\s*(javascript|vbscript):|expression\(/;
+const NAMED_ENTITIES: Record<string, string> = {
+  amp: "&",
+  lt: "<",
+  gt: ">",
+  quot: '"',
+  apos: "'",
+  colon: ":",
+  tab: "\t",
+  newline: "\n",
+  lpar: "(",
+  rpar: ")",
+};
+
+/** An attribute value as a browser sees it: entities decoded, lower case, no whitespace or controls. */
+function attributeValue(raw: string): string {
+  return raw
+    .replace(/&#x([0-9a-f]+);?|&#(\d+);?|&([a-z]+);/gi, (m, hex, dec, name) => {
+      if (hex || dec) {
+        const code = parseInt(hex ?? dec, hex ? 16 : 10);
+        return code <= 0x10ffff ? String.fromCodePoint(code) : "";
+      }
+      return NAMED_ENTITIES[name.toLowerCase()] ?? m;
+    })
+    .toLowerCase()
+    // deno-lint-ignore no-control-regex -- browsers drop these inside a URL scheme
+    .replace(/[\u0000-\u0020]/g, "");
+}
+
+/** The tag at `lt` (which starts `<name`): element name, attributes and the index after `>`. */
+function readTag(markup: string, lt: number): { name: string; attrs: [string, string][]; end: number } {
+  const nameMatch = /^[^\s/>]+/.exec(markup.slice(lt + 1, lt + 200))!;
+  const attrs: [string, string][] = [];
+  const attr = /[\s/]*(?:(>)|([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?)/y;
+  attr.lastIndex = lt + 1 + nameMatch[0].length;
+  for (;;) {
+    const m = attr.exec(markup);
+    if (!m || m[1]) {
+      return { name: nameMatch[0].toLowerCase(), attrs, end: m ? attr.lastIndex : markup.length };
+    }
+    attrs.push([m[2].toLowerCase(), m[3] ?? m[4] ?? m[5] ?? ""]);
+  }
+}
+
+/** What in one tag can run script. */
+function activeInTag(name: string, attrs: [string, string][]): string[] {
+  const found = ACTIVE_ELEMENTS.has(name) ? [`<${name}>`] : [];
+  for (const [attr, raw] of attrs) {
+    if (/^on/.test(attr)) found.push(`${attr}= on <${name}>`);
+    else if (URL_ATTRIBUTES.has(attr) && SCRIPT_URL.test(attributeValue(raw))) {
+      found.push(`${attr}=${attributeValue(raw).slice(0, 20)} on <${name}>`);
+    }
+  }
+  return found;
+}
+
+/** Index after the markup construct at `lt` that is not an element's start tag, or -1 when it is one. */
+function skipNonElement(markup: string, lt: number): number {
+  const close = (end: string) => {
+    const i = markup.indexOf(end, lt);
+    return i === -1 ? markup.length : i + end.length;
+  };
+  if (markup.startsWith("<!--", lt)) return close("-->");
+  if (markup.startsWith("<![CDATA[", lt)) return close("]]>");
+  const next = markup[lt + 1];
+  if (next === "!" || next === "?" || next === "/") return close(">");
+  return /[A-Za-z]/.test(next ?? "") ? -1 : lt + 1; // a lone "<" in text
+}
+
+/**
+ * Every place in HTML or SVG markup that could run script: script-like elements, event-handler
+ * attributes (`on...=`), and `javascript:` / `vbscript:` / HTML `data:` URLs in attributes that
+ * load, navigate or animate (after decoding entities and dropping whitespace, as browsers do).
+ * Only tags count: escaped text (`&lt;img onerror=x&gt;`), text content, comments and the source
+ * inside script elements are not markup.
+ */
+export function findActiveContent(markup: string): ActiveContent[] {
+  const found: ActiveContent[] = [];
+  let i = 0;
+  for (let lt = markup.indexOf("<"); lt !== -1; lt = markup.indexOf("<", i)) {
+    i = skipNonElement(markup, lt);
+    if (i !== -1) continue;
+    const tag = readTag(markup, lt);
+    for (const what of activeInTag(tag.name, tag.attrs)) found.push({ what, at: lt });
+    i = tag.end;
+    if (RAW_TEXT_ELEMENTS.has(tag.name)) {
+      const endTag = new RegExp(`</${tag.name}[\\s/>]`, "gi");
+      endTag.lastIndex = i;
+      i = endTag.exec(markup)?.index ?? markup.length;
+    }
+  }
+  return found;
+}
+
+/**
+ * Throw unless the rendered file's active content is exactly what its template holds
+ * (`expected`, e.g. the index's own two script elements): anything more came from data.
+ */
+export function assertNoActiveContent(file: ReportFile, expected: readonly string[] = []): void {
+  const left = [...expected];
+  for (const a of findActiveContent(file.text)) {
+    const k = left.indexOf(a.what);
+    if (k !== -1) {
+      left.splice(k, 1);
+      continue;
+    }
+    throw new Error(
+      `report: ${file.path} would contain active content (${a.what} at offset ${a.at}); nothing was written. ` +
+        "A record's text escaped into markup: report this bug, and look for markup in the records",
+    );
+  }
+}
+
 function loadTemplates() {
   const hb = Handlebars.create();
   const read = (name: string) => Deno.readTextFileSync(new URL(name, TEMPLATES));
@@ -50,10 +209,13 @@ function loadTemplates() {
   hb.registerHelper("eq", (a: unknown, b: unknown) => a === b);
   hb.registerHelper("svg", (c: { svg: string }) => new hb.SafeString(c.svg));
   const opts = { strict: false, noEscape: false };
+  const own = (name: string) => findActiveContent(read(name)).map((a) => a.what);
   return {
     index: hb.compile(read("index.hbs"), opts),
     run: hb.compile(read("run.hbs"), opts),
     markdown: hb.compile(read("report.md.hbs"), opts),
+    /** The active content each template holds itself (the index's script elements). */
+    own: { index: own("index.hbs"), run: own("run.hbs"), markdown: own("report.md.hbs") },
   };
 }
 
@@ -423,6 +585,16 @@ export async function renderReport(
     }
   } finally {
     renderer.finalize();
+  }
+  for (const f of files) {
+    const own = f.path === "index.html"
+      ? t.own.index
+      : f.path === "REPORT.md"
+      ? t.own.markdown
+      : f.path.startsWith("runs/")
+      ? t.own.run
+      : [];
+    assertNoActiveContent(f, own);
   }
   return files;
 }

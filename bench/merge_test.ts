@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { mergeRecords } from "./merge.ts";
-import type { RunRecord } from "./record.ts";
+import { type RunRecord, writeRecord } from "./record.ts";
+import { listTree, testRecord, writeRawJson } from "./record_testing.ts";
 
 function rec(runId: string, status: "success" | "failed", startTime: string, accuracy = 0.5): RunRecord {
   return {
@@ -47,35 +49,71 @@ Deno.test("merge: success beats failure, then the newer wins; differing successe
   assert.deepEqual(conflicts, [{ runId: "r5", kept: "a", dropped: "b" }]);
 });
 
+/** Run the merge CLI; returns its exit code and stderr. */
+async function mergeCli(args: string[]): Promise<{ code: number; err: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      new URL("./merge.ts", import.meta.url).pathname,
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, err: new TextDecoder().decode(out.stderr) };
+}
+
+/** A complete record of run `runId` with a status and start time. */
+const full = (runId: string, status: "success" | "failed", startTime: string) =>
+  testRecord(runId, (r) => {
+    r.status = status;
+    r.env.startTime = startTime;
+  });
+
 Deno.test("merge CLI: combines folders into --out and merging again writes nothing", async () => {
   const root = await Deno.makeTempDir();
-  const full = (r: RunRecord) => ({ ...r, schemaVersion: 1 });
-  await Deno.mkdir(`${root}/a`);
-  await Deno.mkdir(`${root}/b`);
-  await Deno.writeTextFile(`${root}/a/r1.json`, JSON.stringify(full(rec("r1", "failed", "2024-01-02"))));
-  await Deno.writeTextFile(`${root}/b/r1.json`, JSON.stringify(full(rec("r1", "success", "2024-01-01"))));
-  await Deno.writeTextFile(`${root}/b/r2.json`, JSON.stringify(full(rec("r2", "success", "2024-01-01"))));
+  await writeRecord(`${root}/a`, full("r1", "failed", "2024-01-02"));
+  await writeRecord(`${root}/b`, full("r1", "success", "2024-01-01"));
+  await writeRecord(`${root}/b`, full("r2", "success", "2024-01-01"));
   const merge = async () => {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-read",
-        "--allow-write",
-        "--allow-env",
-        new URL("./merge.ts", import.meta.url).pathname,
-        "--out",
-        `${root}/m`,
-        `${root}/a`,
-        `${root}/b`,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    return new TextDecoder().decode(out.stderr);
+    const { code, err } = await mergeCli(["--out", `${root}/m`, `${root}/a`, `${root}/b`]);
+    assert.equal(code, 0, err);
+    return err;
   };
   assert.match(await merge(), /merged 2 runs \(2 success, 0 failed\).*2 written/);
   assert.equal(JSON.parse(await Deno.readTextFile(`${root}/m/r1.json`)).status, "success");
   assert.match(await merge(), /0 written/);
   await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("merge CLI: a record whose runId is '../../x' or that lacks a field is exit 2, writes nothing", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const shard = join(root, "deep", "shard");
+    await writeRecord(shard, full("ok", "success", "2024-01-01"));
+    const evil = await writeRawJson(shard, "x.json", full("../../x", "success", "2024-01-01"));
+    const before = await listTree(root);
+    const hostile = await mergeCli(["--out", join(root, "deep", "m"), shard]);
+    assert.equal(hostile.code, 2, hostile.err);
+    assert.equal(hostile.err.trim().split("\n").length, 1, hostile.err);
+    assert.match(
+      hostile.err,
+      new RegExp(`^error: ${evil}: run id "\\.\\./\\.\\./x" is not a safe file name`),
+    );
+    assert.deepEqual(await listTree(root), before, "nothing written, inside or outside");
+
+    await Deno.remove(evil);
+    const { env: _env, ...noEnv } = full("noenv", "success", "2024-01-01");
+    const bad = await writeRawJson(shard, "noenv.json", noEnv);
+    const missing = await mergeCli(["--out", join(root, "deep", "m"), shard]);
+    assert.equal(missing.code, 2, missing.err);
+    assert.ok(missing.err.startsWith(`error: ${bad}: env: `), missing.err);
+    assert.doesNotMatch(missing.err, /Cannot read properties/);
+    assert.equal(await Deno.stat(join(root, "deep", "m")).then(() => true, () => false), false);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

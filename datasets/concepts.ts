@@ -14,6 +14,7 @@
  * @module
  */
 import { capSplit } from "./split.ts";
+import { dataOptionFlag } from "./options.ts";
 import type { Qrels, RetrievalDataset, SplitName, TextExample } from "./types.ts";
 
 /** One node of a concept graph. */
@@ -55,7 +56,9 @@ export function buildConceptRetrieval(
 ): RetrievalDataset {
   if (options.binary && options.neighborCredit) {
     throw new Error(
-      `${name}: binary and neighborCredit both set; neighbor credit needs graded relevance (drop binary)`,
+      `${name}: binary and neighborCredit both set; neighbor credit needs graded relevance: drop ${
+        dataOptionFlag("binary", true)
+      }`,
     );
   }
   const byId = new Map(concepts.map((c) => [c.id, c]));

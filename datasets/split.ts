@@ -81,7 +81,7 @@ export function subsetTrain<T extends TextExample>(
     for (const [label, group] of [...byLabel].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
       if (group.length < trainPerClass) {
         throw new Error(
-          `subsetTrain: trainPerClass=${trainPerClass} but label "${label}" has only ${group.length} train examples; ask for at most ${group.length}`,
+          `subsetTrain: trainPerClass=${trainPerClass} but label "${label}" has only ${group.length} train examples; use --train-per-class ${group.length} or less`,
         );
       }
       // Each label gets its own stream so adding a label never reshuffles another.
@@ -96,7 +96,7 @@ export function subsetTrain<T extends TextExample>(
     checkCount("trainSize", trainSize);
     if (trainSize > order.length) {
       throw new Error(
-        `subsetTrain: trainSize=${trainSize} but the train split has only ${order.length} examples; ask for at most ${order.length}`,
+        `subsetTrain: trainSize=${trainSize} but the train split has only ${order.length} examples; use --train-size ${order.length} or less`,
       );
     }
     return order.slice(0, trainSize);

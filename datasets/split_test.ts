@@ -40,8 +40,14 @@ Deno.test("subsetTrain per class: exact counts, nested per class", () => {
 });
 
 Deno.test("subsetTrain: too large a request names the available count", () => {
-  assert.throws(() => subsetTrain(data, { trainSize: 1001 }, 7), /only 1000 examples/);
-  assert.throws(() => subsetTrain(data, { trainPerClass: 101 }, 7), /label "c" has only 100/);
+  assert.throws(
+    () => subsetTrain(data, { trainSize: 1001 }, 7),
+    /only 1000 examples; use --train-size 1000 or less/,
+  );
+  assert.throws(
+    () => subsetTrain(data, { trainPerClass: 101 }, 7),
+    /label "c" has only 100 train examples; use --train-per-class 100 or less/,
+  );
   assert.throws(() => subsetTrain(data, { trainSize: 5, trainPerClass: 5 }, 7), /only one/);
   assert.throws(() => subsetTrain([...data, data[0]], { trainSize: 5 }, 7), /duplicate example id "ex0"/);
 });

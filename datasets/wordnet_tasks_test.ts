@@ -81,7 +81,7 @@ Deno.test("wordnet-concepts: documents are lemma names (+ hypernym); neighbors g
     }
   }
   assert.ok(sawNeighbor);
-  assert.throws(() => wordnetConcepts({ binary: true, neighborCredit: true }), /drop binary/);
+  assert.throws(() => wordnetConcepts({ binary: true, neighborCredit: true }), /drop --data-opt binary=true/);
 });
 
 Deno.test("wordnet-glosses: train pool vs capped test split", () => {

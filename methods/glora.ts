@@ -8,22 +8,30 @@
  * among LoRA / vector / scalar / none with an evolutionary search, which we do not run):
  * - A = Ad Au, low-rank (PEFT `config_A_B = "lora"`): Ad [out, r], Au [r, in]; scales W0 elementwise;
  * - B = Bd Bu, low-rank: Bd [out, r], Bu [r, in]; an additive LoRA-style update;
- * - C [in], vector (the paper's "prompt" term; W0 C is an input-independent shift of the output);
- * - E [out], vector (a learned bias);
- * - D [out], vector, only where the layer has a bias b0 (Qwen2 q/k/v). Llama layers have no bias,
- *   so D has nothing to scale there and is not created.
+ * - bias side: C [in], vector (the paper's "prompt" term; W0 C is an input-independent shift of the
+ *   output), E [out], vector (a learned bias), D [out], vector scaling b0.
+ *
+ * Convention for the bias side (option `biasTerms`):
+ * - "if-bias" (default, PEFT's GLoRA as audited in issue #18): C, D and E exist only on layers whose
+ *   base has a bias (Qwen2 q/k/v). A bias-less layer (every Llama layer) gets A and B only and stays
+ *   bias-less after merging.
+ * - "always" (the paper's formulation): C and E on every adapted layer, D only where there is a b0
+ *   to scale; a bias-less layer gains a bias b' = E + W0 C when merged. Adds in + out parameters per
+ *   bias-less layer. Use `--opt biasTerms=always`.
+ * The run record's method options say which one a run used.
+ *
  * Initialisation (PEFT `reset_glora_parameters`): Au, Bu Kaiming-uniform (a = sqrt(5)); Ad, Bd, C,
  * D, E zeros, so A = B = 0, b' = b0 and the adapted model equals the frozen one at init.
  *
- * Trainable parameters per adapted layer: 2 r (in + out) + in + out (+ out with a bias).
+ * Trainable parameters per adapted layer: 2 r (in + out), plus in + 2 out on a layer with a bias;
+ * with "always", 2 r (in + out) + in + out on a layer without one.
  * Mergeable (the paper's structural re-parameterisation): W' and b' are computed explicitly and
- * stored as a plain layer; a layer without bias gains one (b' = E + W0 C). The forward pass also
- * builds W' and does one matmul (no alpha scaling, as in the paper and PEFT). Options: `targets`
- * (q+v) and `rank` (8), LoRA's defaults.
+ * stored as a plain layer. The forward pass also builds W' and does one matmul (no alpha scaling,
+ * as in the paper and PEFT). Options: `targets` (q+v) and `rank` (8), LoRA's defaults; `biasTerms`.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { z } from "zod";
+import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
 import { selectTargets } from "./targets.ts";
@@ -31,8 +39,11 @@ import { layerFactors, wrapLinears } from "./common.ts";
 import { checkRank, loraSchema } from "./lora.ts";
 import { AdaptedLinear, mergeWithBias, wrappedMethod } from "./wrapped.ts";
 
-/** GLoRA options: LoRA's without alpha. */
-export const gloraSchema = loraSchema.omit({ alpha: true });
+/** GLoRA options: LoRA's without alpha, and where the bias-side terms C, D, E are created. */
+export const gloraSchema = loraSchema.omit({ alpha: true }).extend({
+  /** "if-bias": only on layers with a bias (PEFT); "always": C and E on every layer (the paper). */
+  biasTerms: z.enum(["if-bias", "always"]).default("if-bias"),
+}).strict();
 
 /** GLoRA options after defaults. */
 export type GloraConfig = z.infer<typeof gloraSchema>;
@@ -43,8 +54,9 @@ export interface GloraTensors {
   au: tf.Variable;
   bd: tf.Variable;
   bu: tf.Variable;
-  c: tf.Variable;
-  e: tf.Variable;
+  /** Bias side: null where not created (see the module doc's `biasTerms`). */
+  c: tf.Variable | null;
+  e: tf.Variable | null;
   /** Only where the base layer has a bias. */
   d: tf.Variable | null;
 }
@@ -61,34 +73,41 @@ export class GloraLinear extends AdaptedLinear {
     return tf.add(tf.mul(w0, tf.matMul(t.ad, t.au)), tf.matMul(t.bd, t.bu));
   }
 
-  /** b' [out]. */
-  #bias(w0: tf.Tensor2D): tf.Tensor1D {
-    const t = this.t;
-    let b = tf.add(t.e, tf.reshape(tf.matMul(w0, tf.reshape(t.c, [-1, 1])), [-1])) as tf.Tensor1D;
+  /** b' = b0 + b0 ⊙ D + E + W0 C [out], from the terms that exist; null when the layer has none. */
+  #bias(w0: tf.Tensor2D): tf.Tensor1D | null {
+    const { c, d, e } = this.t;
     const b0 = this.base.bias;
-    if (b0) b = tf.add(b, tf.add(b0, tf.mul(b0, t.d!)));
-    return b;
+    const terms: tf.Tensor1D[] = [];
+    if (b0) terms.push(b0 as tf.Tensor1D);
+    if (b0 && d) terms.push(tf.mul(b0, d));
+    if (e) terms.push(e as tf.Tensor1D);
+    if (c) terms.push(tf.reshape(tf.matMul(w0, tf.reshape(c, [-1, 1])), [-1]));
+    return terms.length === 0 ? null : terms.reduce((a, b) => tf.add(a, b) as tf.Tensor1D);
   }
 
   forward(x: tf.Tensor2D): tf.Tensor2D {
     const w0 = this.base.denseWeight();
-    const w = tf.add(w0, this.#delta(w0));
-    return tf.add(tf.matMul(x, w, false, true), this.#bias(w0));
+    const y = tf.matMul(x, tf.add(w0, this.#delta(w0)), false, true) as tf.Tensor2D;
+    const b = this.#bias(w0);
+    return b ? tf.add(y, b) as tf.Tensor2D : y;
   }
 
   delta(): tf.Tensor2D {
     return tf.tidy(() => this.#delta(this.base.denseWeight()));
   }
 
-  override mergedBias(): tf.Tensor1D {
-    return tf.tidy(() => this.#bias(this.base.denseWeight()));
+  override mergedBias(): tf.Tensor1D | null {
+    // Keep a tensor-free null out of tidy (which needs a tensor or nothing returned).
+    if (!this.base.bias && !this.t.c && !this.t.e) return null;
+    return tf.tidy(() => this.#bias(this.base.denseWeight())!);
   }
 }
 
 /** GLoRA. */
 export const glora: MethodDefinition<GloraConfig> = {
   name: "glora",
-  description: "generalized LoRA: W0 + W0⊙A + B with low-rank A, B; bias E + W0 C (Chavan et al. 2023)",
+  description:
+    "generalized LoRA: W0+W0⊙A+B, low-rank A, B; bias b0+b0⊙D+E+W0 C where b0 exists (Chavan et al. 2023)",
   schema: gloraSchema,
   mergeable: true,
   apply: (model, config, ctx) => {
@@ -98,13 +117,14 @@ export const glora: MethodDefinition<GloraConfig> = {
       checkRank(r, base);
       const [out, inp] = [base.outFeatures, base.inFeatures];
       const { zeros, kaiming } = layerFactors(vars, name, ctx.rng, "glora_");
+      const biasSide = Boolean(base.bias) || config.biasTerms === "always";
       return new GloraLinear(base, {
         ad: zeros("Ad", [out, r]),
         au: kaiming("Au", [r, inp]),
         bd: zeros("Bd", [out, r]),
         bu: kaiming("Bu", [r, inp]),
-        c: zeros("C", [inp]),
-        e: zeros("E", [out]),
+        c: biasSide ? zeros("C", [inp]) : null,
+        e: biasSide ? zeros("E", [out]) : null,
         d: base.bias ? zeros("D", [out]) : null,
       });
     });

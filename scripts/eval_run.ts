@@ -14,6 +14,7 @@ import { helpText, InputError, type OptionSpec, parseCli, UsageError } from "../
 import { readFileOrExplain } from "../models/io.ts";
 import {
   averagePrecision,
+  checkRunQueriesJudged,
   evaluate,
   ndcg,
   precisionAt,
@@ -42,9 +43,11 @@ export const MEASURES: ReadonlyArray<[string, QueryMetric]> = [
 /**
  * Summary measures of a run: num_q = |run queries ∩ qrels queries| (|qrels queries| when
  * `complete`, trec_eval `-c`) and, for each of {@link MEASURES}, mean = (1/num_q) * sum over those
- * queries of the per-query value.
+ * queries of the per-query value. Throws, as trec_eval 10 does, when the run has a query the
+ * qrels lack.
  */
 export function summarize(qrels: Qrels, run: Run, complete = false): Record<string, number> {
+  checkRunQueriesJudged(qrels, run);
   const over = complete ? "complete" : "trec_eval";
   const out: Record<string, number> = { num_q: queriesToAverage(qrels, run, over).length };
   for (const [name, metric] of MEASURES) out[name] = evaluate(qrels, run, metric, over).mean;

@@ -166,14 +166,14 @@ export function ndcg(ranked: readonly string[], judgments: Judgments, opts: Ndcg
  * Which queries a mean is taken over:
  * - "trec_eval" (default): queries of the run that also appear in the qrels, whatever their
  *   judgments (a query whose judgments are all <= 0 stays in and scores 0 on every measure here).
- *   This is trec_eval's `num_q`.
+ *   This is trec_eval's `num_q`. Run queries the qrels lack are skipped (trec_eval 9; ranx);
  * - "complete": every query of the qrels, as `trec_eval -c`; a qrels query missing from the run
  *   scores 0 on every measure (trec_eval's help: "Missing queries will contribute a value of 0 to
  *   all evaluation measures").
  * - "with_relevant": only run queries with at least one relevant (> 0) document in the qrels.
  *
- * In every mode {@link evaluate} stops when the run has a query the qrels lack, as trec_eval 10
- * does (trec_eval 9 skipped such queries silently).
+ * trec_eval 10 stops on them instead: call {@link checkRunQueriesJudged} first for that rule (the
+ * `eval-run` command does; the retrieval task evaluates a split's queries and skips unjudged ones).
  */
 export type AverageOver = "trec_eval" | "complete" | "with_relevant";
 
@@ -188,7 +188,7 @@ export function queriesToAverage(qrels: Qrels, run: Run, over: AverageOver = "tr
 
 /**
  * Throw, naming them, when the run has queries the qrels lack: trec_eval 10 stops on such a run
- * rather than skipping the query.
+ * rather than skipping the query ({@link evaluate} skips them).
  */
 export function checkRunQueriesJudged(qrels: Qrels, run: Run): void {
   const missing = [...run.keys()].filter((q) => !qrels.has(q));
@@ -206,7 +206,7 @@ function noQueryMessage(over: AverageOver): string {
   if (over === "with_relevant") {
     return "no run query has a relevant document in the qrels; check that the qrels and run use the same query ids";
   }
-  return "the run has no query to evaluate; check the run file";
+  return "no run query appears in the qrels; check that the qrels and run use the same query ids";
 }
 
 /** Result of {@link evaluate}: per-query values and their arithmetic mean. */
@@ -218,9 +218,8 @@ export interface Evaluation {
 /**
  * Evaluate a run: value_q = metric(rank(run_q), qrels_q) for each q in
  * {@link queriesToAverage}(qrels, run, over) (0 for a qrels query absent from the run, "complete"
- * only), and mean = sum_q value_q / |q|. Throws when the run has a query the qrels lack
- * ({@link checkRunQueriesJudged}) and when no query qualifies, as trec_eval does ("No queries
- * with both results and relevance info").
+ * only), and mean = sum_q value_q / |q|. Throws when no query qualifies, as trec_eval does ("No
+ * queries with both results and relevance info").
  */
 export function evaluate(
   qrels: Qrels,
@@ -228,7 +227,6 @@ export function evaluate(
   metric: QueryMetric,
   over: AverageOver = "trec_eval",
 ): Evaluation {
-  checkRunQueriesJudged(qrels, run);
   const qids = queriesToAverage(qrels, run, over);
   if (qids.length === 0) {
     throw new Error(noQueryMessage(over));

@@ -17,17 +17,6 @@ import { Rng } from "../models/rng.ts";
 import type { RunConfig } from "./record.ts";
 import { buildTask, loadRunDataset, modelPath } from "./run.ts";
 
-// The two run-config fields bench adds only when their flags are given, so that every run id of a
-// config without them stays what it was. They belong in RunConfig itself (bench/record.ts).
-declare module "./record.ts" {
-  interface RunConfig {
-    /** Tokenizer path from `--tokenizer` (absent: the one beside the model). */
-    tokenizer?: string;
-    /** Dataset options from `--data-opt`, parsed by the dataset's schema (absent: none given). */
-    dataOptions?: Record<string, unknown>;
-  }
-}
-
 /** Peak learning rate when neither `--lr` nor the method says otherwise. */
 export const DEFAULT_LR = 0.002;
 

@@ -54,6 +54,10 @@ export interface RunConfig {
   maxCorpus: number | null;
   backend: string;
   diagnostics: boolean;
+  /** Tokenizer path from `--tokenizer` (absent: the one beside the model). */
+  tokenizer?: string;
+  /** Dataset options from `--data-opt`, parsed by the dataset's schema (absent: none given). */
+  dataOptions?: Record<string, unknown>;
 }
 
 /** Latency summary in milliseconds. */
@@ -253,6 +257,8 @@ const ConfigSchema = z.looseObject({
   maxEval: num.nullable().optional(),
   maxCorpus: num.nullable().optional(),
   diagnostics: z.boolean().optional(),
+  tokenizer: z.string().optional(),
+  dataOptions: z.record(z.string(), z.unknown()).optional(),
 });
 
 /**

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { STORIES_MODEL as STORIES } from "../models/fixtures.ts";
+import { testRecord } from "./record_testing.ts";
 import { fileURLToPath } from "node:url";
 import { expandPlan, parseSweep } from "./sweep_plan.ts";
 import { pendingRuns } from "./sweep_runner.ts";
@@ -52,16 +53,20 @@ async function successes(dir: string): Promise<Map<string, string>> {
   return out;
 }
 
-Deno.test("resume: only runs recorded as successful are skipped (failed and damaged ones rerun)", async () => {
+Deno.test("resume: only runs recorded as successful are skipped (failed ones rerun; a damaged record stops the sweep, naming it)", async () => {
   const dir = await Deno.makeTempDir();
   const plan = await expandPlan(parseSweep(tiny([0, 1, 2, 3])));
   const [a, b, c] = plan.runs;
-  await Deno.writeTextFile(`${dir}/${a.runId}.json`, JSON.stringify({ runId: a.runId, status: "success" }));
-  await Deno.writeTextFile(`${dir}/${b.runId}.json`, JSON.stringify({ runId: b.runId, status: "failed" }));
-  await Deno.writeTextFile(`${dir}/${c.runId}.json`, '{"runId": "trunc');
+  await Deno.writeTextFile(`${dir}/${a.runId}.json`, JSON.stringify(testRecord(a.runId)));
+  await Deno.writeTextFile(
+    `${dir}/${b.runId}.json`,
+    JSON.stringify(testRecord(b.runId, (r) => (r.status = "failed"))),
+  );
   const { pending, finished } = await pendingRuns(plan.runs, dir);
   assert.deepEqual(finished.map((r) => r.index), [0]);
   assert.deepEqual(pending.map((r) => r.index), [1, 2, 3]);
+  await Deno.writeTextFile(`${dir}/${c.runId}.json`, '{"runId": "trunc');
+  await assert.rejects(pendingRuns(plan.runs, dir), new RegExp(`${c.runId}\\.json`));
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -374,9 +374,6 @@ export async function hostileRecord(payload = "<script>alert(1)</script>"): Prom
 
 /** Write records as a results folder (one JSON file per run). */
 export async function writeResults(dir: string, records: readonly RunRecord[]): Promise<void> {
-  let i = 0;
-  for (const r of records) {
-    // The file name need not match the runId (hostile ids are not valid file names).
-    await writeFileAtomic(join(dir, `run-${String(i++).padStart(5, "0")}.json`), JSON.stringify(r));
-  }
+  // Named by run id, as bench writes them (readers refuse a record whose id is not its file name).
+  for (const r of records) await writeFileAtomic(join(dir, `${r.runId}.json`), JSON.stringify(r));
 }

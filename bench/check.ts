@@ -33,10 +33,10 @@
  * @module
  */
 import { join } from "node:path";
-import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "./args.ts";
+import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "../models/util/args.ts";
 import { readRecords, recordPath, type RunRecord, writeRecord } from "./record.ts";
 import { gitState } from "./env.ts";
-import { writeFileAtomic } from "../models/io.ts";
+import { writeFileAtomic } from "../models/util/io.ts";
 import { type CheckResult, compareRecords, fmt, markdownTable, usable } from "./check_compare.ts";
 import { type Policy, readPolicy } from "./check_policy.ts";
 

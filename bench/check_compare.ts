@@ -5,7 +5,8 @@
  * @module
  */
 import type { RunRecord } from "./record.ts";
-import { cpuModelOf, median } from "./env.ts";
+import { cpuModelOf } from "./env.ts";
+import { median } from "../models/util/numeric.ts";
 import { describeTolerance, type Policy, withinTolerance } from "./check_policy.ts";
 /** Verdict of one table row; `fails` on the row says whether it fails the check. */
 export type Verdict =

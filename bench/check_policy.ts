@@ -4,7 +4,7 @@
  * @module
  */
 import { z } from "zod";
-import { InputError } from "./args.ts";
+import { InputError } from "../models/util/args.ts";
 /**
  * A quality metric's tolerance: within `abs` of the baseline, or within `rel` times the baseline's
  * magnitude (derived metrics such as perplexities, where float noise scales with the value).

@@ -13,7 +13,7 @@ import {
   withinTolerance,
 } from "./check.ts";
 import { type RunRecord, writeRecord } from "./record.ts";
-import { InputError, UsageError } from "./args.ts";
+import { InputError, UsageError } from "../models/util/args.ts";
 import { listTree, testRecord, writeRawJson } from "./record_testing.ts";
 
 const POLICY_PATH = new URL("../baselines/policy.json", import.meta.url).pathname;

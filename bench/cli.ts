@@ -4,108 +4,15 @@
  * embedded default model.
  * @module
  */
-import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "./args.ts";
-import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from "../models/backend.ts";
+import { helpText, parseCli, runMain } from "../models/util/args.ts";
+import { BENCH_SPEC } from "./bench_options.ts";
+import { type BackendName, describeBackend, initBackend } from "../models/backend.ts";
 import { buildRunConfigs, checkOutDir, checkRunConfig } from "./config.ts";
 import { executeRun } from "./run.ts";
 import { recordPath, type RunRecord, writeRecord } from "./record.ts";
 import { METHODS } from "../methods/registry.ts";
 import { knownDatasets } from "../datasets/registry.ts";
 import { summaryTable } from "./summary.ts";
-
-/** Every flag of `bench` (shared with `sweep` for fixed options). */
-export const BENCH_SPEC = {
-  method: { type: "string", default: "lora", help: "PEFT method (see --list-methods)" },
-  rank: { type: "string", help: "adapter rank (LoRA family)" },
-  alpha: { type: "string", help: "adapter scaling numerator alpha" },
-  targets: {
-    type: "string",
-    help: "target layers: q+v, q+k+v, q+k+v+o, attn, mlp, all-linear, q,v,down or re:PATTERN",
-  },
-  opt: {
-    type: "string",
-    multiple: true,
-    help: "method option KEY=VALUE (repeatable), e.g. --opt bottleneck=16",
-  },
-  quant: {
-    type: "string",
-    default: "none",
-    help: "frozen-base quantization: none|fp16|bf16|int8|llm-int8|int4|nf4|fp4",
-  },
-  "double-quant": {
-    type: "boolean",
-    default: false,
-    help: "quantize the 4-bit schemes' block constants (QLoRA)",
-  },
-  "block-size": { type: "string", help: "quantization block size (4-bit schemes; default 64)" },
-  loftq: {
-    type: "string",
-    default: "0",
-    help: "LoftQ initialisation iterations for lora/rslora on a quantized base (0: off)",
-  },
-  task: { type: "string", help: "classify|retrieve|lm (default: the dataset's task)" },
-  dataset: { type: "string", default: "wordnet-lex", help: "dataset (see --list-datasets)" },
-  model: {
-    type: "string",
-    default: "default",
-    help: "model: 'default' (embedded), a Hugging Face folder or llama2.c .bin",
-  },
-  tokenizer: {
-    type: "string",
-    help: "tokenizer of --model: a tokenizer.json, llama2.c .bin or a folder (default: the model's own)",
-  },
-  "data-opt": {
-    type: "string",
-    multiple: true,
-    help: "dataset option KEY=VALUE (repeatable), e.g. --data-opt labelColumn=topic (see --list-datasets)",
-  },
-  "train-size": {
-    type: "string",
-    help: "training examples, a nested seeded subset (default 512; retrieve, lm)",
-  },
-  "train-per-class": { type: "string", help: "training examples per class (default 32; classify)" },
-  "split-seed": { type: "string", default: "0", help: "seed of the dataset's train-subset order" },
-  epochs: { type: "string", default: "3", help: "passes over the training set" },
-  steps: { type: "string", help: "optimizer updates (overrides --epochs)" },
-  "batch-size": { type: "string", default: "16", help: "examples per micro-batch" },
-  "grad-accum": { type: "string", default: "1", help: "micro-batches per update" },
-  lr: {
-    type: "string",
-    help: "peak learning rate of the method's parameters (default 0.002, or the method's own)",
-  },
-  "head-lr": { type: "string", default: "0.005", help: "peak learning rate of the task head" },
-  warmup: { type: "string", default: "0.1", help: "warmup fraction of the updates" },
-  schedule: { type: "string", default: "cosine", help: "learning-rate decay: cosine|linear|constant" },
-  "weight-decay": { type: "string", default: "0", help: "AdamW decoupled weight decay" },
-  clip: { type: "string", default: "1", help: "global gradient-norm clipping (0: off)" },
-  "max-length": { type: "string", default: "48", help: "tokens per text (truncation; LM row length)" },
-  pooling: { type: "string", default: "mean", help: "sentence pooling: mean|last" },
-  temperature: { type: "string", default: "0.05", help: "InfoNCE temperature (retrieve)" },
-  "eval-every": { type: "string", default: "0", help: "evaluate on dev every N updates (0: never)" },
-  "max-eval": { type: "string", help: "evaluate on at most N items" },
-  "max-corpus": {
-    type: "string",
-    default: "2000",
-    help: "retrieval: documents ranked per query (judged + fixed distractors)",
-  },
-  seed: { type: "string", default: "0", help: "seed, or several: 0,1,2 (integers 0..4294967295)" },
-  backend: { type: "string", default: "auto", help: `compute backend: ${BACKEND_NAMES.join("|")}` },
-  out: { type: "string", default: "results", help: "folder for run records" },
-  diagnostics: {
-    type: "boolean",
-    default: false,
-    help: "record weight-update spectra and entanglement profiles",
-  },
-  "save-adapter": { type: "boolean", default: false, help: "save adapters under OUT/adapters/RUN_ID/" },
-  "repeat-check": {
-    type: "boolean",
-    default: false,
-    help: "run twice and report whether metrics are bit-identical",
-  },
-  "list-methods": { type: "boolean", default: false, help: "list methods and exit" },
-  "list-datasets": { type: "boolean", default: false, help: "list datasets and exit" },
-  help: { type: "boolean", default: false, help: "show this help" },
-} satisfies Record<string, OptionSpec>;
 
 if (import.meta.main) {
   await runMain(async (startWork) => {
@@ -157,5 +64,3 @@ if (import.meta.main) {
     if (records.every((r) => r.status === "failed")) Deno.exit(1);
   });
 }
-
-export { InputError, UsageError };

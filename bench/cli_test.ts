@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { STORIES_MODEL as STORIES, STORIES_TOKENIZER } from "../models/fixtures.ts";
-import { BENCH_SPEC } from "./cli.ts";
+import { BENCH_SPEC } from "./bench_options.ts";
 
 const CLI = fileURLToPath(new URL("./cli.ts", import.meta.url));
 const ROOT = fileURLToPath(new URL("../", import.meta.url));

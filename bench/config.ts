@@ -5,7 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { InputError, numberFlag, UsageError } from "./args.ts";
+import { InputError, numberFlag, UsageError } from "../models/util/args.ts";
 import { getMethod, parseMethodConfig } from "../methods/registry.ts";
 import { datasetTask, parseDatasetOptions } from "../datasets/registry.ts";
 import type { Dataset } from "../datasets/types.ts";
@@ -13,7 +13,7 @@ import { QUANT_SCHEMES, validateQuantConfig } from "../methods/quant/config.ts";
 import { BACKEND_NAMES } from "../models/backend.ts";
 import { type LoadedModel, loadModel } from "../models/load.ts";
 import { NAMED_OPTIONS, optionFlag, plainContext } from "../methods/common.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import type { RunConfig } from "./record.ts";
 import { buildTask, loadRunDataset, modelPath } from "./run.ts";
 
@@ -98,7 +98,7 @@ export function dataOptionsFromFlags(
   }
 }
 
-/** The largest seed: the generator (models/rng.ts) keeps `seed >>> 0`, 32 bits, so larger ones wrap. */
+/** The largest seed: the generator (models/util/rng.ts) keeps `seed >>> 0`, 32 bits, so larger ones wrap. */
 export const MAX_SEED = 2 ** 32 - 1;
 
 /** One seed of flag `name` (`seed`, `split-seed`): an integer from 0 to {@link MAX_SEED}, else a one-line UsageError. */

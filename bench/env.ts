@@ -7,6 +7,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { cpus, hostname } from "node:os";
 import type { BackendInfo } from "../models/backend.ts";
 import type { RunRecord } from "./record.ts";
+import { median } from "../models/util/numeric.ts";
 
 let gitCache: { commit: string | null; dirty: boolean | null } | undefined;
 
@@ -121,13 +122,6 @@ export async function matMulMs(n: number, repeats: number, warmup = 2): Promise<
  */
 export function calibrationMs(repeats = 9): Promise<number> {
   return matMulMs(512, repeats);
-}
-
-/** Median of numbers. */
-export function median(values: number[]): number {
-  const s = [...values].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** p50/p95/mean of latencies (nearest-rank percentiles). */

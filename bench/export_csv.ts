@@ -8,9 +8,9 @@
  * Without `--out` the CSV goes to stdout.
  * @module
  */
-import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "./args.ts";
+import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "../models/util/args.ts";
 import { readRecords, type RunRecord } from "./record.ts";
-import { writeFileAtomic } from "../models/io.ts";
+import { writeFileAtomic } from "../models/util/io.ts";
 
 /** Flags of `export-csv`. */
 export const EXPORT_SPEC = {

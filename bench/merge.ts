@@ -9,7 +9,7 @@
  * under `IN/adapters/` are not copied.
  * @module
  */
-import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "./args.ts";
+import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "../models/util/args.ts";
 import { canonicalJson, readRecords, type RunRecord, writeRecord } from "./record.ts";
 
 /** Flags of `merge`. */

@@ -11,8 +11,8 @@
  */
 import { basename, join } from "node:path";
 import { z } from "zod";
-import { writeFileAtomic } from "../models/io.ts";
-import { InputError } from "./args.ts";
+import { writeFileAtomic } from "../models/util/io.ts";
+import { InputError } from "../models/util/args.ts";
 
 /** Bumped whenever a field changes meaning. */
 export const SCHEMA_VERSION = 1;

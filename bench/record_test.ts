@@ -9,7 +9,7 @@ import {
   unsafeRunId,
   writeRecord,
 } from "./record.ts";
-import { InputError } from "./args.ts";
+import { InputError } from "../models/util/args.ts";
 import { listTree, testConfig, testRecord, writeRawJson } from "./record_testing.ts";
 
 const BASELINES = new URL("../baselines/", import.meta.url).pathname;

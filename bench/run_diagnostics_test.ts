@@ -3,8 +3,8 @@ import { STORIES_MODEL as STORIES } from "../models/fixtures.ts";
 import { initBackend } from "../models/backend.ts";
 import { executeRun } from "./run.ts";
 import { buildRunConfigs } from "./config.ts";
-import { BENCH_SPEC } from "./cli.ts";
-import { parseCli } from "./args.ts";
+import { BENCH_SPEC } from "./bench_options.ts";
+import { parseCli } from "../models/util/args.ts";
 import type { RunConfig } from "./record.ts";
 import type { AttentionProbe } from "../methods/diagnostics/attention_probe.ts";
 

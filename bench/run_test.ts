@@ -4,8 +4,8 @@ import { fileURLToPath } from "node:url";
 import { initBackend } from "../models/backend.ts";
 import { executeRun } from "./run.ts";
 import { buildRunConfigs } from "./config.ts";
-import { BENCH_SPEC } from "./cli.ts";
-import { parseCli } from "./args.ts";
+import { BENCH_SPEC } from "./bench_options.ts";
+import { parseCli } from "../models/util/args.ts";
 import type { RunConfig } from "./record.ts";
 
 const CLI = fileURLToPath(new URL("./cli.ts", import.meta.url));

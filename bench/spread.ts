@@ -10,7 +10,7 @@
  * @module
  */
 import { canonicalJson, readRecords, type RunRecord } from "./record.ts";
-import { runMain, UsageError } from "./args.ts";
+import { runMain, UsageError } from "../models/util/args.ts";
 
 /** Largest differences of one metric over matched runs. */
 export interface MetricSpread {

@@ -16,7 +16,15 @@
  * dataset loaded and its task built once; `--out` must be a folder): errors exit 2.
  * @module
  */
-import { helpText, InputError, numberFlag, type OptionSpec, parseCli, runMain, UsageError } from "./args.ts";
+import {
+  helpText,
+  InputError,
+  numberFlag,
+  type OptionSpec,
+  parseCli,
+  runMain,
+  UsageError,
+} from "../models/util/args.ts";
 import { type BackendName, describeBackend, initBackend } from "../models/backend.ts";
 import { checkOutDir, checkRunConfig } from "./config.ts";
 import { canonicalJson } from "./record.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { STORIES_MODEL as STORIES } from "../models/fixtures.ts";
-import { UsageError } from "./args.ts";
+import { UsageError } from "../models/util/args.ts";
 import { expandPlan, parseSweep } from "./sweep_plan.ts";
 
 const SWEEP = fileURLToPath(new URL("./sweep.ts", import.meta.url));

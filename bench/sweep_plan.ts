@@ -40,8 +40,8 @@
  * is an error naming the entry (exit code 2).
  * @module
  */
-import { InputError, UsageError } from "./args.ts";
-import { BENCH_SPEC } from "./cli.ts";
+import { InputError, UsageError } from "../models/util/args.ts";
+import { BENCH_SPEC } from "./bench_options.ts";
 import { buildRunConfigs, methodOptionsFromFlags } from "./config.ts";
 import { type RunConfig, runIdOf, runName } from "./record.ts";
 import { getMethod } from "../methods/registry.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { STORIES_MODEL as STORIES } from "../models/fixtures.ts";
 import { fileURLToPath } from "node:url";
-import { InputError, UsageError } from "./args.ts";
+import { InputError, UsageError } from "../models/util/args.ts";
 import { expandPlan, parseOverrides, parseShard, parseSweep, shardRuns } from "./sweep_plan.ts";
 
 const STUDY = fileURLToPath(new URL("./sweeps/study.json", import.meta.url));

@@ -11,7 +11,7 @@ import type { BackendInfo } from "../models/backend.ts";
 import { executeRun } from "./run.ts";
 import { readRecordFile, recordPath, writeRecord } from "./record.ts";
 import type { PlannedRun } from "./sweep_plan.ts";
-import { InputError } from "./args.ts";
+import { InputError } from "../models/util/args.ts";
 import { lines, REPLY_MARKER, WORKER_PERMISSIONS, type WorkerReply } from "./worker.ts";
 
 /** How one run ended. */

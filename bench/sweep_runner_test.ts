@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { isFinished } from "./sweep_runner.ts";
 import { writeRecord } from "./record.ts";
-import { InputError } from "./args.ts";
+import { InputError } from "../models/util/args.ts";
 import { listTree, testRecord, writeRawJson } from "./record_testing.ts";
 
 Deno.test("resume: a valid successful record is finished; a failed or missing one reruns", async () => {

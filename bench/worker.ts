@@ -15,7 +15,7 @@
 import { type BackendInfo, type BackendName, initBackend } from "../models/backend.ts";
 import { executeRun } from "./run.ts";
 import { type RunConfig, writeRecord } from "./record.ts";
-import { parseCli, runMain, UsageError } from "./args.ts";
+import { parseCli, runMain, UsageError } from "../models/util/args.ts";
 import { fileURLToPath } from "node:url";
 import { OPENBLAS_CANDIDATES } from "../models/native.ts";
 import { KERNELS_LIBRARY } from "../models/native_kernels.ts";

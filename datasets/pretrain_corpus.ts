@@ -10,6 +10,7 @@
  * never in the corpus unless `withLemmas` adds `lemmas: gloss` lines, train-pool nouns only.
  * @module
  */
+import { Rng } from "../models/util/rng.ts";
 import { isSotuTest, sotuSpeeches } from "./sotu.ts";
 import { wordnetSplit } from "./wordnet_tasks.ts";
 import { HYPERNYM, loadWordNet, nounByOffset, related } from "./wordnet.ts";
@@ -84,4 +85,20 @@ export function pretrainCorpus(
   }
   for (const s of sotuSpeeches()) if (!isSotuTest(s.id)) add(s.text, "sotuSpeeches");
   return { texts, stats };
+}
+
+/** How many held-out glosses form the check text. */
+export const CHECK_TEXT_COUNT = 50;
+
+/** The held-out WordNet glosses scored for the README: a fixed-seed sample of the test split. */
+export function heldOutGlossSample(count: number): string[] {
+  return new Rng(12345).shuffle([...heldOutTexts().wordnet]).slice(0, count);
+}
+
+/**
+ * The fixed text whose held-out loss the model README records and `tests/default_model_test.ts`
+ * re-checks: the first CHECK_TEXT_COUNT glosses of the sample, joined by newlines.
+ */
+export function checkText(): string {
+  return heldOutGlossSample(CHECK_TEXT_COUNT).join("\n");
 }

@@ -8,7 +8,7 @@
  * - {@link capSplit}: the same prefix rule with a fixed seed, used to cap dev/test sizes for CPU runs.
  * @module
  */
-import { hashString, Rng } from "../models/rng.ts";
+import { hashString, Rng } from "../models/util/rng.ts";
 import type { ClassificationExample, SplitName, TextExample } from "./types.ts";
 
 /** Seed of the train-subset permutation when a spec gives none. */

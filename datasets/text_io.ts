@@ -3,7 +3,7 @@
  * never silently replaced with U+FFFD (which would change texts and ids unnoticed).
  * @module
  */
-import { readFileOrExplain } from "../models/io.ts";
+import { readFileOrExplain } from "../models/util/io.ts";
 
 const strict = new TextDecoder("utf-8", { fatal: true });
 

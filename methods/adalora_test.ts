@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../models/backend.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import { adalora, adaloraBudget, AdaloraLinear } from "./adalora.ts";
 import { plainContext } from "./common.ts";
 import { parseMethodConfig } from "./registry.ts";

@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "../models/variables.ts";
 import { Linear, type LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
-import type { Rng } from "../models/rng.ts";
+import type { Rng } from "../models/util/rng.ts";
 import type { AppliedMethod, MethodContext, NamedArray } from "./types.ts";
 
 /** Method options that `bench` sets with a flag of their own (`--rank 8`); the others go through `--opt`. */
@@ -142,9 +142,4 @@ export function ownedVariablesMethod(
     },
     ...extra,
   };
-}
-
-/** Sum of sizes of variables. */
-export function countValues(vars: tf.Variable[]): number {
-  return vars.reduce((s, v) => s + v.size, 0);
 }

@@ -26,7 +26,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { MethodDefinition } from "./types.ts";
 import { kaimingUniform, optionFlag, ownedVariablesMethod, trainableVariable } from "./common.ts";
-import type { Rng } from "../models/rng.ts";
+import type { Rng } from "../models/util/rng.ts";
 import {
   adapterSlots,
   affine,

@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../models/backend.ts";
 import { validateConfig } from "../models/config.ts";
 import { LlamaModel } from "../models/llama.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import { glora, GloraLinear } from "./glora.ts";
 import { plainContext } from "./common.ts";
 import { assertMergeEquivalent, assertTrainsRestFrozen, checkContract } from "./contract_testing.ts";

@@ -3,7 +3,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../models/backend.ts";
 import { houlsby } from "./houlsby.ts";
 import { plainContext } from "./common.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import { geluTanh } from "./bottleneck.ts";
 import {
   applyTiny,

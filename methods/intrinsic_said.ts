@@ -32,7 +32,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import { AdaptedLinear } from "./wrapped.ts";
 import type { MethodDefinition } from "./types.ts";
 import { loadStateInto, optionFlag, stateOf, trainableVariable, wrapLinears } from "./common.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { initBackend } from "../models/backend.ts";
 import { validateConfig } from "../models/config.ts";
 import { LlamaModel } from "../models/llama.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import { lnTuning } from "./ln_tuning.ts";
 import { plainContext } from "./common.ts";
 import { assertTrainsRestFrozen, checkContract } from "./contract_testing.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../models/backend.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import { lora, rslora } from "./lora.ts";
 import { getMethod, parseMethodConfig } from "./registry.ts";
 import { plainContext } from "./common.ts";

@@ -7,7 +7,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
-import type { Rng } from "../models/rng.ts";
+import type { Rng } from "../models/util/rng.ts";
 import type { AppliedMethod, MethodContext, NamedArray } from "./types.ts";
 import { selectTargets } from "./targets.ts";
 import {

@@ -4,7 +4,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import { plainContext } from "./common.ts";
 import { parseMethodConfig } from "./registry.ts";

@@ -4,7 +4,7 @@ import { initBackend } from "../models/backend.ts";
 import { pissa } from "./pissa.ts";
 import { plainContext } from "./common.ts";
 import { parseMethodConfig } from "./registry.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import type { LoraLinear } from "./lora.ts";
 import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks.ts";
 import { maxAbsDiff, TINY_CONFIG, tinyModel } from "./testing.ts";

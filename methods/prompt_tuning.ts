@@ -20,7 +20,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { MethodDefinition } from "./types.ts";
-import type { Rng } from "../models/rng.ts";
+import type { Rng } from "../models/util/rng.ts";
 import { loadStateInto, stateOf, trainableVariable } from "./common.ts";
 import { assertHookFree, setHook } from "./bottleneck.ts";
 

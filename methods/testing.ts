@@ -5,7 +5,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { validateConfig } from "../models/config.ts";
 import { LlamaModel } from "../models/llama.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import { AdamW } from "../bench/optim.ts";
 import type { AppliedMethod } from "./types.ts";
 

@@ -16,7 +16,7 @@ import type * as tf from "@tensorflow/tfjs-core";
 import type { z } from "zod";
 import type { LlamaModel } from "../models/llama.ts";
 import type { LinearModule } from "../models/linear.ts";
-import type { Rng } from "../models/rng.ts";
+import type { Rng } from "../models/util/rng.ts";
 
 /** What a method may need besides the model and its options. */
 export interface MethodContext {

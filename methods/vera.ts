@@ -33,7 +33,7 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets } from "./targets.ts";
-import type { Rng } from "../models/rng.ts";
+import type { Rng } from "../models/util/rng.ts";
 import {
   loadStateInto,
   peftModuleName,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { initBackend } from "../models/backend.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import { vera, veraKaimingUniform, VeraLinear } from "./vera.ts";
 import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks.ts";
 import { TINY_CONFIG } from "./testing.ts";

@@ -4,7 +4,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { LlamaModel } from "./llama.ts";
-import type { Rng } from "./rng.ts";
+import type { Rng } from "./util/rng.ts";
 
 /** How to pick each next token. */
 export interface GenerateOptions {

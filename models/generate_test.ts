@@ -3,7 +3,7 @@ import { initBackend } from "./backend.ts";
 import { validateConfig } from "./config.ts";
 import { capToContext, DecodeStream, generate } from "./generate.ts";
 import { LlamaModel } from "./llama.ts";
-import { Rng } from "./rng.ts";
+import { Rng } from "./util/rng.ts";
 import { loadLlama2cTokenizer } from "./tokenizers/llama2c.ts";
 import { STORIES_TOKENIZER } from "./fixtures.ts";
 

@@ -18,7 +18,7 @@ import {
   type SafetensorsHeader,
   writeSafetensorsFile,
 } from "./safetensors.ts";
-import { writeFileAtomic } from "./io.ts";
+import { writeFileAtomic } from "./util/io.ts";
 import { LlamaModel } from "./llama.ts";
 
 /** Architectures this reader understands, with what each adds to plain Llama. */

@@ -30,7 +30,7 @@ import {
   softmaxCrossEntropy,
   swiglu,
 } from "./ops.ts";
-import type { Rng } from "./rng.ts";
+import type { Rng } from "./util/rng.ts";
 
 /** Hooks through which prompt-, prefix- and adapter-style methods change the forward pass. */
 export interface ModelHooks {

@@ -9,7 +9,7 @@ import { validateConfig } from "./config.ts";
 import { generate } from "./generate.ts";
 import { loadLlama2cTokenizer } from "./tokenizers/llama2c.ts";
 import { readHfFolder, writeHfFolder } from "./hf.ts";
-import { Rng } from "./rng.ts";
+import { Rng } from "./util/rng.ts";
 import {
   STORIES_CONTINUATION,
   STORIES_MODEL,

@@ -11,7 +11,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { hashString } from "./rng.ts";
+import { hashString } from "./util/rng.ts";
 import { heapView, type WasmHeapBackend } from "./wasm_kernels.ts";
 
 /** Fused softmax cross-entropy: inputs {logits [rows, cols], targets [rows] int32}, outputs [loss, probs]. */

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "./backend.ts";
 import { openBlas, sgemm } from "./native.ts";
-import { Rng } from "./rng.ts";
+import { Rng } from "./util/rng.ts";
 
 const available = openBlas() !== null;
 

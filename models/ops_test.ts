@@ -10,7 +10,7 @@ import {
   SOFTMAX_XENT,
 } from "./native_kernels.ts";
 import { causalSoftmax, rmsNorm, rope, softmaxCrossEntropy, swiglu } from "./ops.ts";
-import { Rng } from "./rng.ts";
+import { Rng } from "./util/rng.ts";
 
 /** Loss and gradient of sum_r w[r] * CE(x[r], t[r]) in float64, straight from the definition. */
 function referenceXent(x: Float32Array, targets: number[], w: number[], cols: number) {

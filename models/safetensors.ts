@@ -8,7 +8,7 @@
  * I32 and U8 are kept raw (Int32Array / Uint8Array) for packed quantized weights.
  * @module
  */
-import { readFileOrExplain, writeFileAtomic } from "./io.ts";
+import { readFileOrExplain, writeFileAtomic } from "./util/io.ts";
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -73,24 +73,10 @@ export function bf16BitsToF32(bits: number): number {
   return f32[0];
 }
 
-/** Encode a Float32Array to float16 bit patterns. */
-export function f32ArrayToF16(data: Float32Array): Uint16Array {
-  const out = new Uint16Array(data.length);
-  for (let i = 0; i < data.length; i++) out[i] = f32ToF16Bits(data[i]);
-  return out;
-}
-
 /** Decode float16 bit patterns to a Float32Array. */
 export function f16ArrayToF32(bits: Uint16Array): Float32Array {
   const out = new Float32Array(bits.length);
   for (let i = 0; i < bits.length; i++) out[i] = f16BitsToF32(bits[i]);
-  return out;
-}
-
-/** Encode a Float32Array to bfloat16 bit patterns. */
-export function f32ArrayToBf16(data: Float32Array): Uint16Array {
-  const out = new Uint16Array(data.length);
-  for (let i = 0; i < data.length; i++) out[i] = f32ToBf16Bits(data[i]);
   return out;
 }
 

@@ -37,7 +37,7 @@ import {
   type Study,
   valueOf,
 } from "./data.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 
 /** A value, or why it could not be computed. */
 export type Attempt<T> = { ok: true; value: T } | { ok: false; reason: string };

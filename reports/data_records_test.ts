@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { buildReport } from "./mod.ts";
-import { InputError } from "../bench/args.ts";
+import { InputError } from "../models/util/args.ts";
 import { writeRecord } from "../bench/record.ts";
 import { listTree, testRecord, writeRawJson } from "../bench/record_testing.ts";
 

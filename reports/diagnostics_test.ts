@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import { diagnosticsOf } from "./diagnostics.ts";
 import { fixtureConfig, fixtureRecord } from "./testing.ts";
 

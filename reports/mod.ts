@@ -5,7 +5,7 @@
  * @module
  */
 import { readRecords } from "../bench/record.ts";
-import { InputError } from "../bench/args.ts";
+import { InputError } from "../models/util/args.ts";
 import { renderReport, type ReportOptions, writeReport } from "./site.ts";
 
 export {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { renderReport, runPageName } from "./site.ts";
 import { fixtureConfig, fixtureRecord } from "./testing.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 
 Deno.test("run page: per-class scores and the confusion matrix as tables (heat-shaded), never a template dump", async () => {
   const record = await fixtureRecord(fixtureConfig({ task: "classify" }), new Rng(3));

@@ -10,7 +10,7 @@
 import Handlebars from "handlebars";
 import { join } from "node:path";
 import type { RunRecord } from "../bench/record.ts";
-import { writeFileAtomic } from "../models/io.ts";
+import { writeFileAtomic } from "../models/util/io.ts";
 import { type AnalysisOptions, analyzeStudy, type Attempt, type StudyAnalysis } from "./analysis.ts";
 import { type Chart, ChartRenderer, runCharts, studyCharts } from "./charts.ts";
 import {

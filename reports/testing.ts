@@ -5,8 +5,8 @@
  * @module
  */
 import { type RunConfig, runIdOf, runName, type RunRecord, SCHEMA_VERSION } from "../bench/record.ts";
-import { writeFileAtomic } from "../models/io.ts";
-import { Rng } from "../models/rng.ts";
+import { writeFileAtomic } from "../models/util/io.ts";
+import { Rng } from "../models/util/rng.ts";
 import { join } from "node:path";
 import { updateDiagnostics } from "../methods/diagnostics/spectrum.ts";
 import { entanglementProfile } from "../methods/diagnostics/entanglement.ts";

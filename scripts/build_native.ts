@@ -5,7 +5,7 @@
  * @module
  */
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { helpText, type OptionSpec, parseCli, runMain } from "../bench/args.ts";
+import { helpText, type OptionSpec, parseCli, runMain } from "../models/util/args.ts";
 import { KERNELS_LIBRARY, KERNELS_SOURCE, kernelsSourceHash } from "../models/native_kernels.ts";
 
 const SPEC = {

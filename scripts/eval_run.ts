@@ -10,8 +10,8 @@
  * `--help` lists the options. Bad flags, missing or malformed files: one line on stderr, exit code 2.
  * @module
  */
-import { helpText, InputError, type OptionSpec, parseCli, UsageError } from "../bench/args.ts";
-import { readFileOrExplain } from "../models/io.ts";
+import { helpText, InputError, type OptionSpec, parseCli, UsageError } from "../models/util/args.ts";
+import { readFileOrExplain } from "../models/util/io.ts";
 import {
   averagePrecision,
   checkRunQueriesJudged,

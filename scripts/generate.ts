@@ -12,11 +12,11 @@ import {
   parseCli,
   runMain,
   UsageError,
-} from "../bench/args.ts";
+} from "../models/util/args.ts";
 import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from "../models/backend.ts";
 import { DEFAULT_MODEL_DIR, loadModel } from "../models/load.ts";
 import { capToContext, DecodeStream, generate } from "../models/generate.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 
 /** The command's options (see `--help`). */
 export const GENERATE_SPEC = {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { InputError, UsageError } from "../bench/args.ts";
+import { InputError, UsageError } from "../models/util/args.ts";
 import { generateCommand, type GenerateOutput } from "./generate.ts";
 import { loadLlama2cTokenizer } from "../models/tokenizers/llama2c.ts";
 import { STORIES_CONTINUATION, STORIES_MODEL, STORIES_TOKENIZER } from "../models/fixtures.ts";

@@ -3,10 +3,10 @@
  * cross-entropy (nats), perplexity and token count of a text; long texts in rolling windows.
  * @module
  */
-import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "../bench/args.ts";
+import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "../models/util/args.ts";
 import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from "../models/backend.ts";
 import { DEFAULT_MODEL_DIR, loadModel } from "../models/load.ts";
-import { scoreText } from "../models/score.ts";
+import { scoreText } from "../bench/tasks/lm_score.ts";
 import {
   bitsPerByte,
   bytePerplexity,

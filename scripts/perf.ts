@@ -19,16 +19,17 @@
  */
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
-import { helpText, numberFlag, type OptionSpec, parseCli, runMain, UsageError } from "../bench/args.ts";
+import { helpText, numberFlag, type OptionSpec, parseCli, runMain, UsageError } from "../models/util/args.ts";
 import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from "../models/backend.ts";
 import { validateConfig } from "../models/config.ts";
 import { LlamaModel } from "../models/llama.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import { AdamW } from "../bench/optim.ts";
 import { lora } from "../methods/lora.ts";
 import { parseMethodConfig } from "../methods/registry.ts";
 import { plainContext } from "../methods/common.ts";
-import { matMulMs, median } from "../bench/env.ts";
+import { matMulMs } from "../bench/env.ts";
+import { median } from "../models/util/numeric.ts";
 
 const SPEC = {
   workload: { type: "string", default: "reference", help: "workload: reference" },

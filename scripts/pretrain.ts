@@ -13,20 +13,26 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { join } from "node:path";
-import { helpText, numberFlag, type OptionSpec, parseCli, runMain } from "../bench/args.ts";
+import { helpText, numberFlag, type OptionSpec, parseCli, runMain } from "../models/util/args.ts";
 import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from "../models/backend.ts";
 import { countParameters, validateConfig } from "../models/config.ts";
 import { LlamaModel } from "../models/llama.ts";
-import { Rng } from "../models/rng.ts";
+import { Rng } from "../models/util/rng.ts";
 import { AdamW, learningRate } from "../bench/optim.ts";
 import { formatDuration, Progress } from "../bench/progress.ts";
-import { heldOutTexts, pretrainCorpus } from "../datasets/pretrain_corpus.ts";
+import {
+  CHECK_TEXT_COUNT,
+  checkText,
+  heldOutGlossSample,
+  heldOutTexts,
+  pretrainCorpus,
+} from "../datasets/pretrain_corpus.ts";
 import { trainBpeTokenizerJson } from "../models/tokenizers/bpe_train.ts";
 import { parseHfTokenizer } from "../models/tokenizers/hf.ts";
 import type { Tokenizer } from "../models/tokenizers/types.ts";
 import { writeHfFolder } from "../models/hf.ts";
-import { writeFileAtomic } from "../models/io.ts";
-import { scoreText } from "../models/score.ts";
+import { writeFileAtomic } from "../models/util/io.ts";
+import { scoreText } from "../bench/tasks/lm_score.ts";
 import { generate } from "../models/generate.ts";
 import { DEFAULT_MODEL_DIR } from "../models/load.ts";
 
@@ -51,22 +57,6 @@ const SPEC = {
   backend: { type: "string", default: "auto", help: `compute backend: ${BACKEND_NAMES.join("|")}` },
   help: { type: "boolean", default: false, help: "show this help" },
 } satisfies Record<string, OptionSpec>;
-
-/** How many held-out glosses form the check text. */
-export const CHECK_TEXT_COUNT = 50;
-
-/** The held-out WordNet glosses scored for the README: a fixed-seed sample of the test split. */
-export function heldOutGlossSample(count: number): string[] {
-  return new Rng(12345).shuffle([...heldOutTexts().wordnet]).slice(0, count);
-}
-
-/**
- * The fixed text whose held-out loss the model README records and `models/default_model_test.ts`
- * re-checks: the first CHECK_TEXT_COUNT glosses of the sample, joined by newlines.
- */
-export function checkText(): string {
-  return heldOutGlossSample(CHECK_TEXT_COUNT).join("\n");
-}
 
 /** Unigram model with add-one smoothing, fitted on the training token stream. */
 function unigramNll(counts: Float64Array, total: number, ids: number[]): number {
@@ -316,7 +306,7 @@ ${rows}
 Held-out check: ${m.check.texts} test glosses joined by newlines: mean loss ${
     m.check.meanNll.toFixed(5)
   } nats over ${m.check.tokens} tokens
-(re-computed by \`models/default_model_test.ts\`).
+(re-computed by \`tests/default_model_test.ts\`).
 
 ## Greedy generations
 ${m.generations.map((g: string) => `- ${JSON.stringify(g)}`).join("\n")}

@@ -4,8 +4,8 @@
  * Bad flags or input: one line on stderr, exit code 2.
  * @module
  */
-import { helpText, numberFlag, type OptionSpec, parseCli, runMain, UsageError } from "../bench/args.ts";
-import { InputError } from "../bench/args.ts";
+import { helpText, numberFlag, type OptionSpec, parseCli, runMain, UsageError } from "../models/util/args.ts";
+import { InputError } from "../models/util/args.ts";
 import { buildReport, checkOutputFolder } from "../reports/mod.ts";
 
 /** The command's options. */

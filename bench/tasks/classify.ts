@@ -7,7 +7,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "../../models/variables.ts";
 import type { LlamaModel } from "../../models/llama.ts";
 import type { Tokenizer } from "../../models/tokenizers/types.ts";
-import type { Rng } from "../../models/rng.ts";
+import type { Rng } from "../../models/util/rng.ts";
 import type { ClassificationDataset } from "../../datasets/types.ts";
 import { accuracy, confusionMatrix, macroF1, perClassScores } from "../metrics/classification.ts";
 import { chunks, encodeTexts, padBatch, pooledEmbedding, type Pooling } from "./encode.ts";

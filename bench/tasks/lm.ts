@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { LlamaModel } from "../../models/llama.ts";
 import type { Tokenizer } from "../../models/tokenizers/types.ts";
 import type { LmDataset } from "../../datasets/types.ts";
-import { scoreText } from "../../models/score.ts";
+import { scoreText } from "./lm_score.ts";
 import { bitsPerByte, bytePerplexity, tokenPerplexity, wordCount, wordPerplexity } from "../metrics/lm.ts";
 import type { Evaluation, TaskRunner } from "./types.ts";
 

@@ -10,7 +10,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { LlamaModel } from "../../models/llama.ts";
 import type { Tokenizer } from "../../models/tokenizers/types.ts";
-import { Rng } from "../../models/rng.ts";
+import { Rng } from "../../models/util/rng.ts";
 import type { RetrievalDataset } from "../../datasets/types.ts";
 import { ndcg, recallAt, reciprocalRank } from "../metrics/ranking.ts";
 import { evaluate as evaluateRun } from "../metrics/ranking.ts";

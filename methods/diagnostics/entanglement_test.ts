@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Rng } from "../../models/rng.ts";
+import { Rng } from "../../models/util/rng.ts";
 import { entanglementProfile, pageEntropy, primeSites } from "./entanglement.ts";
 
 function close(actual: number, expected: number, tol: number, what = ""): void {

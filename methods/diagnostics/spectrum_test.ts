@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Matrix } from "ml-matrix";
-import { Rng } from "../../models/rng.ts";
+import { Rng } from "../../models/util/rng.ts";
 import {
   effectiveRank,
   principalAngles,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { NF4_BNB_VALUES } from "./bnb_reference.ts";
-import { Rng } from "../../models/rng.ts";
+import { Rng } from "../../models/util/rng.ts";
 import {
   DYNAMIC_CODE_8BIT,
   FP4_CODE,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Rng } from "../../models/rng.ts";
+import { Rng } from "../../models/util/rng.ts";
 import { fromBf16Bits, fromFp16Bits, halfDecodeTables, toBf16Bits, toFp16Bits } from "./half.ts";
 
 Deno.test("fp16 encode/decode matches the platform's Float16Array (IEEE round-half-even)", () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { initBackend } from "../../models/backend.ts";
-import { Rng } from "../../models/rng.ts";
+import { Rng } from "../../models/util/rng.ts";
 import { loftqInit } from "./loftq.ts";
 import { dequantizeArray, quantizeCodes } from "./reference.ts";
 

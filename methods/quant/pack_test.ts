@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../../models/backend.ts";
-import { Rng } from "../../models/rng.ts";
+import { Rng } from "../../models/util/rng.ts";
 import { type FieldBits, packFields, unpackFields, unpackFieldsTf } from "./pack.ts";
 
 Deno.test("packFields layout: field i at bits [b·(i mod p), b·(i mod p + 1)) of word floor(i/p)", () => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { NF4_BNB_VALUES } from "./bnb_reference.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../../models/backend.ts";
-import { Rng } from "../../models/rng.ts";
+import { Rng } from "../../models/util/rng.ts";
 import { type QuantConfig, validateQuantConfig } from "./config.ts";
 import { quantize } from "./quantize.ts";
 import { dequantizeArray, quantizeCodes } from "./reference.ts";

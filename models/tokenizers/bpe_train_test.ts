@@ -7,7 +7,7 @@ import {
   trainBpeTokenizerJson,
 } from "./bpe_train.ts";
 import { parseHfTokenizer } from "./hf.ts";
-import { Rng } from "../rng.ts";
+import { Rng } from "../util/rng.ts";
 
 const SPECIALS = ["<|bos|>", "<|eos|>", "<|pad|>"];
 

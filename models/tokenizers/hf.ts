@@ -5,7 +5,7 @@
  */
 import { Tokenizer as HfLibTokenizer } from "@huggingface/tokenizers";
 import { dirname, join } from "node:path";
-import { readFileOrExplain } from "../io.ts";
+import { readFileOrExplain } from "../util/io.ts";
 import type { EncodeOptions, Tokenizer } from "./types.ts";
 
 /** Special-token names tried, in order, when tokenizer_config.json does not name them. */

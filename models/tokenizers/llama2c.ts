@@ -10,7 +10,7 @@
  * leftmost such pair on ties), and finally an optional EOS.
  * @module
  */
-import { readFileOrExplain } from "../io.ts";
+import { readFileOrExplain } from "../util/io.ts";
 import type { EncodeOptions, Tokenizer } from "./types.ts";
 
 /** Scores at or below this never merge (llama2.c starts its best-score search at -1e10). */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { STORIES_SENTENCE, STORIES_SENTENCE_IDS, STORIES_TOKENIZER } from "../fixtures.ts";
 import { loadLlama2cTokenizer, parseLlama2cTokenizer } from "./llama2c.ts";
-import { Rng } from "../rng.ts";
+import { Rng } from "../util/rng.ts";
 
 const TOK = STORIES_TOKENIZER;
 

@@ -2,7 +2,7 @@
  * Percentile bootstrap confidence interval of the mean.
  * @module
  */
-import { Rng } from "../../models/rng.ts";
+import { Rng } from "../../models/util/rng.ts";
 import { checkSample, mean, quantile } from "./describe.ts";
 
 /** Options of {@link bootstrapMeanCI}. */

@@ -1,5 +1,5 @@
 /**
- * Descriptive helpers shared by the tests in this folder: mean, variance, median, quantile, ranks.
+ * Descriptive helpers shared by the tests in this folder: mean, variance, quantile, ranks.
  * @module
  */
 
@@ -50,11 +50,6 @@ export function quantile(xs: readonly number[], q: number): number {
   const lo = Math.floor(h);
   const hi = Math.min(lo + 1, s.length - 1);
   return s[lo] + (h - lo) * (s[hi] - s[lo]);
-}
-
-/** Median: the 0.5 quantile (mean of the two middle values when n is even). */
-export function median(xs: readonly number[]): number {
-  return quantile(xs, 0.5);
 }
 
 /** Average ranks (1-based; tied values share the mean of their ranks) and the size of every tie group. */

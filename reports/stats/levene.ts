@@ -2,7 +2,7 @@
  * Levene's test for equal variances, median-centred (Brown-Forsythe).
  * @module
  */
-import { median } from "./describe.ts";
+import { median } from "../../models/util/numeric.ts";
 import { oneWayAnova } from "./anova.ts";
 import { checkGroups } from "./groups.ts";
 

@@ -2,7 +2,7 @@
  * Paired randomization (sign-flip) test on per-query scores.
  * @module
  */
-import { Rng } from "../../models/rng.ts";
+import { Rng } from "../../models/util/rng.ts";
 import { checkSample } from "./describe.ts";
 
 /** Options of {@link pairedRandomizationTest}. */

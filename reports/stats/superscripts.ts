@@ -2,7 +2,7 @@
  * ranx-style significance superscripts for a table of runs.
  * @module
  */
-import { Rng } from "../../models/rng.ts";
+import { Rng } from "../../models/util/rng.ts";
 import { bonferroni, holm } from "./correction.ts";
 import { mean } from "./describe.ts";
 import { pairedRandomizationTest } from "./randomization.ts";

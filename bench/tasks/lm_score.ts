@@ -5,9 +5,9 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { LlamaModel } from "./llama.ts";
-import type { Tokenizer } from "./tokenizers/types.ts";
-import { rollingTokenWindows, type TokenWindow, utf8Length } from "../bench/metrics/lm.ts";
+import type { LlamaModel } from "../../models/llama.ts";
+import type { Tokenizer } from "../../models/tokenizers/types.ts";
+import { rollingTokenWindows, type TokenWindow, utf8Length } from "../metrics/lm.ts";
 
 /** Summed negative log-likelihood (nats) and the number of predicted tokens. */
 export interface NllSum {

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { initBackend } from "./backend.ts";
-import { DEFAULT_MODEL_DIR, loadModel } from "./load.ts";
-import { scoreText } from "./score.ts";
-import { checkText } from "../scripts/pretrain.ts";
+import { initBackend } from "../models/backend.ts";
+import { DEFAULT_MODEL_DIR, loadModel } from "../models/load.ts";
+import { scoreText } from "../bench/tasks/lm_score.ts";
+import { checkText } from "../datasets/pretrain_corpus.ts";
 
-const README = fileURLToPath(new URL("./default/README.md", import.meta.url));
+const README = fileURLToPath(new URL("../models/default/README.md", import.meta.url));
 
 Deno.test("embedded default model: held-out loss of the check text equals the value in its README", async () => {
   const readme = await Deno.readTextFile(README);
@@ -22,7 +22,7 @@ Deno.test("embedded default model: held-out loss of the check text equals the va
 
 Deno.test("embedded default model: far below the unigram baseline, within the size budget", async () => {
   const meta = JSON.parse(
-    await Deno.readTextFile(fileURLToPath(new URL("./default/pretrain.json", import.meta.url))),
+    await Deno.readTextFile(fileURLToPath(new URL("../models/default/pretrain.json", import.meta.url))),
   );
   for (const r of Object.values(meta.heldOut) as { perplexity: number; unigramPerplexity: number }[]) {
     assert.ok(r.perplexity < 0.5 * r.unigramPerplexity, `${r.perplexity} vs unigram ${r.unigramPerplexity}`);

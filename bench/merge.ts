@@ -4,8 +4,8 @@
  *
  * For a run id found in several folders: a success beats a failure; between two of equal status
  * the newer (`env.startTime`) wins. Two successes whose metrics differ are reported as conflicts
- * (the newer is kept): the same config should give the same metrics on the same backend, so a
- * conflict means different hardware/backends or a nondeterminism worth a look. Adapters saved
+ * (the newer is kept) with their cause: the same config gives the same metrics on one machine and
+ * backend, so a conflict comes from different environments (expected) or a nondeterminism. Adapters saved
  * under `IN/adapters/` are not copied.
  * @module
  */
@@ -29,6 +29,31 @@ export interface Conflict {
   runId: string;
   kept: string;
   dropped: string;
+  /** Why the metrics may differ: the environments that differ, or a same-machine nondeterminism. */
+  cause: string;
+}
+
+/**
+ * What differs between the environments of two records of one run. Float results are reproducible
+ * on one machine and backend only: OpenBLAS picks its kernels per CPU, so another CPU model, BLAS
+ * core or thread count, or backend changes summation order (see baselines/README.md).
+ */
+export function conflictCause(a: RunRecord, b: RunRecord): string {
+  const parts: string[] = [];
+  const differs = (what: string, x: unknown, y: unknown) => {
+    if (JSON.stringify(x ?? null) !== JSON.stringify(y ?? null)) {
+      parts.push(`${what} ${x ?? "?"} vs ${y ?? "?"}`);
+    }
+  };
+  differs("backend", a.env?.backend, b.env?.backend);
+  differs("CPU", a.env?.cpu, b.env?.cpu);
+  differs("BLAS core", a.env?.blas?.core, b.env?.blas?.core);
+  differs("BLAS threads", a.env?.blas?.threads, b.env?.blas?.threads);
+  if (parts.length > 0) {
+    return `different environments (${parts.join("; ")}): float differences are expected; ` +
+      "compare with deno task check's tolerances";
+  }
+  return "same environment: a nondeterminism worth a look (rerun with deno task bench --repeat-check)";
 }
 
 /** What a merge keeps: per run id, the chosen record and the folder it came from. */
@@ -59,7 +84,12 @@ export function mergeRecords(sources: Source[]): MergeResult {
         record.status === "success" && prev.record.status === "success" &&
         canonicalJson(record.metrics) !== canonicalJson(prev.record.metrics)
       ) {
-        conflicts.push({ runId: record.runId, kept: take ? dir : prev.dir, dropped: take ? prev.dir : dir });
+        conflicts.push({
+          runId: record.runId,
+          kept: take ? dir : prev.dir,
+          dropped: take ? prev.dir : dir,
+          cause: conflictCause(record, prev.record),
+        });
       }
       if (take) chosen.set(record.runId, { record, dir });
     }
@@ -93,7 +123,8 @@ if (import.meta.main) {
     }
     for (const c of conflicts) {
       console.error(
-        `conflict: ${c.runId}: successful runs with different metrics in ${c.kept} and ${c.dropped}; kept ${c.kept} (newer)`,
+        `conflict: ${c.runId}: successful runs with different metrics in ${c.kept} and ${c.dropped}; ` +
+          `kept ${c.kept} (newer); ${c.cause}`,
       );
     }
     const ok = [...chosen.values()].filter((c) => c.record.status === "success").length;

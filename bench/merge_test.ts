@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { mergeRecords } from "./merge.ts";
+import { conflictCause, mergeRecords } from "./merge.ts";
 import { type RunRecord, writeRecord } from "./record.ts";
 import { listTree, testRecord, writeRawJson } from "./record_testing.ts";
 
@@ -46,7 +46,24 @@ Deno.test("merge: success beats failure, then the newer wins; differing successe
     r5: "a:success",
     r6: "b:success",
   });
-  assert.deepEqual(conflicts, [{ runId: "r5", kept: "a", dropped: "b" }]);
+  assert.deepEqual(conflicts.map(({ runId, kept, dropped }) => ({ runId, kept, dropped })), [
+    { runId: "r5", kept: "a", dropped: "b" },
+  ]);
+  assert.match(conflicts[0].cause, /^same environment: a nondeterminism/);
+});
+
+Deno.test("merge: a conflict between machines names what differs (CPU, BLAS core and threads, backend)", () => {
+  const on = (cpu: string, core: string, threads: number, backend = "native") =>
+    ({ env: { cpu, backend, blas: { core, threads } } }) as unknown as RunRecord;
+  const cause = conflictCause(on("AMD EPYC 7B13 x2", "Zen", 2), on("Intel Xeon x2", "SkylakeX", 2));
+  assert.match(
+    cause,
+    /^different environments \(CPU AMD EPYC 7B13 x2 vs Intel Xeon x2; BLAS core Zen vs SkylakeX\)/,
+  );
+  assert.match(cause, /deno task check/);
+  assert.match(conflictCause(on("c", "Zen", 1), on("c", "Zen", 2)), /BLAS threads 1 vs 2/);
+  assert.match(conflictCause(on("c", "Zen", 2, "wasm"), on("c", "Zen", 2)), /backend wasm vs native/);
+  assert.match(conflictCause(on("c", "Zen", 2), on("c", "Zen", 2)), /^same environment/);
 });
 
 /** Run the merge CLI; returns its exit code and stderr. */

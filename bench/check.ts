@@ -13,7 +13,7 @@
  * - latency and throughput (noise-aware; it must never cry wolf on a loaded machine):
  *   `ratio = min(raw ratio, calibrated ratio)` where the raw ratio is `current / baseline` (for
  *   throughput `baseline / current`, so > 1 always means slower) and the calibrated ratio divides
- *   each side by its own `calibrationMs` (a 256^3 matmul timed in the same process). Taking the
+ *   each side by its own `calibrationMs` (a 512^3 matmul timed in the same process, `bench/env.ts`). Taking the
  *   smaller of the two means a slower machine (raw up, calibrated flat) and a noisy calibration
  *   (calibrated up, raw flat) both read as "not slower"; only a slowdown seen both ways counts.
  *   - per run: regression when the p50 ratio > `runThreshold` (2.75) AND the p95 ratio > 1 (the

@@ -4,7 +4,7 @@
  *
  * Differences from the first sketch, on purpose:
  * - every dataset carries `task` and `splitSeed` (the seed of its train-subset permutation, see
- *   `subsetTrain` in subset.ts), so a consumer never has to guess either;
+ *   `subsetTrain` in split.ts), so a consumer never has to guess either;
  * - a retrieval dataset has one corpus per split: concept tasks (wordnet-concepts, skos:) rank a
  *   split's queries among that split's concepts only, so test concepts never appear in training,
  *   not even as negatives. BEIR data keeps one shared corpus: all three fields are the same array.

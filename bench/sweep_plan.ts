@@ -1,43 +1,8 @@
 /**
- * Sweep files and their plans.
- *
- * A sweep file is JSON:
- *
- * ```json
- * {
- *   "description": "what the study asks",
- *   "fixed": { "dataset": "wordnet-lex", "epochs": 3, "opt": { "dropout": 0 } },
- *   "factors": {
- *     "method": ["lora", { "name": "lora+nf4", "method": "lora", "quant": "nf4", "double-quant": true }],
- *     "rank": [4, 8],
- *     "seed": [0, 1, 2]
- *   },
- *   "exclude": [{ "method": "lora+nf4", "rank": 8 }, { "method": ["dora", "lora"], "targets": "q+k+v+o" }]
- * }
- * ```
- *
- * - `fixed`: any `bench` flag (see `BENCH_SPEC`) -> value, applied to every entry. Numbers may be
- *   JSON numbers; boolean flags take true/false; `opt` and `data-opt` are objects `{KEY: VALUE}` or
- *   lists of `"KEY=VALUE"` strings. Sweep-level flags (`out`, `help`, `list-*`, `repeat-check`,
- *   `save-adapter`) are rejected.
- * - `factors`: factor name -> list of levels. A plain level (string, number, boolean) sets the flag
- *   of the factor's name. An object level sets several flags at once; its `name` key labels it (for
- *   output and `exclude`), defaulting to `flag=value,...`. A factor whose levels are all objects may
- *   have any name (e.g. `variant`). Factor levels override `fixed` (a level's `opt.rank` overrides a
- *   fixed `rank` and the other way round); two factors may not set the same flag. The plan is the cartesian product, in file order, the last factor varying fastest.
- * - `exclude`: partial assignments; an entry matching every key of one is dropped. A key that names
- *   a factor compares the level's name; any other key must be a flag and compares the entry's final
- *   flag value. A value may be a list (any of). Values compare as strings (8 and "8" match).
- *
- * Options a method does not take (its schema rejects them, e.g. `rank` for `frozen` or `ia3`) are
- * dropped from that entry rather than failing the sweep; entries that thereby become the same run
- * (same run id) collapse into one, so `frozen x rank {4, 8}` runs the frozen baseline once. A
- * notice says which options were dropped for which methods and how many runs collapsed. Two entries
- * that are the same run without any option dropped (levels that differ only in spelling, e.g. seeds
- * `0` and `"0.0"`) are an error.
- *
- * Every entry is validated through `buildRunConfigs` before anything runs; the first invalid one
- * is an error naming the entry (exit code 2).
+ * Sweep files and their plans: parse a sweep file (format in README.md, "Sweep files"), expand its
+ * factors into the cartesian product minus `exclude`, drop options a method does not take (entries
+ * that become the same run collapse into one), and validate every entry through `buildRunConfigs`
+ * before anything runs (the first invalid entry is an input error naming it, exit code 2).
  * @module
  */
 import { InputError, UsageError } from "../models/util/args.ts";

@@ -126,3 +126,17 @@ Deno.test("sweep shards: disjoint slices that cover the plan, in plan order", as
   assert.deepEqual(parseShard("3/8"), { index: 3, count: 8 });
   for (const bad of ["0/4", "5/4", "1/0", "2", "a/b"]) assert.throws(() => parseShard(bad), /--shard/);
 });
+
+Deno.test("sweep plan: the README's sweep file example is a valid plan (2 methods x 2 ranks x 3 seeds - 3)", async () => {
+  const readme = await Deno.readTextFile(fileURLToPath(new URL("../README.md", import.meta.url)));
+  const section = readme.slice(readme.indexOf("### Sweep files"));
+  const json = section.slice(
+    section.indexOf("```json") + 7,
+    section.indexOf("```", section.indexOf("```json") + 7),
+  );
+  const plan = await expandPlan(parseSweep(JSON.parse(json), "README example"), model);
+  assert.equal(plan.productSize, 12);
+  assert.equal(plan.excluded, 3); // lora+nf4 x rank 8 x 3 seeds; the dora/lora x q+k+v+o entry matches none
+  assert.equal(plan.runs.length, 9);
+  assert.ok(plan.runs.every((r) => r.config.dataset === "wordnet-lex" && r.config.epochs === 3));
+});

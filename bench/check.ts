@@ -38,7 +38,7 @@ import { readRecords, recordPath, type RunRecord, writeRecord } from "./record.t
 import { gitState } from "./env.ts";
 import { writeFileAtomic } from "../models/util/io.ts";
 import { type CheckResult, compareRecords, fmt, markdownTable, usable } from "./check_compare.ts";
-import { type Policy, readPolicy } from "./check_policy.ts";
+import { type Policy, qualityDirection, readPolicy } from "./check_policy.ts";
 
 export * from "./check_compare.ts";
 export * from "./check_policy.ts";
@@ -69,7 +69,7 @@ export function benchmarkActionEntries(
     const label = `${r.name} [${r.runId}]`;
     for (const [m, v] of Object.entries(r.metrics).sort(([a], [b]) => (a < b ? -1 : 1))) {
       if (!Number.isFinite(v)) continue; // the action's charts cannot plot NaN
-      const better = (policy.quality.metrics[m] ?? policy.quality.default).better;
+      const better = qualityDirection(m, policy);
       (better === "lower" ? smaller : bigger).push({ name: `${label} ${m}`, unit: m, value: v });
     }
     const t = r.timing;

@@ -7,7 +7,7 @@
 import type { RunRecord } from "./record.ts";
 import { cpuModelOf } from "./env.ts";
 import { median } from "../models/util/numeric.ts";
-import { describeTolerance, type Policy, withinTolerance } from "./check_policy.ts";
+import { describeTolerance, type Policy, qualityDirection, withinTolerance } from "./check_policy.ts";
 /** Verdict of one table row; `fails` on the row says whether it fails the check. */
 export type Verdict =
   | "ok"
@@ -130,7 +130,8 @@ function compareRun(
       });
       continue;
     }
-    const worse = Number.isNaN(delta) || (tol.better === "higher" ? delta < 0 : delta > 0);
+    const better = qualityDirection(m, policy);
+    const worse = Number.isNaN(delta) || (better !== null && (better === "higher" ? delta < 0 : delta > 0));
     const within = `tolerance ${describeTolerance(tol)}`;
     push(
       {
@@ -145,9 +146,9 @@ function compareRun(
         ? `${m} dropped from ${exactPair(bv, cv)} to ${
           exactPair(cv, bv)
         } (${within}); find the change that moved it`
-        : `${m} changed from ${exactPair(bv, cv)} to ${
-          exactPair(cv, bv)
-        } (better, but beyond ${within}); if intended, run --update --reason`,
+        : `${m} changed from ${exactPair(bv, cv)} to ${exactPair(cv, bv)} (${
+          better === null ? `no direction known for ${m}; ` : "better, but "
+        }beyond ${within}); if intended, run --update --reason`,
     );
   }
 

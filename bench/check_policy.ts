@@ -5,14 +5,17 @@
  */
 import { z } from "zod";
 import { InputError } from "../models/util/args.ts";
+import { type Direction, metricDirection } from "./metrics/table.ts";
 /**
  * A quality metric's tolerance: within `abs` of the baseline, or within `rel` times the baseline's
  * magnitude (derived metrics such as perplexities, where float noise scales with the value).
+ * Directions come from the metric table (bench/metrics/table.ts); `better` is only for metrics the
+ * table does not know, and may not contradict it.
  */
 const QualityTol = z.strictObject({
   abs: z.number().nonnegative().optional(),
   rel: z.number().nonnegative().optional(),
-  better: z.enum(["higher", "lower"]),
+  better: z.enum(["higher", "lower"]).optional(),
 }).refine((t) => t.abs !== undefined || t.rel !== undefined, { message: "give abs, rel or both" });
 const RelTol = z.strictObject({ rel: z.number().nonnegative() });
 const comment = { $comment: z.string().optional() };
@@ -56,6 +59,16 @@ export function withinTolerance(baseline: number, current: number, tol: QualityT
     (tol.rel !== undefined && delta <= tol.rel * Math.abs(baseline));
 }
 
+/**
+ * Which way a quality metric improves: the metric table's direction, else the policy's `better`
+ * for that metric, else the policy default's `better`; null when nobody says (a change beyond
+ * tolerance then fails as "changed", never as "better").
+ */
+export function qualityDirection(metric: string, policy: Policy): Direction | null {
+  return metricDirection(metric) ?? policy.quality.metrics[metric]?.better ?? policy.quality.default.better ??
+    null;
+}
+
 /** A tolerance in words for messages: `abs 1e-6`, `rel 1e-5`, or `abs 1e-6 or rel 1e-5`. */
 export function describeTolerance(tol: QualityTolerance): string {
   return [tol.abs !== undefined ? `abs ${tol.abs}` : "", tol.rel !== undefined ? `rel ${tol.rel}` : ""]
@@ -77,6 +90,15 @@ export function parsePolicy(text: string, source: string): Policy {
     throw new InputError(
       `${source}: ${at}: ${issue.message} (see baselines/README.md for the policy format)`,
     );
+  }
+  for (const [m, tol] of Object.entries(parsed.data.quality.metrics)) {
+    const table = metricDirection(m);
+    if (tol.better !== undefined && table !== undefined && tol.better !== table) {
+      throw new InputError(
+        `${source}: quality.metrics.${m}.better is "${tol.better}" but ${m} is ${table}-is-better in ` +
+          "bench/metrics/table.ts; remove 'better' (directions come from the metric table)",
+      );
+    }
   }
   return parsed.data;
 }

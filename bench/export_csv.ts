@@ -9,7 +9,8 @@
  * @module
  */
 import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "../models/util/args.ts";
-import { readRecords, type RunRecord } from "./record.ts";
+import { readRecords, recordPrimary, type RunRecord } from "./record.ts";
+import { runRank } from "./factors.ts";
 import { writeFileAtomic } from "../models/util/io.ts";
 
 /** Flags of `export-csv`. */
@@ -53,7 +54,7 @@ const COLUMNS: [string, (r: RunRecord) => unknown][] = [
   ["model", (r) => r.config.model],
   ["method", (r) => r.config.method],
   ["targets", (r) => r.config.methodOptions.targets],
-  ["rank", (r) => r.config.methodOptions.rank ?? r.config.methodOptions.targetR],
+  ["rank", (r) => runRank(r.config)],
   ["alpha", (r) => r.config.methodOptions.alpha],
   ["quant", (r) => r.config.quant.scheme],
   ["double_quant", (r) => Boolean(r.config.quant.doubleQuant)],
@@ -65,6 +66,9 @@ const COLUMNS: [string, (r: RunRecord) => unknown][] = [
   ["steps", (r) => r.config.steps],
   ["lr", (r) => r.config.lr],
   ["backend", (r) => r.env?.backend],
+  // From the record when its writer stored them, else from bench/metrics/table.ts.
+  ["primary_metric", (r) => recordPrimary(r).name],
+  ["primary_direction", (r) => recordPrimary(r).direction],
 ];
 
 const TAIL: [string, (r: RunRecord) => unknown][] = [

@@ -13,6 +13,7 @@ import { basename, join } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../models/util/io.ts";
 import { InputError } from "../models/util/args.ts";
+import { type Direction, metricDirection, primaryMetricOf } from "./metrics/table.ts";
 
 /** Bumped whenever a field changes meaning. */
 export const SCHEMA_VERSION = 1;
@@ -90,6 +91,13 @@ export interface RunRecord {
   config: RunConfig;
   /** Task metrics (accuracy, macroF1, mrr, recall@k, ndcg@k, perplexity, ...). */
   metrics: Record<string, number>;
+  /**
+   * The task's primary metric (bench/metrics/table.ts) and its direction, as the writer saw them.
+   * Optional: records written before these fields existed lack them; read {@link recordPrimary}.
+   */
+  primaryMetric?: string;
+  /** Whether higher or lower values of `primaryMetric` are better. */
+  primaryDirection?: Direction;
   /** Extra structured results (per-class F1, confusion matrix). */
   details?: Record<string, unknown>;
   /** Per-item results (per example / per query / per document), for paired statistics. */
@@ -273,6 +281,8 @@ export const RunRecordSchema = z.looseObject({
   error: z.string().optional(),
   config: ConfigSchema,
   metrics: z.record(z.string(), measured),
+  primaryMetric: z.string().optional(),
+  primaryDirection: z.enum(["higher", "lower"]).optional(),
   details: z.record(z.string(), z.unknown()).optional(),
   perItem: z.array(z.record(z.string(), z.unknown())),
   curve: z.array(z.looseObject({ step: num, loss: measured, lr: measured, evalMetric: measured.optional() })),
@@ -419,4 +429,21 @@ export async function readRecords(dir: string): Promise<RunRecord[]> {
     if (record) out.push(record);
   }
   return out;
+}
+
+/**
+ * A record's primary metric and direction: the stored fields when the writer set them, else
+ * derived from the metric table for the record's task (records of older writers, the committed
+ * baselines). A stored name the table knows always takes the table's direction.
+ */
+export function recordPrimary(record: Pick<RunRecord, "config" | "primaryMetric" | "primaryDirection">): {
+  name: string;
+  direction: Direction;
+} {
+  if (record.primaryMetric !== undefined) {
+    const direction = metricDirection(record.primaryMetric) ?? record.primaryDirection;
+    if (direction) return { name: record.primaryMetric, direction };
+  }
+  const spec = primaryMetricOf(record.config.task);
+  return { name: spec.name, direction: spec.direction };
 }

@@ -5,6 +5,8 @@ import {
   readRecordFile,
   readRecords,
   recordPath,
+  recordPrimary,
+  type RunConfig,
   runIdOf,
   unsafeRunId,
   writeRecord,
@@ -137,5 +139,38 @@ Deno.test("readRecords and readRecordFile: damaged JSON and invalid records are 
     await assert.rejects(readRecords(join(dir, "nope")), /results folder not found/);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("primary metric fields: optional (old records and baselines parse), derived from the table when absent", async () => {
+  const old = testRecord();
+  assert.equal(old.primaryMetric, undefined);
+  const parsed = parseRecord(JSON.parse(JSON.stringify(old)), `/r/${old.runId}.json`)!;
+  assert.equal(parsed.runId, old.runId);
+  assert.deepEqual(recordPrimary(parsed), { name: "accuracy", direction: "higher" });
+  const lm = testRecord("lm-x", (r) => (r.config.task = "lm"));
+  assert.deepEqual(recordPrimary(lm), { name: "perplexity", direction: "lower" });
+  const stored = testRecord("r1", (r) => {
+    r.primaryMetric = "macroF1";
+    r.primaryDirection = "higher";
+  });
+  const back = parseRecord(JSON.parse(JSON.stringify(stored)), "/r/r1.json")!;
+  assert.deepEqual(recordPrimary(back), { name: "macroF1", direction: "higher" });
+  // A stored direction the table contradicts loses: the table is the one place for it.
+  assert.deepEqual(recordPrimary({ ...back, primaryMetric: "perplexity", primaryDirection: "higher" }), {
+    name: "perplexity",
+    direction: "lower",
+  });
+  const bad = JSON.parse(JSON.stringify(stored));
+  bad.primaryDirection = "up";
+  assert.match(oneLineInputError(() => parseRecord(bad, "/r/r1.json")), /primaryDirection/);
+  // Committed baselines keep their run ids and get their primary metric from the table.
+  for (const r of await readRecords(BASELINES)) {
+    assert.equal(r.primaryMetric, undefined);
+    assert.equal(
+      recordPrimary(r).name,
+      { classify: "accuracy", retrieve: "mrr", lm: "perplexity" }[r.config.task],
+    );
+    assert.equal(await runIdOf(r.config as RunConfig), r.runId, "run id still derives from the config");
   }
 });

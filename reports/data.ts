@@ -4,10 +4,13 @@
  * @module
  */
 import { canonicalJson, type RunConfig, runName, type RunRecord } from "../bench/record.ts";
+import { type Direction, metricSpec, rankingMetricOf } from "../bench/metrics/table.ts";
+import { type Factor, FACTORS, factorsOf, type Level, sortLevels } from "../bench/factors.ts";
 import { mean, sd } from "./stats/mod.ts";
 
-/** Whether larger values of a metric are better. */
-export type Direction = "higher" | "lower";
+export type { Direction } from "../bench/metrics/table.ts";
+export { FACTOR_LABELS, FACTORS, factorsOf, sortLevels } from "../bench/factors.ts";
+export type { Factor, Level } from "../bench/factors.ts";
 
 /** How a metric is ranked and shown. */
 export interface MetricSpec {
@@ -20,68 +23,41 @@ export interface MetricSpec {
   digits: number;
 }
 
-/** Metrics where a smaller value is the better one (perplexity, losses, latencies). */
-const LOWER_IS_BETTER = /perplexity|^ppl|loss|nll|bits|bpb|latency|error|seconds|bytes/i;
-
-/** Direction of any metric, by name. */
-export function metricDirection(name: string): Direction {
-  return LOWER_IS_BETTER.test(name) ? "lower" : "higher";
+/**
+ * A metric as the report shows it, from the metric table (bench/metrics/table.ts). A metric the
+ * table does not know is shown raw (scale 1); its direction is taken as "higher" only for ranking
+ * and is said so wherever it is ranked.
+ */
+export function reportMetric(name: string): MetricSpec {
+  const t = metricSpec(name);
+  if (t) return { name, direction: t.direction, unit: t.diffUnit, scale: t.scale, digits: t.digits };
+  return { name, direction: "higher", unit: name, scale: 1, digits: 3 };
 }
 
 /**
- * The metric that ranks runs of a task: classify → accuracy, retrieve → mrr (ndcg@10 when a
- * study has no mrr), lm → perplexity (lower is better). `available` are the metric names the
- * study's runs carry; an unknown task falls back to the first of them.
+ * The metric that ranks a study's runs: the primary metric the records name (new writers store
+ * it), else the table's primary metric of the task (classify → accuracy, retrieve → mrr, or
+ * ndcg@10 when a study has no mrr, lm → perplexity). `available` are the metric names the study's
+ * runs carry; a task the table does not know falls back to the first of them.
  */
-export function primaryMetric(task: string, available: readonly string[] = []): MetricSpec {
-  if (task === "classify") {
-    return { name: "accuracy", direction: "higher", unit: "accuracy points", scale: 100, digits: 1 };
+export function primaryMetric(
+  task: string,
+  available: readonly string[] = [],
+  stored: readonly (string | undefined)[] = [],
+): MetricSpec {
+  const named = [...new Set(stored.filter((s): s is string => s !== undefined))];
+  if (named.length === 1 && (available.length === 0 || available.includes(named[0]))) {
+    return reportMetric(named[0]);
   }
-  if (task === "retrieve") {
-    const name = available.includes("mrr") || !available.includes("ndcg@10") ? "mrr" : "ndcg@10";
-    return { name, direction: "higher", unit: name.toUpperCase() + " points", scale: 100, digits: 1 };
-  }
-  if (task === "lm") {
-    return { name: "perplexity", direction: "lower", unit: "perplexity", scale: 1, digits: 2 };
-  }
-  const name = available[0] ?? "score";
-  return { name, direction: metricDirection(name), unit: name, scale: 1, digits: 3 };
+  const spec = rankingMetricOf(task, available);
+  return reportMetric(spec?.name ?? available[0] ?? "score");
 }
 
-/** The factors a study varies, in display order. */
-export const FACTORS = ["method", "targets", "rank", "quant", "trainSize"] as const;
-/** One study factor. */
-export type Factor = typeof FACTORS[number];
-/** A factor level; null when the factor does not apply to the run (e.g. rank of IA3). */
-export type Level = string | number | null;
-
-/** Human names of the factors. */
-export const FACTOR_LABELS: Record<Factor, string> = {
-  method: "method",
-  targets: "targets",
-  rank: "rank",
-  quant: "quant",
-  trainSize: "train size",
-};
-
-/** The factor levels of a config. */
-export function factorsOf(c: RunConfig): Record<Factor, Level> {
-  const o = c.methodOptions ?? {};
-  const t = o.targets;
-  const targets = t === undefined || t === null
-    ? null
-    : Array.isArray(t)
-    ? t.map(String).join(",")
-    : String(t);
-  const rank = typeof o.rank === "number"
-    ? o.rank
-    : o.rank === undefined || o.rank === null
-    ? null
-    : String(o.rank);
-  const q = c.quant ?? { scheme: "none" };
-  const quant = String(q.scheme) + (q.doubleQuant ? "+dq" : "");
-  const trainSize = c.trainPerClass ? `${c.trainPerClass}/class` : c.trainSize ?? "all";
-  return { method: String(c.method), targets, rank, quant, trainSize };
+/** Digits of a metric's value in tables (from the table: two more than its difference digits when x100). */
+export function valueDigits(name: string): number {
+  const t = metricSpec(name);
+  if (!t) return 3;
+  return t.scale === 100 ? 3 : t.digits;
 }
 
 /** The config without its seed: runs that share it are repeats of one configuration. */
@@ -161,13 +137,6 @@ export function configLabel(c: RunConfig): string {
   return runName(c).replace(/ seed-?\d+$/, "");
 }
 
-/** Order levels: numbers ascending, then strings in first-seen order, null last. */
-export function sortLevels(levels: Level[]): Level[] {
-  const nums = levels.filter((l): l is number => typeof l === "number").sort((a, b) => a - b);
-  const strs = levels.filter((l) => typeof l === "string");
-  return [...nums, ...strs, ...levels.filter((l) => l === null)];
-}
-
 /** The distinct non-null levels of a factor over some runs, sorted. */
 export function levelsOf(runs: readonly RunRecord[], factor: Factor): Level[] {
   const seen = new Set<Level>();
@@ -201,7 +170,7 @@ export function buildStudies(records: readonly RunRecord[]): Study[] {
     for (const r of succeeded) {
       for (const [m, v] of Object.entries(r.metrics ?? {})) if (typeof v === "number") names.add(m);
     }
-    const metric = primaryMetric(task, [...names]);
+    const metric = primaryMetric(task, [...names], succeeded.map((r) => r.primaryMetric));
     const ok = succeeded.filter((r) => valueOf(r, metric) !== undefined);
     const incomplete = succeeded.filter((r) => valueOf(r, metric) === undefined);
     const metricNames = [metric.name, ...[...names].filter((n) => n !== metric.name).sort()];

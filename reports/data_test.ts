@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { buildStudies, configKey, factorsOf, metricDirection, perItemScores, primaryMetric } from "./data.ts";
+import { buildStudies, configKey, factorsOf, perItemScores, primaryMetric, reportMetric } from "./data.ts";
 import { fixtureConfig, syntheticRecords } from "./testing.ts";
 
 Deno.test("primary metric per task, with direction", () => {
@@ -9,8 +9,9 @@ Deno.test("primary metric per task, with direction", () => {
   const lm = primaryMetric("lm");
   assert.equal(lm.name, "perplexity");
   assert.equal(lm.direction, "lower");
-  assert.equal(metricDirection("bitsPerByte"), "lower");
-  assert.equal(metricDirection("macroF1"), "higher");
+  assert.equal(reportMetric("bitsPerByte").direction, "lower");
+  assert.equal(reportMetric("macroF1").direction, "higher");
+  assert.equal(primaryMetric("classify", ["accuracy", "macroF1"], ["macroF1", "macroF1"]).name, "macroF1");
 });
 
 Deno.test("factorsOf reads targets, rank, quant and train size; configKey ignores the seed", () => {

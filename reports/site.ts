@@ -22,6 +22,7 @@ import {
   slug,
   type Study,
   summarize,
+  valueDigits,
 } from "./data.ts";
 import { escapeMarkdown, jsonForScript } from "./escape.ts";
 
@@ -234,10 +235,6 @@ function show<T>(a: Attempt<T>, f: (v: T) => string): string {
   return a.ok ? f(a.value) : `n/a (${a.reason})`;
 }
 
-function metricDigits(name: string): number {
-  return /perplexity|bits|loss/i.test(name) ? 2 : 3;
-}
-
 /** Output file name of a run page: a slug of the id plus a hash, so odd ids stay distinct. */
 export function runPageName(runId: string): string {
   let h = 0x811c9dc5;
@@ -265,7 +262,7 @@ function tableOf(study: Study, analysis: StudyAnalysis) {
       seeds: cell(String(g.runs.length), g.runs.length),
       metrics: study.metricNames.map((m) => {
         const v = g.metrics[m];
-        const d = metricDigits(m);
+        const d = valueDigits(m);
         return cell(
           v ? (v.n > 1 ? `${fmt(v.mean, d)} ± ${fmt(v.sd, d)}` : fmt(v.mean, d)) : "–",
           v ? v.mean : "",
@@ -569,7 +566,7 @@ export async function renderReport(
           config: kv(run.config as unknown as Record<string, unknown>),
           metrics: Object.entries(run.metrics ?? {}).map(([k, v]) => ({
             key: k,
-            value: fmt(v, metricDigits(k)),
+            value: fmt(v, valueDigits(k)),
             primary: k === study.metric.name,
           })),
           timing: kv(run.timing as unknown as Record<string, unknown>),

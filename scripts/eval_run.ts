@@ -13,32 +13,25 @@
 import { helpText, InputError, type OptionSpec, parseCli, UsageError } from "../models/util/args.ts";
 import { readFileOrExplain } from "../models/util/io.ts";
 import {
-  averagePrecision,
   checkRunQueriesJudged,
   evaluate,
-  ndcg,
-  precisionAt,
   type Qrels,
   queriesToAverage,
   type QueryMetric,
-  recallAt,
-  reciprocalRank,
+  rankingMeasure,
   type Run,
 } from "../bench/metrics/ranking.ts";
+import { EVAL_RUN_METRICS, metricSpec } from "../bench/metrics/table.ts";
 import { parseQrels, parseRun } from "../bench/metrics/trec.ts";
 
-/** The measures reported, in output order, with their trec_eval names. */
-export const MEASURES: ReadonlyArray<[string, QueryMetric]> = [
-  ["map", (r, j) => averagePrecision(r, j)],
-  ["recip_rank", (r, j) => reciprocalRank(r, j)],
-  ["P_5", (r, j) => precisionAt(r, j, 5)],
-  ["P_10", (r, j) => precisionAt(r, j, 10)],
-  ["recall_5", (r, j) => recallAt(r, j, 5)],
-  ["recall_10", (r, j) => recallAt(r, j, 10)],
-  ["ndcg", (r, j) => ndcg(r, j)],
-  ["ndcg_cut_5", (r, j) => ndcg(r, j, { k: 5 })],
-  ["ndcg_cut_10", (r, j) => ndcg(r, j, { k: 10 })],
-];
+/**
+ * The measures reported, in output order, with their trec_eval names: the metric table's
+ * {@link EVAL_RUN_METRICS}, named and computed as the table and the retrieve task name them.
+ */
+export const MEASURES: ReadonlyArray<[string, QueryMetric]> = EVAL_RUN_METRICS.map((name) => [
+  metricSpec(name)!.trecName!,
+  rankingMeasure(name),
+]);
 
 /**
  * Summary measures of a run: num_q = |run queries ∩ qrels queries| (|qrels queries| when

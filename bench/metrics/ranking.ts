@@ -16,8 +16,11 @@
  * @module
  */
 
-/** Relevance judgments: qid -> docid -> relevance (relevant when > 0). */
-export type Qrels = Map<string, Map<string, number>>;
+import type { Qrels } from "../../datasets/types.ts";
+import { metricSpec } from "./table.ts";
+
+/** Relevance judgments: qid -> docid -> relevance (relevant when > 0); defined once, in datasets/types.ts. */
+export type { Qrels };
 /** A run: qid -> docid -> retrieval score (higher ranks first). */
 export type Run = Map<string, Map<string, number>>;
 /** Judgments of one query: docid -> relevance. */
@@ -247,4 +250,21 @@ export function fromRecords(
   records: Record<string, Record<string, number>>,
 ): Map<string, Map<string, number>> {
   return new Map(Object.entries(records).map(([q, docs]) => [q, new Map(Object.entries(docs))]));
+}
+
+/**
+ * The per-query function of a ranking metric named as in the metric table (`mrr`, `map`, `ndcg`,
+ * `recall@k`, `ndcg@k`, `precision@k`): the one name-to-function map the retrieve task and
+ * `eval-run` share. Throws for a name that is not a ranking metric of the table.
+ */
+export function rankingMeasure(name: string): QueryMetric {
+  const k = Number(/@(\d+)$/.exec(name)?.[1]);
+  if (metricSpec(name)?.unit !== "proportion") throw new Error(`'${name}' is not a ranking metric`);
+  if (name === "mrr") return (r, j) => reciprocalRank(r, j);
+  if (name === "map") return (r, j) => averagePrecision(r, j);
+  if (name === "ndcg") return (r, j) => ndcg(r, j);
+  if (name.startsWith("recall@")) return (r, j) => recallAt(r, j, k);
+  if (name.startsWith("ndcg@")) return (r, j) => ndcg(r, j, { k });
+  if (name.startsWith("precision@")) return (r, j) => precisionAt(r, j, k);
+  throw new Error(`'${name}' is not a ranking metric`);
 }

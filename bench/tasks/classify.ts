@@ -12,6 +12,7 @@ import type { ClassificationDataset } from "../../datasets/types.ts";
 import { accuracy, confusionMatrix, macroF1, perClassScores } from "../metrics/classification.ts";
 import { chunks, encodeTexts, padBatch, pooledEmbedding, type Pooling } from "./encode.ts";
 import type { Evaluation, TaskRunner } from "./types.ts";
+import { taskPrimary } from "../metrics/table.ts";
 
 /** Options of the classification task. */
 export interface ClassifyOptions {
@@ -68,8 +69,7 @@ export function classifyTask(
     return preds;
   };
   return {
-    primaryMetric: "accuracy",
-    higherIsBetter: true,
+    ...taskPrimary("classify"),
     headVariables: [head, headBias],
     trainItems: data.train.length,
     testItems: data.test.length,

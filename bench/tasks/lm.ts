@@ -12,6 +12,7 @@ import type { LmDataset } from "../../datasets/types.ts";
 import { scoreText } from "./lm_score.ts";
 import { bitsPerByte, bytePerplexity, tokenPerplexity, wordCount, wordPerplexity } from "../metrics/lm.ts";
 import type { Evaluation, TaskRunner } from "./types.ts";
+import { taskPrimary } from "../metrics/table.ts";
 
 /** Options of the LM task. */
 export interface LmOptions {
@@ -38,8 +39,7 @@ export function lmTask(
   }
   const row = (i: number) => stream.slice(i * rowLen, (i + 1) * rowLen);
   return {
-    primaryMetric: "perplexity",
-    higherIsBetter: false,
+    ...taskPrimary("lm"),
     headVariables: [],
     trainItems: rows,
     testItems: data.test.length,

@@ -12,8 +12,8 @@ import type { LlamaModel } from "../../models/llama.ts";
 import type { Tokenizer } from "../../models/tokenizers/types.ts";
 import { Rng } from "../../models/util/rng.ts";
 import type { RetrievalDataset } from "../../datasets/types.ts";
-import { ndcg, recallAt, reciprocalRank } from "../metrics/ranking.ts";
-import { evaluate as evaluateRun } from "../metrics/ranking.ts";
+import { evaluate as evaluateRun, rankingMeasure } from "../metrics/ranking.ts";
+import { TASK_METRICS, taskPrimary } from "../metrics/table.ts";
 import { chunks, encodeTexts, l2Normalize, padBatch, pooledEmbedding, type Pooling } from "./encode.ts";
 import type { Evaluation, TaskRunner } from "./types.ts";
 
@@ -43,8 +43,6 @@ export function evaluationCorpus<T extends { id: string }>(
   const others = new Rng(0x5eed).shuffle(corpus.filter((d) => !judged.has(d.id)));
   return [...keep, ...others.slice(0, Math.max(0, maxCorpus - keep.length))];
 }
-
-const CUTOFFS = [1, 3, 5, 10];
 
 /** Build the retrieval task on a model. */
 export function retrieveTask(
@@ -103,8 +101,7 @@ export function retrieveTask(
   };
   const testQueries = data.queries.test.map((q) => encodeTexts(tokenizer, [q.text], options.maxLength)[0]);
   return {
-    primaryMetric: "mrr",
-    higherIsBetter: true,
+    ...taskPrimary("retrieve"),
     headVariables: [],
     trainItems: pairs.length,
     testItems: testQueries.length,
@@ -160,17 +157,10 @@ export function retrieveTask(
         const top = Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, depth);
         run.set(q.id, new Map(top.map((j) => [corpus[j].id, row[j]])));
       });
-      const measures: Record<string, (r: readonly string[], j: ReadonlyMap<string, number>) => number> = {
-        mrr: (r, j) => reciprocalRank(r, j),
-      };
-      for (const k of CUTOFFS) {
-        measures[`recall@${k}`] = (r, j) => recallAt(r, j, k);
-        measures[`ndcg@${k}`] = (r, j) => ndcg(r, j, { k });
-      }
       const metrics: Record<string, number> = {};
       const perQuery = new Map<string, Record<string, unknown>>();
-      for (const [name, fn] of Object.entries(measures)) {
-        const ev = evaluateRun(qrels, run, fn);
+      for (const name of TASK_METRICS.retrieve.reported) {
+        const ev = evaluateRun(qrels, run, rankingMeasure(name));
         metrics[name] = ev.mean;
         for (const [q, v] of ev.perQuery) perQuery.set(q, { ...(perQuery.get(q) ?? { id: q }), [name]: v });
       }

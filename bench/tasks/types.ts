@@ -14,9 +14,9 @@ export interface Evaluation {
 
 /** A task bound to a model, a dataset and its options. */
 export interface TaskRunner {
-  /** Metric that decides quality ("accuracy", "mrr", "perplexity"). */
+  /** Metric that decides quality ("accuracy", "mrr", "perplexity"), from bench/metrics/table.ts. */
   readonly primaryMetric: string;
-  /** Whether larger values of the primary metric are better. */
+  /** Whether larger values of the primary metric are better, from bench/metrics/table.ts. */
   readonly higherIsBetter: boolean;
   /** Task-specific trainable variables (classification head); trained with the head learning rate. */
   readonly headVariables: tf.Variable[];

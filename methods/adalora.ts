@@ -44,7 +44,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
-import { selectTargets } from "./targets.ts";
+import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
 import { optionFlag, peftModuleName, peftTargetModules, trainableVariable, wrapLinears } from "./common.ts";
 import { LoraLinear } from "./lora.ts";
 import { loraVariantMethod, namedArray } from "./lora_variants.ts";
@@ -139,6 +139,22 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
   schema: adaloraSchema,
   mergeable: true,
   defaultLr: 0.005,
+  // PEFT `AdaLoraLayer.update_layer`: lora_A [r, in], lora_E [r, 1], lora_B [out, r] with r = init_r
+  // (the export before any allocation keeps all r triplets).
+  contract: {
+    testOptions: { initR: 4, targetR: 2, targets: "q+v" },
+    identityAtInit: true,
+    parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => c.initR * (s.in + s.out + 1)),
+    peftTensors: (m, c) => {
+      const out = new Map<string, number[]>();
+      for (const [name, s] of targetShapes(m, c.targets)) {
+        out.set(`${name}.lora_A`, [c.initR, s.in]);
+        out.set(`${name}.lora_B`, [s.out, c.initR]);
+        out.set(`${name}.lora_E`, [c.initR, 1]);
+      }
+      return out;
+    },
+  },
   apply(model, config, ctx) {
     const targets = selectTargets(model, config.targets);
     const r = config.initR;

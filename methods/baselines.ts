@@ -6,6 +6,7 @@
 import { z } from "zod";
 import * as tf from "@tensorflow/tfjs-core";
 import type { MethodDefinition } from "./types.ts";
+import { countParameters } from "../models/config.ts";
 import { loadStateInto, stateOf } from "./common.ts";
 
 const noOptions = z.object({}).strict();
@@ -16,6 +17,7 @@ export const frozen: MethodDefinition<z.infer<typeof noOptions>> = {
   description: "no adaptation: the backbone stays as pretrained (only a task head trains)",
   schema: noOptions,
   mergeable: true,
+  contract: { testOptions: {}, identityAtInit: true, parameterCount: () => 0 },
   apply: () => ({
     trainable: [],
     merge: () => {},
@@ -31,6 +33,8 @@ export const full: MethodDefinition<z.infer<typeof noOptions>> = {
   description: "full fine-tuning: every backbone parameter trains",
   schema: noOptions,
   mergeable: true,
+  // Every parameter of the architecture (the embedding once when tied).
+  contract: { testOptions: {}, identityAtInit: true, parameterCount: (m) => countParameters(m) },
   apply: (model) => {
     const vars = [...model.params.values()];
     const before = vars.map((v) => v.trainable);

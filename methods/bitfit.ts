@@ -21,7 +21,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
-import { selectTargets } from "./targets.ts";
+import { selectTargets, sumOverTargets } from "./targets.ts";
 import { loadStateInto, stateOf, trainableVariable, wrapLinears } from "./common.ts";
 import { AdaptedLinear, mergeWithBias, wrappedMethod } from "./wrapped.ts";
 
@@ -65,6 +65,12 @@ export const bitfit: MethodDefinition<BitfitConfig> = {
     "bias-only tuning: zero-init biases on the target linears, existing biases train (Ben Zaken et al. 2022)",
   schema: bitfitSchema,
   mergeable: true,
+  // One bias [out] per target, new or the layer's own.
+  contract: {
+    testOptions: { targets: "all-linear" },
+    identityAtInit: true,
+    parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => s.out),
+  },
   apply: (model, config, ctx) => {
     const targets = selectTargets(model, config.targets);
     const all = new Map<string, tf.Variable>();

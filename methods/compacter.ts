@@ -73,6 +73,13 @@ export const compacter: MethodDefinition<CompacterConfig> = {
     "adapters whose projections are sums of kron(A_i shared, low-rank B_i) (Karimi Mahabadi et al. 2021)",
   schema: compacterSchema,
   mergeable: false,
+  // The paper's count: n^3 shared A_i plus, per PHM layer in -> out, r (in + out) + out.
+  contract: {
+    testOptions: { bottleneck: 8, phm: 4, rank: 2 },
+    identityAtInit: true,
+    parameterCount: (m, c) =>
+      c.phm ** 3 + m.nLayers * 2 * (2 * c.rank * (m.dim + c.bottleneck) + c.bottleneck + m.dim),
+  },
   apply: (model, config, ctx) => {
     assertHookFree(model, "sublayerOutput", "compacter");
     const d = model.config.dim;

@@ -30,6 +30,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
+import { loraTensorShapes, sumOverTargets, targetShapes } from "./targets.ts";
 import { peftModuleName, trainableVariable } from "./common.ts";
 import { type LoraConfig, LoraLinear, loraPeftTensors, loraSchema } from "./lora.ts";
 import {
@@ -99,6 +100,17 @@ export const dora: MethodDefinition<LoraConfig> = {
     "weight-decomposed LoRA: magnitude m times the normalised direction W + s*B*A (Liu et al. 2024)",
   schema: loraSchema,
   mergeable: true,
+  // LoRA's A, B plus PEFT's lora_magnitude_vector [out] per target.
+  contract: {
+    testOptions: { rank: 4, alpha: 8, targets: "all-linear" },
+    identityAtInit: true,
+    parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => c.rank * (s.in + s.out) + s.out),
+    peftTensors: (m, c) => {
+      const out = loraTensorShapes(m, c.targets, c.rank);
+      for (const [name, s] of targetShapes(m, c.targets)) out.set(`${name}.lora_magnitude_vector`, [s.out]);
+      return out;
+    },
+  },
   apply(model, config, ctx) {
     const norms: tf.Tensor[] = [];
     const { targets, wrapped, restore, vars } = wrapLoraTargets(model, config, (base, name, scale, vars) => {

@@ -40,7 +40,7 @@ import { Linear } from "../models/linear.ts";
 import type { MethodDefinition, Optimizer, OptimizerOptions } from "./types.ts";
 import { loadStateInto, stateOf } from "./common.ts";
 import { checkRank } from "./lora.ts";
-import { selectTargets } from "./targets.ts";
+import { selectTargets, sumOverTargets } from "./targets.ts";
 import { toMatrix } from "./diagnostics/linalg.ts";
 
 /** GaLore options. */
@@ -183,6 +183,12 @@ export const galore: MethodDefinition<GaloreConfig> = {
     "full weights train; Adam state lives in a low-rank SVD projection of each gradient (Zhao et al. 2024)",
   schema: galoreSchema,
   mergeable: false,
+  // The targets' full weights train (GaLore saves optimizer state, not parameters).
+  contract: {
+    testOptions: { rank: 4, updateProjGap: 2, targets: "all-linear" },
+    identityAtInit: true,
+    parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => s.out * s.in),
+  },
   apply: (model, config) => {
     const targets = selectTargets(model, config.targets);
     const weights = new Map<string, tf.Variable>();

@@ -34,7 +34,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
-import { selectTargets } from "./targets.ts";
+import { selectTargets, sumOverTargets } from "./targets.ts";
 import { layerFactors, wrapLinears } from "./common.ts";
 import { checkRank, loraSchema } from "./lora.ts";
 import { AdaptedLinear, mergeWithBias, wrappedMethod } from "./wrapped.ts";
@@ -110,6 +110,17 @@ export const glora: MethodDefinition<GloraConfig> = {
     "generalized LoRA: W0+W0⊙A+B, low-rank A, B; bias b0+b0⊙D+E+W0 C where b0 exists (Chavan et al. 2023)",
   schema: gloraSchema,
   mergeable: true,
+  // Ad, Bd [out, r], Au, Bu [r, in]; C [in], D [out], E [out] on a layer with a bias (PEFT GLoRA),
+  // C and E on every layer with biasTerms "always".
+  contract: {
+    testOptions: { rank: 2, targets: "all-linear" },
+    identityAtInit: true,
+    parameterCount: (m, c) =>
+      sumOverTargets(m, c.targets, (s) => {
+        const side = s.bias ? s.in + 2 * s.out : c.biasTerms === "always" ? s.in + s.out : 0;
+        return 2 * c.rank * (s.in + s.out) + side;
+      }),
+  },
   apply: (model, config, ctx) => {
     const r = config.rank;
     const vars = new Map<string, tf.Variable>();

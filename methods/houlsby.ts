@@ -44,6 +44,12 @@ export const houlsby: MethodDefinition<HoulsbyConfig> = {
   description: "bottleneck adapters out + up(act(down(out))) after attention and MLP (Houlsby et al. 2019)",
   schema: houlsbySchema,
   mergeable: false,
+  // Per decoder layer two adapters of W_down [b, d], b_down [b], W_up [d, b], b_up [d].
+  contract: {
+    testOptions: { bottleneck: 4 },
+    identityAtInit: true,
+    parameterCount: (m, c) => m.nLayers * 2 * (2 * m.dim * c.bottleneck + c.bottleneck + m.dim),
+  },
   apply: (model, config, ctx) => {
     assertHookFree(model, "sublayerOutput", "houlsby");
     const d = model.config.dim;

@@ -22,7 +22,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
-import { selectTargets } from "./targets.ts";
+import { selectTargets, targetShapes } from "./targets.ts";
 import { constantVariable, optionFlag, wrapLinears } from "./common.ts";
 import { AdaptedLinear, mergeWithBias, wrappedMethod } from "./wrapped.ts";
 
@@ -68,6 +68,17 @@ export const ia3: MethodDefinition<Ia3Config> = {
   schema: ia3Schema,
   mergeable: true,
   defaultLr: 0.01,
+  // PEFT `IA3Layer.update_layer`: ia3_l [out] on output-scaled layers, [in] on feedforward ones.
+  contract: {
+    testOptions: {},
+    identityAtInit: true,
+    parameterCount: (m, c) => {
+      const ff = c.feedforward.trim() === "" ? new Set() : new Set(targetShapes(m, c.feedforward).keys());
+      let total = 0;
+      for (const [name, s] of targetShapes(m, c.targets)) total += ff.has(name) ? s.in : s.out;
+      return total;
+    },
+  },
   apply: (model, config, ctx) => {
     const targets = selectTargets(model, config.targets);
     const ff = new Set(config.feedforward.trim() === "" ? [] : selectTargets(model, config.feedforward));

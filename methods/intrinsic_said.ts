@@ -169,6 +169,12 @@ export const intrinsicSaid: MethodDefinition<SaidConfig> = {
     "train d values projected into the targets through Fastfood, one scale per layer (Aghajanyan et al. 2021)",
   schema: saidSchema,
   mergeable: true,
+  // The whole adaptation is the d-vector (z and one lambda per layer): exactly d values.
+  contract: {
+    testOptions: { intrinsicDim: 40, targets: "q+v" },
+    identityAtInit: true,
+    parameterCount: (_m, c) => c.intrinsicDim,
+  },
   defaultLr: 0.05,
   apply: (model, config, ctx) => {
     const targets = selectTargets(model, config.targets);

@@ -23,10 +23,10 @@
 import type * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { MethodDefinition } from "./types.ts";
-import { selectTargets } from "./targets.ts";
+import { selectTargets, sumOverTargets } from "./targets.ts";
 import { kaimingUniform, trainableVariable, wrapLinears } from "./common.ts";
 import { mergeDeltas } from "./lora.ts";
-import { decomposeFactorOption, kronShape } from "./kron.ts";
+import { decomposeFactorOption, factorization, kronShape } from "./kron.ts";
 import { KronLinear } from "./lokr.ts";
 import { wrappedMethod } from "./wrapped.ts";
 
@@ -49,6 +49,17 @@ export const krona: MethodDefinition<KronaConfig> = {
   description: "Kronecker adapter s*kron(A, B) with full factors (Edalati et al. 2022)",
   schema: kronaSchema,
   mergeable: true,
+  // Full factors A [outL, inM] and B [outK, inN] (Edalati et al. 2022).
+  contract: {
+    testOptions: { targets: "all-linear" },
+    identityAtInit: true,
+    parameterCount: (m, c) =>
+      sumOverTargets(m, c.targets, (s) => {
+        const [outL, outK] = factorization(s.out, c.decomposeFactor);
+        const [inM, inN] = factorization(s.in, c.decomposeFactor);
+        return outL * inM + outK * inN;
+      }),
+  },
   apply: (model, config, ctx) => {
     const vars = new Map<string, tf.Variable>();
     const { wrapped, restore } = wrapLinears(model, selectTargets(model, config.targets), (base, name) => {

@@ -35,6 +35,12 @@ export const lnTuning: MethodDefinition<z.infer<typeof lnTuningSchema>> = {
   description: "train only the RMSNorm gains (Zhao et al. 2023, LayerNorm tuning)",
   schema: lnTuningSchema,
   mergeable: true,
+  // Two RMSNorm gains per block and the final one, plus the q/k norms' headDim gains (Qwen3).
+  contract: {
+    testOptions: {},
+    identityAtInit: true,
+    parameterCount: (m) => (2 * m.nLayers + 1) * m.dim + (m.qkNorm ? 2 * m.nLayers * m.headDim : 0),
+  },
   apply: (model) => {
     const gains = new Map(normGainNames(model.params).map((n) => [n, model.param(n)]));
     const vars = [...gains.values()];

@@ -23,7 +23,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
-import { selectTargets } from "./targets.ts";
+import { selectTargets, sumOverTargets } from "./targets.ts";
 import { layerFactors, wrapLinears } from "./common.ts";
 import { checkRank, type LoraConfig, loraSchema, mergeDeltas } from "./lora.ts";
 import { AdaptedLinear, wrappedMethod } from "./wrapped.ts";
@@ -61,6 +61,12 @@ export const loha: MethodDefinition<LoraConfig> = {
   description: "low-rank Hadamard update s*(B1 A1)⊙(B2 A2), s = alpha/r (FedPara / LyCORIS LoHa)",
   schema: loraSchema,
   mergeable: true,
+  // PEFT LoHa: hada_w1_a, hada_w2_a [out, r] and hada_w1_b, hada_w2_b [r, in].
+  contract: {
+    testOptions: { rank: 2, alpha: 4, targets: "all-linear" },
+    identityAtInit: true,
+    parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => 2 * c.rank * (s.in + s.out)),
+  },
   apply: (model, config, ctx) => {
     const r = config.rank;
     const vars = new Map<string, tf.Variable>();

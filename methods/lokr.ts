@@ -26,10 +26,10 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
-import { selectTargets } from "./targets.ts";
+import { selectTargets, sumOverTargets } from "./targets.ts";
 import { layerFactors, wrapLinears } from "./common.ts";
 import { loraSchema, mergeDeltas } from "./lora.ts";
-import { decomposeFactorOption, kronDense, kronMatMul, kronShape } from "./kron.ts";
+import { decomposeFactorOption, factorization, kronDense, kronMatMul, kronShape } from "./kron.ts";
 import { AdaptedLinear, wrappedMethod } from "./wrapped.ts";
 
 /** LoKr options: LoRA's plus `decomposeFactor`. */
@@ -73,6 +73,19 @@ export const lokr: MethodDefinition<LokrConfig> = {
   description: "Kronecker update s*kron(W1, B A), s = alpha/r (LyCORIS / PEFT LoKr)",
   schema: lokrSchema,
   mergeable: true,
+  // PEFT `LoKrLayer.update_layer`: W1 [outL, inM]; W2 full [outK, inN] when r >= max(outK, inN) / 2,
+  // else lokr_w2_a [outK, r] and lokr_w2_b [r, inN]. Rank 2 on the tiny model takes both branches.
+  contract: {
+    testOptions: { rank: 2, targets: "all-linear" },
+    identityAtInit: true,
+    parameterCount: (m, c) =>
+      sumOverTargets(m, c.targets, (s) => {
+        const [outL, outK] = factorization(s.out, c.decomposeFactor);
+        const [inM, inN] = factorization(s.in, c.decomposeFactor);
+        const right = c.rank >= Math.max(outK, inN) / 2 ? outK * inN : c.rank * (outK + inN);
+        return outL * inM + right;
+      }),
+  },
   apply: (model, config, ctx) => {
     const r = config.rank;
     const vars = new Map<string, tf.Variable>();

@@ -12,7 +12,7 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import type { AppliedMethod, MethodContext, MethodDefinition, NamedArray } from "./types.ts";
-import { selectTargets } from "./targets.ts";
+import { loraTensorShapes, selectTargets, sumOverTargets } from "./targets.ts";
 import { AdaptedLinear } from "./wrapped.ts";
 import {
   kaimingUniform,
@@ -149,12 +149,24 @@ function applyLora(model: LlamaModel, config: LoraConfig, ctx: MethodContext, rs
   };
 }
 
+/**
+ * LoRA's contract facts (PEFT `LoraLayer.update_layer`: lora_A [r, in], lora_B [out, r] = 0, so
+ * identity at init): r (in + out) trainable values per target.
+ */
+const loraContract: MethodDefinition<LoraConfig>["contract"] = {
+  testOptions: { rank: 4, alpha: 8, targets: "all-linear" },
+  identityAtInit: true,
+  parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => c.rank * (s.in + s.out)),
+  peftTensors: (m, c) => loraTensorShapes(m, c.targets, c.rank),
+};
+
 /** LoRA: scale alpha / r. */
 export const lora: MethodDefinition<LoraConfig> = {
   name: "lora",
   description: "low-rank update s*B*A on frozen linears, s = alpha/r (Hu et al. 2021)",
   schema: loraSchema,
   mergeable: true,
+  contract: loraContract,
   apply: (model, config, ctx) => applyLora(model, config, ctx, false),
 };
 
@@ -164,5 +176,6 @@ export const rslora: MethodDefinition<LoraConfig> = {
   description: "LoRA with rank-stabilised scale alpha/sqrt(r) (Kalajdzievski 2023)",
   schema: loraSchema,
   mergeable: true,
+  contract: loraContract,
   apply: (model, config, ctx) => applyLora(model, config, ctx, true),
 };

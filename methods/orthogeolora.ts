@@ -32,6 +32,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
+import { loraTensorShapes, sumOverTargets } from "./targets.ts";
 import { trainableVariable } from "./common.ts";
 import { type LoraConfig, LoraLinear, loraSchema } from "./lora.ts";
 import {
@@ -103,6 +104,13 @@ export const orthogeolora: MethodDefinition<LoraConfig> = {
   description: "LoRA as s*B*Sigma*A^T with A, B kept orthonormal by a differentiable QR retraction",
   schema: loraSchema,
   mergeable: true,
+  // X_A [r, in], X_B [out, r], sigma [r]; exported as the plain LoRA pair (Sigma A^T, B).
+  contract: {
+    testOptions: { rank: 4, alpha: 8, targets: "all-linear" },
+    identityAtInit: true,
+    parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => c.rank * (s.in + s.out + 1)),
+    peftTensors: (m, c) => loraTensorShapes(m, c.targets, c.rank),
+  },
   apply(model, config, ctx) {
     const r = config.rank;
     const { targets, wrapped, restore, vars } = wrapLoraTargets(model, config, (base, name, scale, vars) => {

@@ -29,6 +29,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
 import { Linear, type LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
+import { loraTensorShapes, sumOverTargets } from "./targets.ts";
 import { trainableVariable } from "./common.ts";
 import { type LoraConfig, LoraLinear, loraSchema } from "./lora.ts";
 import { loraPairTensors, loraVariantMethod, peftLoraConfig, wrapLoraTargets } from "./lora_variants.ts";
@@ -95,6 +96,15 @@ export const pissa: MethodDefinition<LoraConfig> = {
     "LoRA initialised from the top-r singular triplets of W, the residual frozen (Meng et al. 2024)",
   schema: loraSchema,
   mergeable: true,
+  // LoRA's r (in + out); exported as PEFT's rank-2r conversion [A; A0], [B, -B0]. Identity holds up
+  // to the float32 rounding of W_res + s B0 A0 (module doc).
+  contract: {
+    testOptions: { rank: 4, alpha: 8, targets: "all-linear" },
+    identityAtInit: true,
+    identityTolerance: 1e-5,
+    parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => c.rank * (s.in + s.out)),
+    peftTensors: (m, c) => loraTensorShapes(m, c.targets, 2 * c.rank),
+  },
   apply(model, config, ctx) {
     const r = config.rank;
     const owned: tf.Tensor[] = [];

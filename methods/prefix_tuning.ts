@@ -53,6 +53,16 @@ export const prefixTuning: MethodDefinition<PrefixTuningConfig> = {
   description: "per-layer key/value prefixes produced by a reparametrisation MLP (Li & Liang 2021)",
   schema: prefixTuningSchema,
   mergeable: false,
+  // E [p, d], W1 [h, d], b1 [h], W2 [2 L kvDim, h], b2 [2 L kvDim] (PEFT prefix_projection).
+  contract: {
+    testOptions: { virtualTokens: 4, prefixHidden: 8 },
+    identityAtInit: false,
+    parameterCount: (m, c) => {
+      const kv = m.nKvHeads * m.headDim;
+      const { virtualTokens: p, prefixHidden: h } = c;
+      return p * m.dim + h * m.dim + h + 2 * m.nLayers * kv * h + 2 * m.nLayers * kv;
+    },
+  },
   apply: (model, config, ctx): AppliedPrefixTuning => {
     assertHookFree(model, "kvPrefix", "prefix-tuning");
     const { dim: d, nLayers: l, nKvHeads, headDim } = model.config;

@@ -46,6 +46,12 @@ export const promptTuning: MethodDefinition<PromptTuningConfig> = {
   schema: promptTuningSchema,
   mergeable: false,
   defaultLr: 0.05,
+  // P [p, d]; the prompt changes every real token's context, so not identity at init.
+  contract: {
+    testOptions: { virtualTokens: 4 },
+    identityAtInit: false,
+    parameterCount: (m, c) => c.virtualTokens * m.dim,
+  },
   apply: (model, config, ctx) => {
     assertHookFree(model, "promptEmbeddings", "prompt-tuning");
     const { dim, vocabSize } = model.config;

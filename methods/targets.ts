@@ -8,6 +8,7 @@
  * @module
  */
 import type { LlamaModel } from "../models/llama.ts";
+import type { LlamaConfig } from "../models/config.ts";
 
 /** Target presets by name, as lists of layer suffixes. */
 export const TARGET_PRESETS: Record<string, string[]> = {
@@ -35,7 +36,12 @@ const SHORT: Record<string, string> = {
  * error listing the presets when the spec matches nothing or names an unknown layer kind.
  */
 export function selectTargets(model: LlamaModel, spec: string): string[] {
-  const names = [...model.linears.keys()].filter((n) => n.startsWith("layers."));
+  return matchTargets([...model.linears.keys()], spec);
+}
+
+/** {@link selectTargets} on a list of layer names (the decoder's, in model order). */
+export function matchTargets(layerNames: string[], spec: string): string[] {
+  const names = layerNames.filter((n) => n.startsWith("layers."));
   let match: (name: string) => boolean;
   if (spec.startsWith("re:")) {
     let re: RegExp;
@@ -63,4 +69,61 @@ export function selectTargets(model: LlamaModel, spec: string): string[] {
   const selected = names.filter(match);
   if (selected.length === 0) throw new Error(`--targets ${spec}: matches no linear layer of the model`);
   return selected;
+}
+
+/** Shape [out, in] of a decoder linear layer and whether it has a bias. */
+export interface LinearShape {
+  out: number;
+  in: number;
+  bias: boolean;
+}
+
+/**
+ * The decoder's linear layers by name, in model order, with their shapes as the Llama architecture
+ * defines them from the config alone (q [nHeads headDim, dim], k and v [nKvHeads headDim, dim],
+ * o [dim, nHeads headDim], gate and up [hidden, dim], down [dim, hidden]; q/k/v biases with
+ * `qkvBias`). Closed-form parameter counts are written against it, independent of a built model.
+ */
+export function linearShapes(cfg: LlamaConfig): Map<string, LinearShape> {
+  const q = cfg.nHeads * cfg.headDim;
+  const kv = cfg.nKvHeads * cfg.headDim;
+  const out = new Map<string, LinearShape>();
+  for (let i = 0; i < cfg.nLayers; i++) {
+    const add = (kind: string, o: number, inF: number, bias = false) =>
+      out.set(`layers.${i}.${kind}`, { out: o, in: inF, bias });
+    add("attn.q", q, cfg.dim, cfg.qkvBias);
+    add("attn.k", kv, cfg.dim, cfg.qkvBias);
+    add("attn.v", kv, cfg.dim, cfg.qkvBias);
+    add("attn.o", cfg.dim, q);
+    add("mlp.gate", cfg.hiddenDim, cfg.dim);
+    add("mlp.up", cfg.hiddenDim, cfg.dim);
+    add("mlp.down", cfg.dim, cfg.hiddenDim);
+  }
+  return out;
+}
+
+/** The shapes of the layers `spec` selects on a model with this config, by name in model order. */
+export function targetShapes(cfg: LlamaConfig, spec: string): Map<string, LinearShape> {
+  const all = linearShapes(cfg);
+  return new Map(matchTargets([...all.keys()], spec).map((n) => [n, all.get(n)!]));
+}
+
+/** Sum of `f` over the layers `spec` selects on a model with this config (closed-form counts). */
+export function sumOverTargets(cfg: LlamaConfig, spec: string, f: (s: LinearShape) => number): number {
+  let total = 0;
+  for (const s of targetShapes(cfg, spec).values()) total += f(s);
+  return total;
+}
+
+/**
+ * PEFT-layout tensor shapes of a LoRA-shaped export: `${layer}.lora_A.weight` [r, in] and
+ * `${layer}.lora_B.weight` [out, r] for every target (contract `peftTensors`).
+ */
+export function loraTensorShapes(cfg: LlamaConfig, spec: string, r: number): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const [name, s] of targetShapes(cfg, spec)) {
+    out.set(`${name}.lora_A.weight`, [r, s.in]);
+    out.set(`${name}.lora_B.weight`, [s.out, r]);
+  }
+  return out;
 }

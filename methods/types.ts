@@ -17,6 +17,7 @@ import type { z } from "zod";
 import type { LlamaModel } from "../models/llama.ts";
 import type { LinearModule } from "../models/linear.ts";
 import type { Rng } from "../models/util/rng.ts";
+import type { LlamaConfig } from "../models/config.ts";
 
 /** What a method may need besides the model and its options. */
 export interface MethodContext {
@@ -85,6 +86,30 @@ export interface AppliedMethod {
   dispose(): void;
 }
 
+/**
+ * Facts about a method that the registry-wide contract test (`methods/registry_contract_test.ts`)
+ * checks on a tiny seeded model: every registered method declares them, derived from its paper or
+ * the Hugging Face PEFT source, not from running the code.
+ */
+export interface MethodContract<C> {
+  /** Options for the contract run on the tiny test model (small sizes; schema defaults fill the rest). */
+  testOptions: Record<string, unknown>;
+  /** True when the applied method leaves the frozen model's function unchanged before training. */
+  identityAtInit: boolean;
+  /** Largest logit difference accepted at init when identityAtInit (default 1e-6). */
+  identityTolerance?: number;
+  /** Largest logit difference between the merged plain model and the adapted one (default 1e-5). */
+  mergeTolerance?: number;
+  /** Closed-form number of trainable values on a model with this config, for the parsed options. */
+  parameterCount(model: LlamaConfig, config: C): number;
+  /**
+   * The tensors `peftExport` writes (methods with `peftExport` only), as PEFT's
+   * `get_peft_model_state_dict` lays them out: key `${layer}.${tensor}` (our layer name and PEFT's
+   * tensor key, `layers.0.attn.q.lora_A.weight`; a shared tensor by its bare key, `vera_A`) -> shape.
+   */
+  peftTensors?(model: LlamaConfig, config: C): Map<string, number[]>;
+}
+
 /** A PEFT method: its name, option schema and how to apply it. */
 export interface MethodDefinition<C = Record<string, unknown>> {
   /** Name used by `--method`. */
@@ -100,6 +125,8 @@ export interface MethodDefinition<C = Record<string, unknown>> {
    * parameters or a multiplicative parametrisation train better with more (VeRA, prompt tuning).
    */
   defaultLr?: number;
+  /** What the registry-wide contract test checks (required for every registered method). */
+  contract?: MethodContract<C>;
   /** Wrap the model; everything not returned as trainable stays frozen. */
   apply(model: LlamaModel, config: C, ctx: MethodContext): AppliedMethod;
 }

@@ -32,7 +32,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
-import { selectTargets } from "./targets.ts";
+import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
 import type { Rng } from "../models/util/rng.ts";
 import {
   loadStateInto,
@@ -111,6 +111,24 @@ export const vera: MethodDefinition<VeraConfig> = {
   // Re-tuned with PEFT's projection init (wordnet-lex, 90 updates, seeds 0 and 1: accuracy 0.310
   // at 0.02, 0.332 at 0.05, 0.323 at 0.1).
   defaultLr: 0.05,
+  // PEFT `VeraLayer.update_layer`: vera_lambda_b [out], vera_lambda_d [r] per target; the shared
+  // vera_A [r, max in], vera_B [max out, r] are frozen (exported, not trained).
+  contract: {
+    testOptions: { rank: 4 },
+    identityAtInit: true,
+    parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => c.rank + s.out),
+    peftTensors: (m, c) => {
+      const shapes = [...targetShapes(m, c.targets)];
+      const out = new Map<string, number[]>();
+      for (const [name, s] of shapes) {
+        out.set(`${name}.vera_lambda_b`, [s.out]);
+        out.set(`${name}.vera_lambda_d`, [c.rank]);
+      }
+      out.set("vera_A", [c.rank, Math.max(...shapes.map(([, s]) => s.in))]);
+      out.set("vera_B", [Math.max(...shapes.map(([, s]) => s.out)), c.rank]);
+      return out;
+    },
+  },
   apply(model, config, ctx) {
     const targets = selectTargets(model, config.targets);
     const r = config.rank;

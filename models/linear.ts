@@ -27,6 +27,12 @@ export interface LinearModule {
   /** The layer this one wraps (adapters keep the original as their base). */
   readonly base?: LinearModule;
   /**
+   * Bytes of frozen weight the module holds outside tfjs tensors (an off-heap stored weight, see
+   * `offheap_linear.ts`); absent when every weight it uses is a tensor. Footprint accounting adds
+   * it to the variables' bytes.
+   */
+  storedBytes?(): number;
+  /**
    * Frees tensors the module owns that the model's `params` do not hold (a quantized base's
    * codes); the model calls it, down the `base` chain, when it is disposed.
    */

@@ -17,6 +17,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { heapView, type WasmHeapBackend } from "./wasm_kernels.ts";
 import { openNativeKernels, registerNativeKernels } from "./native_kernels.ts";
+import { STORED_DTYPE_CODE, STORED_GATHER, STORED_MATMUL, type StoredTensor } from "./stored.ts";
 
 /**
  * Library paths tried in order (Debian's libopenblas0-pthread first, then Fedora/Arch and Homebrew).
@@ -141,6 +142,155 @@ export function sgemm(
     c,
     n,
   );
+}
+
+/**
+ * C = alpha op(A) op(B) + beta C through cblas_sgemm with explicit leading dimensions, for blocks
+ * of larger row-major matrices (a subarray starts each operand at its block).
+ */
+function sgemmStrided(
+  a: Float32Array,
+  lda: number,
+  b: Float32Array,
+  ldb: number,
+  c: Float32Array,
+  ldc: number,
+  dims: { m: number; n: number; k: number; transB: boolean; beta: number },
+): void {
+  const blas = openBlas();
+  if (!blas) throw new Error(nativeUnavailableReason());
+  const { m, n, k, transB, beta } = dims;
+  blas.lib.symbols.cblas_sgemm(
+    CBLAS_ROW_MAJOR,
+    CBLAS_NO_TRANS,
+    transB ? CBLAS_TRANS : CBLAS_NO_TRANS,
+    m,
+    n,
+    k,
+    1,
+    a,
+    lda,
+    b,
+    ldb,
+    beta,
+    c,
+    ldc,
+  );
+}
+
+/**
+ * Float32 values decoded from a stored weight go through one tile of at most this many values
+ * (16 MiB), outside the wasm heap and reused by every call: a Qwen3-0.6B MLP weight (3072 x 1024)
+ * fits whole, a 151936-row embedding table takes 38 blocks.
+ */
+export const STORED_TILE_FLOATS = 4 * 1024 * 1024;
+let tile = new Float32Array(0);
+
+/** A float32 view of `n` values of the shared decode tile, grown on first need. */
+function tileOf(n: number): Float32Array {
+  if (tile.length < n) tile = new Float32Array(Math.max(n, Math.min(STORED_TILE_FLOATS, 2 * tile.length)));
+  return tile.subarray(0, n);
+}
+
+/** Decode rows [row, row + count) of a stored weight into `out` (C kernel when built, else JS). */
+function decodeRowsInto(w: StoredTensor, row: number, count: number, out: Float32Array): void {
+  const k = openNativeKernels();
+  const begin = row * w.cols;
+  const n = count * w.cols;
+  if (k) k.peft_decode(w.data.subarray(begin, begin + n), STORED_DTYPE_CODE[w.dtype], n, out);
+  else out.set(w.decodeRows(row, count));
+}
+
+/**
+ * x W^T or x W for a frozen weight W [rows, cols] stored outside the heap (see STORED_MATMUL).
+ * Float32 weights go to sgemm as they are; float16/bfloat16 weights are decoded exactly into the
+ * tile, whole when they fit, so both forms then make the same sgemm call as the dense path
+ * (`tf.matMul(x, W, false, true)` and its gradient `dy W`), and give the same bits. Larger weights
+ * run in blocks of rows: for x W^T each block is a block of output columns; for x W the blocks
+ * split the inner dimension and accumulate (beta = 1). OpenBLAS picks its kernels and blocking by
+ * the product's shape, so blocked results differ from one sgemm in the last bits (both forms).
+ */
+function storedMatMul(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo {
+  const { x } = args.inputs as { x: tf.TensorInfo };
+  const { weight: w, transposeW } = args.attrs as unknown as { weight: StoredTensor; transposeW: boolean };
+  const backend = args.backend as WasmHeapBackend;
+  const [rows, cols] = w.shape;
+  const k = transposeW ? cols : rows;
+  const n = transposeW ? rows : cols;
+  if (x.dtype !== "float32" || x.shape.length !== 2 || x.shape[1] !== k) {
+    throw new Error(`stored matMul: input [${x.shape}] does not match weight [${w.shape}] (inner ${k})`);
+  }
+  const m = x.shape[0];
+  const out = backend.makeOutput([m, n], "float32");
+  const xv = heapView(backend, x) as Float32Array;
+  const ov = heapView(backend, out) as Float32Array;
+  if (m === 0 || n === 0) return out;
+  const whole = w.dtype === "F32" || rows * cols <= STORED_TILE_FLOATS;
+  const single = 2 * m * n * k < SMALL_PRODUCT_FLOPS; // as nativeBatchMatMul decides, for equal bits
+  if (single) setThreads(1);
+  try {
+    if (whole) {
+      let wv: Float32Array;
+      if (w.data instanceof Float32Array) wv = w.data;
+      else {
+        wv = tileOf(rows * cols);
+        decodeRowsInto(w, 0, rows, wv);
+      }
+      sgemm(xv, wv, ov, m, n, k, false, transposeW);
+      return out;
+    }
+    const block = Math.max(1, Math.floor(STORED_TILE_FLOATS / cols));
+    for (let r0 = 0; r0 < rows; r0 += block) {
+      const nr = Math.min(block, rows - r0);
+      const wv = tileOf(nr * cols);
+      decodeRowsInto(w, r0, nr, wv);
+      if (transposeW) {
+        // out[:, r0:r0+nr] = x W[r0:r0+nr]^T
+        sgemmStrided(xv, k, wv, cols, ov.subarray(r0), n, { m, n: nr, k, transB: true, beta: 0 });
+      } else {
+        // out += x[:, r0:r0+nr] W[r0:r0+nr]
+        sgemmStrided(xv.subarray(r0), rows, wv, cols, ov, n, {
+          m,
+          n: cols,
+          k: nr,
+          transB: false,
+          beta: r0 === 0 ? 0 : 1,
+        });
+      }
+    }
+  } finally {
+    if (single) setThreads(defaultThreads);
+  }
+  return out;
+}
+
+/** Rows of a stored table by index (STORED_GATHER): decoded row copies, ids checked first. */
+function storedGather(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo {
+  const { indices } = args.inputs as { indices: tf.TensorInfo };
+  const { weight: w } = args.attrs as unknown as { weight: StoredTensor };
+  const backend = args.backend as WasmHeapBackend;
+  if (indices.dtype !== "int32") throw new Error("stored gather: indices must be int32");
+  const [rows, cols] = w.shape;
+  for (const r of heapView(backend, indices)) {
+    if (!(r >= 0 && r < rows)) throw new Error(`GatherV2: the index value ${r} is not in [0, ${rows - 1}]`);
+  }
+  const out = backend.makeOutput([...indices.shape, cols], "float32");
+  const ids = heapView(backend, indices) as Int32Array;
+  const dst = heapView(backend, out) as Float32Array;
+  const k = openNativeKernels();
+  if (k) k.peft_gather_decode(w.data, STORED_DTYPE_CODE[w.dtype], cols, ids, ids.length, dst);
+  else {
+    for (let i = 0; i < ids.length; i++) dst.set(w.decodeRows(ids[i], 1), i * cols);
+  }
+  return out;
 }
 
 /** BatchMatMul through sgemm, with the batch broadcasting tfjs' wasm kernel supports (equal or 1). */
@@ -289,6 +439,16 @@ export function registerNativeBackend(): boolean {
     kernelFunc: sharedIdentity as tf.KernelFunc,
   });
   registerNativeKernels("native");
+  tf.registerKernel({
+    kernelName: STORED_MATMUL,
+    backendName: "native",
+    kernelFunc: storedMatMul as tf.KernelFunc,
+  });
+  tf.registerKernel({
+    kernelName: STORED_GATHER,
+    backendName: "native",
+    kernelFunc: storedGather as tf.KernelFunc,
+  });
   tf.registerKernel({
     kernelName: tf.BatchMatMul,
     backendName: "native",

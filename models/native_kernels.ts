@@ -101,9 +101,12 @@ const SYMBOLS = {
     parameters: ["buffer", "buffer", "i32", "i32", "f32", "buffer"],
     result: "void",
   },
+  peft_decode: { parameters: ["buffer", "i32", "i32", "buffer"], result: "void" },
+  peft_gather_decode: { parameters: ["buffer", "i32", "i32", "buffer", "i32", "buffer"], result: "void" },
 } as const;
 
-type Kernels = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+/** The kernel library's functions, as Deno FFI binds them. */
+export type Kernels = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 let kernels: Kernels | null = null;
 let unavailable = "";

@@ -216,3 +216,69 @@ void peft_causal_softmax_bwd(const float *p, const float *dp, int32_t rows, int3
     for (int32_t j = 0; j < tk; j++) dsr[j] = scale * pr[j] * (dpr[j] - dot);
   }
 }
+
+/*
+ * Frozen weights stored outside the wasm heap (models/stored.ts) in their checkpoint precision:
+ * dtype 0 = float32, 1 = float16 bits, 2 = bfloat16 bits. Both decodes are exact (every float16 and
+ * bfloat16 value is a float32 value), so a decoded tile equals the widened weight bit for bit.
+ * Built from bit patterns, not float arithmetic, so -ffast-math cannot change them.
+ */
+static float peft_f16_to_f32(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  const uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {
+      /* Subnormal half m * 2^-24: normalise the mantissa into a float32 exponent. */
+      uint32_t m = mant;
+      int32_t e = -1;
+      do {
+        m <<= 1;
+        e++;
+      } while ((m & 0x400u) == 0);
+      bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((m & 0x3ffu) << 13);
+    }
+  } else if (exp == 0x1f) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 112u) << 23) | (mant << 13);
+  }
+  union {
+    uint32_t u;
+    float f;
+  } v;
+  v.u = bits;
+  return v.f;
+}
+
+static void peft_decode_run(const void *src, int32_t dtype, int64_t n, float *dst) {
+  if (dtype == 0) {
+    const float *s = (const float *)src;
+    for (int64_t i = 0; i < n; i++) dst[i] = s[i];
+  } else if (dtype == 1) {
+    const uint16_t *s = (const uint16_t *)src;
+    for (int64_t i = 0; i < n; i++) dst[i] = peft_f16_to_f32(s[i]);
+  } else {
+    const uint16_t *s = (const uint16_t *)src;
+    uint32_t *d = (uint32_t *)dst;
+    for (int64_t i = 0; i < n; i++) d[i] = (uint32_t)s[i] << 16;
+  }
+}
+
+/* dst[0..n) = float32 values of the n stored elements at src (a block of rows of a frozen weight). */
+void peft_decode(const void *src, int32_t dtype, int32_t n, float *dst) { peft_decode_run(src, dtype, n, dst); }
+
+/*
+ * Embedding lookup from a stored table [*, cols]: dst row i = decoded row ids[i]. The caller has
+ * checked every id against the table's row count.
+ */
+void peft_gather_decode(const void *src, int32_t dtype, int32_t cols, const int32_t *ids, int32_t n, float *dst) {
+  const int64_t elem = dtype == 0 ? 4 : 2;
+  for (int32_t i = 0; i < n; i++) {
+    const char *row = (const char *)src + (int64_t)ids[i] * cols * elem;
+    peft_decode_run(row, dtype, cols, dst + (int64_t)i * cols);
+  }
+}

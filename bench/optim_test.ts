@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { type BackendName, initBackend } from "../models/backend.ts";
 import { openBlas } from "../models/native.ts";
-import { AdamW, learningRate } from "./optim.ts";
+import { AdamW } from "../methods/optim.ts";
+import { learningRate } from "./optim.ts";
 
 /** AdamW by its published update rule, in float64, for one parameter vector. */
 function referenceAdamW(

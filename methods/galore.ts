@@ -33,11 +33,19 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { variableOf } from "../models/variables.ts";
 import { z } from "zod";
 import { SingularValueDecomposition } from "ml-matrix";
 import { Linear } from "../models/linear.ts";
 import type { MethodDefinition, Optimizer, OptimizerOptions } from "./types.ts";
+import {
+  AdamMoments,
+  type AdamOptions,
+  adamOptions,
+  biasCorrections,
+  clipFactor,
+  decoupledStep,
+  globalNorm,
+} from "./optim.ts";
 import { loadStateInto, stateOf } from "./common.ts";
 import { checkRank } from "./lora.ts";
 import { selectTargets, sumOverTargets } from "./targets.ts";
@@ -82,11 +90,10 @@ export class GaLoreOptimizer implements Optimizer {
   readonly rank: number;
   readonly updateProjGap: number;
   readonly scale: number;
-  readonly options: Required<OptimizerOptions>;
+  readonly options: AdamOptions;
   /** Projection side per variable: left (P [m, r]) when m < n, else right (P [n, r]). */
   readonly left: boolean[];
-  #m: tf.Variable[];
-  #v: tf.Variable[];
+  #moments: AdamMoments[];
   #p: (tf.Tensor2D | null)[];
   #step = 0;
   /** Number of projection refreshes so far. */
@@ -97,7 +104,7 @@ export class GaLoreOptimizer implements Optimizer {
     this.rank = config.rank;
     this.updateProjGap = config.updateProjGap;
     this.scale = config.scale;
-    this.options = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, clipNorm: 0, ...options };
+    this.options = adamOptions(options);
     for (const v of vars) {
       if (v.rank !== 2) throw new Error(`GaLore projects 2-D weights only, got shape [${v.shape}]`);
       if (this.rank > Math.min(...v.shape)) {
@@ -109,8 +116,7 @@ export class GaLoreOptimizer implements Optimizer {
     this.left = vars.map((v) => v.shape[0]! < v.shape[1]!);
     const projected = (i: number): [number, number] =>
       this.left[i] ? [this.rank, vars[i].shape[1]!] : [vars[i].shape[0]!, this.rank];
-    this.#m = vars.map((_, i) => variableOf(() => tf.zeros(projected(i)), false));
-    this.#v = vars.map((_, i) => variableOf(() => tf.zeros(projected(i)), false));
+    this.#moments = vars.map((_, i) => new AdamMoments(projected(i)));
     this.#p = vars.map(() => null);
   }
 
@@ -126,12 +132,15 @@ export class GaLoreOptimizer implements Optimizer {
 
   /** Shapes of the Adam moments (projected: [r, n] or [m, r]). */
   momentShapes(): number[][] {
-    return this.#m.map((m) => [...m.shape]);
+    return this.#moments.map((m) => [...m.m.shape]);
   }
 
   /** fp32 bytes of moments and projections: 4 (2 r max(m, n) + r min(m, n)) per weight. */
   get stateBytes(): number {
-    return this.vars.reduce((s, v, i) => s + 4 * (2 * this.#m[i].size + this.rank * Math.min(...v.shape)), 0);
+    return this.vars.reduce(
+      (s, v, i) => s + 4 * (this.#moments[i].size + this.rank * Math.min(...v.shape)),
+      0,
+    );
   }
 
   apply(grads: tf.Tensor[], lr: number): tf.Scalar {
@@ -141,14 +150,11 @@ export class GaLoreOptimizer implements Optimizer {
     const refresh = this.#step % this.updateProjGap === 0;
     if (refresh) this.refreshes++;
     this.#step++;
-    const { beta1, beta2, eps, weightDecay, clipNorm } = this.options;
-    const t = this.#step;
+    const o = this.options;
+    const c = biasCorrections(o, this.#step);
     return tf.tidy(() => {
-      const norm = tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
-      let clip: tf.Scalar | number = 1;
-      if (clipNorm > 0) clip = tf.minimum(1, tf.div(clipNorm, tf.add(norm, 1e-6))) as tf.Scalar;
-      const c1 = 1 - Math.pow(beta1, t);
-      const c2 = 1 - Math.pow(beta2, t);
+      const norm = globalNorm(grads);
+      const clip = clipFactor(norm, o.clipNorm);
       for (let i = 0; i < this.vars.length; i++) {
         const g = (clip === 1 ? grads[i] : tf.mul(grads[i], clip)) as tf.Tensor2D;
         if (refresh) {
@@ -157,22 +163,17 @@ export class GaLoreOptimizer implements Optimizer {
         }
         const p = this.#p[i]!;
         const r = this.left[i] ? tf.matMul(p, g, true, false) : tf.matMul(g, p);
-        const m = tf.add(tf.mul(this.#m[i], beta1), tf.mul(r, 1 - beta1));
-        const v = tf.add(tf.mul(this.#v[i], beta2), tf.mul(tf.square(r), 1 - beta2));
-        this.#m[i].assign(m);
-        this.#v[i].assign(v);
-        const n = tf.div(tf.div(m, c1), tf.add(tf.sqrt(tf.div(v, c2)), eps)) as tf.Tensor2D;
+        const n = this.#moments[i].update(r, o, c) as tf.Tensor2D;
         const back = this.left[i] ? tf.matMul(p, n) : tf.matMul(n, p, false, true);
-        let update = tf.mul(back, this.scale);
-        if (weightDecay > 0) update = tf.add(update, tf.mul(this.vars[i], weightDecay));
-        this.vars[i].assign(tf.sub(this.vars[i], tf.mul(update, lr)));
+        decoupledStep(this.vars[i], tf.mul(back, this.scale), lr, o.weightDecay);
       }
       return tf.keep(norm);
     });
   }
 
   dispose(): void {
-    tf.dispose([...this.#m, ...this.#v, ...this.#p.filter((p): p is tf.Tensor2D => p !== null)]);
+    for (const m of this.#moments) m.dispose();
+    tf.dispose(this.#p.filter((p): p is tf.Tensor2D => p !== null));
   }
 }
 

@@ -6,7 +6,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { validateConfig } from "../models/config.ts";
 import { LlamaModel } from "../models/llama.ts";
 import { Rng } from "../models/util/rng.ts";
-import { AdamW } from "../bench/optim.ts";
+import { AdamW } from "./optim.ts";
 import type { AppliedMethod } from "./types.ts";
 
 /** A tiny Llama config (dim 16, 2 layers, 4 heads / 2 KV heads, SwiGLU 24, vocab 32). */

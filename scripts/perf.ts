@@ -24,7 +24,7 @@ import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from ".
 import { validateConfig } from "../models/config.ts";
 import { LlamaModel } from "../models/llama.ts";
 import { Rng } from "../models/util/rng.ts";
-import { AdamW } from "../bench/optim.ts";
+import { AdamW } from "../methods/optim.ts";
 import { lora } from "../methods/lora.ts";
 import { parseMethodConfig } from "../methods/registry.ts";
 import { plainContext } from "../methods/common.ts";

@@ -18,7 +18,8 @@ import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from ".
 import { countParameters, validateConfig } from "../models/config.ts";
 import { LlamaModel } from "../models/llama.ts";
 import { Rng } from "../models/util/rng.ts";
-import { AdamW, learningRate } from "../bench/optim.ts";
+import { AdamW } from "../methods/optim.ts";
+import { learningRate } from "../bench/optim.ts";
 import { formatDuration, Progress } from "../bench/progress.ts";
 import {
   CHECK_TEXT_COUNT,

@@ -14,12 +14,15 @@ import { type LlamaConfig, validateConfig } from "./config.ts";
 import {
   readSafetensorsFile,
   readSafetensorsHeaderFile,
+  readSafetensorsRawFile,
   type SafetensorsDtype,
   type SafetensorsHeader,
+  widenRaw,
   writeSafetensorsFile,
 } from "./safetensors.ts";
+import { StoredTensor } from "./stored.ts";
 import { writeFileAtomic } from "./util/io.ts";
-import { LlamaModel } from "./llama.ts";
+import { isStorableWeight, LlamaModel } from "./llama.ts";
 
 /** Architectures this reader understands, with what each adds to plain Llama. */
 export const HF_ARCHITECTURES: Record<string, { qkvBias: boolean; qkNorm: boolean }> = {
@@ -381,6 +384,33 @@ export async function readHfFolder(
         throw new Error(`${path}: tensor '${hfName}' changed while loading`);
       }
       weights.set(name, t.data);
+    }
+  }
+  return { config, weights };
+}
+
+/**
+ * Read a Hugging Face folder as {@link readHfFolder} does, keeping the weights that may live off
+ * the heap ({@link isStorableWeight}: linear weights and the embedding table) as
+ * {@link StoredTensor}s in their stored precision (F32, F16 or BF16, never widened); norm gains and
+ * biases are widened to float32. Tensors are read one at a time, so the peak is the stored bytes.
+ */
+export async function readHfFolderStored(
+  dir: string,
+): Promise<{ config: LlamaConfig; weights: Map<string, Float32Array | StoredTensor> }> {
+  const { config, shards } = await inspectHfFolder(dir);
+  const weights = new Map<string, Float32Array | StoredTensor>();
+  for (const { path, header } of shards) {
+    const tensors = await readSafetensorsRawFile(path, header);
+    for (const [hfName, t] of tensors) {
+      const name = fromHfName(hfName);
+      if (name === null || (name === "lm_head.weight" && config.tiedEmbeddings)) continue;
+      if (isStorableWeight(name) && (t.dtype === "F32" || t.dtype === "F16" || t.dtype === "BF16")) {
+        weights.set(name, new StoredTensor(t.dtype, t.data as Float32Array | Uint16Array, t.shape));
+      } else {
+        weights.set(name, widenRaw(t) as Float32Array);
+      }
+      tensors.delete(hfName); // lets each shard's buffers go as soon as they are wrapped
     }
   }
   return { config, weights };

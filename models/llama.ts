@@ -11,6 +11,11 @@
  * `lm_head.weight` (when not tied). Linear layers are `LinearModule`s in `model.linears`, keyed by
  * the name without `.weight` (see `linear.ts`).
  *
+ * Frozen linear weights and the embedding table may instead be {@link StoredTensor}s outside the
+ * tfjs heap, in the checkpoint's precision (`storedWeights`, see `offheap_linear.ts`): then they
+ * are not in `params`, their layers are `OffHeapLinear`s, embeddings are gathered from the stored
+ * table and a tied head multiplies with it.
+ *
  * Performance notes (measured, see README): RoPE is x*cos + (x R)*sin with a fixed signed
  * permutation R applied as one small matmul (split/stack dominated an earlier profile);
  * grouped-query attention reshapes the queries into their KV groups instead of tiling K and V.
@@ -20,6 +25,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "./variables.ts";
 import { type LlamaConfig, validateConfig } from "./config.ts";
 import { Linear, type LinearModule } from "./linear.ts";
+import { OffHeapLinear, storedGather, storedLinear } from "./offheap_linear.ts";
+import { StoredTensor } from "./stored.ts";
 import {
   causalSoftmax,
   linear,
@@ -83,31 +90,35 @@ export class LlamaModel {
   readonly params: Map<string, tf.Variable>;
   /** Linear layers by name; PEFT methods replace entries with wrappers. */
   readonly linears: Map<string, LinearModule>;
+  /** Frozen weights held outside the tfjs heap by parameter name (linear weights, `embed.weight`). */
+  readonly storedWeights: ReadonlyMap<string, StoredTensor>;
   /** Method hooks; empty for the plain model. */
   hooks: ModelHooks = {};
   #ropeCache = new Map<string, { cos: tf.Tensor; sin: tf.Tensor }>();
   #maskCache = new Map<string, tf.Tensor>();
 
-  private constructor(config: LlamaConfig, params: Map<string, tf.Variable>) {
+  private constructor(
+    config: LlamaConfig,
+    params: Map<string, tf.Variable>,
+    stored: Map<string, StoredTensor> = new Map(),
+  ) {
     this.config = config;
     this.params = params;
+    this.storedWeights = stored;
     this.linears = new Map();
+    const layer = (name: string, bias: tf.Variable | null): LinearModule => {
+      const w = stored.get(`${name}.weight`);
+      return w
+        ? new OffHeapLinear(name, w, bias)
+        : new Linear(name, params.get(`${name}.weight`) as tf.Variable<tf.Rank.R2>, bias);
+    };
     for (let i = 0; i < config.nLayers; i++) {
       for (const l of LAYER_LINEARS) {
         const name = `layers.${i}.${l}`;
-        const bias = params.get(`${name}.bias`) ?? null;
-        this.linears.set(
-          name,
-          new Linear(name, params.get(`${name}.weight`) as tf.Variable<tf.Rank.R2>, bias),
-        );
+        this.linears.set(name, layer(name, params.get(`${name}.bias`) ?? null));
       }
     }
-    if (!config.tiedEmbeddings) {
-      this.linears.set(
-        "lm_head",
-        new Linear("lm_head", params.get("lm_head.weight") as tf.Variable<tf.Rank.R2>),
-      );
-    }
+    if (!config.tiedEmbeddings) this.linears.set("lm_head", layer("lm_head", null));
   }
 
   /** Shapes of every parameter this config needs, by name. */
@@ -142,19 +153,32 @@ export class LlamaModel {
   }
 
   /**
-   * Build a model from named float32 arrays. Every parameter of the config must be present with
-   * the right size; extra names are an error too, so a mislabelled checkpoint cannot load silently.
+   * Build a model from named float32 arrays, or {@link StoredTensor}s for weights kept outside the
+   * heap (linear weights and `embed.weight`; see {@link isStorableWeight}). Every parameter of the
+   * config must be present with the right size; extra names are an error too, so a mislabelled
+   * checkpoint cannot load silently.
    */
   static fromWeights(
     config: LlamaConfig,
-    weights: Map<string, Float32Array>,
+    weights: Map<string, Float32Array | StoredTensor>,
     source = "checkpoint",
   ): LlamaModel {
     const cfg = validateConfig(config);
     const shapes = LlamaModel.parameterShapes(cfg);
     const params = new Map<string, tf.Variable>();
+    const stored = new Map<string, StoredTensor>();
     for (const [name, shape] of shapes) {
-      const data = weights.get(name);
+      const entry = weights.get(name);
+      if (entry instanceof StoredTensor) {
+        if (!isStorableWeight(name) || entry.rows !== shape[0] || entry.cols !== shape[1]) {
+          throw new Error(
+            `${source}: tensor '${name}' [${entry.shape}] cannot stay off the heap (needs a linear weight or embed.weight of shape [${shape}])`,
+          );
+        }
+        stored.set(name, entry);
+        continue;
+      }
+      const data = entry;
       if (!data) {
         throw new Error(`${source}: missing tensor '${name}' required by the config (shape [${shape}])`);
       }
@@ -172,7 +196,7 @@ export class LlamaModel {
         throw new Error(`${source}: unexpected tensor '${name}' not used by this config`);
       }
     }
-    return new LlamaModel(cfg, params);
+    return new LlamaModel(cfg, params, stored);
   }
 
   /**
@@ -210,6 +234,8 @@ export class LlamaModel {
 
   /** Token embeddings [N, dim] of flat ids. */
   #embed(ids: tf.Tensor1D): tf.Tensor2D {
+    const table = this.storedWeights.get("embed.weight");
+    if (table) return storedGather(table, ids);
     // gather's gradient (UnsortedSegmentSum) is registered for wasm in wasm_kernels.ts.
     return tf.gather(this.param("embed.weight") as tf.Tensor2D, ids);
   }
@@ -360,7 +386,12 @@ export class LlamaModel {
 
   /** Output logits [N, vocab] of hidden rows [N, dim]. */
   logits(hidden: tf.Tensor2D): tf.Tensor2D {
-    if (this.config.tiedEmbeddings) return linear(hidden, this.param("embed.weight") as tf.Tensor2D);
+    if (this.config.tiedEmbeddings) {
+      const table = this.storedWeights.get("embed.weight");
+      // A stored table: logits = h E^T by the same kernel as a frozen linear, dh = dlogits E.
+      if (table) return storedLinear(hidden, table);
+      return linear(hidden, this.param("embed.weight") as tf.Tensor2D);
+    }
     return this.linear("lm_head").forward(hidden);
   }
 
@@ -393,6 +424,13 @@ export class LlamaModel {
     });
   }
 
+  /** Bytes of the weights held outside the tfjs heap ({@link storedWeights}). */
+  storedBytes(): number {
+    let bytes = 0;
+    for (const w of this.storedWeights.values()) bytes += w.storedBytes;
+    return bytes;
+  }
+
   /** Every variable of the model (base parameters), for memory accounting. */
   variables(): tf.Variable[] {
     return [...this.params.values()];
@@ -407,6 +445,16 @@ export class LlamaModel {
     for (const e of this.#ropeCache.values()) tf.dispose([e.cos, e.sin]);
     for (const m of this.#maskCache.values()) m.dispose();
   }
+}
+
+/**
+ * Whether a parameter may be a {@link StoredTensor} outside the heap: frozen 2-D weights the model
+ * only multiplies with or gathers from (linear weights, the embedding table), not norm gains or
+ * biases, which stay small trainable-capable variables.
+ */
+export function isStorableWeight(name: string): boolean {
+  return name === "embed.weight" || name === "lm_head.weight" ||
+    /^layers\.\d+\.(attn\.[qkvo]|mlp\.(gate|up|down))\.weight$/.test(name);
 }
 
 /** cos and sin tables [T * hd] for angle t * theta^(-2i/hd) on pair i, laid out by the pairing style. */

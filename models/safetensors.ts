@@ -469,6 +469,77 @@ export function writeSafetensors(
   return out;
 }
 
+/**
+ * Raw tensor data as stored: F32 as Float32Array, F16 and BF16 as Uint16Array bit patterns (not
+ * widened), I32 as Int32Array, U8 as Uint8Array.
+ */
+export type RawTensorData = Float32Array | Uint16Array | Int32Array | Uint8Array;
+
+/** One tensor read without widening (see {@link readSafetensorsRawFile}). */
+export interface RawSafeTensor {
+  dtype: SafetensorsDtype;
+  shape: number[];
+  data: RawTensorData;
+}
+
+/** Wrap little-endian bytes (a fresh, aligned buffer) as the stored dtype's typed array. */
+function rawView(dtype: SafetensorsDtype, bytes: Uint8Array): RawTensorData {
+  const size = DTYPE_SIZE[dtype];
+  if (!LITTLE_ENDIAN_HOST && size > 1) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+    for (let i = 0; i < bytes.length; i += size) {
+      if (size === 2) view.setUint16(i, view.getUint16(i, true));
+      else view.setUint32(i, view.getUint32(i, true));
+    }
+  }
+  const n = bytes.length / size;
+  if (dtype === "F32") return new Float32Array(bytes.buffer, bytes.byteOffset, n);
+  if (dtype === "I32") return new Int32Array(bytes.buffer, bytes.byteOffset, n);
+  if (dtype === "U8") return bytes;
+  return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+}
+
+/**
+ * Read every tensor of a safetensors file in its stored precision, one tensor at a time into its
+ * own buffer (the file is never held whole, so the peak is the tensors' own bytes). `header` is the
+ * file's checked header ({@link readSafetensorsHeaderFile}) when already read. Errors name the path.
+ */
+export async function readSafetensorsRawFile(
+  path: string,
+  header?: SafetensorsHeader,
+): Promise<Map<string, RawSafeTensor>> {
+  const h = header ?? await readSafetensorsHeaderFile(path);
+  const file = await Deno.open(path, { read: true });
+  try {
+    const last = h.entries.reduce((m, e) => Math.max(m, e.end), 0);
+    if ((await file.stat()).size < h.dataStart + last) {
+      failer(path)(
+        "the file is shorter than its header says (truncated or changed while reading); re-download it",
+      );
+    }
+    const out = new Map<string, RawSafeTensor>();
+    for (const e of [...h.entries].sort((a, b) => a.begin - b.begin)) {
+      await file.seek(h.dataStart + e.begin, Deno.SeekMode.Start);
+      const bytes = await readUpTo(file, e.end - e.begin);
+      if (bytes.length !== e.end - e.begin) {
+        failer(path)(`tensor "${e.name}" is truncated; re-download the file`);
+      }
+      out.set(e.name, { dtype: e.dtype, shape: e.shape, data: rawView(e.dtype, bytes) });
+    }
+    // File order, as readSafetensors gives.
+    return new Map(h.entries.map((e) => [e.name, out.get(e.name)!]));
+  } finally {
+    file.close();
+  }
+}
+
+/** Float32 values of a raw float tensor (F32 as is, F16/BF16 decoded exactly); other dtypes unchanged. */
+export function widenRaw(t: RawSafeTensor): TensorData {
+  if (t.dtype === "F16") return f16ArrayToF32(t.data as Uint16Array);
+  if (t.dtype === "BF16") return bf16ArrayToF32(t.data as Uint16Array);
+  return t.data as TensorData;
+}
+
 /** Read and parse a safetensors file; errors name the path. */
 export async function readSafetensorsFile(path: string): Promise<Safetensors> {
   return readSafetensors(await readFileOrExplain(path, "safetensors file"), path);

@@ -6,16 +6,23 @@
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { InputError, numberFlag, UsageError } from "../models/util/args.ts";
-import { getMethod, parseMethodConfig } from "../methods/registry.ts";
 import { datasetTask, parseDatasetOptions } from "../datasets/registry.ts";
 import type { Dataset } from "../datasets/types.ts";
-import { QUANT_SCHEMES, validateQuantConfig } from "../methods/quant/config.ts";
+import { QUANT_SCHEMES } from "../methods/quant/config.ts";
 import { BACKEND_NAMES } from "../models/backend.ts";
 import { type LoadedModel, loadModel } from "../models/load.ts";
 import { NAMED_OPTIONS, optionFlag, plainContext } from "../methods/common.ts";
 import { Rng } from "../models/util/rng.ts";
 import type { RunConfig } from "./record.ts";
-import { buildTask, loadRunDataset, modelPath } from "./run.ts";
+import {
+  checkLoftq,
+  modelPath,
+  type ResolvedRun,
+  resolveMethod,
+  resolveQuant,
+  resolveRun,
+} from "./run_resolve.ts";
+import { buildTask, loadRunDataset } from "./run_task.ts";
 
 /** Peak learning rate when neither `--lr` nor the method says otherwise. */
 export const DEFAULT_LR = 0.002;
@@ -155,19 +162,8 @@ const optionalInt = (name: string, v: unknown) =>
 
 /** Build one validated RunConfig per seed from parsed flags (see `BENCH_SPEC` in cli.ts). */
 export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
-  const method = (() => {
-    try {
-      return getMethod(String(v.method));
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-  })();
-  let methodOptions: Record<string, unknown>;
-  try {
-    methodOptions = parseMethodConfig(method, methodOptionsFromFlags(v)) as Record<string, unknown>;
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  // The same resolve code as every run's first stage (run_resolve.ts), on the flags' values.
+  const method = resolveMethod(String(v.method), methodOptionsFromFlags(v));
   const dataset = String(v.dataset);
   let task: RunConfig["task"];
   try {
@@ -187,18 +183,8 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
   const quant: RunConfig["quant"] = { scheme };
   if (v["double-quant"]) quant.doubleQuant = true;
   if (v["block-size"] !== undefined) quant.blockSize = numberFlag("block-size", String(v["block-size"]));
-  try {
-    validateQuantConfig(quant);
-  } catch (err) {
-    throw new UsageError(`--quant ${scheme}: ${(err as Error).message}`);
-  }
   const loftq = numberFlag("loftq", String(v.loftq ?? 0), (n) => Number.isInteger(n) && n >= 0);
-  if (loftq > 0 && scheme === "none") {
-    throw new UsageError("--loftq needs a quantized base: add --quant nf4 (or another scheme)");
-  }
-  if (loftq > 0 && !["lora", "rslora"].includes(method.name)) {
-    throw new UsageError(`--loftq initialises LoRA factors: use --method lora or rslora, not ${method.name}`);
-  }
+  checkLoftq(loftq, resolveQuant(quant), method);
   let trainPerClass = optionalInt("train-per-class", v["train-per-class"]);
   let trainSize = optionalInt("train-size", v["train-size"]);
   // Without a size flag a run uses a small nested subset (the full WordNet splits hold 65k
@@ -244,8 +230,8 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
     task,
     dataset,
     model,
-    method: method.name,
-    methodOptions,
+    method: method.definition.name,
+    methodOptions: method.options as Record<string, unknown>,
     quant,
     loftq,
     trainSize,
@@ -255,7 +241,9 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
     steps: optionalInt("steps", v.steps),
     batchSize: numberFlag("batch-size", String(v["batch-size"]), (n) => Number.isInteger(n) && n > 0),
     gradAccum: numberFlag("grad-accum", String(v["grad-accum"]), (n) => Number.isInteger(n) && n > 0),
-    lr: v.lr === undefined ? method.defaultLr ?? DEFAULT_LR : numberFlag("lr", String(v.lr), (n) => n > 0),
+    lr: v.lr === undefined
+      ? method.definition.defaultLr ?? DEFAULT_LR
+      : numberFlag("lr", String(v.lr), (n) => n > 0),
     headLr: numberFlag("head-lr", String(v["head-lr"]), (n) => n > 0),
     warmupRatio: numberFlag("warmup", String(v.warmup), (n) => n >= 0 && n < 1),
     schedule: schedule as RunConfig["schedule"],
@@ -277,7 +265,7 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
 
 /** What {@link checkRunConfig} checks besides the model and `--max-length`. */
 export interface CheckParts {
-  /** Apply the method once (targets, ranks, method options). */
+  /** Apply the method once (targets, ranks, method options, the LoftQ plan). */
   method: boolean;
   /** Load the dataset and build the task on it (files, columns, classes, sizes). */
   data: boolean;
@@ -297,14 +285,25 @@ export function checkMaxLength(config: RunConfig, maxSeqLen: number): void {
   }
 }
 
-function checkMethod(config: RunConfig, model: LoadedModel["model"]): void {
-  const method = getMethod(config.method);
-  const applied = method.apply(
-    model,
-    parseMethodConfig(method, config.methodOptions),
-    plainContext(new Rng(0), 10),
-  );
-  applied.dispose();
+/**
+ * The checks only the model's layers can answer, on the resolved method: apply it once (targets
+ * that match no layer, ranks beyond a layer's shape, options that do not fit the model; each
+ * method states these in its `apply`), and with `--loftq` its plan's layers and rank.
+ */
+function checkMethod(run: ResolvedRun, model: LoadedModel["model"]): void {
+  const { definition, options } = run.method;
+  definition.apply(model, options, plainContext(new Rng(0), 10)).dispose();
+  if (run.loftqIterations === 0) return;
+  const plan = definition.loftqPlan!(model, options);
+  for (const name of plan.targets) {
+    const layer = model.linear(name);
+    if (plan.rank > Math.min(layer.inFeatures, layer.outFeatures)) {
+      throw new InputError(
+        `--loftq: rank ${plan.rank} is impossible for ${name} [${layer.outFeatures}x${layer.inFeatures}]; ` +
+          "lower --rank",
+      );
+    }
+  }
 }
 
 async function checkData(config: RunConfig, loaded: LoadedModel): Promise<Dataset> {
@@ -314,20 +313,27 @@ async function checkData(config: RunConfig, loaded: LoadedModel): Promise<Datase
 }
 
 /**
- * Check what needs the model, before any work: load it (with `--tokenizer`), check `--max-length`
- * against its context, apply the method once (unknown targets, impossible ranks, bad method
- * options) and load the dataset and build the task on it (missing files and columns, one class,
- * bad UTF-8, ...). Every failure is an InputError. Returns the loaded dataset (null when
- * `parts.data` is false), which `executeRun` can reuse for every seed of this config.
+ * Check a run before any work. First the config's own checks, the run's resolve stage
+ * (`resolveRun`: method, options, quantization, LoftQ; no file read). Then what needs the model:
+ * load it (with `--tokenizer`), check `--max-length` against its context, apply the method once
+ * (see `checkMethod`) and load the dataset and build the task on it (missing files and columns,
+ * one class, bad UTF-8, ...). Every failure is an InputError or UsageError. Returns the loaded
+ * dataset (null when `parts.data` is false), which `executeRun` can reuse for every seed.
  */
 export async function checkRunConfig(
   config: RunConfig,
   parts: CheckParts = { method: true, data: true },
 ): Promise<Dataset | null> {
-  const loaded = await loadModel(modelPath(config.model), config.tokenizer).catch(asInputError);
+  let run: ResolvedRun;
+  try {
+    run = resolveRun(config);
+  } catch (err) {
+    return asInputError(err);
+  }
+  const loaded = await loadModel(run.modelPath, config.tokenizer).catch(asInputError);
   try {
     checkMaxLength(config, loaded.model.config.maxSeqLen);
-    if (parts.method) checkMethod(config, loaded.model);
+    if (parts.method) checkMethod(run, loaded.model);
     return parts.data ? await checkData(config, loaded) : null;
   } catch (err) {
     return asInputError(err);

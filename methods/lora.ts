@@ -11,7 +11,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
-import type { AppliedMethod, MethodContext, MethodDefinition, NamedArray } from "./types.ts";
+import type { AppliedMethod, LoftqPlan, MethodContext, MethodDefinition, NamedArray } from "./types.ts";
 import { loraTensorShapes, selectTargets, sumOverTargets } from "./targets.ts";
 import { AdaptedLinear } from "./wrapped.ts";
 import {
@@ -97,20 +97,55 @@ export function loraPeftTensors(layers: Map<string, LoraLinear>): Map<string, Na
   return out;
 }
 
+/**
+ * LoRA's starting A and B from `ctx.initialFactors` (LoftQ: W ~ Q + B A): s B' A' = B A with
+ * A' = A and B' = B / s, in float32 as the update's own arithmetic. Factors for a layer LoRA does
+ * not adapt are an error rather than silently ignored.
+ */
+function initialLoraFactors(
+  targets: string[],
+  scale: number,
+  ctx: MethodContext,
+): Map<string, { a: Float32Array; b: Float32Array }> {
+  const out = new Map<string, { a: Float32Array; b: Float32Array }>();
+  const s = Math.fround(scale); // the scale as a float32 tensor holds it
+  for (const [name, f] of ctx.initialFactors ?? []) {
+    if (!targets.includes(name)) {
+      throw new Error(`--loftq: factors for ${name}, which --targets does not adapt`);
+    }
+    // A float32 quotient computed in float64 and rounded once equals float32 division exactly.
+    out.set(name, { a: f.a, b: Float32Array.from(f.b, (x) => x / s) });
+  }
+  return out;
+}
+
+/** LoftQ's plan for the LoRA family: the layers `targets` selects, at the adapter's rank. */
+function loraLoftqPlan(model: LlamaModel, config: LoraConfig): LoftqPlan {
+  return { targets: selectTargets(model, config.targets), rank: config.rank };
+}
+
 function applyLora(model: LlamaModel, config: LoraConfig, ctx: MethodContext, rs: boolean): AppliedMethod {
   const targets = selectTargets(model, config.targets);
   const scale = rs ? config.alpha / Math.sqrt(config.rank) : config.alpha / config.rank;
   const vars = new Map<string, tf.Variable>();
+  const start = initialLoraFactors(targets, scale, ctx);
   const { wrapped, restore } = wrapLinears(model, targets, (base, name) => {
     checkRank(config.rank, base);
+    const init = start.get(name);
+    if (
+      init &&
+      (init.a.length !== config.rank * base.inFeatures || init.b.length !== base.outFeatures * config.rank)
+    ) {
+      throw new Error(`--loftq: the factors for ${name} do not have --rank ${config.rank} and its shape`);
+    }
     const a = trainableVariable(
-      kaimingUniform(ctx.rng.fork(`${name}.lora_A`), [config.rank, base.inFeatures]),
+      init?.a ?? kaimingUniform(ctx.rng.fork(`${name}.lora_A`), [config.rank, base.inFeatures]),
       [
         config.rank,
         base.inFeatures,
       ],
     );
-    const b = trainableVariable(new Float32Array(base.outFeatures * config.rank), [
+    const b = trainableVariable(init?.b ?? new Float32Array(base.outFeatures * config.rank), [
       base.outFeatures,
       config.rank,
     ]);
@@ -166,6 +201,7 @@ export const lora: MethodDefinition<LoraConfig> = {
   description: "low-rank update s*B*A on frozen linears, s = alpha/r (Hu et al. 2021)",
   schema: loraSchema,
   mergeable: true,
+  loftqPlan: loraLoftqPlan,
   contract: loraContract,
   apply: (model, config, ctx) => applyLora(model, config, ctx, false),
 };
@@ -176,6 +212,7 @@ export const rslora: MethodDefinition<LoraConfig> = {
   description: "LoRA with rank-stabilised scale alpha/sqrt(r) (Kalajdzievski 2023)",
   schema: loraSchema,
   mergeable: true,
+  loftqPlan: loraLoftqPlan,
   contract: loraContract,
   apply: (model, config, ctx) => applyLora(model, config, ctx, true),
 };

@@ -31,6 +31,20 @@ export interface MethodContext {
   makeFrozenLinear(name: string, weight: tf.Tensor2D, bias: tf.Variable | null): LinearModule;
   /** Number of optimizer updates the run will make (AdaLoRA's budget schedule needs it). */
   totalSteps: number;
+  /**
+   * Starting low-rank factors by layer name (LoftQ, from the run's {@link LoftqPlan}): A [r, in]
+   * and B [out, r], row-major, with W ~ Q + B A. A method declaring `loftqPlan` starts each planned
+   * layer's update from them instead of its own init; others never receive them.
+   */
+  initialFactors?: ReadonlyMap<string, { a: Float32Array; b: Float32Array }>;
+}
+
+/** The layers and rank whose LoftQ factors a method can start from (see `MethodDefinition.loftqPlan`). */
+export interface LoftqPlan {
+  /** Linear layer names, as `model.linears` keys. */
+  targets: string[];
+  /** Rank r of the factors. */
+  rank: number;
 }
 
 /** The optimizer contract; AdamW implements it, methods may bring their own (GaLore). */
@@ -127,6 +141,11 @@ export interface MethodDefinition<C = Record<string, unknown>> {
   defaultLr?: number;
   /** What the registry-wide contract test checks (required for every registered method). */
   contract?: MethodContract<C>;
+  /**
+   * Methods whose update is s B A on a frozen base (the LoRA family) declare the layers and rank
+   * LoftQ initialises (`--loftq`); `apply` then starts from `ctx.initialFactors`. Absent: no LoftQ.
+   */
+  loftqPlan?(model: LlamaModel, config: C): LoftqPlan;
   /** Wrap the model; everything not returned as trainable stays frozen. */
   apply(model: LlamaModel, config: C, ctx: MethodContext): AppliedMethod;
 }

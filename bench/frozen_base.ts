@@ -1,0 +1,121 @@
+/**
+ * The frozen base of a run: quantize the decoder's linears under the run's scheme (with LoftQ,
+ * the planned layers' Q comes from LoftQ's alternating quantize/SVD and the returned factors start
+ * the method's adapters), and count what the frozen model stores.
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { Linear, type LinearModule } from "../models/linear.ts";
+import type { LlamaModel } from "../models/llama.ts";
+import { QuantizedLinear } from "../methods/quant/linear.ts";
+import { loftqInit } from "../methods/quant/loftq.ts";
+import type { MethodContext } from "../methods/types.ts";
+import type { RunRecord } from "./record.ts";
+import type { ResolvedRun } from "./run_resolve.ts";
+
+/** LoftQ's starting factors by layer name: A [r, in], B [out, r] with W ~ Q + B A. */
+export type LoftqFactors = NonNullable<MethodContext["initialFactors"]>;
+
+/** Every linear module of the model, including the bases that method wrappers keep (each once). */
+export function allLinears(model: LlamaModel): LinearModule[] {
+  const seen = new Set<LinearModule>();
+  const visit = (l: LinearModule) => {
+    if (seen.has(l)) return;
+    seen.add(l);
+    const base = (l as { base?: LinearModule }).base;
+    if (base) visit(base);
+  };
+  for (const l of model.linears.values()) visit(l);
+  return [...seen];
+}
+
+/**
+ * Replace every decoder linear (`layers.*`) by its quantized form, freeing the fp32 weights; a
+ * no-op returning no factors when the run is unquantized. With LoftQ on, the layers of the
+ * method's plan (`loftqPlan`, read before the method applies) get Q_T from LoftQ and their factors
+ * (A_T, B_T) are returned for `MethodContext.initialFactors`.
+ */
+export function quantizeFrozenBase(model: LlamaModel, run: ResolvedRun): LoftqFactors {
+  const factors = new Map<string, { a: Float32Array; b: Float32Array }>();
+  const q = run.quant;
+  if (q === null) return factors;
+  const plan = run.loftqIterations > 0
+    ? run.method.definition.loftqPlan?.(model, run.method.options) ?? null
+    : null;
+  const loftqTargets = new Set(plan?.targets ?? []);
+  for (const [name, layer] of [...model.linears]) {
+    if (!name.startsWith("layers.")) continue;
+    const w = layer.denseWeight();
+    if (plan && loftqTargets.has(name)) {
+      const r = loftqInit(w.dataSync() as Float32Array, w.shape as [number, number], {
+        config: q,
+        rank: plan.rank,
+        iterations: run.loftqIterations,
+      });
+      model.linears.set(name, new QuantizedLinear(name, r.quantized, layer.bias));
+      factors.set(name, { a: r.a, b: r.b });
+    } else {
+      model.linears.set(name, QuantizedLinear.fromDense(name, w, q, layer.bias));
+    }
+    model.params.get(`${name}.weight`)?.dispose();
+    model.params.delete(`${name}.weight`);
+  }
+  return factors;
+}
+
+/** Frozen parameters' stored bytes and count (quantized layers count their packed bytes). */
+export function frozenFootprint(
+  model: LlamaModel,
+  trainable: ReadonlySet<tf.Variable>,
+): { bytes: number; params: number } {
+  // The frozen tensors the forward pass uses: every linear's weight (or packed codes) and bias as the
+  // layers now hold them (a method may have replaced a base, e.g. PiSSA's residual), plus the
+  // embedding and norm gains; each variable once.
+  const vars = new Set<tf.Variable>();
+  let bytes = 0;
+  let params = 0;
+  for (const l of allLinears(model)) {
+    if (l instanceof QuantizedLinear) {
+      bytes += l.weight.storedBytes;
+      params += l.inFeatures * l.outFeatures;
+    } else if (l instanceof Linear) vars.add(l.weight);
+    if (l.bias) vars.add(l.bias);
+  }
+  for (const [name, v] of model.params) {
+    if (!model.linears.has(name.replace(/\.(weight|bias)$/, ""))) vars.add(v);
+  }
+  for (const v of vars) {
+    if (trainable.has(v)) continue;
+    bytes += 4 * v.size;
+    params += v.size;
+  }
+  return { bytes, params };
+}
+
+/** The quantized linears' storage and the dequantization's latency cost on the frozen model. */
+export function quantSummary(
+  model: LlamaModel,
+  config: ResolvedRun["config"],
+  timing: Pick<RunRecord["timing"], "inferLatencyUnquantizedMs" | "inferLatencyQuantizedMs">,
+): RunRecord["quant"] {
+  let bytes = 0;
+  let params = 0;
+  for (const l of allLinears(model)) {
+    if (l instanceof QuantizedLinear) {
+      bytes += l.weight.storedBytes;
+      params += l.inFeatures * l.outFeatures;
+    } else if (l instanceof Linear && l.name.startsWith("layers.")) {
+      bytes += 4 * l.inFeatures * l.outFeatures;
+      params += l.inFeatures * l.outFeatures;
+    }
+  }
+  const before = timing.inferLatencyUnquantizedMs?.p50;
+  const after = timing.inferLatencyQuantizedMs?.p50;
+  return {
+    ...config.quant,
+    loftq: config.loftq,
+    linearBytes: bytes,
+    bitsPerParam: params > 0 ? (8 * bytes) / params : 32,
+    dequantCostMs: before !== undefined && after !== undefined ? after - before : null,
+  };
+}

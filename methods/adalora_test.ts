@@ -5,10 +5,10 @@ import { Rng } from "../models/util/rng.ts";
 import { adalora, adaloraBudget, AdaloraLinear } from "./adalora.ts";
 import { plainContext } from "./common.ts";
 import { parseMethodConfig } from "./registry.ts";
-import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks.ts";
-import { TINY_CONFIG, tinyModel, trainSteps } from "./testing.ts";
+import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks_test_utils.ts";
+import { TINY_CONFIG, tinyModel, trainSteps } from "./tiny_test_utils.ts";
 
-import { assertIdentityTrainsMerges } from "./lora_variants_testing.ts";
+import { assertIdentityTrainsMerges } from "./lora_variants_test_utils.ts";
 
 await initBackend("cpu");
 

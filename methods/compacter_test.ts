@@ -8,8 +8,8 @@ import {
   assertStateRoundTrip,
   assertTrainsFrozenBase,
   trainableCount,
-} from "./method_checks.ts";
-import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, tinyModel } from "./testing.ts";
+} from "./method_checks_test_utils.ts";
+import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, tinyModel } from "./tiny_test_utils.ts";
 
 await initBackend("cpu");
 

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../models/backend.ts";
 import { dora, DoraLinear } from "./dora.ts";
-import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks.ts";
-import { maxAbsDiff, TINY_CONFIG } from "./testing.ts";
+import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks_test_utils.ts";
+import { maxAbsDiff, TINY_CONFIG } from "./tiny_test_utils.ts";
 
-import { assertIdentityTrainsMerges } from "./lora_variants_testing.ts";
+import { assertIdentityTrainsMerges } from "./lora_variants_test_utils.ts";
 
 await initBackend("cpu");
 

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../models/backend.ts";
 import { galore, GaLoreOptimizer } from "./galore.ts";
-import { applyTiny, assertStateRoundTrip } from "./method_checks.ts";
-import { maxAbsDiff, TINY_CONFIG, tinyBatch, trainSteps } from "./testing.ts";
+import { applyTiny, assertStateRoundTrip } from "./method_checks_test_utils.ts";
+import { maxAbsDiff, TINY_CONFIG, tinyBatch, trainSteps } from "./tiny_test_utils.ts";
 
 await initBackend("cpu");
 

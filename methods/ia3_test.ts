@@ -6,10 +6,10 @@ import { LlamaModel } from "../models/llama.ts";
 import { Rng } from "../models/util/rng.ts";
 import { ia3, Ia3Linear } from "./ia3.ts";
 import { plainContext } from "./common.ts";
-import { assertMergeEquivalent, assertTrainsRestFrozen, checkContract } from "./contract_testing.ts";
-import { applyTiny, trainableCount } from "./method_checks.ts";
+import { assertMergeEquivalent, assertTrainsRestFrozen, checkContract } from "./contract_test_utils.ts";
+import { applyTiny, trainableCount } from "./method_checks_test_utils.ts";
 import { parseMethodConfig } from "./registry.ts";
-import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch } from "./testing.ts";
+import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch } from "./tiny_test_utils.ts";
 
 await initBackend("cpu");
 

@@ -9,8 +9,8 @@ import {
   assertStateRoundTrip,
   assertTrainsFrozenBase,
   trainableCount,
-} from "./method_checks.ts";
-import { logitsOf, maxAbsDiff, tinyBatch } from "./testing.ts";
+} from "./method_checks_test_utils.ts";
+import { logitsOf, maxAbsDiff, tinyBatch } from "./tiny_test_utils.ts";
 
 await initBackend("cpu");
 

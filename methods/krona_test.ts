@@ -4,9 +4,9 @@ import { initBackend } from "../models/backend.ts";
 import { krona } from "./krona.ts";
 import { KronLinear } from "./lokr.ts";
 import { kronDense } from "./kron.ts";
-import { checkContract } from "./contract_testing.ts";
-import { applyTiny, trainableCount } from "./method_checks.ts";
-import { maxAbsDiff, TINY_CONFIG } from "./testing.ts";
+import { checkContract } from "./contract_test_utils.ts";
+import { applyTiny, trainableCount } from "./method_checks_test_utils.ts";
+import { maxAbsDiff, TINY_CONFIG } from "./tiny_test_utils.ts";
 
 await initBackend("cpu");
 

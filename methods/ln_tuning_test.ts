@@ -5,10 +5,10 @@ import { LlamaModel } from "../models/llama.ts";
 import { Rng } from "../models/util/rng.ts";
 import { lnTuning } from "./ln_tuning.ts";
 import { plainContext } from "./common.ts";
-import { assertTrainsRestFrozen, checkContract } from "./contract_testing.ts";
-import { applyTiny, trainableCount } from "./method_checks.ts";
+import { assertTrainsRestFrozen, checkContract } from "./contract_test_utils.ts";
+import { applyTiny, trainableCount } from "./method_checks_test_utils.ts";
 import { parseMethodConfig } from "./registry.ts";
-import { TINY_CONFIG } from "./testing.ts";
+import { TINY_CONFIG } from "./tiny_test_utils.ts";
 
 await initBackend("cpu");
 

@@ -3,9 +3,9 @@ import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../models/backend.ts";
 import { KronLinear, lokr } from "./lokr.ts";
 import { factorization, kronDense, kronMatMul, kronShape } from "./kron.ts";
-import { checkContract } from "./contract_testing.ts";
-import { applyTiny, trainableCount } from "./method_checks.ts";
-import { maxAbsDiff, TINY_CONFIG } from "./testing.ts";
+import { checkContract } from "./contract_test_utils.ts";
+import { applyTiny, trainableCount } from "./method_checks_test_utils.ts";
+import { maxAbsDiff, TINY_CONFIG } from "./tiny_test_utils.ts";
 
 await initBackend("cpu");
 

@@ -5,7 +5,7 @@ import { Rng } from "../models/util/rng.ts";
 import { lora, rslora } from "./lora.ts";
 import { getMethod, parseMethodConfig } from "./registry.ts";
 import { plainContext } from "./common.ts";
-import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, tinyModel, trainSteps } from "./testing.ts";
+import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, tinyModel, trainSteps } from "./tiny_test_utils.ts";
 
 await initBackend("cpu");
 

@@ -6,10 +6,10 @@ import { plainContext } from "./common.ts";
 import { parseMethodConfig } from "./registry.ts";
 import { Rng } from "../models/util/rng.ts";
 import type { LoraLinear } from "./lora.ts";
-import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks.ts";
-import { maxAbsDiff, TINY_CONFIG, tinyModel } from "./testing.ts";
+import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks_test_utils.ts";
+import { maxAbsDiff, TINY_CONFIG, tinyModel } from "./tiny_test_utils.ts";
 
-import { assertIdentityTrainsMerges } from "./lora_variants_testing.ts";
+import { assertIdentityTrainsMerges } from "./lora_variants_test_utils.ts";
 
 await initBackend("cpu");
 

@@ -2,8 +2,13 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../models/backend.ts";
 import { promptTuning } from "./prompt_tuning.ts";
-import { applyTiny, assertStateRoundTrip, assertTrainsFrozenBase, trainableCount } from "./method_checks.ts";
-import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, tinyModel } from "./testing.ts";
+import {
+  applyTiny,
+  assertStateRoundTrip,
+  assertTrainsFrozenBase,
+  trainableCount,
+} from "./method_checks_test_utils.ts";
+import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, tinyModel } from "./tiny_test_utils.ts";
 
 await initBackend("cpu");
 

@@ -18,7 +18,7 @@ import { Rng } from "../models/util/rng.ts";
 import { plainContext } from "./common.ts";
 import { lora } from "./lora.ts";
 import { METHODS, parseMethodConfig } from "./registry.ts";
-import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, trainSteps } from "./testing.ts";
+import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, trainSteps } from "./tiny_test_utils.ts";
 import type { AppliedMethod, MethodDefinition } from "./types.ts";
 
 await initBackend("cpu");

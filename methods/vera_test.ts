@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { initBackend } from "../models/backend.ts";
 import { Rng } from "../models/util/rng.ts";
 import { vera, veraKaimingUniform, VeraLinear } from "./vera.ts";
-import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks.ts";
-import { TINY_CONFIG } from "./testing.ts";
+import { applyTiny, assertStateRoundTrip, trainableCount } from "./method_checks_test_utils.ts";
+import { TINY_CONFIG } from "./tiny_test_utils.ts";
 
-import { assertIdentityTrainsMerges } from "./lora_variants_testing.ts";
+import { assertIdentityTrainsMerges } from "./lora_variants_test_utils.ts";
 
 await initBackend("cpu");
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../../models/backend.ts";
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
-import { TINY_CONFIG, tinyModel } from "../testing.ts";
+import { TINY_CONFIG, tinyModel } from "../tiny_test_utils.ts";
 import type { LlamaModel } from "../../models/llama.ts";
 import { type AttentionSample, compareAttentionEntropy } from "./attention_entropy.ts";
 import { compareProbes, probeAttentionEntropy, probeLengths } from "./attention_probe.ts";

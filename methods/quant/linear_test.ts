@@ -37,7 +37,7 @@ for (const backend of ["cpu", "wasm"] as const) {
 
 Deno.test("a model whose base is quantized frees every quantized layer on dispose (every scheme, with a LoRA on top)", async () => {
   await initBackend("cpu");
-  const { tinyModel } = await import("../testing.ts");
+  const { tinyModel } = await import("../tiny_test_utils.ts");
   const { lora } = await import("../lora.ts");
   const { parseMethodConfig } = await import("../registry.ts");
   const { plainContext } = await import("../common.ts");

@@ -8,7 +8,7 @@ import { Rng } from "../models/util/rng.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import { plainContext } from "./common.ts";
 import { parseMethodConfig } from "./registry.ts";
-import { logitsOf, maxAbsDiff, tinyBatch, tinyModel, trainSteps } from "./testing.ts";
+import { logitsOf, maxAbsDiff, tinyBatch, tinyModel, trainSteps } from "./tiny_test_utils.ts";
 import type { AppliedMethod, MethodDefinition } from "./types.ts";
 
 /** Apply a method with options to a fresh tiny model. */

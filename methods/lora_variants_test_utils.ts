@@ -5,8 +5,8 @@
  */
 import assert from "node:assert/strict";
 import type { MethodDefinition } from "./types.ts";
-import { applyTiny, assertTrainsFrozenBase } from "./method_checks.ts";
-import { logitsOf, maxAbsDiff, tinyBatch, tinyModel } from "./testing.ts";
+import { applyTiny, assertTrainsFrozenBase } from "./method_checks_test_utils.ts";
+import { logitsOf, maxAbsDiff, tinyBatch, tinyModel } from "./tiny_test_utils.ts";
 
 /**
  * The method starts at the frozen model's function (within `identityTol`), trains with the base

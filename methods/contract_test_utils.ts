@@ -1,5 +1,5 @@
 /**
- * The whole method contract on the tiny model, built on `method_checks.ts`: identity at init,
+ * The whole method contract on the tiny model, built on `method_checks_test_utils.ts`: identity at init,
  * training lowers the loss without NaN, base parameters the method does not train stay unchanged,
  * state round trip, and (for mergeable methods) merged forward = adapted forward.
  * @module
@@ -7,8 +7,8 @@
 import assert from "node:assert/strict";
 import type { LlamaModel } from "../models/llama.ts";
 import type { AppliedMethod, MethodDefinition } from "./types.ts";
-import { applyTiny, assertIdentityAtInit, assertStateRoundTrip } from "./method_checks.ts";
-import { logitsOf, maxAbsDiff, tinyBatch, trainSteps } from "./testing.ts";
+import { applyTiny, assertIdentityAtInit, assertStateRoundTrip } from "./method_checks_test_utils.ts";
+import { logitsOf, maxAbsDiff, tinyBatch, trainSteps } from "./tiny_test_utils.ts";
 
 /**
  * Train `steps` steps: the loss falls and stays finite, and every base parameter not returned as

@@ -14,8 +14,9 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-cpu";
-// tfjs-core's package entry registers no gradients; training needs them all.
-import "@tensorflow/tfjs";
+// tfjs-core's package entry registers no gradients; training needs them all (generated from tfjs-core
+// by scripts/vendor_tfjs_gradients.ts, so the @tensorflow/tfjs umbrella and its dependencies stay out).
+import "./vendor/tfjs_gradients.js";
 import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";

@@ -8,6 +8,7 @@ import { variableOf } from "../models/variables.ts";
 import { Linear, type LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import type { Rng } from "../models/util/rng.ts";
+import { hfModuleName } from "../models/util/hf_names.ts";
 import type { AppliedMethod, MethodContext, NamedArray } from "./types.ts";
 
 /** Method options that `bench` sets with a flag of their own (`--rank 8`); the others go through `--opt`. */
@@ -100,17 +101,17 @@ export function loadStateInto(vars: Map<string, tf.Variable>, tensors: Map<strin
   }
 }
 
-/** PEFT's module name for one of our linear layers: `layers.0.attn.q` -> `...layers.0.self_attn.q_proj`. */
+/**
+ * PEFT's module name for one of our linear layers: `get_peft_model` wraps the Hugging Face model
+ * in `base_model.model`, so `layers.0.attn.q` -> `base_model.model.model.layers.0.self_attn.q_proj`.
+ */
 export function peftModuleName(name: string): string {
-  const m = /^layers\.(\d+)\.(attn|mlp)\.(\w+)$/.exec(name);
-  if (!m) throw new Error(`no PEFT name for layer '${name}'`);
-  const block = m[2] === "attn" ? "self_attn" : "mlp";
-  return `base_model.model.model.layers.${m[1]}.${block}.${m[3]}_proj`;
+  return `base_model.model.${hfModuleName(name)}`;
 }
 
 /** PEFT `target_modules` entries (`q_proj`, ...) for a list of our layer names. */
 export function peftTargetModules(names: string[]): string[] {
-  return [...new Set(names.map((n) => `${n.split(".").pop()}_proj`))].sort();
+  return [...new Set(names.map((n) => hfModuleName(n).split(".").pop()!))].sort();
 }
 
 /** A context with plain fp32 frozen layers, for tests and unquantized runs. */

@@ -22,6 +22,7 @@ import {
 } from "./safetensors.ts";
 import { StoredTensor } from "./stored.ts";
 import { writeFileAtomic } from "./util/io.ts";
+import { hfInLayerName } from "./util/hf_names.ts";
 import { isStorableWeight, LlamaModel } from "./llama.ts";
 
 /** Architectures this reader understands, with what each adds to plain Llama. */
@@ -31,22 +32,26 @@ export const HF_ARCHITECTURES: Record<string, { qkvBias: boolean; qkNorm: boolea
   Qwen3ForCausalLM: { qkvBias: false, qkNorm: true },
 };
 
-const LAYER_NAME_MAP: [string, string][] = [
-  ["input_layernorm.weight", "attn_norm.weight"],
-  ["post_attention_layernorm.weight", "mlp_norm.weight"],
-  ["self_attn.q_proj.weight", "attn.q.weight"],
-  ["self_attn.k_proj.weight", "attn.k.weight"],
-  ["self_attn.v_proj.weight", "attn.v.weight"],
-  ["self_attn.o_proj.weight", "attn.o.weight"],
-  ["self_attn.q_proj.bias", "attn.q.bias"],
-  ["self_attn.k_proj.bias", "attn.k.bias"],
-  ["self_attn.v_proj.bias", "attn.v.bias"],
-  ["self_attn.q_norm.weight", "attn.q_norm.weight"],
-  ["self_attn.k_norm.weight", "attn.k_norm.weight"],
-  ["mlp.gate_proj.weight", "mlp.gate.weight"],
-  ["mlp.up_proj.weight", "mlp.up.weight"],
-  ["mlp.down_proj.weight", "mlp.down.weight"],
+/** The per-layer tensors a checkpoint holds, by our name (biases only where Qwen2 has them). */
+const LAYER_TENSORS = [
+  "attn_norm.weight",
+  "mlp_norm.weight",
+  "attn.q.weight",
+  "attn.k.weight",
+  "attn.v.weight",
+  "attn.o.weight",
+  "attn.q.bias",
+  "attn.k.bias",
+  "attn.v.bias",
+  "attn.q_norm.weight",
+  "attn.k_norm.weight",
+  "mlp.gate.weight",
+  "mlp.up.weight",
+  "mlp.down.weight",
 ];
+
+/** [Hugging Face name, our name] of each per-layer tensor, from the one layer-name table. */
+const LAYER_NAME_MAP: [string, string][] = LAYER_TENSORS.map((own) => [hfInLayerName(own)!, own]);
 
 /** Map a Hugging Face tensor name to the decoder's name (null for names we ignore). */
 export function fromHfName(name: string): string | null {

@@ -10,8 +10,9 @@ import {
   bootstrapMeanCI,
   cliffsDelta,
   cohensD,
-  describeComparison,
   holm,
+  judgeDifference,
+  type Judgement,
   kruskalWallis,
   levene,
   mannWhitneyU,
@@ -22,7 +23,6 @@ import {
   significanceSuperscripts,
   twoWayAnova,
   wilcoxonSignedRank,
-  withinSeedNoise,
 } from "./stats/mod.ts";
 import {
   type ConfigGroup,
@@ -34,10 +34,12 @@ import {
   levelsOf,
   otherKey,
   perItemScores,
+  sortLevels,
   type Study,
   valueOf,
 } from "./data.ts";
 import { Rng } from "../models/util/rng.ts";
+import { collapsed, type TrivialScores, trivialScores } from "./trivial.ts";
 
 /** A value, or why it could not be computed. */
 export type Attempt<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -61,6 +63,23 @@ export interface AnalysisOptions {
   permutations?: number;
   /** Significance level (default 0.05). */
   alpha?: number;
+  /**
+   * Equivalence margin for TOST, in the primary metric's difference unit (default
+   * {@link defaultMargin}: 1 point for metrics shown in points, else 1% of the study's mean).
+   */
+  margin?: number;
+}
+
+/**
+ * The equivalence margin a study uses unless told otherwise: 1 point (0.01 raw) for metrics the
+ * table shows in points (accuracy, F1, MRR, NDCG, recall), else 1% of the mean of the primary
+ * metric over the analysed runs (perplexity 80 -> ±0.8), in the metric's difference unit.
+ */
+export function defaultMargin(study: Study): number {
+  if (study.metric.scale === 100) return 1;
+  const xs = study.ok.map((r) => valueOf(r, study.metric)!).filter(Number.isFinite);
+  const m = xs.length ? Math.abs(xs.reduce((a, b) => a + b, 0) / xs.length) * study.metric.scale : 0;
+  return m > 0 ? 0.01 * m : 1;
 }
 
 /** Per-level summary of a factor over the matched runs. */
@@ -83,11 +102,12 @@ export interface PairResult {
   wilcoxon: Attempt<{ p: number; pAdjusted: number }>;
   cliffsDelta: Attempt<number>;
   cohensD: Attempt<number>;
-  /** Bootstrap CI of the mean paired difference (scaled). */
-  ci: Attempt<{ lo: number; hi: number }>;
-  /** Which level is better (by direction), or null when within seed noise. */
+  /** Paired-t CI of the mean difference (scaled), at level 1 - alpha/k (Bonferroni over the factor's pairs). */
+  ci: Attempt<{ lo: number; hi: number; level: number }>;
+  /** The judgement of the paired difference (reports/stats/verdict.ts). */
+  judgement: Judgement;
+  /** Which level is better (by direction), or null when none is shown better. */
   better: string | null;
-  withinNoise: boolean;
   verdict: string;
 }
 
@@ -129,8 +149,29 @@ export interface Superscripts {
   note?: string;
 }
 
+/** Every configuration of a study against one baseline method (frozen, full). */
+export interface BaselineComparison {
+  /** The baseline method. */
+  baseline: string;
+  rows: { config: string; key: string; n: number; judgement: Judgement }[];
+}
+
+/** Trivial baselines of a classification study and the runs whose predictions collapsed. */
+export interface TrivialSummary {
+  /** Majority-class and chance scores on the test items (of the run with the most items). */
+  scores: TrivialScores;
+  /** Configurations whose mean primary metric is at or below the majority class's (accuracy only). */
+  atOrBelowMajority: string[];
+  /** Runs that put >= 90% of their predictions in one class: name, class, share. */
+  collapsed: { runId: string; name: string; label: string; share: number }[];
+}
+
 /** Statistics of one study. */
 export interface StudyAnalysis {
+  /** The TOST margin used, in the primary metric's difference unit. */
+  margin: number;
+  baselines: BaselineComparison[];
+  trivial: TrivialSummary | null;
   factors: FactorAnalysis[];
   twoWay: TwoWayResult[];
   superscripts: Attempt<Superscripts> | null;
@@ -160,30 +201,64 @@ function rowsFor(runs: readonly RunRecord[], study: Study, factor: Factor): Row[
   return rows;
 }
 
+/**
+ * Rows of two levels made comparable: a factor one level never has (rank and targets of
+ * `frozen`, rank of `ia3`) is left out of the matching, and so are method options beyond targets
+ * and rank (the other level's method may not take them); the other level's runs that then share
+ * a setting (lora at ranks 4 and 16 against the one frozen run of a seed) are averaged, so the
+ * baseline is compared with the method as a whole. Levels that share every factor match as before.
+ */
+function comparableRows(rows: readonly Row[], factor: Factor, la: Level, lb: Level): Row[] {
+  const sub = rows.filter((r) => r[factor] === la || r[factor] === lb);
+  const absent = FACTORS.filter((k) =>
+    k !== factor && [la, lb].some((l) => sub.filter((r) => r[factor] === l).every((r) => r[k] === "n/a"))
+  );
+  if (absent.length === 0) return sub;
+  const groups = new Map<
+    string,
+    { row: Record<string, string | number | boolean>; sum: number; n: number }
+  >();
+  for (const r of sub) {
+    const row: Record<string, string | number | boolean> = { ...r };
+    for (const k of absent) row[k] = "n/a";
+    // Method options differ between methods by nature; the rest of the config must still agree.
+    row.other = JSON.stringify(Object.entries(JSON.parse(String(r.other))).filter(([k]) => k !== "opts"));
+    const key = JSON.stringify(Object.entries(row).filter(([k]) => k !== "value"));
+    const g = groups.get(key) ?? { row, sum: 0, n: 0 };
+    g.sum += r.value as number;
+    g.n++;
+    groups.set(key, g);
+  }
+  return [...groups.values()].map((g) => ({ ...g.row, value: g.sum / g.n }));
+}
+
 /** Analyse one factor of a study. */
 export function analyzeFactor(
   study: Study,
   factor: Factor,
-  seedSd: number,
+  _seedSd: number,
   opts: AnalysisOptions = {},
 ): FactorAnalysis | null {
   const rows = rowsFor(study.ok, study, factor);
   const levels = levelsOf(study.ok, factor);
   if (levels.length < 2 || rows.length === 0) return null;
   const { scale, direction } = study.metric;
+  const margin = opts.margin ?? defaultMargin(study);
   const rng = new Rng(opts.seed ?? 0).fork(`${study.id}|${factor}`);
   const resamples = opts.resamples ?? 2000;
   const all = matchByFactor(rows, factor);
-  const groups = all.groups;
+  // Display order: numeric levels numerically (16/class before 64/class), matchByFactor's otherwise.
+  const order = sortLevels(all.levels as Level[]).map((l) => all.levels.indexOf(l as string | number));
+  const groups = order.map((i) => all.groups[i]);
   const usable = all.configs.length > 0;
   const noMatch = { ok: false as const, reason: "no configuration is present at every level" };
-  const levelSummaries: LevelSummary[] = all.levels.map((l, i) => ({
-    level: String(l),
+  const levelSummaries: LevelSummary[] = order.map((li, i) => ({
+    level: String(all.levels[li]),
     n: groups[i].length,
     mean: usable ? groups[i].reduce((s, x) => s + x, 0) / groups[i].length * scale : NaN,
     ci: usable
       ? attempt(() => {
-        const c = bootstrapMeanCI(groups[i], { seed: rng.fork(`ci|${l}`).seed, resamples });
+        const c = bootstrapMeanCI(groups[i], { seed: rng.fork(`ci|${all.levels[li]}`).seed, resamples });
         return { lo: c.lo * scale, hi: c.hi * scale };
       })
       : noMatch,
@@ -194,8 +269,7 @@ export function analyzeFactor(
     for (let j = i + 1; j < levels.length; j++) pairLevels.push([levels[i], levels[j]]);
   }
   const raw = pairLevels.map(([la, lb]) => {
-    const sub = rows.filter((r) => r[factor] === la || r[factor] === lb);
-    const m = matchByFactor(sub, factor);
+    const m = matchByFactor(comparableRows(rows, factor, la, lb), factor);
     // Look levels up by value: matchByFactor's level order need not be ours.
     const a = m.groups[m.levels.indexOf(la as string | number)] ?? [];
     const b = m.groups[m.levels.indexOf(lb as string | number)] ?? [];
@@ -212,61 +286,48 @@ export function analyzeFactor(
   };
   const mwAdj = adjust(mwRaw);
   const wxAdj = adjust(wxRaw);
+  const testable = raw.filter(({ a }) => a.length >= 2).length;
   const pairs: PairResult[] = raw.map(({ la, lb, a, b }, i): PairResult => {
     const name = `${FACTOR_LABELS[factor]} ${levelText(la)} vs ${levelText(lb)}`;
     const mw = mwRaw[i];
     const wx = wxRaw[i];
-    const diff = a.length
-      ? (a.reduce((s, x) => s + x, 0) - b.reduce((s, x) => s + x, 0)) / a.length * scale
-      : NaN;
     const cliff = a.length ? attempt(() => cliffsDelta(a, b).delta) : noMatch;
-    const pAdjusted = wx.ok ? wxAdj.get(i) : mw.ok ? mwAdj.get(i) : undefined;
-    const cmp = { diff, pAdjusted, seedSd: Number.isFinite(seedSd) ? seedSd : undefined, alpha: opts.alpha };
-    const withinNoise = Number.isFinite(diff) ? withinSeedNoise(cmp) : true;
-    const better = withinNoise || diff === 0
-      ? null
-      : (diff > 0) === (direction === "higher")
-      ? levelText(la)
-      : levelText(lb);
-    const verdict = Number.isFinite(diff)
-      ? describeComparison({
-        name,
-        ...cmp,
-        correction: wx.ok ? "Holm (Wilcoxon)" : "Holm (Mann-Whitney)",
-        cliffsDelta: cliff.ok ? cliff.value : undefined,
-        unit: study.metric.unit,
-        digits: study.metric.digits,
-      }) + (better ? `; ${better} is better (${direction} is better)` : "")
-      : `${name}: no matched runs`;
+    const judgement = judgeDifference({
+      name,
+      a: levelText(la),
+      b: levelText(lb),
+      diffs: a.map((x, k) => (x - b[k]) * scale),
+      direction,
+      margin,
+      alpha: opts.alpha,
+      comparisons: testable,
+      unit: study.metric.unit,
+      digits: study.metric.digits,
+      cliffsDelta: cliff.ok ? cliff.value : undefined,
+    });
     return {
       a: levelText(la),
       b: levelText(lb),
       n: a.length,
-      diff,
+      diff: judgement.diff,
       mannWhitney: mw.ok
         ? { ok: true, value: { u: mw.value.u, p: mw.value.p, pAdjusted: mwAdj.get(i)! } }
         : mw,
       wilcoxon: wx.ok ? { ok: true, value: { p: wx.value.p, pAdjusted: wxAdj.get(i)! } } : wx,
       cliffsDelta: cliff,
       cohensD: a.length ? attempt(() => cohensD(a, b)) : noMatch,
-      ci: a.length
-        ? attempt(() => {
-          const c = bootstrapMeanCI(a.map((x, k) => (x - b[k]) * scale), {
-            seed: rng.fork(`pair|${i}`).seed,
-            resamples,
-          });
-          return { lo: c.lo, hi: c.hi };
-        })
-        : noMatch,
-      better,
-      withinNoise,
-      verdict,
+      ci: judgement.ci
+        ? { ok: true, value: judgement.ci }
+        : { ok: false, reason: a.length ? "one matched pair" : "no matched runs" },
+      judgement,
+      better: judgement.better,
+      verdict: judgement.text,
     };
   });
   return {
     factor,
     label: FACTOR_LABELS[factor],
-    levels: all.levels.map(String),
+    levels: levelSummaries.map((l) => l.level),
     matched: all.configs.length,
     dropped: all.dropped,
     levelSummaries,
@@ -409,6 +470,92 @@ export function retrievalSuperscripts(
   });
 }
 
+/** Methods compared with every configuration when a study has them. */
+export const BASELINE_METHODS = ["frozen", "full"] as const;
+
+/**
+ * Every configuration against each baseline method present: runs paired on seed, train size and
+ * the config outside the method (method options, targets and rank ignored: the baseline has
+ * none); quantization must match when the baseline was run at that level, and is ignored when the
+ * baseline ran at one level only (a frozen fp32 backbone against QLoRA). Bonferroni over the
+ * configurations of one baseline.
+ */
+export function baselineComparisons(study: Study, opts: AnalysisOptions = {}): BaselineComparison[] {
+  const out: BaselineComparison[] = [];
+  const margin = opts.margin ?? defaultMargin(study);
+  const looseKey = (r: RunRecord) => {
+    const f = factorsOf(r.config);
+    const other = JSON.stringify(
+      Object.entries(JSON.parse(otherKey(r.config))).filter(([k]) => k !== "opts"),
+    );
+    return JSON.stringify([r.config.seed, f.trainSize, other]);
+  };
+  for (const baseline of BASELINE_METHODS) {
+    const base = study.ok.filter((r) => r.config.method === baseline);
+    if (base.length === 0) continue;
+    const byKey = new Map<string, RunRecord[]>();
+    for (const r of base) byKey.set(looseKey(r), [...(byKey.get(looseKey(r)) ?? []), r]);
+    const pairsOf = (g: ConfigGroup) =>
+      g.runs.flatMap((r) => {
+        const cands = byKey.get(looseKey(r)) ?? [];
+        const quant = factorsOf(r.config).quant;
+        const same = cands.filter((b) => factorsOf(b.config).quant === quant);
+        const levels = new Set(cands.map((b) => factorsOf(b.config).quant));
+        const match = same.length ? same : levels.size === 1 ? cands : [];
+        if (match.length === 0) return [];
+        const bv = match.reduce((s, b) => s + valueOf(b, study.metric)!, 0) / match.length;
+        return [(valueOf(r, study.metric)! - bv) * study.metric.scale];
+      });
+    const others = study.groups.filter((g) => g.factors.method !== baseline);
+    const diffs = others.map(pairsOf);
+    const k = diffs.filter((d) => d.length >= 2).length;
+    out.push({
+      baseline,
+      rows: others.map((g, i) => ({
+        config: g.label,
+        key: g.key,
+        n: diffs[i].length,
+        judgement: judgeDifference({
+          name: `${g.label} vs ${baseline}`,
+          a: g.label,
+          b: baseline,
+          diffs: diffs[i],
+          direction: study.metric.direction,
+          margin,
+          alpha: opts.alpha,
+          comparisons: k,
+          unit: study.metric.unit,
+          digits: study.metric.digits,
+        }),
+      })),
+    });
+  }
+  return out;
+}
+
+/** Trivial baselines and collapsed runs of a classification study; null for other tasks or without labels. */
+export function trivialSummary(study: Study): TrivialSummary | null {
+  if (study.task !== "classify") return null;
+  const scored = study.ok.map((r) => trivialScores(r)).filter((t): t is TrivialScores => t !== null);
+  if (scored.length === 0) return null;
+  const scores = scored.reduce((a, b) => (b.items > a.items ? b : a));
+  const ref = study.metric.name === "accuracy"
+    ? scores.majorityAccuracy
+    : study.metric.name === "macroF1"
+    ? scores.majorityMacroF1
+    : undefined;
+  return {
+    scores,
+    atOrBelowMajority: ref === undefined
+      ? []
+      : study.groups.filter((g) => g.primary.mean <= ref).map((g) => g.label),
+    collapsed: study.ok.flatMap((r) => {
+      const c = collapsed(r);
+      return c ? [{ runId: r.runId, name: r.name, ...c }] : [];
+    }),
+  };
+}
+
 /** Every statistic of a study. */
 export function analyzeStudy(study: Study, opts: AnalysisOptions = {}): StudyAnalysis {
   const notes: string[] = [];
@@ -428,6 +575,9 @@ export function analyzeStudy(study: Study, opts: AnalysisOptions = {}): StudyAna
   ): f is FactorAnalysis => f !== null);
   if (factors.length === 0) notes.push("no factor has two or more levels: nothing to compare");
   return {
+    margin: opts.margin ?? defaultMargin(study),
+    baselines: baselineComparisons(study, opts),
+    trivial: trivialSummary(study),
     factors,
     twoWay: twoWayFor(study),
     superscripts: retrievalSuperscripts(study, opts),

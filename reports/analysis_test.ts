@@ -25,6 +25,7 @@ Deno.test("factor analysis finds the fixture's real effects and matches runs", (
   assert.equal(pair.better, "nf4");
   assert.ok(pair.wilcoxon.ok && pair.wilcoxon.value.pAdjusted < 0.05);
   assert.ok(pair.ci.ok && pair.ci.value.lo > 0);
+  assert.equal(pair.judgement.kind, "better");
   assert.ok(quant.kruskal.ok && quant.kruskal.value.p < 0.05);
   assert.match(pair.verdict, /quant nf4 vs fp4: \+\d\.\d accuracy points/);
   // Rank applies only to lora/dora: ia3 runs are left out, never matched as "n/a".
@@ -39,14 +40,20 @@ Deno.test("lower-is-better metric: the level with lower perplexity is called bet
   const a = analyzeStudy(byTask("lm"), { resamples: 200 });
   const pair = a.factors.find((f) => f.factor === "quant")!.pairs[0];
   assert.ok(pair.diff < 0, "nf4 has lower perplexity than fp4");
-  if (!pair.withinNoise) assert.equal(pair.better, "nf4");
+  if (pair.judgement.kind === "better" || pair.judgement.kind === "worse") assert.equal(pair.better, "nf4");
 });
 
-Deno.test("tiny differences are flagged within seed noise", () => {
+Deno.test("verdicts agree with their intervals: better only when the CI excludes 0", () => {
   const a = analyzeStudy(byTask("classify"), { resamples: 200 });
+  for (const f of a.factors) {
+    for (const p of f.pairs) {
+      const j = p.judgement;
+      const excludes0 = j.ci !== undefined && (j.ci.lo > 0 || j.ci.hi < 0);
+      assert.equal(p.better !== null, excludes0, p.verdict);
+      assert.doesNotMatch(p.verdict, /noise/);
+    }
+  }
   const method = a.factors.find((f) => f.factor === "method")!;
-  const noisy = method.pairs.filter((p) => p.withinNoise && p.n > 0);
-  assert.ok(noisy.every((p) => p.better === null && p.verdict.includes("within seed noise")));
   // ia3 shares no targets/rank setting with lora: no matched runs, said so, no winner.
   const ia3 = method.pairs.find((p) => p.b === "ia3")!;
   assert.equal(ia3.n, 0);

@@ -21,12 +21,26 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"'`=]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/** A letter or digit of any script: CommonMark reads `_` between two of them as text, never emphasis. */
+const WORD = /[\p{L}\p{N}]/u;
+
 /**
- * Text for a Markdown table cell or line: HTML-escaped (a code-hosting site renders `&lt;` as
- * `<`, never as a tag), Markdown punctuation that could form links, emphasis or code
- * backslash-escaped, `|` escaped so it cannot split a cell, and newlines folded to spaces.
+ * Text for a Markdown table cell or line, paste-ready and inert: no HTML entities for ordinary
+ * text (`p = 0.5`, `Cliff's delta`, `news_ru` stay as written). Escaped, by CommonMark's rules:
+ * `\`, `` ` ``, `*`, `~`, `[`, `]` and `|` (code, emphasis, strikethrough, links, cell splits)
+ * with a backslash; `_` only at a word's edge, where it could open or close emphasis; `&` only
+ * where it would start an entity; and `<` only where it would start a tag, comment or autolink,
+ * as `&lt;` (the one entity left, so no markup reaches the page). Newlines fold to spaces.
  */
 export function escapeMarkdown(text: string): string {
-  // Backslashes first, entities last: an escape must not land inside an entity like `&#60;`.
-  return escapeHtml(text.replace(/\r?\n|\r/g, " ").replace(/[\\[\]()*_~|]/g, (c) => `\\${c}`));
+  const s = text.replace(/\r?\n|\r/g, " ").replace(/[\\`*~|[\]]/g, (c) => `\\${c}`);
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === "_" && !(WORD.test(s[i - 1] ?? "") && WORD.test(s[i + 1] ?? ""))) out += "\\_";
+    else if (c === "&" && /^&#?[A-Za-z0-9]+;/.test(s.slice(i, i + 40))) out += "\\&";
+    else if (c === "<" && /[A-Za-z/!?]/.test(s[i + 1] ?? "")) out += "&lt;";
+    else out += c;
+  }
+  return out;
 }

@@ -18,5 +18,20 @@ Deno.test("escapeMarkdown keeps a table cell one cell and inert", () => {
   assert.ok(!s.includes("<script"));
   assert.ok(!/(^|[^\\])\|/.test(s), "every pipe is escaped");
   assert.ok(!s.includes("\n"));
-  assert.ok(s.includes("\\[x\\]\\(javascript:y\\)"));
+  assert.ok(s.includes("\\[x\\](javascript:y)"), "no link can form");
+  assert.equal(s, "a\\|b &lt;script>alert(1)&lt;/script> \\[x\\](javascript:y) z");
+});
+
+Deno.test("escapeMarkdown is paste-ready: no entities or escapes in plain words", () => {
+  // What the issue found in REPORT.md: p &#61; 0.733, Cliff&#39;s delta, news\_ru, p = <0.001.
+  assert.equal(escapeMarkdown("p = 0.733"), "p = 0.733");
+  assert.equal(escapeMarkdown("Cliff's delta 0.55 (large)"), "Cliff's delta 0.55 (large)");
+  assert.equal(escapeMarkdown("news_ru lenta_ru_2024"), "news_ru lenta_ru_2024");
+  assert.equal(escapeMarkdown("новости_ру"), "новости_ру", "intraword in any script");
+  assert.equal(escapeMarkdown("p < 0.001, a <= b"), "p < 0.001, a <= b");
+  // Where CommonMark would read markup, it is escaped.
+  assert.equal(escapeMarkdown("_em_ and *b*"), "\\_em\\_ and \\*b\\*");
+  assert.equal(escapeMarkdown("&amp; & co"), "\\&amp; & co");
+  assert.equal(escapeMarkdown("`code`"), "\\`code\\`");
+  assert.doesNotMatch(escapeMarkdown("x = 'y' \"z\" (w)"), /&#?\w+;/);
 });

@@ -25,6 +25,8 @@ import {
   valueDigits,
 } from "./data.ts";
 import { escapeMarkdown, jsonForScript } from "./escape.ts";
+import { collapsed } from "./trivial.ts";
+import { studyFindings } from "./findings.ts";
 
 /** Options of {@link buildReport}. */
 export interface ReportOptions extends AnalysisOptions {
@@ -214,7 +216,8 @@ function loadTemplates() {
   return {
     index: hb.compile(read("index.hbs"), opts),
     run: hb.compile(read("run.hbs"), opts),
-    markdown: hb.compile(read("report.md.hbs"), opts),
+    // Markdown is not HTML: nothing is entity-escaped; every data string goes through `md`.
+    markdown: hb.compile(read("report.md.hbs"), { ...opts, noEscape: true }),
     /** The active content each template holds itself (the index's script elements). */
     own: { index: own("index.hbs"), run: own("run.hbs"), markdown: own("report.md.hbs") },
   };
@@ -227,8 +230,14 @@ export function fmt(x: number | undefined | null, digits = 3): string {
   return x.toFixed(digits);
 }
 
+/** A p-value for a table cell: "0.012" or "<0.001". */
 function fmtP(p: number): string {
   return !Number.isFinite(p) ? "–" : p < 0.001 ? "<0.001" : p.toFixed(3);
+}
+
+/** A p-value in running text: "p = 0.012" or "p < 0.001" (never "p = <0.001"). */
+export function pText(p: number): string {
+  return !Number.isFinite(p) ? "p = –" : p < 0.001 ? "p < 0.001" : `p = ${p.toFixed(3)}`;
 }
 
 function show<T>(a: Attempt<T>, f: (v: T) => string): string {
@@ -249,6 +258,16 @@ interface Cell {
 }
 
 const cell = (text: string, sort: string | number = text): Cell => ({ text, sort });
+
+/** "ok", or a flag when runs put >= 90% of their predictions in one class ("2/3 runs: 95% 'world'"). */
+function collapseStatus(runs: readonly RunRecord[]): string {
+  const hits = runs.map((r) => collapsed(r)).filter((c) => c !== null);
+  if (hits.length === 0) return "ok";
+  const top = hits.reduce((a, b) => (b.share > a.share ? b : a));
+  return `collapsed: ${hits.length}/${runs.length} runs predict one class (up to ${
+    (top.share * 100).toFixed(0)
+  }% '${top.label}')`;
+}
 
 function tableOf(study: Study, analysis: StudyAnalysis) {
   const sup = analysis.superscripts?.ok ? analysis.superscripts.value : null;
@@ -276,7 +295,7 @@ function tableOf(study: Study, analysis: StudyAnalysis) {
         g.trainableParams === undefined ? "–" : g.trainableParams.toLocaleString("en-US"),
         g.trainableParams ?? "",
       ),
-      status: "ok",
+      status: collapseStatus(g.runs),
       runs: g.runs.map((r) => ({ href: `runs/${runPageName(r.runId)}`, text: `seed ${r.config.seed}` })),
       error: "",
     };
@@ -308,9 +327,47 @@ function tableOf(study: Study, analysis: StudyAnalysis) {
   };
 }
 
+/** A CI level as a label: 0.95 -> "95%", 1 - 0.05/3 -> "98.33%". */
+function ciLevel(level: number): string {
+  return `${Number((level * 100).toFixed(2))}%`;
+}
+
 function statsView(study: Study, a: StudyAnalysis) {
   const u = study.metric;
+  const t = a.trivial;
   return {
+    margin: `±${a.margin.toFixed(u.digits)} ${u.unit}`,
+    trivial: t
+      ? {
+        items: t.scores.items,
+        classes: t.scores.classes,
+        label: t.scores.majorityLabel,
+        accuracy: fmt(t.scores.majorityAccuracy, 3),
+        macroF1: fmt(t.scores.majorityMacroF1, 3),
+        chance: fmt(t.scores.chanceAccuracy, 3),
+        collapsed: t.collapsed.map((c) => ({
+          name: c.name,
+          label: c.label,
+          share: `${(c.share * 100).toFixed(0)}%`,
+        })),
+      }
+      : null,
+    baselines: a.baselines.map((b) => ({
+      baseline: b.baseline,
+      rows: b.rows.map((r) => ({
+        config: r.config,
+        n: r.n,
+        diff: fmt(r.judgement.diff, u.digits + 1),
+        ci: r.judgement.ci
+          ? `${ciLevel(r.judgement.ci.level)} [${fmt(r.judgement.ci.lo, u.digits + 1)}, ${
+            fmt(r.judgement.ci.hi, u.digits + 1)
+          }]`
+          : "–",
+        p: r.judgement.pAdjusted === undefined ? "–" : fmtP(r.judgement.pAdjusted),
+        tost: r.judgement.equivalence ? fmtP(r.judgement.equivalence.pAdjusted) : "–",
+        kind: r.judgement.kind,
+      })),
+    })),
     seedSd: Number.isFinite(a.seedSd) ? `${fmt(a.seedSd, u.digits + 1)} ${u.unit}` : "n/a",
     notes: a.notes,
     factors: a.factors.map((f) => ({
@@ -321,21 +378,21 @@ function statsView(study: Study, a: StudyAnalysis) {
       omnibus: [
         {
           test: "Kruskal-Wallis H",
-          text: show(f.kruskal, (v) => `H = ${fmt(v.h, 2)}, df = ${v.df}, p = ${fmtP(v.p)}`),
+          text: show(f.kruskal, (v) => `H = ${fmt(v.h, 2)}, df = ${v.df}, ${pText(v.p)}`),
         },
         {
           test: "one-way ANOVA",
           text: show(
             f.anova,
             (v) =>
-              `F(${v.dfBetween}, ${v.dfWithin}) = ${fmt(v.f, 2)}, p = ${fmtP(v.p)}, η² = ${
+              `F(${v.dfBetween}, ${v.dfWithin}) = ${fmt(v.f, 2)}, ${pText(v.p)}, η² = ${
                 fmt(v.etaSquared, 2)
               }`,
           ),
         },
         {
           test: "Levene (median) across seeds",
-          text: show(f.levene, (v) => `W = ${fmt(v.w, 2)}, p = ${fmtP(v.p)}`),
+          text: show(f.levene, (v) => `W = ${fmt(v.w, 2)}, ${pText(v.p)}`),
         },
       ],
       levelRows: f.levelSummaries.map((l) => ({
@@ -348,13 +405,14 @@ function statsView(study: Study, a: StudyAnalysis) {
         name: `${p.a} vs ${p.b}`,
         n: p.n,
         diff: fmt(p.diff, u.digits + 1),
-        ci: show(p.ci, (c) => `[${fmt(c.lo, u.digits + 1)}, ${fmt(c.hi, u.digits + 1)}]`),
+        ci: show(p.ci, (c) => `${ciLevel(c.level)} [${fmt(c.lo, u.digits + 1)}, ${fmt(c.hi, u.digits + 1)}]`),
+        tost: p.judgement.equivalence ? fmtP(p.judgement.equivalence.pAdjusted) : "–",
         mw: show(p.mannWhitney, (v) => `${fmtP(v.p)} → ${fmtP(v.pAdjusted)}`),
         wx: show(p.wilcoxon, (v) => `${fmtP(v.p)} → ${fmtP(v.pAdjusted)}`),
         cliff: show(p.cliffsDelta, (v) => fmt(v, 2)),
         d: show(p.cohensD, (v) => fmt(v, 2)),
         better: p.better ?? "–",
-        noise: p.withinNoise ? "within seed noise" : "",
+        kind: p.judgement.kind,
         verdict: p.verdict,
       })),
     })),
@@ -525,6 +583,7 @@ export async function renderReport(
           configs: study.groups.length,
         },
         table: tableOf(study, analysis),
+        findings: studyFindings(study, analysis),
         charts,
         stats: statsView(study, analysis),
       });
@@ -539,6 +598,7 @@ export async function renderReport(
       },
       factorCols: FACTORS.map((f) => ({ trainSize: "train size" } as Record<string, string>)[f] ?? f),
       studies: studyViews,
+      findings: studyViews.map((s) => s.findings),
       data: studyViews.map((s) => ({
         study: s.id,
         task: s.task,

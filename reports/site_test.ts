@@ -36,7 +36,7 @@ Deno.test("hostile names, methods and datasets are escaped in every HTML and Mar
   assert.ok(JSON.parse(json).some((s: { dataset: string }) => s.dataset === `fixture-topics${PAYLOAD}`));
   const page = get(`runs/${runPageName(`hostile-${PAYLOAD}`)}`);
   assert.ok(page.includes("&lt;script&gt;alert(1)&lt;/script&gt;"));
-  assert.ok(get("REPORT.md").includes("lora&#60;script&#62;alert\\(1\\)&#60;/script&#62;"));
+  assert.ok(get("REPORT.md").includes("lora&lt;script>alert(1)&lt;/script>"));
 });
 
 Deno.test("every chart is an SVG with text, in the page and as a file the Markdown links", () => {

@@ -16,6 +16,11 @@ export const OPTIONS = {
   seed: { type: "string", default: "0", help: "seed of the bootstrap and randomization streams" },
   resamples: { type: "string", default: "2000", help: "bootstrap resamples per confidence interval" },
   permutations: { type: "string", default: "5000", help: "sign-flip permutations per per-query pair" },
+  margin: {
+    type: "string",
+    help: "equivalence margin for TOST, in the primary metric's difference unit (default: 1 point for " +
+      "accuracy, F1, MRR, NDCG and recall; 1% of the study's mean for perplexity and other metrics)",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 } satisfies Record<string, OptionSpec>;
 
@@ -34,6 +39,9 @@ export async function main(args: string[], startWork: () => void = () => {}): Pr
     seed: numberFlag("seed", values.seed, Number.isInteger),
     resamples: numberFlag("resamples", values.resamples, positive),
     permutations: numberFlag("permutations", values.permutations, positive),
+    margin: values.margin === undefined
+      ? undefined
+      : numberFlag("margin", values.margin, (n) => Number.isFinite(n) && n > 0),
   };
   try {
     if (Deno.statSync(values.results).isFile) {

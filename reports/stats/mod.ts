@@ -16,5 +16,6 @@ export * from "./effect_size.ts";
 export * from "./bootstrap.ts";
 export * from "./randomization.ts";
 export * from "./superscripts.ts";
+export * from "./paired.ts";
 export * from "./verdict.ts";
 export * from "./matching.ts";

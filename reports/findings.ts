@@ -1,0 +1,74 @@
+/**
+ * The findings of a study in plain language, for the top of the report: trivial baselines and
+ * collapsed runs, every configuration against the baselines (frozen, full), and each factor's
+ * comparisons, each with the numbers behind it (reports/stats/verdict.ts says how they are judged).
+ * @module
+ */
+import type { StudyAnalysis } from "./analysis.ts";
+import type { Study } from "./data.ts";
+import { COLLAPSE_SHARE } from "./trivial.ts";
+import type { VerdictKind } from "./stats/mod.ts";
+
+/** One study's findings: a heading and its lines. */
+export interface StudyFindings {
+  title: string;
+  lines: string[];
+}
+
+const fixed = (x: number, d = 3) => x.toFixed(d);
+
+/** Count verdict kinds as "3 better, 1 worse, 2 equivalent within ±1.0, 4 not shown equivalent". */
+function tally(kinds: readonly VerdictKind[], margin: string): string {
+  const order: [VerdictKind, string][] = [
+    ["better", "better"],
+    ["worse", "worse"],
+    ["equivalent", `equivalent within ${margin}`],
+    ["not shown equivalent", "not shown equivalent"],
+    ["not testable", "not testable"],
+  ];
+  return order.map(([k, text]) => [kinds.filter((x) => x === k).length, text] as const)
+    .filter(([n]) => n > 0).map(([n, text]) => `${n} ${text}`).join(", ");
+}
+
+/** Findings of one study, in reading order. */
+export function studyFindings(study: Study, a: StudyAnalysis): StudyFindings {
+  const u = study.metric;
+  const margin = `±${a.margin.toFixed(u.digits)} ${u.unit}`;
+  const lines: string[] = [
+    `Primary metric ${u.name} (${u.direction} is better); differences in ${u.unit}, judged by paired t ` +
+    `intervals (Bonferroni within each family) and TOST equivalence with margin ${margin}.`,
+  ];
+  const t = a.trivial;
+  if (t) {
+    const s = t.scores;
+    lines.push(
+      `Trivial baselines on ${s.items} test items: always answering the majority class ('${s.majorityLabel}') ` +
+        `scores accuracy ${fixed(s.majorityAccuracy)} and macro-F1 ${
+          fixed(s.majorityMacroF1)
+        }; chance over ` +
+        `${s.classes} classes is ${fixed(s.chanceAccuracy)}.` +
+        (t.atOrBelowMajority.length
+          ? ` ${t.atOrBelowMajority.length} of ${study.groups.length} configurations score at or below the ` +
+            `majority class.`
+          : ""),
+    );
+    if (t.collapsed.length) {
+      lines.push(
+        `${t.collapsed.length} of ${study.ok.length} runs put ${COLLAPSE_SHARE * 100}% or more of their ` +
+          `predictions in one class (flagged in the table).`,
+      );
+    }
+  }
+  for (const b of a.baselines) {
+    if (b.rows.length === 0) continue;
+    lines.push(
+      `Against ${b.baseline} (${b.rows.length} configurations): ` +
+        `${tally(b.rows.map((r) => r.judgement.kind), `±${a.margin.toFixed(u.digits)}`)}.`,
+    );
+  }
+  for (const f of a.factors) {
+    for (const p of f.pairs) lines.push(p.verdict);
+  }
+  if (a.factors.length === 0 && a.baselines.length === 0) lines.push("Nothing to compare: no factor varies.");
+  return { title: `${study.task} on ${study.dataset}`, lines };
+}

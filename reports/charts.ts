@@ -12,12 +12,15 @@ import {
   type Factor,
   FACTOR_LABELS,
   factorsOf,
+  type Level,
   levelsOf,
   otherKey,
+  sortLevels,
   type Study,
   valueOf,
 } from "./data.ts";
 import { paretoFrontier } from "./frontier.ts";
+import { tQuantile } from "./stats/paired.ts";
 import { diagnosticsOf, type RunDiagnostics } from "./diagnostics.ts";
 
 /** A chart: a Vega-Lite spec whose data is the named dataset "table", plus its rows. */
@@ -63,6 +66,33 @@ export class ChartRenderer {
 
 const tooltip = (fields: string[]) => fields.map((f) => ({ field: f }));
 
+/** Legend and axis labels are never cut: configuration names must be told apart (vega cuts at 160 px). */
+const FULL_LABELS = 2000;
+
+/**
+ * An honest quality axis: the domain spans the plotted values (error bars included) with 5%
+ * padding, from 0 when the values come within a quarter of their maximum of it; otherwise the
+ * chart says where the axis starts, so a 2-point gap is not read as a 2-fold one.
+ */
+export function qualityAxis(values: readonly number[]): { domain: [number, number]; note: string } {
+  const xs = values.filter(Number.isFinite);
+  if (xs.length === 0) return { domain: [0, 1], note: "" };
+  const lo = Math.min(...xs), hi = Math.max(...xs);
+  const pad = (hi - lo) * 0.05 || Math.abs(hi) * 0.05 || 0.05;
+  const round = (x: number) => Number(x.toPrecision(3));
+  if (lo >= 0 && lo <= 0.25 * hi) return { domain: [0, round(hi + pad)], note: "" };
+  const start = round(lo - pad);
+  return { domain: [start, round(hi + pad)], note: ` (y axis starts at ${start}, not 0)` };
+}
+
+/** Student-t 95% half-width of a mean of `xs` (0 for a single value: no interval). */
+function halfWidth95(xs: readonly number[]): number {
+  if (xs.length < 2) return 0;
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1));
+  return tQuantile(0.975, xs.length - 1) * sd / Math.sqrt(xs.length);
+}
+
 function qualityTitle(study: Study): string {
   return `${study.metric.name} (${study.metric.direction} is better)`;
 }
@@ -85,7 +115,13 @@ function paretoChart(
     frontier: front.has(i) ? "frontier" : "dominated",
     order: front.has(i) ? p.cost : null,
   }));
-  const y = { field: "quality", type: "quantitative", title: qualityTitle(study), scale: { zero: false } };
+  const axis = qualityAxis(values.map((v) => v.quality));
+  const y = {
+    field: "quality",
+    type: "quantitative",
+    title: qualityTitle(study) + axis.note,
+    scale: { domain: axis.domain, nice: false, zero: false },
+  };
   const x = { field: "cost", type: "quantitative", title: costTitle, scale: { zero: false } };
   return {
     id,
@@ -119,41 +155,74 @@ function paretoChart(
   };
 }
 
-/** Mean quality against a numeric-ish factor, one line per level of another (interaction plot). */
+/**
+ * Mean quality against a numeric-ish factor, one line per level of another (interaction plot),
+ * with 95% t error bars over the runs in each cell (other factors and seeds).
+ */
 function interactionChart(study: Study, id: string, xf: Factor, colorF: Factor): Chart | null {
   const xs = levelsOf(study.ok, xf);
   if (xs.length < 2) return null;
-  const cells = new Map<string, { x: string | number; c: string; sum: number; n: number }>();
+  const cells = new Map<string, { x: string | number; c: Level; vals: number[] }>();
   for (const r of study.ok) {
     const f = factorsOf(r.config);
     if (f[xf] === null) continue;
-    const c = f[colorF] === null ? "n/a" : String(f[colorF]);
-    const k = JSON.stringify([f[xf], c]);
-    const cell = cells.get(k) ?? { x: f[xf]!, c, sum: 0, n: 0 };
-    cell.sum += valueOf(r, study.metric)!;
-    cell.n++;
+    const k = JSON.stringify([f[xf], f[colorF]]);
+    const cell = cells.get(k) ?? { x: f[xf]!, c: f[colorF], vals: [] };
+    cell.vals.push(valueOf(r, study.metric)!);
     cells.set(k, cell);
   }
   const numeric = xs.every((l) => typeof l === "number");
-  const values = [...cells.values()].map((c) => ({ x: c.x, series: c.c, quality: c.sum / c.n, runs: c.n }));
+  const series = sortLevels([...new Set([...cells.values()].map((c) => c.c))]).map((l) =>
+    l === null ? "n/a" : String(l)
+  );
+  const values = [...cells.values()].map((c) => {
+    const quality = c.vals.reduce((a, b) => a + b, 0) / c.vals.length;
+    const h = halfWidth95(c.vals);
+    return {
+      x: c.x,
+      series: c.c === null ? "n/a" : String(c.c),
+      quality,
+      lo: quality - h,
+      hi: quality + h,
+      runs: c.vals.length,
+    };
+  });
+  const axis = qualityAxis(values.flatMap((v) => [v.lo, v.hi]));
+  const x = numeric
+    ? { field: "x", type: "quantitative", title: FACTOR_LABELS[xf], scale: { type: "log", base: 2 } }
+    : { field: "x", type: "ordinal", title: FACTOR_LABELS[xf], sort: xs.map(String) };
+  const y = {
+    field: "quality",
+    type: "quantitative",
+    title: qualityTitle(study) + axis.note,
+    scale: { domain: axis.domain, nice: false, zero: false },
+  };
+  const color = {
+    field: "series",
+    type: "nominal",
+    title: FACTOR_LABELS[colorF],
+    sort: series,
+    legend: { labelLimit: FULL_LABELS },
+  };
   return {
     id,
     title: `${study.metric.name} vs ${FACTOR_LABELS[xf]} per ${
       FACTOR_LABELS[colorF]
-    } (mean over other factors and seeds)`,
+    } (mean over other factors and seeds, bars: 95% t CI)${axis.note}`,
     values,
     spec: {
       width: 420,
       height: 260,
-      mark: { type: "line", point: true },
-      encoding: {
-        x: numeric
-          ? { field: "x", type: "quantitative", title: FACTOR_LABELS[xf], scale: { type: "log", base: 2 } }
-          : { field: "x", type: "ordinal", title: FACTOR_LABELS[xf], sort: xs.map(String) },
-        y: { field: "quality", type: "quantitative", title: qualityTitle(study), scale: { zero: false } },
-        color: { field: "series", type: "nominal", title: FACTOR_LABELS[colorF] },
-        tooltip: tooltip(["series", "x", "quality", "runs"]),
-      },
+      layer: [
+        {
+          mark: { type: "errorbar", ticks: true },
+          encoding: { x, y: { ...y, field: "lo", title: y.title }, y2: { field: "hi" }, color },
+        },
+        {
+          mark: { type: "line", point: true },
+          encoding: { x, y, color, tooltip: tooltip(["series", "x", "quality", "lo", "hi", "runs"]) },
+        },
+      ],
     },
   };
 }
@@ -229,9 +298,10 @@ function boxplot(study: Study, factor: Factor): Chart | null {
     level: String(factorsOf(r.config)[factor]),
     quality: valueOf(r, study.metric)!,
   }));
+  const axis = qualityAxis(values.map((v) => v.quality));
   return {
     id: `box-${factor}`,
-    title: `${study.metric.name} per ${FACTOR_LABELS[factor]} (every run)`,
+    title: `${study.metric.name} per ${FACTOR_LABELS[factor]} (every run)${axis.note}`,
     values,
     spec: {
       width: Math.max(160, 60 * levels.length),
@@ -239,7 +309,12 @@ function boxplot(study: Study, factor: Factor): Chart | null {
       mark: { type: "boxplot", extent: 1.5 },
       encoding: {
         x: { field: "level", type: "nominal", title: FACTOR_LABELS[factor], sort: levels.map(String) },
-        y: { field: "quality", type: "quantitative", title: qualityTitle(study), scale: { zero: false } },
+        y: {
+          field: "quality",
+          type: "quantitative",
+          title: qualityTitle(study) + axis.note,
+          scale: { domain: axis.domain, nice: false, zero: false },
+        },
       },
     },
   };
@@ -279,7 +354,12 @@ function lossCurves(study: Study): Chart | null {
       encoding: {
         x: { field: "step", type: "quantitative" },
         y: { field: "loss", type: "quantitative", scale: { zero: false } },
-        color: { field: "config", type: "nominal", title: "configuration" },
+        color: {
+          field: "config",
+          type: "nominal",
+          title: "configuration",
+          legend: { labelLimit: FULL_LABELS },
+        },
         detail: { field: "key", type: "nominal" },
         opacity: { condition: { test: "datum.config === 'other'", value: 0.25 }, value: 1 },
       },
@@ -306,7 +386,7 @@ function memorySpec() {
     height: { step: 16 },
     mark: "bar",
     encoding: {
-      y: { field: "config", type: "nominal", title: null, sort: null },
+      y: { field: "config", type: "nominal", title: null, sort: null, axis: { labelLimit: FULL_LABELS } },
       x: { field: "mib", type: "quantitative", title: "MiB", stack: "zero" },
       color: { field: "part", type: "nominal", title: "memory", sort: [...PARTS] },
       order: { field: "order", type: "quantitative" },
@@ -352,7 +432,9 @@ function latencyChart(study: Study): Chart | null {
     spec: {
       width: 420,
       height: { step: 16 },
-      encoding: { y: { field: "config", type: "nominal", title: null, sort: null } },
+      encoding: {
+        y: { field: "config", type: "nominal", title: null, sort: null, axis: { labelLimit: FULL_LABELS } },
+      },
       layer: [
         {
           mark: "bar",
@@ -667,7 +749,12 @@ function entanglementChart(study: Study): Chart | null {
           encoding: {
             x,
             y: { field: "entropy", type: "quantitative", title: "S(l) (nats)" },
-            color: { field: "config", type: "nominal", title: "configuration", legend: { labelLimit: 320 } },
+            color: {
+              field: "config",
+              type: "nominal",
+              title: "configuration",
+              legend: { labelLimit: FULL_LABELS },
+            },
             detail: { field: "key", type: "nominal" },
             opacity: { condition: { test: "datum.config === 'other'", value: 0.25 }, value: 1 },
             tooltip: tooltip(["config", "cut", "entropy", "layers"]),

@@ -47,7 +47,8 @@ import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
 import { optionFlag, peftModuleName, peftTargetModules, trainableVariable, wrapLinears } from "./common.ts";
 import { LoraLinear } from "./lora.ts";
-import { loraVariantMethod, namedArray } from "./lora_variants.ts";
+import { namedArray } from "./lora_variants.ts";
+import { adaptedMethod } from "./wrapped.ts";
 
 /** AdaLoRA options. */
 export const adaloraSchema = z.object({
@@ -266,7 +267,7 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
       importance.clear();
     };
 
-    const method = loraVariantMethod({
+    const method = adaptedMethod({
       model,
       ctx,
       vars,

@@ -23,7 +23,7 @@ import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
 import { selectTargets, sumOverTargets } from "./targets.ts";
 import { loadStateInto, stateOf, trainableVariable, wrapLinears } from "./common.ts";
-import { AdaptedLinear, mergeWithBias, wrappedMethod } from "./wrapped.ts";
+import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
 /** BitFit options. */
 export const bitfitSchema = z.object({
@@ -97,12 +97,7 @@ export const bitfit: MethodDefinition<BitfitConfig> = {
     for (const [k, v] of own) all.set(k, v);
     // Optimizer and state order follow the model's layer order.
     const ordered = new Map(targets.map((n) => [`${n}.bias`, all.get(`${n}.bias`)!]));
-    const parts = wrappedMethod({
-      vars: own,
-      wrapped,
-      restore,
-      merge: () => mergeWithBias(model, wrapped, ctx),
-    });
+    const parts = adaptedMethod({ model, ctx, vars: own, wrapped, restore });
     return {
       ...parts,
       trainable: [...ordered.values()],

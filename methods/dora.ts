@@ -33,14 +33,8 @@ import type { MethodDefinition } from "./types.ts";
 import { loraTensorShapes, sumOverTargets, targetShapes } from "./targets.ts";
 import { peftModuleName, trainableVariable } from "./common.ts";
 import { type LoraConfig, LoraLinear, loraPeftTensors, loraSchema } from "./lora.ts";
-import {
-  detached,
-  kaimingVariable,
-  loraVariantMethod,
-  namedArray,
-  peftLoraConfig,
-  wrapLoraTargets,
-} from "./lora_variants.ts";
+import { detached, kaimingVariable, namedArray, peftLoraConfig, wrapLoraTargets } from "./lora_variants.ts";
+import { adaptedMethod } from "./wrapped.ts";
 
 /** A LoRA layer with DoRA's magnitude/direction decomposition. */
 export class DoraLinear extends LoraLinear {
@@ -127,7 +121,7 @@ export const dora: MethodDefinition<LoraConfig> = {
       return layer;
     });
     return {
-      ...loraVariantMethod({ model, ctx, vars, wrapped, restore, owned: norms, nominalRank: config.rank }),
+      ...adaptedMethod({ model, ctx, vars, wrapped, restore, owned: norms, nominalRank: config.rank }),
       peftExport: () => {
         const tensors = loraPeftTensors(wrapped);
         for (const [name, l] of wrapped) {

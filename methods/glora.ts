@@ -37,7 +37,7 @@ import type { MethodDefinition } from "./types.ts";
 import { selectTargets, sumOverTargets } from "./targets.ts";
 import { layerFactors, wrapLinears } from "./common.ts";
 import { checkRank, loraSchema } from "./lora.ts";
-import { AdaptedLinear, mergeWithBias, wrappedMethod } from "./wrapped.ts";
+import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
 /** GLoRA options: LoRA's without alpha, and where the bias-side terms C, D, E are created. */
 export const gloraSchema = loraSchema.omit({ alpha: true }).extend({
@@ -139,12 +139,6 @@ export const glora: MethodDefinition<GloraConfig> = {
         d: base.bias ? zeros("D", [out]) : null,
       });
     });
-    return wrappedMethod({
-      vars,
-      wrapped,
-      restore,
-      nominalRank: r,
-      merge: () => mergeWithBias(model, wrapped, ctx),
-    });
+    return adaptedMethod({ model, ctx, vars, wrapped, restore, nominalRank: r });
   },
 };

@@ -24,7 +24,7 @@ import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
 import { selectTargets, targetShapes } from "./targets.ts";
 import { constantVariable, optionFlag, wrapLinears } from "./common.ts";
-import { AdaptedLinear, mergeWithBias, wrappedMethod } from "./wrapped.ts";
+import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
 /** IA3 options. */
 export const ia3Schema = z.object({
@@ -98,6 +98,6 @@ export const ia3: MethodDefinition<Ia3Config> = {
       vars.set(`${name}.ia3_l`, l);
       return new Ia3Linear(base, l, isFf);
     });
-    return wrappedMethod({ vars, wrapped, restore, merge: () => mergeWithBias(model, wrapped, ctx) });
+    return adaptedMethod({ model, ctx, vars, wrapped, restore });
   },
 };

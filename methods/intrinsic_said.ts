@@ -33,10 +33,9 @@ import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import { Rng } from "../models/util/rng.ts";
-import { AdaptedLinear } from "./wrapped.ts";
+import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 import type { MethodDefinition } from "./types.ts";
-import { loadStateInto, optionFlag, stateOf, trainableVariable, wrapLinears } from "./common.ts";
-import { mergeDeltas } from "./lora.ts";
+import { optionFlag, stateOf, trainableVariable, wrapLinears } from "./common.ts";
 import { selectTargets } from "./targets.ts";
 
 const SEED_KEY = "said.fastfood_seed";
@@ -199,14 +198,14 @@ export const intrinsicSaid: MethodDefinition<SaidConfig> = {
       targets,
       (base, name) => new SaidLinear(base, project(base, name, seed), z, lambdas, index++),
     );
+    const base = adaptedMethod({ model, ctx, vars, wrapped, restore });
     return {
-      trainable: [z, lambdas],
-      merge: () => mergeDeltas(model, wrapped, ctx),
+      ...base,
       // The projections are frozen random matrices: the state carries their seed (two 16-bit
       // halves, exact in float32) instead of their values.
       state: () => new Map([...stateOf(vars), [SEED_KEY, { data: seedToArray(seed), shape: [2] }]]),
       loadState: (t) => {
-        loadStateInto(vars, t);
+        base.loadState(t);
         const saved = t.get(SEED_KEY);
         if (!saved) {
           throw new Error(`adapter file lacks tensor '${SEED_KEY}'; was it saved by intrinsic-said?`);
@@ -219,11 +218,9 @@ export const intrinsicSaid: MethodDefinition<SaidConfig> = {
           layer.projection = project(layer.base, name, seed);
         }
       },
-      deltaWeights: () => new Map([...wrapped].map(([n, l]) => [n, l.delta()])),
       dispose: () => {
-        restore();
+        base.dispose();
         wrapped.forEach((l) => l.projection.dispose());
-        tf.dispose([z, lambdas]);
       },
     };
   },

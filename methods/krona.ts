@@ -25,10 +25,9 @@ import { z } from "zod";
 import type { MethodDefinition } from "./types.ts";
 import { selectTargets, sumOverTargets } from "./targets.ts";
 import { kaimingUniform, trainableVariable, wrapLinears } from "./common.ts";
-import { mergeDeltas } from "./lora.ts";
 import { decomposeFactorOption, factorization, kronShape } from "./kron.ts";
 import { KronLinear } from "./lokr.ts";
-import { wrappedMethod } from "./wrapped.ts";
+import { adaptedMethod } from "./wrapped.ts";
 
 /** KronA options. */
 export const kronaSchema = z.object({
@@ -70,6 +69,6 @@ export const krona: MethodDefinition<KronaConfig> = {
       vars.set(`${name}.krona_B`, b);
       return new KronLinear(base, a, [b], config.scale);
     });
-    return wrappedMethod({ vars, wrapped, restore, merge: () => mergeDeltas(model, wrapped, ctx) });
+    return adaptedMethod({ model, ctx, vars, wrapped, restore });
   },
 };

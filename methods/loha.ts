@@ -25,8 +25,8 @@ import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
 import { selectTargets, sumOverTargets } from "./targets.ts";
 import { layerFactors, wrapLinears } from "./common.ts";
-import { checkRank, type LoraConfig, loraSchema, mergeDeltas } from "./lora.ts";
-import { AdaptedLinear, wrappedMethod } from "./wrapped.ts";
+import { checkRank, type LoraConfig, loraSchema } from "./lora.ts";
+import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
 /** A frozen linear layer plus s (B1 A1) ⊙ (B2 A2). */
 export class LohaLinear extends AdaptedLinear {
@@ -80,12 +80,6 @@ export const loha: MethodDefinition<LoraConfig> = {
       const a2 = f.zeros("hada_w2_b", [r, inp]);
       return new LohaLinear(base, b1, a1, b2, a2, config.alpha / r);
     });
-    return wrappedMethod({
-      vars,
-      wrapped,
-      restore,
-      nominalRank: r,
-      merge: () => mergeDeltas(model, wrapped, ctx),
-    });
+    return adaptedMethod({ model, ctx, vars, wrapped, restore, nominalRank: r });
   },
 };

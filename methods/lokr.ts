@@ -28,9 +28,9 @@ import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
 import { selectTargets, sumOverTargets } from "./targets.ts";
 import { layerFactors, wrapLinears } from "./common.ts";
-import { loraSchema, mergeDeltas } from "./lora.ts";
+import { loraSchema } from "./lora.ts";
 import { decomposeFactorOption, factorization, kronDense, kronMatMul, kronShape } from "./kron.ts";
-import { AdaptedLinear, wrappedMethod } from "./wrapped.ts";
+import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
 /** LoKr options: LoRA's plus `decomposeFactor`. */
 export const lokrSchema = loraSchema.extend({
@@ -99,12 +99,6 @@ export const lokr: MethodDefinition<LokrConfig> = {
         : [kaiming("lokr_w2_a", [right[0], r]), kaiming("lokr_w2_b", [r, right[1]])];
       return new KronLinear(base, w1, w2, config.alpha / r);
     });
-    return wrappedMethod({
-      vars,
-      wrapped,
-      restore,
-      nominalRank: r,
-      merge: () => mergeDeltas(model, wrapped, ctx),
-    });
+    return adaptedMethod({ model, ctx, vars, wrapped, restore, nominalRank: r });
   },
 };

@@ -13,13 +13,11 @@ import type { LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import type { AppliedMethod, LoftqPlan, MethodContext, MethodDefinition, NamedArray } from "./types.ts";
 import { loraTensorShapes, selectTargets, sumOverTargets } from "./targets.ts";
-import { AdaptedLinear } from "./wrapped.ts";
+import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 import {
   kaimingUniform,
-  loadStateInto,
   peftModuleName,
   peftTargetModules,
-  stateOf,
   trainableVariable,
   wrapLinears,
 } from "./common.ts";
@@ -70,19 +68,6 @@ export function checkRank(rank: number, layer: LinearModule): void {
     throw new Error(
       `--rank ${rank} is impossible for ${layer.name} [${layer.outFeatures}x${layer.inFeatures}]: at most ${max}`,
     );
-  }
-}
-
-/** Replace each LoRA-style layer by a plain frozen layer holding W + delta. */
-export function mergeDeltas(
-  model: LlamaModel,
-  layers: Map<string, { base: LinearModule; delta(): tf.Tensor2D }>,
-  ctx: MethodContext,
-): void {
-  for (const [name, layer] of layers) {
-    const merged = tf.tidy(() => tf.add(layer.base.denseWeight(), layer.delta()) as tf.Tensor2D);
-    model.linears.set(name, ctx.makeFrozenLinear(name, merged, layer.base.bias));
-    merged.dispose();
   }
 }
 
@@ -154,12 +139,7 @@ function applyLora(model: LlamaModel, config: LoraConfig, ctx: MethodContext, rs
     return new LoraLinear(base, a, b, scale);
   });
   return {
-    trainable: [...vars.values()],
-    nominalRank: config.rank,
-    merge: () => mergeDeltas(model, wrapped, ctx),
-    state: () => stateOf(vars),
-    loadState: (t) => loadStateInto(vars, t),
-    deltaWeights: () => new Map([...wrapped].map(([n, l]) => [n, l.delta()])),
+    ...adaptedMethod({ model, ctx, vars, wrapped, restore, nominalRank: config.rank }),
     peftExport: () => ({
       config: {
         peft_type: "LORA",
@@ -177,10 +157,6 @@ function applyLora(model: LlamaModel, config: LoraConfig, ctx: MethodContext, rs
       },
       tensors: loraPeftTensors(wrapped),
     }),
-    dispose: () => {
-      restore();
-      tf.dispose([...vars.values()]);
-    },
   };
 }
 

@@ -1,25 +1,25 @@
 /**
  * Shared pieces of the LoRA variants (DoRA, PiSSA, VeRA, AdaLoRA, OrthoGeoLoRA): a detached
- * (stop-gradient) computation, the {@link AppliedMethod} plumbing of a method whose layers are
- * {@link LoraLinear} subclasses, and the PEFT `LoraConfig` fields they export.
+ * (stop-gradient) computation, wrapping the targets with LoRA's options, and the PEFT `LoraConfig`
+ * fields and tensors they export. Their {@link AppliedMethod} comes from `adaptedMethod`
+ * (`wrapped.ts`), like every method on adapted linear layers.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import type { Rng } from "../models/util/rng.ts";
-import type { AppliedMethod, MethodContext, NamedArray } from "./types.ts";
+import type { NamedArray } from "./types.ts";
 import { selectTargets } from "./targets.ts";
 import {
   kaimingUniform,
-  loadStateInto,
   peftModuleName,
   peftTargetModules,
-  stateOf,
   trainableVariable,
   wrapLinears,
 } from "./common.ts";
-import { checkRank, type LoraConfig, mergeDeltas } from "./lora.ts";
+import { checkRank, type LoraConfig } from "./lora.ts";
+import type { AdaptedLinear } from "./wrapped.ts";
 
 /**
  * `fn` as a function whose inputs receive zero gradient (PyTorch's `.detach()`): tfjs has no
@@ -36,54 +36,6 @@ export function detached<T extends tf.Tensor>(
   }) as (...inputs: tf.Tensor[]) => T;
 }
 
-/** A wrapped layer that folds into its base as W + delta(). */
-export interface DeltaLayer extends LinearModule {
-  readonly base: LinearModule;
-  /** The update [out, in] merged into `base.denseWeight()` (caller disposes). */
-  delta(): tf.Tensor2D;
-}
-
-/** What {@link loraVariantMethod} needs. */
-export interface LoraVariantParts {
-  model: LlamaModel;
-  ctx: MethodContext;
-  /** Trainable variables by state name. */
-  vars: Map<string, tf.Variable>;
-  /** Wrapped layers by layer name. */
-  wrapped: Map<string, DeltaLayer>;
-  /** Put the original layers back (from `wrapLinears`). */
-  restore: () => void;
-  /** Frozen tensors the method owns (shared projections, snapshots), freed by dispose. */
-  owned?: tf.Tensor[];
-  nominalRank?: number;
-  /** dW relative to the model's original weight, when it differs from `delta()` (PiSSA). */
-  deltaWeights?: () => Map<string, tf.Tensor2D>;
-}
-
-/**
- * The common {@link AppliedMethod} of a LoRA variant: merge folds each layer's `delta()` into its
- * base through `ctx.makeFrozenLinear`; dispose frees the method's tensors and puts the original
- * layers back unless the method was merged (then the merged layers stay).
- */
-export function loraVariantMethod(p: LoraVariantParts): AppliedMethod {
-  let merged = false;
-  return {
-    trainable: [...p.vars.values()],
-    nominalRank: p.nominalRank,
-    merge: () => {
-      mergeDeltas(p.model, p.wrapped, p.ctx);
-      merged = true;
-    },
-    state: () => stateOf(p.vars),
-    loadState: (t) => loadStateInto(p.vars, t),
-    deltaWeights: p.deltaWeights ?? (() => new Map([...p.wrapped].map(([n, l]) => [n, l.delta()]))),
-    dispose: () => {
-      if (!merged) p.restore();
-      tf.dispose([...p.vars.values(), ...(p.owned ?? [])]);
-    },
-  };
-}
-
 /** A trainable Kaiming-uniform variable (LoRA's lora_A init) of the given shape. */
 export function kaimingVariable(rng: Rng, shape: [number, number]): tf.Variable {
   return trainableVariable(kaimingUniform(rng, shape), shape);
@@ -93,7 +45,7 @@ export function kaimingVariable(rng: Rng, shape: [number, number]): tf.Variable 
  * Wrap the targets of a method with LoRA's options: checks the rank against each layer and calls
  * `build(base, name, scale, vars)` with s = alpha / r and the map the layer's variables go into.
  */
-export function wrapLoraTargets<T extends DeltaLayer>(
+export function wrapLoraTargets<T extends AdaptedLinear>(
   model: LlamaModel,
   config: LoraConfig,
   build: (base: LinearModule, name: string, scale: number, vars: Map<string, tf.Variable>) => T,

@@ -35,13 +35,8 @@ import type { MethodDefinition } from "./types.ts";
 import { loraTensorShapes, sumOverTargets } from "./targets.ts";
 import { trainableVariable } from "./common.ts";
 import { type LoraConfig, LoraLinear, loraSchema } from "./lora.ts";
-import {
-  kaimingVariable,
-  loraPairTensors,
-  loraVariantMethod,
-  peftLoraConfig,
-  wrapLoraTargets,
-} from "./lora_variants.ts";
+import { kaimingVariable, loraPairTensors, peftLoraConfig, wrapLoraTargets } from "./lora_variants.ts";
+import { adaptedMethod } from "./wrapped.ts";
 
 /**
  * Orthonormalise the rows of x [r, n] (r <= n) by Gram-Schmidt with re-orthogonalisation: the Q
@@ -123,7 +118,7 @@ export const orthogeolora: MethodDefinition<LoraConfig> = {
       return new OrthoGeoLinear(base, a, b, sigma, scale);
     });
     return {
-      ...loraVariantMethod({ model, ctx, vars, wrapped, restore, nominalRank: r }),
+      ...adaptedMethod({ model, ctx, vars, wrapped, restore, nominalRank: r }),
       peftExport: () => ({
         config: peftLoraConfig(targets, r, config.alpha),
         tensors: loraPairTensors(wrapped, (l) => [l.scaledAt(), tf.transpose(l.frames().bt)]),

@@ -32,7 +32,8 @@ import type { MethodDefinition } from "./types.ts";
 import { loraTensorShapes, sumOverTargets } from "./targets.ts";
 import { trainableVariable } from "./common.ts";
 import { type LoraConfig, LoraLinear, loraSchema } from "./lora.ts";
-import { loraPairTensors, loraVariantMethod, peftLoraConfig, wrapLoraTargets } from "./lora_variants.ts";
+import { loraPairTensors, peftLoraConfig, wrapLoraTargets } from "./lora_variants.ts";
+import { adaptedMethod } from "./wrapped.ts";
 
 /** PiSSA factors of a row-major weight [out, in]: A0 [r, in], B0 [out, r] and the residual. */
 export function pissaFactors(
@@ -131,7 +132,7 @@ export const pissa: MethodDefinition<LoraConfig> = {
       );
     });
     return {
-      ...loraVariantMethod({
+      ...adaptedMethod({
         model,
         ctx,
         vars,

@@ -5,7 +5,7 @@
  * not), the trainable-parameter count equal to its closed form, a PEFT export with PEFT's tensor
  * names and the declared shapes (a LoRA-layout export reproducing the update as
  * lora_alpha / r * B A), frozen variables untouched by training, the state round trip, and for
- * mergeable methods a merged plain model computing the adapted one's logits. Deliberately broken
+ * mergeable methods a merged plain model computing the adapted one's logits, kept by dispose. Deliberately broken
  * methods at the end show that each check can fail.
  */
 import assert from "node:assert/strict";
@@ -171,8 +171,14 @@ function checkMethodContract(method: AnyMethod, cfg: LlamaConfig): void {
     const tol = contract.mergeTolerance ?? 1e-5;
     const dMerge = maxAbsDiff(adapted, logitsOf(model, ids));
     assert.ok(dMerge < tol, `${name}: merged forward differs by ${dMerge} (tolerance ${tol})`);
+    // dispose frees the method but keeps the merged layers.
+    const merged = logitsOf(model, ids);
+    applied.dispose();
+    const dDispose = maxAbsDiff(merged, logitsOf(model, ids));
+    assert.ok(dDispose === 0, `${name}: dispose after merge changed the model by ${dDispose}`);
+  } else {
+    applied.dispose();
   }
-  applied.dispose();
   ids.dispose();
 }
 

@@ -43,7 +43,8 @@ import {
   wrapLinears,
 } from "./common.ts";
 import { LoraLinear } from "./lora.ts";
-import { loraVariantMethod, namedArray } from "./lora_variants.ts";
+import { namedArray } from "./lora_variants.ts";
+import { adaptedMethod } from "./wrapped.ts";
 
 /** VeRA options. */
 export const veraSchema = z.object({
@@ -163,7 +164,7 @@ export const vera: MethodDefinition<VeraConfig> = {
       vars.set(`${name}.vera_lambda_b`, lb);
       return new VeraLinear(base, a, b, d, lb);
     });
-    const base = loraVariantMethod({
+    const base = adaptedMethod({
       model,
       ctx,
       vars,

@@ -1,7 +1,8 @@
 /**
- * Shared pieces of the methods that wrap linear layers with their own tensors (LoHa, LoKr, KronA,
- * GLoRA, IA3, BitFit): a wrapper base class, the merge that may also create or change a bias, and
- * the common {@link AppliedMethod} plumbing (state, loading, diagnostics, dispose).
+ * The plumbing of every method that adapts linear layers (the LoRA family, LoHa, LoKr, KronA,
+ * GLoRA, IA3, BitFit, SAID): one base class whose subclasses give the forward, the folded update
+ * dW and the merged bias; one merge; one helper building the {@link AppliedMethod} (state, loading,
+ * merge, diagnostics, dispose).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -48,11 +49,11 @@ export abstract class AdaptedLinear implements LinearModule {
 }
 
 /**
- * Replace each wrapped layer by a plain frozen layer holding W + dW and, where the method changes
- * or creates a bias, a new frozen bias variable (lora.ts's `mergeDeltas` always keeps the base bias;
- * LoHa, LoKr and KronA use that one).
+ * The one merge: replace each adapted layer by a plain frozen layer (through `ctx.makeFrozenLinear`,
+ * so it is stored like the run's other frozen layers) holding W + dW and, where the method changes or
+ * creates a bias (`mergedBias()`), a new frozen bias variable; otherwise the base's bias.
  */
-export function mergeWithBias(
+export function mergeAdapted(
   model: LlamaModel,
   layers: Map<string, AdaptedLinear>,
   ctx: MethodContext,
@@ -67,32 +68,43 @@ export function mergeWithBias(
   }
 }
 
-/** What {@link wrappedMethod} needs from a method that wrapped linear layers. */
-export interface WrappedParts {
-  /** The method's variables by state name, in optimizer order. */
+/** What {@link adaptedMethod} needs from a method that wrapped linear layers. */
+export interface AdaptedParts {
+  model: LlamaModel;
+  ctx: MethodContext;
+  /** The method's trainable variables by state name, in optimizer order. */
   vars: Map<string, tf.Variable>;
-  /** Wrapped layers by layer name. */
+  /** Adapted layers by layer name. */
   wrapped: Map<string, AdaptedLinear>;
   /** Put the original layers back (from `wrapLinears`). */
   restore: () => void;
-  /** Fold into plain weights. */
-  merge: () => void;
+  /** Frozen tensors the method owns (shared projections, snapshots), freed by dispose. */
+  owned?: tf.Tensor[];
   nominalRank?: number;
+  /** dW relative to the model's original weight, when it differs from `delta()` (PiSSA). */
+  deltaWeights?: () => Map<string, tf.Tensor2D>;
 }
 
-/** The {@link AppliedMethod} of a wrapping method: state from `vars`, deltas from the layers. */
-export function wrappedMethod(parts: WrappedParts): AppliedMethod {
-  const { vars, wrapped, restore } = parts;
+/**
+ * The {@link AppliedMethod} of a method built on {@link AdaptedLinear}: trains and saves `vars` by
+ * name, merges with {@link mergeAdapted}, reports each layer's `delta()`; dispose frees the
+ * method's tensors and puts the original layers back unless it was merged (the merged layers stay).
+ */
+export function adaptedMethod(p: AdaptedParts): AppliedMethod {
+  let merged = false;
   return {
-    trainable: [...vars.values()],
-    nominalRank: parts.nominalRank,
-    merge: parts.merge,
-    state: () => stateOf(vars),
-    loadState: (t) => loadStateInto(vars, t),
-    deltaWeights: () => new Map([...wrapped].map(([n, l]) => [n, l.delta()])),
+    trainable: [...p.vars.values()],
+    nominalRank: p.nominalRank,
+    merge: () => {
+      mergeAdapted(p.model, p.wrapped, p.ctx);
+      merged = true;
+    },
+    state: () => stateOf(p.vars),
+    loadState: (t) => loadStateInto(p.vars, t),
+    deltaWeights: p.deltaWeights ?? (() => new Map([...p.wrapped].map(([n, l]) => [n, l.delta()]))),
     dispose: () => {
-      restore();
-      tf.dispose([...vars.values()]);
+      if (!merged) p.restore();
+      tf.dispose([...p.vars.values(), ...(p.owned ?? [])]);
     },
   };
 }

@@ -4,6 +4,7 @@
  */
 import type { OptionSpec } from "../models/util/args.ts";
 import { BACKEND_NAMES } from "../models/backend.ts";
+import { quantHelp } from "../methods/quant/schemes.ts";
 
 /** Every flag of `bench` (shared with `sweep` for fixed options). */
 export const BENCH_SPEC = {
@@ -22,7 +23,12 @@ export const BENCH_SPEC = {
   quant: {
     type: "string",
     default: "none",
-    help: "frozen-base quantization: none|fp16|bf16|int8|llm-int8|int4|nf4|fp4",
+    help: quantHelp(),
+  },
+  "quant-opt": {
+    type: "string",
+    multiple: true,
+    help: "quantization option KEY=VALUE (repeatable): outlierThreshold=6, actOrder=true, damping=0.01",
   },
   "double-quant": {
     type: "boolean",

@@ -11,6 +11,25 @@ import type { LinearModule } from "../../models/linear.ts";
 import { frozenLinear } from "../../models/ops.ts";
 import { quantize, type QuantizedWeight } from "./quantize.ts";
 import type { ResolvedQuantConfig } from "./config.ts";
+import type { Calibration } from "./schemes/types.ts";
+
+/** Per-layer quantization figures for the run record. */
+export interface QuantLayerStats {
+  /** Scheme name. */
+  scheme: string;
+  /** Stored bits per parameter of this layer (from its packed tensors). */
+  bitsPerParam: number;
+  /** ||W - Ŵ||_F / ||W||_F of the dequantized weight (null when built from codes alone). */
+  relativeError: number | null;
+  /** Calibration rows (tokens) used (GPTQ), else 0. */
+  calibrationRows: number;
+  /** Wall time of quantizing this layer, ms. */
+  quantizeMs: number;
+  /** llm-int8: share of input columns routed to the fp16 path over all forwards so far; else null. */
+  outlierShare: number | null;
+  /** llm-int8: forward calls counted in outlierShare; else null. */
+  forwardCalls: number | null;
+}
 
 /** A linear layer over a {@link QuantizedWeight}. */
 export class QuantizedLinear implements LinearModule {
@@ -25,9 +44,13 @@ export class QuantizedLinear implements LinearModule {
     this.bias = bias;
     this.#forward = tf.customGrad(
       ((x: tf.Tensor) => {
-        const w = weight.dequantize();
-        const value = frozenLinear(x as tf.Tensor2D, w); // fast kernel form per backend (models/ops.ts)
-        w.dispose();
+        // A scheme with its own product (llm-int8's mixed int8/fp16) computes y itself.
+        let value = weight.matmul(x as tf.Tensor2D);
+        if (!value) {
+          const w = weight.dequantize();
+          value = frozenLinear(x as tf.Tensor2D, w); // fast kernel form per backend (models/ops.ts)
+          w.dispose();
+        }
         const gradFunc = (dy: tf.Tensor) => {
           const wg = weight.dequantize();
           const dx = tf.matMul(dy as tf.Tensor2D, wg);
@@ -40,15 +63,38 @@ export class QuantizedLinear implements LinearModule {
     ) as (x: tf.Tensor2D) => tf.Tensor2D;
   }
 
-  /** Quantize a dense weight [out, in] (copied out of the tensor; the tensor is not kept). */
+  /**
+   * Quantize a dense weight [out, in] (copied out of the tensor; the tensor is not kept).
+   * Calibration schemes (GPTQ) need the layer's input rows (`calibration.ts` collects them).
+   */
   static fromDense(
     name: string,
     weight: tf.Tensor2D,
     config: ResolvedQuantConfig,
     bias: tf.Variable | null = null,
+    calibration: Calibration | null = null,
   ) {
     const data = weight.dataSync() as Float32Array;
-    return new QuantizedLinear(name, quantize(data, weight.shape as [number, number], config), bias);
+    return new QuantizedLinear(
+      name,
+      quantize(data, weight.shape as [number, number], config, calibration),
+      bias,
+    );
+  }
+
+  /** What a run record keeps about this layer's quantization (see {@link QuantLayerStats}). */
+  get quantStats(): QuantLayerStats {
+    const w = this.weight;
+    const f = w.forwardStats;
+    return {
+      scheme: w.scheme,
+      bitsPerParam: w.bitsPerParam,
+      relativeError: w.relativeError,
+      calibrationRows: w.calibrationRows,
+      quantizeMs: w.quantizeMs,
+      outlierShare: f ? (f.columns > 0 ? f.outlierColumns / f.columns : 0) : null,
+      forwardCalls: f ? f.calls : null,
+    };
   }
 
   get inFeatures(): number {

@@ -48,7 +48,13 @@ Deno.test("a model whose base is quantized frees every quantized layer on dispos
       const config = validateQuantConfig({ scheme, doubleQuant });
       for (const [name, layer] of [...model.linears]) {
         if (!name.startsWith("layers.")) continue;
-        model.linears.set(name, QuantizedLinear.fromDense(name, layer.denseWeight(), config, layer.bias));
+        const cal = config.scheme.startsWith("gptq")
+          ? { inputs: new Rng(2).normalArray(8 * layer.inFeatures), rows: 8 }
+          : null;
+        model.linears.set(
+          name,
+          QuantizedLinear.fromDense(name, layer.denseWeight(), config, layer.bias, cal),
+        );
         model.params.get(`${name}.weight`)?.dispose();
         model.params.delete(`${name}.weight`);
       }

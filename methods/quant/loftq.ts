@@ -12,14 +12,14 @@
  * @module
  */
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
-import type { QuantConfig } from "./config.ts";
+import type { QuantConfig, ResolvedQuantConfig } from "./config.ts";
 import { fromCodes, type QuantizedWeight } from "./quantize.ts";
 import { checkWeight, dequantizeArray, type QuantCodes, quantizeCodes } from "./reference.ts";
 
 /** LoftQ settings. */
 export interface LoftQOptions {
   /** The backbone's quantization. */
-  config: QuantConfig;
+  config: QuantConfig | ResolvedQuantConfig;
   /** LoRA rank r, 1 <= r <= min(out, in). */
   rank: number;
   /** Alternating steps T (default 5; the paper uses 1..5). */

@@ -3,7 +3,7 @@ import { NF4_BNB_VALUES } from "./bnb_reference.ts";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../../models/backend.ts";
 import { Rng } from "../../models/util/rng.ts";
-import { type QuantConfig, validateQuantConfig } from "./config.ts";
+import { QUANT_SCHEMES, type QuantConfig, validateQuantConfig } from "./config.ts";
 import { quantize } from "./quantize.ts";
 import { dequantizeArray, quantizeCodes } from "./reference.ts";
 
@@ -19,7 +19,19 @@ const CONFIGS: QuantConfig[] = [
   { scheme: "int4", doubleQuant: true, blockSize: 16 },
   { scheme: "nf4", doubleQuant: true, blockSize: 16 },
   { scheme: "fp4", doubleQuant: true },
+  { scheme: "hqq4" },
+  { scheme: "hqq3", blockSize: 32 },
+  { scheme: "hqq2", blockSize: 16 },
+  { scheme: "gptq4", blockSize: 32 },
+  { scheme: "gptq3", blockSize: 16, actOrder: true },
 ];
+
+/** Calibration rows for the schemes that need them (GPTQ), seeded. */
+function calibrationFor(config: QuantConfig, cols: number) {
+  if (!config.scheme.startsWith("gptq")) return null;
+  const rows = 2 * cols;
+  return { inputs: new Rng(17).normalArray(rows * cols, 1), rows };
+}
 
 function bitsEqual(x: Float32Array, y: Float32Array, what: string): void {
   assert.equal(x.length, y.length, `${what}: length`);
@@ -43,8 +55,9 @@ for (const backend of ["cpu", "wasm"] as const) {
     w[7] = -0;
     const before = tf.memory().numTensors;
     for (const config of CONFIGS) {
-      const qw = quantize(w, shape, config);
-      const ref = dequantizeArray(quantizeCodes(w, shape, config));
+      const cal = calibrationFor(config, shape[1]);
+      const qw = quantize(w, shape, config, cal);
+      const ref = dequantizeArray(quantizeCodes(w, shape, config, cal));
       const out = qw.dequantize();
       assert.deepEqual(out.shape, shape);
       assert.equal(out.dtype, "float32");
@@ -162,39 +175,8 @@ Deno.test("bits per parameter from real stored bytes of a 4096x4096 weight", () 
   dq.dispose();
 });
 
-Deno.test("llm-int8 keeps outlier columns exact and excludes them from the row scale", () => {
-  const rng = new Rng(3);
-  const [rows, cols] = [16, 40];
-  const w = rng.normalArray(rows * cols, 0.5).map((x) => Math.max(-3, Math.min(3, x)));
-  w[2 * cols + 7] = 9.25; // column 7 is an outlier column (>= 6)
-  w[11 * cols + 30] = -6; // column 30 too: the threshold is inclusive
-  w[4 * cols + 12] = 5.999; // column 12 is not
-  const q = quantizeCodes(w, [rows, cols], { scheme: "llm-int8" });
-  assert.deepEqual(Array.from(q.outlierColumns), [7, 30]);
-  const d = dequantizeArray(q);
-  for (let i = 0; i < rows; i++) {
-    for (const j of [7, 30]) assert.equal(d[i * cols + j], w[i * cols + j], `row ${i} col ${j} exact`);
-    let absmax = 0;
-    for (let j = 0; j < cols; j++) {
-      if (j !== 7 && j !== 30) absmax = Math.max(absmax, Math.abs(w[i * cols + j]));
-    }
-    for (let j = 0; j < cols; j++) {
-      if (j === 7 || j === 30) continue;
-      assert.ok(
-        Math.abs(d[i * cols + j] - w[i * cols + j]) <= (absmax / 254) * (1 + 1e-6),
-        `row ${i} col ${j}`,
-      );
-    }
-  }
-  // Plain int8 on row 2 has step 9.25/127, so its error there exceeds llm-int8's bound.
-  const plain = dequantizeArray(quantizeCodes(w, [rows, cols], { scheme: "int8" }));
-  const rowErr = (x: Float32Array) =>
-    Math.max(...Array.from({ length: cols }, (_, j) => Math.abs(x[2 * cols + j] - w[2 * cols + j])));
-  assert.ok(rowErr(plain) > rowErr(d));
-});
-
 Deno.test("a resolved config validates again to itself (defaults of other schemes are tolerated)", () => {
-  for (const scheme of ["int8", "nf4", "llm-int8", "none"]) {
+  for (const scheme of QUANT_SCHEMES) {
     const resolved = validateQuantConfig({ scheme });
     assert.deepEqual(validateQuantConfig(resolved), resolved);
   }
@@ -213,6 +195,11 @@ Deno.test("config and weight errors are one clear line", () => {
     [{ scheme: "nf4", outlierThreshold: 5 }, /outlierThreshold applies only to llm-int8/],
     [{ scheme: "llm-int8", outlierThreshold: -1 }, /finite number > 0/],
     [{ scheme: "nf4", blocksize: 64 }, /unknown quant config key 'blocksize'/],
+    [{ scheme: "hqq4", doubleQuant: true }, /doubleQuant applies only to 4-bit/],
+    [{ scheme: "hqq4", actOrder: true }, /actOrder applies only to gptq4\/gptq3/],
+    [{ scheme: "gptq4", damping: 0 }, /damping must be a number in \(0, 1\]/],
+    [{ scheme: "gptq4", actOrder: "yes" }, /actOrder must be true or false/],
+    [{ scheme: "hqq3", blockSize: 100 }, /power of two/],
     ["nf4", /must be an object/],
   ];
   for (const [config, re] of bad) {
@@ -226,7 +213,11 @@ Deno.test("config and weight errors are one clear line", () => {
     blockSize: 64,
     doubleQuant: false,
     outlierThreshold: 6,
+    actOrder: false,
+    damping: 0.01,
   });
+  // GPTQ's own default group size, 128.
+  assert.equal(validateQuantConfig({ scheme: "gptq4" }).blockSize, 128);
   const w = new Float32Array(6);
   assert.throws(() => quantizeCodes(w, [2, 4], { scheme: "nf4" }), /6 values but shape \[2,4\] needs 8/);
   w[1] = NaN;
@@ -234,6 +225,18 @@ Deno.test("config and weight errors are one clear line", () => {
   assert.throws(
     () => quantizeCodes(Float32Array.of(7e4), [1, 1], { scheme: "fp16" }),
     /overflows fp16 .* use scheme 'bf16'/,
+  );
+  assert.throws(
+    () => quantizeCodes(new Float32Array(8), [2, 4], { scheme: "gptq4" }),
+    /needs calibration inputs/,
+  );
+  assert.throws(
+    () =>
+      quantizeCodes(new Float32Array(8), [2, 4], { scheme: "gptq4" }, {
+        inputs: new Float32Array(6),
+        rows: 2,
+      }),
+    /6 values but 2 rows x 4 input features need 8/,
   );
 });
 

@@ -1,5 +1,5 @@
 /**
- * `deno run -A scripts/vendor_tfjs_gradients.ts`: regenerate `models/vendor/tfjs_gradients.js`, the
+ * `deno run -A --no-lock scripts/vendor_tfjs_gradients.ts`: regenerate `models/vendor/tfjs_gradients.js`, the
  * gradient registrations of @tensorflow/tfjs-core as one ES module.
  *
  * Why: tfjs-core ships its gradients only as `dist/register_all_gradients.js` with extension-less

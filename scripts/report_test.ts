@@ -26,6 +26,8 @@ Deno.test("report CLI: usage and input errors are one line with exit code 2", as
       [["--results", dir, "--out", join(dir, "o")], /no run records in/],
       [["--results", dir, "--out", join(dir, "o"), "--resamples", "0"], /--resamples: invalid value '0'/],
       [["--bogus"], /Unknown option '--bogus'/],
+      [["--results", dir, "--out", join(dir, "o"), "--margin", "0"], /--margin: invalid value '0'/],
+      [["--results", dir, "--out", join(dir, "o"), "--margin", "x"], /--margin: invalid value 'x'/],
     ];
     for (const [args, re] of cases) {
       const r = await run(args);

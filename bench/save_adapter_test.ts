@@ -1,0 +1,72 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { initBackend } from "../models/backend.ts";
+import { validateConfig } from "../models/config.ts";
+import { LlamaModel } from "../models/llama.ts";
+import { readSafetensorsFile } from "../models/safetensors.ts";
+import { Rng } from "../models/util/rng.ts";
+import { plainContext } from "../methods/common.ts";
+import { lora } from "../methods/lora.ts";
+import { parseMethodConfig } from "../methods/registry.ts";
+import { saveAdapter } from "./save_adapter.ts";
+
+await initBackend("cpu");
+
+const dir = await Deno.makeTempDir({ prefix: "peft-adapter-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+Deno.test("saveAdapter: the method's tensors, and PEFT's layout (lora_A [r, in], lora_B [out, r] under HF names)", async () => {
+  const model = LlamaModel.random(
+    validateConfig({
+      dim: 16,
+      hiddenDim: 24,
+      nLayers: 2,
+      nHeads: 4,
+      nKvHeads: 2,
+      vocabSize: 32,
+      tiedEmbeddings: true,
+    }),
+    new Rng(2),
+  );
+  const applied = lora.apply(
+    model,
+    parseMethodConfig(lora, { rank: 3, alpha: 6, targets: "q+v" }),
+    plainContext(new Rng(1)),
+  );
+  const out = join(dir, "lora", "run-1");
+  await saveAdapter(out, applied);
+  const own = await readSafetensorsFile(join(out, "adapter.safetensors"));
+  const state = applied.state();
+  assert.deepEqual([...own.tensors.keys()].sort(), [...state.keys()].sort());
+  for (const [name, t] of state) {
+    assert.deepEqual(own.tensors.get(name)!.shape, t.shape);
+    assert.deepEqual(own.tensors.get(name)!.data, t.data);
+  }
+  const config = JSON.parse(await Deno.readTextFile(join(out, "adapter_config.json")));
+  assert.deepEqual([config.peft_type, config.r, config.lora_alpha, config.target_modules], ["LORA", 3, 6, [
+    "q_proj",
+    "v_proj",
+  ]]);
+  const peft = await readSafetensorsFile(join(out, "adapter_model.safetensors"));
+  // q is [16, 16] and v [8, 16] (2 KV heads of 4): PEFT stores A as [r, in] and B as [out, r].
+  for (const layer of [0, 1]) {
+    const p = `base_model.model.model.layers.${layer}.self_attn`;
+    assert.deepEqual(peft.tensors.get(`${p}.q_proj.lora_A.weight`)!.shape, [3, 16]);
+    assert.deepEqual(peft.tensors.get(`${p}.q_proj.lora_B.weight`)!.shape, [16, 3]);
+    assert.deepEqual(peft.tensors.get(`${p}.v_proj.lora_A.weight`)!.shape, [3, 16]);
+    assert.deepEqual(peft.tensors.get(`${p}.v_proj.lora_B.weight`)!.shape, [8, 3]);
+  }
+  assert.equal(peft.tensors.size, 8);
+  applied.dispose();
+  model.dispose();
+});
+
+Deno.test("saveAdapter: a method without a PEFT layout writes only its own tensors", async () => {
+  const out = join(dir, "plain");
+  await saveAdapter(out, { state: () => new Map([["x", { data: new Float32Array([1, 2]), shape: [2] }]]) });
+  assert.deepEqual([...Deno.readDirSync(out)].map((e) => e.name), ["adapter.safetensors"]);
+  assert.deepEqual(
+    (await readSafetensorsFile(join(out, "adapter.safetensors"))).tensors.get("x")!.data,
+    new Float32Array([1, 2]),
+  );
+});

@@ -18,8 +18,10 @@ Deno.test("escapeMarkdown keeps a table cell one cell and inert", () => {
   assert.ok(!s.includes("<script"));
   assert.ok(!/(^|[^\\])\|/.test(s), "every pipe is escaped");
   assert.ok(!s.includes("\n"));
-  assert.ok(s.includes("\\[x\\](javascript:y)"), "no link can form");
-  assert.equal(s, "a\\|b &lt;script>alert(1)&lt;/script> \\[x\\](javascript:y) z");
+  assert.ok(s.includes("[x\\](javascript:y)"), "no link can form");
+  assert.equal(s, "a\\|b &lt;script>alert(1)&lt;/script> [x\\](javascript:y) z");
+  assert.equal(escapeMarkdown("[r]: http://x"), "\\[r\\]: http://x", "no link definition");
+  assert.equal(escapeMarkdown("![i](x) [a][b]"), "![i\\](x) [a\\][b]");
 });
 
 Deno.test("escapeMarkdown is paste-ready: no entities or escapes in plain words", () => {
@@ -29,6 +31,7 @@ Deno.test("escapeMarkdown is paste-ready: no entities or escapes in plain words"
   assert.equal(escapeMarkdown("news_ru lenta_ru_2024"), "news_ru lenta_ru_2024");
   assert.equal(escapeMarkdown("новости_ру"), "новости_ру", "intraword in any script");
   assert.equal(escapeMarkdown("p < 0.001, a <= b"), "p < 0.001, a <= b");
+  assert.equal(escapeMarkdown("95% CI [0.2, 0.4]"), "95% CI [0.2, 0.4]");
   // Where CommonMark would read markup, it is escaped.
   assert.equal(escapeMarkdown("_em_ and *b*"), "\\_em\\_ and \\*b\\*");
   assert.equal(escapeMarkdown("&amp; & co"), "\\&amp; & co");

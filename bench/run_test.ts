@@ -116,6 +116,11 @@ Deno.test({
       [["--method", "bitfit", "--rank", "4"], /method bitfit does not take option 'rank'/],
       [["--dataset", "nope"], /unknown dataset "nope"/],
       [["--quant", "int8", "--double-quant"], /doubleQuant applies only to 4-bit/],
+      [
+        ["--method", "dora", "--quant", "nf4", "--loftq", "1"],
+        /--loftq initialises LoRA factors: use --method lora or rslora, not dora/,
+      ],
+      [["--loftq", "1"], /--loftq needs a quantized base/],
       [["--train-per-class", "2", "--dataset", "sotu"], /--train-per-class needs a classification dataset/],
       [["--frobnicate"], /Unknown option '--frobnicate'/],
     ];

@@ -175,6 +175,33 @@ Deno.test("bits per parameter from real stored bytes of a 4096x4096 weight", () 
   dq.dispose();
 });
 
+Deno.test("stored bits of the affine and llm-int8 layouts: codes + fp32 scale and zero per group (+ g_idx)", async () => {
+  await initBackend("cpu");
+  const [rows, cols] = [64, 256];
+  const n = rows * cols;
+  const w = new Rng(4).normalArray(n);
+  const cal = { inputs: new Rng(5).normalArray(2 * cols * cols), rows: 2 * cols };
+  const cases: [QuantConfig, number][] = [
+    [{ scheme: "llm-int8" }, 8 + 32 / cols],
+    [{ scheme: "hqq4" }, 4 + 64 / 64],
+    // 3-bit codes: 10 per int32 word, so ceil(n / 10) words.
+    [{ scheme: "hqq3", blockSize: 32 }, (Math.ceil(n / 10) * 32) / n + 64 / 32],
+    [{ scheme: "hqq2" }, 2 + 64 / 64],
+    [{ scheme: "gptq4" }, 4 + 64 / 128],
+    // act-order adds one int32 group index per input column: 32 / out bits per parameter.
+    [{ scheme: "gptq4", actOrder: true }, 4 + 64 / 128 + 32 / rows],
+    [{ scheme: "gptq3", blockSize: 64 }, (Math.ceil(n / 10) * 32) / n + 64 / 64],
+  ];
+  for (const [config, bits] of cases) {
+    const qw = quantize(w, [rows, cols], config, calibrationFor(config, cols) && cal);
+    assert.ok(
+      Math.abs(qw.bitsPerParam - bits) < 1e-12,
+      `${JSON.stringify(config)}: ${qw.bitsPerParam} vs ${bits}`,
+    );
+    qw.dispose();
+  }
+});
+
 Deno.test("a resolved config validates again to itself (defaults of other schemes are tolerated)", () => {
   for (const scheme of QUANT_SCHEMES) {
     const resolved = validateQuantConfig({ scheme });

@@ -7,7 +7,7 @@ import { z } from "zod";
 import * as tf from "@tensorflow/tfjs-core";
 import type { MethodDefinition } from "./types.ts";
 import { countParameters } from "../models/config.ts";
-import { loadStateInto, stateOf } from "./common.ts";
+import { inPlaceMethod } from "./common.ts";
 
 const noOptions = z.object({}).strict();
 
@@ -36,15 +36,8 @@ export const full: MethodDefinition<z.infer<typeof noOptions>> = {
   // Every parameter of the architecture (the embedding once when tied).
   contract: { testOptions: {}, identityAtInit: true, parameterCount: (m) => countParameters(m) },
   apply: (model) => {
-    const vars = [...model.params.values()];
-    const before = vars.map((v) => v.trainable);
-    for (const v of vars) v.trainable = true;
     const originals = new Map([...model.params].map(([n, v]) => [n, tf.clone(v)]));
-    return {
-      trainable: vars,
-      merge: () => {},
-      state: () => stateOf(model.params),
-      loadState: (t) => loadStateInto(model.params, t),
+    return inPlaceMethod(model.params, {
       deltaWeights: () => {
         const out = new Map<string, tf.Tensor2D>();
         for (const [name, layer] of model.linears) {
@@ -54,9 +47,8 @@ export const full: MethodDefinition<z.infer<typeof noOptions>> = {
         return out;
       },
       dispose: () => {
-        vars.forEach((v, i) => (v.trainable = before[i]));
         for (const o of originals.values()) o.dispose();
       },
-    };
+    });
   },
 };

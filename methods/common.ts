@@ -125,6 +125,31 @@ export function plainContext(rng: Rng, totalSteps = 100): MethodContext {
 }
 
 /**
+ * The AppliedMethod plumbing of a method that trains model parameters in place (full fine-tuning,
+ * LN tuning, GaLore): their `trainable` flags are set now and restored by dispose (the trained
+ * values stay), and they save and load by name. Merging is a no-op: the model is already plain.
+ */
+export function inPlaceMethod(
+  params: Map<string, tf.Variable>,
+  extra: Partial<AppliedMethod> = {},
+): AppliedMethod {
+  const vars = [...params.values()];
+  const flags = vars.map((v) => v.trainable);
+  for (const v of vars) v.trainable = true;
+  return {
+    trainable: vars,
+    merge: () => {},
+    state: () => stateOf(params),
+    loadState: (t) => loadStateInto(params, t),
+    ...extra,
+    dispose: () => {
+      vars.forEach((v, i) => (v.trainable = flags[i]));
+      extra.dispose?.();
+    },
+  };
+}
+
+/**
  * The AppliedMethod plumbing of a method that owns named variables: they train, save and load by
  * name, and dispose() undoes the method's changes (`restore`) and frees them.
  */

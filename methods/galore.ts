@@ -46,7 +46,7 @@ import {
   decoupledStep,
   globalNorm,
 } from "./optim.ts";
-import { loadStateInto, stateOf } from "./common.ts";
+import { inPlaceMethod } from "./common.ts";
 import { checkRank } from "./lora.ts";
 import { selectTargets, sumOverTargets } from "./targets.ts";
 import { toMatrix } from "./diagnostics/linalg.ts";
@@ -202,16 +202,9 @@ export const galore: MethodDefinition<GaloreConfig> = {
       weights.set(`${name}.weight`, layer.weight);
     }
     const vars = [...weights.values()];
-    const before = vars.map((v) => v.trainable);
-    for (const v of vars) v.trainable = true;
-    return {
-      trainable: vars,
+    return inPlaceMethod(weights, {
       nominalRank: config.rank,
       makeOptimizer: (options) => new GaLoreOptimizer(vars, config, options),
-      merge: () => {},
-      state: () => stateOf(weights),
-      loadState: (t) => loadStateInto(weights, t),
-      dispose: () => vars.forEach((v, i) => (v.trainable = before[i])),
-    };
+    });
   },
 };

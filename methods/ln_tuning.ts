@@ -20,7 +20,7 @@
 import type * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { MethodDefinition } from "./types.ts";
-import { loadStateInto, stateOf } from "./common.ts";
+import { inPlaceMethod } from "./common.ts";
 
 const lnTuningSchema = z.object({}).strict();
 
@@ -41,17 +41,5 @@ export const lnTuning: MethodDefinition<z.infer<typeof lnTuningSchema>> = {
     identityAtInit: true,
     parameterCount: (m) => (2 * m.nLayers + 1) * m.dim + (m.qkNorm ? 2 * m.nLayers * m.headDim : 0),
   },
-  apply: (model) => {
-    const gains = new Map(normGainNames(model.params).map((n) => [n, model.param(n)]));
-    const vars = [...gains.values()];
-    const flags = vars.map((v) => v.trainable);
-    for (const v of vars) v.trainable = true;
-    return {
-      trainable: vars,
-      merge: () => {},
-      state: () => stateOf(gains),
-      loadState: (t) => loadStateInto(gains, t),
-      dispose: () => vars.forEach((v, i) => (v.trainable = flags[i])),
-    };
-  },
+  apply: (model) => inPlaceMethod(new Map(normGainNames(model.params).map((n) => [n, model.param(n)]))),
 };

@@ -21,7 +21,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { MethodDefinition } from "./types.ts";
 import type { Rng } from "../models/util/rng.ts";
-import { loadStateInto, stateOf, trainableVariable } from "./common.ts";
+import { ownedVariablesMethod, trainableVariable } from "./common.ts";
 import { assertHookFree, setHook } from "./bottleneck.ts";
 
 /** Prompt-tuning options. */
@@ -62,14 +62,6 @@ export const promptTuning: MethodDefinition<PromptTuningConfig> = {
     const prompt = trainableVariable(init, [ids.length, dim]);
     const vars = new Map([["prompt_embeddings", prompt]]);
     const restore = setHook(model, "promptEmbeddings", () => prompt as tf.Tensor2D, "prompt-tuning");
-    return {
-      trainable: [prompt],
-      state: () => stateOf(vars),
-      loadState: (t) => loadStateInto(vars, t),
-      dispose: () => {
-        restore();
-        prompt.dispose();
-      },
-    };
+    return ownedVariablesMethod(vars, restore);
   },
 };

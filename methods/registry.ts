@@ -1,6 +1,7 @@
 /**
  * Every PEFT method by name. Adding a method: write `methods/NAME.ts` exporting a
- * `MethodDefinition` and list it here.
+ * `MethodDefinition` with its `contract`, its test `methods/NAME_test.ts`, and list it here;
+ * `registry_contract_test.ts` checks every entry.
  * @module
  */
 import type { MethodDefinition } from "./types.ts";

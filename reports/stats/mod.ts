@@ -19,3 +19,4 @@ export * from "./superscripts.ts";
 export * from "./paired.ts";
 export * from "./verdict.ts";
 export * from "./matching.ts";
+export * from "./factorial.ts";

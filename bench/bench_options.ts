@@ -35,7 +35,10 @@ export const BENCH_SPEC = {
     default: false,
     help: "quantize the 4-bit schemes' block constants (QLoRA)",
   },
-  "block-size": { type: "string", help: "quantization block size (4-bit schemes; default 64)" },
+  "block-size": {
+    type: "string",
+    help: "quantization block / group size (4-bit, hqq, gptq; default 64, gptq 128)",
+  },
   loftq: {
     type: "string",
     default: "0",

@@ -7,9 +7,14 @@
  */
 import type { RunRecord } from "../bench/record.ts";
 import {
+  alignedRankAnova,
   bootstrapMeanCI,
   cliffsDelta,
   cohensD,
+  crossedTerms,
+  factorialAnova,
+  type FactorialEffect,
+  type FactorialRow,
   holm,
   judgeDifference,
   type Judgement,
@@ -17,11 +22,11 @@ import {
   levene,
   mannWhitneyU,
   matchByFactor,
+  normalityTest,
   oneWayAnova,
   pooledSd,
   type Row,
   significanceSuperscripts,
-  twoWayAnova,
   wilcoxonSignedRank,
 } from "./stats/mod.ts";
 import {
@@ -126,17 +131,39 @@ export interface FactorAnalysis {
   pairs: PairResult[];
 }
 
-/** A balanced two-factor crossing found in the data. */
-export interface TwoWayResult {
-  a: string;
-  b: string;
-  levelsA: string[];
-  levelsB: string[];
-  replicates: number;
-  /** The held-fixed setting it was found at. */
-  at: string;
-  effects: { name: string; f: number; df: number; p: number; partialEtaSquared: number }[];
+/** One effect row of the design model, in the metric's display unit. */
+export interface DesignEffect {
+  name: string;
+  factors: string[];
+  ss: number;
+  df: number;
+  f: number;
+  p: number;
+  partialEtaSquared: number;
+}
+
+/**
+ * One model over the whole design of a study (reports/stats/factorial.ts): every varying factor
+ * and every pair of them, seeds as replicates, type II sums of squares. When the residuals fail
+ * the D'Agostino-Pearson test (p < alpha), the aligned-rank-transform ANOVA is the one read.
+ */
+export interface DesignAnova {
+  /** Factor labels in the model (plus "other settings" when runs differ beyond the factors). */
+  factors: string[];
+  n: number;
+  ssType: "II";
+  balanced: boolean;
   errorDf: number;
+  /** Parametric type II table. */
+  parametric: DesignEffect[];
+  /** Residual normality check, or why it was not run. */
+  normality: Attempt<{ k2: number; p: number }>;
+  /** ART table when the residuals are far from normal, else null. */
+  art: DesignEffect[] | null;
+  /** Which table the findings read. */
+  used: "parametric" | "aligned rank transform";
+  /** Terms whose df fell below the product of (levels - 1): aliased levels (frozen has no rank). */
+  aliased: string[];
 }
 
 /** ranx-style significance letters of a retrieval study. */
@@ -173,7 +200,8 @@ export interface StudyAnalysis {
   baselines: BaselineComparison[];
   trivial: TrivialSummary | null;
   factors: FactorAnalysis[];
-  twoWay: TwoWayResult[];
+  /** One model over the whole design (null when no factor varies). */
+  design: Attempt<DesignAnova> | null;
   superscripts: Attempt<Superscripts> | null;
   /** Pooled SD across seeds of the same configuration (scaled), the seed-noise yardstick. */
   seedSd: number;
@@ -338,74 +366,72 @@ export function analyzeFactor(
   };
 }
 
+/** The label of the nuisance term for runs that differ beyond the five factors (learning rate, epochs). */
+export const OTHER_SETTINGS = "other settings";
+
 /**
- * Two-way ANOVA for each pair of varying factors where some held-fixed setting of the other
- * columns crosses them completely with the same number (>= 2) of seeds in every cell; the
- * largest such crossing is reported.
+ * The design model of a study: the varying factors (a level a run lacks, such as the rank of
+ * frozen, is its own level "n/a", which the model sees as aliased with that method instead of
+ * dropping the run), their two-way interactions, and a main-effect-only "other settings" term
+ * when runs differ beyond the factors. Null when no factor varies.
  */
-export function twoWayFor(study: Study): TwoWayResult[] {
-  const out: TwoWayResult[] = [];
-  const vary = study.varying;
-  for (let x = 0; x < vary.length; x++) {
-    for (let y = x + 1; y < vary.length; y++) {
-      const [fa, fb] = [vary[x], vary[y]];
-      const bySetting = new Map<string, RunRecord[]>();
-      for (const r of study.ok) {
-        const f = factorsOf(r.config);
-        if (f[fa] === null || f[fb] === null) continue;
-        const rest = FACTORS.filter((k) => k !== fa && k !== fb).map((k) =>
-          `${FACTOR_LABELS[k]} ${levelText(f[k])}`
-        );
-        const key = JSON.stringify([rest.join(", "), otherKey(r.config)]);
-        if (!bySetting.has(key)) bySetting.set(key, []);
-        bySetting.get(key)!.push(r);
-      }
-      let best: TwoWayResult | null = null;
-      let bestSize = 0;
-      for (const [key, runs] of bySetting) {
-        const la = levelsOf(runs, fa);
-        const lb = levelsOf(runs, fb);
-        if (la.length < 2 || lb.length < 2) continue;
-        const cells = la.map((a) =>
-          lb.map((b) =>
-            runs.filter((r) => factorsOf(r.config)[fa] === a && factorsOf(r.config)[fb] === b)
-              .map((r) => valueOf(r, study.metric)!)
-          )
-        );
-        const n = cells[0][0].length;
-        if (n < 2 || cells.some((row) => row.some((c) => c.length !== n))) continue;
-        const size = la.length * lb.length * n;
-        if (size <= bestSize) continue;
-        const res = attempt(() => twoWayAnova(cells));
-        if (!res.ok) continue;
-        const r = res.value;
-        const eff = (name: string, e: typeof r.a) => ({
-          name,
-          f: e.f,
-          df: e.df,
-          p: e.p,
-          partialEtaSquared: e.partialEtaSquared,
-        });
-        bestSize = size;
-        best = {
-          a: FACTOR_LABELS[fa],
-          b: FACTOR_LABELS[fb],
-          levelsA: la.map(levelText),
-          levelsB: lb.map(levelText),
-          replicates: n,
-          at: JSON.parse(key)[0],
-          effects: [
-            eff(FACTOR_LABELS[fa], r.a),
-            eff(FACTOR_LABELS[fb], r.b),
-            eff(`${FACTOR_LABELS[fa]} × ${FACTOR_LABELS[fb]}`, r.interaction),
-          ],
-          errorDf: r.error.df,
-        };
-      }
-      if (best) out.push(best);
-    }
+export function designAnova(study: Study, opts: AnalysisOptions = {}): Attempt<DesignAnova> | null {
+  if (study.varying.length === 0) return null;
+  const others = new Map<string, string>();
+  // Method options beyond targets and rank belong to the method (alpha of lora, none for ia3).
+  const settingOf = (r: RunRecord) =>
+    JSON.stringify(Object.entries(JSON.parse(otherKey(r.config))).filter(([k]) => k !== "opts"));
+  for (const r of study.ok) {
+    const k = settingOf(r);
+    if (!others.has(k)) others.set(k, `setting ${others.size + 1}`);
   }
-  return out;
+  const labels = study.varying.map((f) => FACTOR_LABELS[f]);
+  const terms: string[][] = crossedTerms(labels);
+  const factorNames = [...labels];
+  if (others.size > 1) {
+    factorNames.push(OTHER_SETTINGS);
+    terms.push([OTHER_SETTINGS]);
+  }
+  const rows: FactorialRow[] = study.ok.map((r) => {
+    const f = factorsOf(r.config);
+    const levels: Record<string, string> = {};
+    study.varying.forEach((k, i) => (levels[labels[i]] = levelText(f[k])));
+    if (others.size > 1) levels[OTHER_SETTINGS] = others.get(settingOf(r))!;
+    return { levels, y: valueOf(r, study.metric)! * study.metric.scale };
+  });
+  return attempt(() => {
+    const par = factorialAnova(rows, factorNames, terms);
+    const normality = attempt(() => {
+      const t = normalityTest(par.residuals);
+      return { k2: t.k2, p: t.p };
+    });
+    const far = normality.ok && normality.value.p < (opts.alpha ?? 0.05);
+    const art = far ? alignedRankAnova(rows, factorNames, terms) : null;
+    const view = (es: FactorialEffect[]): DesignEffect[] =>
+      es.map((e) => ({
+        name: e.name,
+        factors: e.factors,
+        ss: e.ss,
+        df: e.df,
+        f: e.f,
+        p: e.p,
+        partialEtaSquared: e.partialEtaSquared,
+      }));
+    const nLevels = (name: string) => new Set(rows.map((r) => r.levels[name])).size;
+    return {
+      factors: factorNames,
+      n: rows.length,
+      ssType: "II" as const,
+      balanced: par.balanced,
+      errorDf: par.error.df,
+      parametric: view(par.effects),
+      normality,
+      art: art ? view(art.effects) : null,
+      used: far ? "aligned rank transform" as const : "parametric" as const,
+      aliased: par.effects.filter((e) => e.df < e.factors.reduce((s, f) => s * (nLevels(f) - 1), 1))
+        .map((e) => e.name),
+    };
+  });
 }
 
 /**
@@ -579,7 +605,7 @@ export function analyzeStudy(study: Study, opts: AnalysisOptions = {}): StudyAna
     baselines: baselineComparisons(study, opts),
     trivial: trivialSummary(study),
     factors,
-    twoWay: twoWayFor(study),
+    design: designAnova(study, opts),
     superscripts: retrievalSuperscripts(study, opts),
     seedSd,
     notes,

@@ -31,7 +31,6 @@ Deno.test("factor analysis finds the fixture's real effects and matches runs", (
   // Rank applies only to lora/dora: ia3 runs are left out, never matched as "n/a".
   const rank = a.factors.find((f) => f.factor === "rank")!;
   assert.deepEqual(rank.levels, ["4", "16"]);
-  assert.ok(a.twoWay.length > 0 && a.twoWay[0].effects.length === 3);
   assert.ok(Number.isFinite(a.seedSd) && a.seedSd > 0.5 && a.seedSd < 2.5, `seedSd ${a.seedSd}`);
   assert.ok(a.notes.some((n) => n.includes("1 failed run")));
 });
@@ -92,4 +91,23 @@ Deno.test("a study with one configuration reports notes instead of throwing", as
   assert.equal(a.factors.length, 0);
   assert.ok(a.notes.some((n) => n.includes("seed noise cannot be estimated")));
   assert.ok(a.notes.some((n) => n.includes("nothing to compare")));
+});
+
+Deno.test("one type II model over the whole design replaces two-way ANOVAs on slices", () => {
+  const s = byTask("classify");
+  const a = analyzeStudy(s, { resamples: 100 });
+  assert.ok(a.design?.ok, a.design && !a.design.ok ? a.design.reason : "no design");
+  const d = a.design.value;
+  assert.deepEqual(d.factors, ["method", "targets", "rank", "quant"]);
+  // Every analysed run is in the one model (no slice), 4 main effects + 6 pairs.
+  assert.equal(d.n, s.ok.length);
+  assert.equal(d.parametric.length, 10);
+  assert.equal(d.ssType, "II");
+  // ia3 has no targets or rank: those levels coincide with method ia3, so method loses that df.
+  assert.ok(d.aliased.includes("method"), d.aliased.join(","));
+  // The fixture's nf4-vs-fp4 effect (2.5 points against 1.2 noise) is found by the model.
+  const quant = (d.used === "parametric" ? d.parametric : d.art!).find((e) => e.name === "quant")!;
+  assert.equal(quant.df, 1);
+  assert.ok(quant.p < 0.05 && quant.partialEtaSquared > 0 && quant.partialEtaSquared < 1, `${quant.p}`);
+  assert.ok(d.normality.ok, "enough residuals for the normality check");
 });

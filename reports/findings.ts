@@ -66,6 +66,29 @@ export function studyFindings(study: Study, a: StudyAnalysis): StudyFindings {
         `${tally(b.rows.map((r) => r.judgement.kind), `±${a.margin.toFixed(u.digits)}`)}.`,
     );
   }
+  if (a.design?.ok) {
+    const d = a.design.value;
+    const table = d.used === "parametric" ? d.parametric : d.art!;
+    const shown = table.filter((e) => e.df > 0);
+    const sig = shown.filter((e) => e.p < 0.05);
+    const pv = (p: number) => (p < 0.001 ? "p < 0.001" : `p = ${p.toFixed(3)}`);
+    lines.push(
+      `Factorial ANOVA over all ${d.n} runs (type II${
+        d.used === "parametric" ? "" : ", aligned rank transform"
+      }): ` +
+        (sig.length
+          ? sig.map((e) =>
+            `${e.name} F(${e.df}, ${d.errorDf}) = ${e.f.toFixed(2)}, ${pv(e.p)}, partial η² = ${
+              e.partialEtaSquared.toFixed(2)
+            }`
+          ).join("; ")
+          : "no effect or interaction at p < 0.05") +
+        (sig.length && sig.length < shown.length
+          ? `; not significant: ${shown.filter((e) => e.p >= 0.05).map((e) => e.name).join(", ")}`
+          : "") +
+        ".",
+    );
+  }
   for (const f of a.factors) {
     for (const p of f.pairs) lines.push(p.verdict);
   }

@@ -11,7 +11,13 @@ import Handlebars from "handlebars";
 import { join } from "node:path";
 import type { RunRecord } from "../bench/record.ts";
 import { writeFileAtomic } from "../models/util/io.ts";
-import { type AnalysisOptions, analyzeStudy, type Attempt, type StudyAnalysis } from "./analysis.ts";
+import {
+  type AnalysisOptions,
+  analyzeStudy,
+  type Attempt,
+  type DesignEffect,
+  type StudyAnalysis,
+} from "./analysis.ts";
 import { type Chart, ChartRenderer, runCharts, studyCharts } from "./charts.ts";
 import {
   buildStudies,
@@ -416,17 +422,7 @@ function statsView(study: Study, a: StudyAnalysis) {
         verdict: p.verdict,
       })),
     })),
-    twoWay: a.twoWay.map((t) => ({
-      title: `${t.a} × ${t.b}`,
-      at: t.at,
-      design: `${t.levelsA.length} × ${t.levelsB.length} cells, ${t.replicates} seeds each`,
-      effects: t.effects.map((e) => ({
-        name: e.name,
-        f: `F(${e.df}, ${t.errorDf}) = ${fmt(e.f, 2)}`,
-        p: fmtP(e.p),
-        eta: fmt(e.partialEtaSquared, 2),
-      })),
-    })),
+    design: designView(a),
     superscripts: a.superscripts === null ? null : a.superscripts.ok
       ? {
         ok: true,
@@ -443,6 +439,48 @@ function statsView(study: Study, a: StudyAnalysis) {
         })),
       }
       : { ok: false, text: `Per-query significance not computed: ${a.superscripts.reason}.` },
+  };
+}
+
+/** The design model's tables for the templates. */
+function designView(a: StudyAnalysis) {
+  const d = a.design;
+  if (d === null) return null;
+  if (!d.ok) return { ok: false, text: `Design model not fitted: ${d.reason}.` };
+  const v = d.value;
+  const rowsOf = (es: readonly DesignEffect[]) =>
+    es.map((e) => ({
+      name: e.name,
+      df: String(e.df),
+      f: e.df === 0 ? "not estimable" : `F(${e.df}, ${v.errorDf}) = ${fmt(e.f, 2)}`,
+      p: fmtP(e.p),
+      eta: fmt(e.partialEtaSquared, 2),
+    }));
+  const norm = v.normality.ok
+    ? `D'Agostino-Pearson test of the residuals: K² = ${fmt(v.normality.value.k2, 2)}, ${
+      pText(v.normality.value.p)
+    }`
+    : `residual normality not checked (${v.normality.reason})`;
+  return {
+    ok: true,
+    text: `One linear model over all ${v.n} analysed runs: ${v.factors.join(", ")} as factors with their ` +
+      `two-way interactions, seeds as replicates, type II sums of squares (each term after every term ` +
+      `that does not contain it), error df ${v.errorDf}; the design is ${
+        v.balanced ? "balanced" : "unbalanced (type II handles it; no slices)"
+      }. ${norm}; ${
+        v.used === "parametric"
+          ? "the parametric F tests are read."
+          : "residuals are far from normal, so the aligned-rank-transform ANOVA (Wobbrock et al. 2011) is read; " +
+            "the parametric table follows it."
+      }${
+        v.aliased.length
+          ? ` Fewer df than levels for ${v.aliased.join(", ")}: some levels coincide with levels of ` +
+            "another factor (e.g. frozen has no rank), so only the contrasts the design separates are tested; " +
+            "the baseline comparisons above cover the rest."
+          : ""
+      }`,
+    art: v.art ? rowsOf(v.art) : null,
+    parametric: rowsOf(v.parametric),
   };
 }
 

@@ -89,7 +89,9 @@ Deno.test("table: one row per configuration, failed runs with their error, per-r
   for (const l of links) assert.ok(files.some((f) => f.path === l.replaceAll("&#x3D;", "=")), l);
   assert.match(index, /<th data-sort-col[^>]*>sig\.<\/th>/, "retrieval table has significance letters");
   assert.match(index, /Kruskal-Wallis H<\/th><td>H &#x3D; \d/, "some factor has a Kruskal-Wallis result");
-  assert.match(index, /Two-way ANOVA/);
+  assert.match(index, /Factorial ANOVA over the design/);
+  assert.match(index, /type II sums of squares/);
+  assert.doesNotMatch(index, /Two-way ANOVA|Balanced crossing at/);
 });
 
 Deno.test("writeReport refuses a non-empty folder that is not a report, refreshes one that is", async () => {

@@ -11,11 +11,16 @@
  * tfjs-core keeps private (pooling, convolution) are bundled. Run it after upgrading tfjs-core.
  * @module
  */
-import * as esbuild from "npm:esbuild@0.24.0";
 import * as tf from "@tensorflow/tfjs-core";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+
+/**
+ * esbuild, loaded at run time from a computed specifier so that type-checking the project does not
+ * resolve it and add it to deno.lock (it is a tool for regenerating one file, not a dependency).
+ */
+const ESBUILD = ["npm:esbuild", "0.24.0"].join("@");
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CORE_LINK = join(ROOT, "node_modules/@tensorflow/tfjs-core/dist");
@@ -55,10 +60,14 @@ function allPublic(file: string): boolean {
   return names.length > 0 && names.every((n) => PUBLIC.has(n));
 }
 
-const publicCore: esbuild.Plugin = {
+// deno-lint-ignore no-explicit-any
+type Plugin = any;
+
+const publicCore: Plugin = {
   name: "public-tfjs-core",
-  setup(build) {
-    build.onResolve({ filter: /^\./ }, (args) => {
+  // deno-lint-ignore no-explicit-any
+  setup(build: any) {
+    build.onResolve({ filter: /^\./ }, (args: { path: string; resolveDir: string }) => {
       const abs = resolve(args.resolveDir, args.path);
       const rel = relative(CORE, abs);
       if (rel.startsWith("gradients/") || rel === "register_all_gradients") return { path: `${abs}.js` };
@@ -68,7 +77,7 @@ const publicCore: esbuild.Plugin = {
       }
       return { path: `${abs}.js` };
     });
-    build.onLoad({ filter: /.*/, namespace: "public" }, (args) => {
+    build.onLoad({ filter: /.*/, namespace: "public" }, (args: { path: string }) => {
       if (args.path in SHIMS) return { contents: SHIMS[args.path], resolveDir: CORE };
       const ns = NAMESPACES[args.path];
       const names = Object.keys(tf[ns]).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k));
@@ -84,6 +93,7 @@ const publicCore: esbuild.Plugin = {
 
 if (import.meta.main) {
   if (!existsSync(CORE)) throw new Error(`${CORE} is missing; run npx -y deno@2.9.6 install first`);
+  const esbuild = await import(ESBUILD);
   const result = await esbuild.build({
     entryPoints: [join(CORE, "register_all_gradients.js")],
     bundle: true,

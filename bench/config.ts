@@ -8,7 +8,7 @@ import { dirname, resolve } from "node:path";
 import { InputError, numberFlag, UsageError } from "../models/util/args.ts";
 import { datasetTask, parseDatasetOptions } from "../datasets/registry.ts";
 import type { Dataset } from "../datasets/types.ts";
-import { QUANT_SCHEMES } from "../methods/quant/config.ts";
+import { parseQuantOptions, QUANT_SCHEMES } from "../methods/quant/config.ts";
 import { BACKEND_NAMES } from "../models/backend.ts";
 import { type LoadedModel, loadModel } from "../models/load.ts";
 import { NAMED_OPTIONS, optionFlag, plainContext } from "../methods/common.ts";
@@ -183,6 +183,11 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
   const quant: RunConfig["quant"] = { scheme };
   if (v["double-quant"]) quant.doubleQuant = true;
   if (v["block-size"] !== undefined) quant.blockSize = numberFlag("block-size", String(v["block-size"]));
+  try {
+    Object.assign(quant, parseQuantOptions((v["quant-opt"] as string[] | undefined) ?? []));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   const loftq = numberFlag("loftq", String(v.loftq ?? 0), (n) => Number.isInteger(n) && n >= 0);
   checkLoftq(loftq, resolveQuant(quant), method);
   let trainPerClass = optionalInt("train-per-class", v["train-per-class"]);

@@ -182,3 +182,24 @@ Deno.test("trainingFailure: overflowing parameters, and a loss that never falls 
   assert.equal(trainingFailure([], []), null);
   tf.dispose([ok, huge, nan]);
 });
+
+Deno.test("--quant-opt: options the scheme takes enter the config; others are one-line usage errors", () => {
+  const [gptq] = configs(["--quant", "gptq4", "--quant-opt", "actOrder=true", "--quant-opt", "damping=0.05"]);
+  assert.deepEqual(gptq.quant, { scheme: "gptq4", actOrder: true, damping: 0.05 });
+  const [int8] = configs(["--quant", "llm-int8", "--quant-opt", "outlierThreshold=4"]);
+  assert.equal(int8.quant.outlierThreshold, 4);
+  assert.deepEqual(configs([])[0].quant, { scheme: "none" });
+  for (
+    const [args, pattern] of [
+      [["--quant", "nf4", "--quant-opt", "actOrder=true"], /actOrder/],
+      [["--quant", "gptq4", "--quant-opt", "bogus=1"], /unknown quant option; allowed:/],
+      [["--quant", "gptq4", "--quant-opt", "damping"], /use KEY=VALUE/],
+      [["--quant", "gptq4", "--quant-opt", "damping=abc"], /expected a number/],
+    ] as const
+  ) {
+    const f = failure(() => configs([...args]));
+    assert.equal(f.kind, "UsageError", f.message);
+    assert.match(f.message, pattern);
+    assert.ok(!f.message.includes("\n"));
+  }
+});

@@ -13,6 +13,7 @@ import { basename, join } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../models/util/io.ts";
 import { InputError } from "../models/util/args.ts";
+import type { QuantConfig } from "../methods/quant/config.ts";
 import { type Direction, metricDirection, primaryMetricOf } from "./metrics/table.ts";
 
 /** Bumped whenever a field changes meaning. */
@@ -27,7 +28,8 @@ export interface RunConfig {
   method: string;
   /** Method options after schema defaults (targets, rank, alpha, ...). */
   methodOptions: Record<string, unknown>;
-  quant: { scheme: string; blockSize?: number; doubleQuant?: boolean; outlierThreshold?: number };
+  /** The `--quant` scheme and its options as given (`--block-size`, `--double-quant`, `--quant-opt`). */
+  quant: { scheme: string } & Partial<Omit<QuantConfig, "scheme">>;
   /** LoftQ initialisation iterations (0: plain). */
   loftq: number;
   trainSize: number | null;

@@ -584,7 +584,7 @@ export function trivialSummary(study: Study): TrivialSummary | null {
 
 /** Every statistic of a study. */
 export function analyzeStudy(study: Study, opts: AnalysisOptions = {}): StudyAnalysis {
-  const notes: string[] = [];
+  const notes: string[] = study.metricNote ? [study.metricNote] : [];
   const seedGroups = study.groups.map((g) =>
     g.runs.map((r) => valueOf(r, study.metric)! * study.metric.scale)
   );

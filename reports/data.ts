@@ -7,6 +7,7 @@ import { canonicalJson, type RunConfig, runName, type RunRecord } from "../bench
 import { type Direction, metricSpec, rankingMetricOf } from "../bench/metrics/table.ts";
 import { type Factor, FACTORS, factorsOf, type Level, sortLevels } from "../bench/factors.ts";
 import { mean, sd } from "./stats/mod.ts";
+import { InputError } from "../models/util/args.ts";
 
 export type { Direction } from "../bench/metrics/table.ts";
 export { FACTOR_LABELS, FACTORS, factorsOf, sortLevels } from "../bench/factors.ts";
@@ -124,6 +125,8 @@ export interface Study {
   metricNames: string[];
   /** Factors with at least two levels among `ok`. */
   varying: Factor[];
+  /** Why the analysed metric is not the task's primary one, or why `--metric` did not apply. */
+  metricNote?: string;
 }
 
 /** Value of the study's primary metric for a run (undefined when absent or not finite). */
@@ -153,8 +156,18 @@ export function slug(text: string): string {
   return s || "x";
 }
 
+/** Options of {@link buildStudies}. */
+export interface StudyOptions {
+  /**
+   * Metric to analyse instead of the task's primary one (`macroF1`, `ndcg@10`). Studies whose runs
+   * do not carry it keep their primary metric and say so in `metricNote`; when no study carries it,
+   * buildStudies throws naming the metrics that exist.
+   */
+  metric?: string;
+}
+
 /** Split records into studies (task + dataset), each with its configurations. */
-export function buildStudies(records: readonly RunRecord[]): Study[] {
+export function buildStudies(records: readonly RunRecord[], opts: StudyOptions = {}): Study[] {
   const byStudy = new Map<string, RunRecord[]>();
   for (const r of records) {
     const k = JSON.stringify([String(r.config?.task), String(r.config?.dataset)]);
@@ -170,7 +183,14 @@ export function buildStudies(records: readonly RunRecord[]): Study[] {
     for (const r of succeeded) {
       for (const [m, v] of Object.entries(r.metrics ?? {})) if (typeof v === "number") names.add(m);
     }
-    const metric = primaryMetric(task, [...names], succeeded.map((r) => r.primaryMetric));
+    const primary = primaryMetric(task, [...names], succeeded.map((r) => r.primaryMetric));
+    const chosen = opts.metric !== undefined && names.has(opts.metric);
+    const metric = chosen ? reportMetric(opts.metric!) : primary;
+    const metricNote = opts.metric === undefined || chosen
+      ? (chosen && opts.metric !== primary.name
+        ? `analysed metric ${opts.metric} (chosen with --metric; the task's primary is ${primary.name})`
+        : undefined)
+      : `no run carries ${opts.metric}: this study is analysed by its primary metric ${primary.name}`;
     const ok = succeeded.filter((r) => valueOf(r, metric) !== undefined);
     const incomplete = succeeded.filter((r) => valueOf(r, metric) === undefined);
     const metricNames = [metric.name, ...[...names].filter((n) => n !== metric.name).sort()];
@@ -189,7 +209,16 @@ export function buildStudies(records: readonly RunRecord[]): Study[] {
       groups: groupConfigs(ok, metric, metricNames),
       metricNames,
       varying: FACTORS.filter((f) => levelsOf(ok, f).length >= 2),
+      ...(metricNote ? { metricNote } : {}),
     });
+  }
+  if (
+    opts.metric !== undefined && studies.length > 0 && studies.every((s) => s.metric.name !== opts.metric)
+  ) {
+    const all = [...new Set(studies.flatMap((s) => s.metricNames))].sort();
+    throw new InputError(
+      `no run carries metric '${opts.metric}' (--metric); the runs carry: ${all.join(", ")}`,
+    );
   }
   return studies;
 }

@@ -35,7 +35,7 @@ export function studyFindings(study: Study, a: StudyAnalysis): StudyFindings {
   const u = study.metric;
   const margin = `±${a.margin.toFixed(u.digits)} ${u.unit}`;
   const lines: string[] = [
-    `Primary metric ${u.name} (${u.direction} is better); differences in ${u.unit}, judged by paired t ` +
+    `Analysed metric ${u.name} (${u.direction} is better); differences in ${u.unit}, judged by paired t ` +
     `intervals (Bonferroni within each family) and TOST equivalence with margin ${margin}.`,
   ];
   const t = a.trivial;

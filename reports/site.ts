@@ -37,6 +37,8 @@ import { studyFindings } from "./findings.ts";
 /** Options of {@link buildReport}. */
 export interface ReportOptions extends AnalysisOptions {
   title?: string;
+  /** Metric to analyse instead of each task's primary one (see buildStudies). */
+  metric?: string;
 }
 
 /** A rendered file: path relative to the output folder, and its text. */
@@ -597,7 +599,7 @@ export async function renderReport(
   const renderer = new ChartRenderer();
   const files: ReportFile[] = [];
   try {
-    const studies = buildStudies(records);
+    const studies = buildStudies(records, { metric: opts.metric });
     const studyViews = [];
     for (const study of studies) {
       const analysis = analyzeStudy(study, opts);

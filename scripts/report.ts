@@ -21,6 +21,11 @@ export const OPTIONS = {
     help: "equivalence margin for TOST, in the primary metric's difference unit (default: 1 point for " +
       "accuracy, F1, MRR, NDCG and recall; 1% of the study's mean for perplexity and other metrics)",
   },
+  metric: {
+    type: "string",
+    help: "metric to analyse (macroF1, ndcg@10, bitsPerByte, ...; default: each task's primary metric from " +
+      "bench/metrics/table.ts: accuracy, mrr, perplexity)",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 } satisfies Record<string, OptionSpec>;
 
@@ -36,6 +41,7 @@ export async function main(args: string[], startWork: () => void = () => {}): Pr
   const positive = (n: number) => Number.isInteger(n) && n > 0;
   const opts = {
     title: values.title,
+    metric: values.metric,
     seed: numberFlag("seed", values.seed, Number.isInteger),
     resamples: numberFlag("resamples", values.resamples, positive),
     permutations: numberFlag("permutations", values.permutations, positive),

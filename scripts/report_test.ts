@@ -61,6 +61,18 @@ Deno.test("report CLI writes the site and REPORT.md from a results folder", asyn
     assert.match(await Deno.readTextFile(join(out, "index.html")), /<table class="runs"/);
     assert.match(await Deno.readTextFile(join(out, "REPORT.md")), /^# peft-bench report/);
     assert.equal([...Deno.readDirSync(join(out, "runs"))].length, 41);
+    assert.match(await Deno.readTextFile(join(out, "REPORT.md")), /Analysed metric: \*\*accuracy\*\*/);
+    // --metric picks the analysed metric; one the runs lack is one line naming those they carry, exit 2.
+    const f1 = await run(["--results", results, "--out", out, "--metric", "macroF1", "--resamples", "20"]);
+    assert.equal(f1.code, 0, f1.stderr);
+    const md = await Deno.readTextFile(join(out, "REPORT.md"));
+    assert.match(md, /Analysed metric: \*\*macroF1\*\*/);
+    assert.match(md, /macro-F1 points/);
+    assert.match(md, /chosen with --metric; the task's primary is accuracy/);
+    const bad = await run(["--results", results, "--out", out, "--metric", "ndcg@10"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /no run carries metric 'ndcg@10' \(--metric\); the runs carry: .*macroF1/);
+    assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
     // A second run refreshes the same folder; an unrelated non-empty folder is refused.
     assert.equal((await run(["--results", results, "--out", out])).code, 0);
     const other = await run(["--results", results, "--out", results]);

@@ -14,7 +14,7 @@ import { QuantizedLinear } from "../methods/quant/linear.ts";
 import type { AppliedMethod, MethodContext } from "../methods/types.ts";
 import type { RunRecord } from "./record.ts";
 import type { ResolvedRun } from "./run_resolve.ts";
-import { frozenFootprint, type LoftqFactors } from "./frozen_base.ts";
+import { frozenFootprint, type LayerCalibration, type LoftqFactors } from "./frozen_base.ts";
 
 /**
  * The context a method applies under: frozen layers it rebuilds (PiSSA's residual, merges) are
@@ -25,6 +25,7 @@ export function methodContext(
   rng: Rng,
   totalSteps: number,
   factors: LoftqFactors,
+  calibration: LayerCalibration = new Map(),
 ): MethodContext {
   const quant = run.quant;
   return {
@@ -32,7 +33,7 @@ export function methodContext(
     totalSteps,
     makeFrozenLinear: (name, weight, bias) =>
       quant
-        ? QuantizedLinear.fromDense(name, weight, quant, bias)
+        ? QuantizedLinear.fromDense(name, weight, quant, bias, calibration.get(name) ?? null)
         : new Linear(name, variableOf(() => tf.clone(weight), false), bias),
     ...(factors.size > 0 ? { initialFactors: factors } : {}),
   };

@@ -9,12 +9,47 @@ import { Linear, type LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import { QuantizedLinear } from "../methods/quant/linear.ts";
 import { loftqInit } from "../methods/quant/loftq.ts";
+import { collectLayerInputs } from "../methods/quant/calibration.ts";
+import { schemeModule } from "../methods/quant/schemes.ts";
+import type { Calibration } from "../methods/quant/schemes/types.ts";
 import type { MethodContext } from "../methods/types.ts";
 import type { RunRecord } from "./record.ts";
 import type { ResolvedRun } from "./run_resolve.ts";
 
 /** LoftQ's starting factors by layer name: A [r, in], B [out, r] with W ~ Q + B A. */
 export type LoftqFactors = NonNullable<MethodContext["initialFactors"]>;
+
+/** Input activations per decoder linear, for schemes that quantize against them (GPTQ). */
+export type LayerCalibration = ReadonlyMap<string, Calibration>;
+
+/** Training items (a seeded sample) whose tokens calibrate a scheme that needs activations. */
+export const CALIBRATION_ITEMS = 32;
+/** Input rows (tokens) kept per layer from those items. */
+export const CALIBRATION_ROWS = 2048;
+
+/**
+ * The input rows each decoder linear sees while the full-precision model reads `sequences` (token
+ * ids of training items), one sequence per forward pass; empty when the run's scheme needs no
+ * calibration. All layers are recorded in one pass of the unquantized model (GPTQ's repository
+ * feeds each block the previous quantized blocks' outputs instead).
+ */
+export async function calibrateFrozenBase(
+  model: LlamaModel,
+  run: ResolvedRun,
+  sequences: readonly number[][],
+): Promise<LayerCalibration> {
+  if (run.quant === null || !schemeModule(run.quant.scheme).needsCalibration) return new Map();
+  const names = [...model.linears.keys()].filter((name) => name.startsWith("layers."));
+  const forward = () => {
+    for (const ids of sequences) {
+      if (ids.length === 0) continue;
+      tf.tidy(() => {
+        model.hidden(tf.tensor2d(ids, [1, ids.length], "int32"));
+      });
+    }
+  };
+  return await collectLayerInputs(model, names, forward, CALIBRATION_ROWS);
+}
 
 /** Every linear module of the model, including the bases that method wrappers keep (each once). */
 export function allLinears(model: LlamaModel): LinearModule[] {
@@ -35,7 +70,11 @@ export function allLinears(model: LlamaModel): LinearModule[] {
  * method's plan (`loftqPlan`, read before the method applies) get Q_T from LoftQ and their factors
  * (A_T, B_T) are returned for `MethodContext.initialFactors`.
  */
-export function quantizeFrozenBase(model: LlamaModel, run: ResolvedRun): LoftqFactors {
+export function quantizeFrozenBase(
+  model: LlamaModel,
+  run: ResolvedRun,
+  calibration: LayerCalibration = new Map(),
+): LoftqFactors {
   const factors = new Map<string, { a: Float32Array; b: Float32Array }>();
   const q = run.quant;
   if (q === null) return factors;
@@ -55,7 +94,10 @@ export function quantizeFrozenBase(model: LlamaModel, run: ResolvedRun): LoftqFa
       model.linears.set(name, new QuantizedLinear(name, r.quantized, layer.bias));
       factors.set(name, { a: r.a, b: r.b });
     } else {
-      model.linears.set(name, QuantizedLinear.fromDense(name, w, q, layer.bias));
+      model.linears.set(
+        name,
+        QuantizedLinear.fromDense(name, w, q, layer.bias, calibration.get(name) ?? null),
+      );
     }
     model.params.get(`${name}.weight`)?.dispose();
     model.params.delete(`${name}.weight`);

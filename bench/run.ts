@@ -19,7 +19,15 @@ import { type RunConfig, runIdOf, runName, type RunRecord, SCHEMA_VERSION } from
 import type { TaskRunner } from "./tasks/types.ts";
 import { resolveRun } from "./run_resolve.ts";
 import { buildTask, loadRunDataset } from "./run_task.ts";
-import { type LoftqFactors, quantizeFrozenBase, quantSummary } from "./frozen_base.ts";
+import {
+  calibrateFrozenBase,
+  CALIBRATION_ITEMS,
+  type LayerCalibration,
+  type LoftqFactors,
+  quantizeFrozenBase,
+  quantSummary,
+} from "./frozen_base.ts";
+import { quantLayerReport } from "../methods/quant/report.ts";
 import { adaptedSize, applyMethod, methodContext } from "./apply_method.ts";
 import { makeOptimizers, type RunOptimizers, totalSteps, trainLoop } from "./train_loop.ts";
 import { evaluateAndMeasure, measureInference, memoryRecord } from "./measure.ts";
@@ -101,19 +109,27 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     const model = loaded.model;
     task = buildTask(loaded, config, options.dataset ?? await loadRunDataset(config), rng.fork("task"));
 
-    // Frozen base, quantized (with LoftQ's factors for the method's plan): the frozen model's
-    // latency before and after packing it.
+    // Frozen base, quantized (calibrated on a seeded sample of training items where the scheme
+    // needs activations; with LoftQ's factors for the method's plan): the frozen model's latency
+    // before and after packing it.
     let factors: LoftqFactors = new Map();
+    let calibration: LayerCalibration = new Map();
     if (run.quant) {
       record.timing.inferLatencyUnquantizedMs = latencyStats(await measureInference(task, 10));
-      factors = quantizeFrozenBase(model, run);
+      const items = rng.fork("calibration").shuffle(Array.from({ length: task.trainItems }, (_, i) => i));
+      calibration = await calibrateFrozenBase(
+        model,
+        run,
+        task.trainSequences(items.slice(0, CALIBRATION_ITEMS)),
+      );
+      factors = quantizeFrozenBase(model, run, calibration);
       record.timing.inferLatencyQuantizedMs = latencyStats(await measureInference(task, 10));
     }
 
     // The method; --diagnostics probes the frozen model's attention before it applies.
     const steps = totalSteps(config, task.trainItems);
     const frozenAttention = config.diagnostics ? probeTaskAttention(model, task) : null;
-    applied = applyMethod(model, run, methodContext(run, rng.fork("method"), steps, factors));
+    applied = applyMethod(model, run, methodContext(run, rng.fork("method"), steps, factors, calibration));
     const headVars = task.headVariables;
     record.size = adaptedSize(model, applied, headVars);
     record.quant = quantSummary(model, config, record.timing);
@@ -147,6 +163,11 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
       rssBytes: Deno.memoryUsage().rss,
     });
     record.metrics = measured.evaluation.metrics;
+    record.primaryMetric = task.primaryMetric;
+    record.primaryDirection = task.higherIsBetter ? "higher" : "lower";
+    // Per-layer quantization figures, read after training and evaluation so llm-int8's outlier
+    // shares cover every forward pass of the run.
+    if (record.quant && run.quant) record.quant = { ...record.quant, ...quantLayerReport(model.linears) };
     record.perItem = measured.evaluation.perItem;
     record.details = measured.evaluation.details;
     record.timing = {

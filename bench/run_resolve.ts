@@ -10,6 +10,7 @@ import type { DatasetSpec } from "../datasets/registry.ts";
 import { getMethod, METHODS, parseMethodConfig } from "../methods/registry.ts";
 import type { MethodDefinition } from "../methods/types.ts";
 import { type ResolvedQuantConfig, validateQuantConfig } from "../methods/quant/config.ts";
+import { schemeModule } from "../methods/quant/schemes.ts";
 import type { RunConfig } from "./record.ts";
 
 /** A method looked up by name with its options parsed by its schema (defaults filled in). */
@@ -89,6 +90,12 @@ export function checkLoftq(
   if (iterations === 0) return;
   if (quant === null) {
     throw new UsageError("--loftq needs a quantized base: add --quant nf4 (or another scheme)");
+  }
+  if (schemeModule(quant.scheme).needsCalibration) {
+    throw new UsageError(
+      `--loftq alternates quantization and SVD without activations; --quant ${quant.scheme} needs calibration ` +
+        "activations: use --quant nf4 (or another calibration-free scheme) with --loftq",
+    );
   }
   if (!method.definition.loftqPlan) {
     throw new UsageError(

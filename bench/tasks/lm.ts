@@ -46,6 +46,7 @@ export function lmTask(
     loss: (items) =>
       tf.tidy(() => model.lmLoss(tf.tensor2d(items.flatMap(row), [items.length, rowLen], "int32")).loss),
     batchTokens: (items) => items.length * (rowLen - 1),
+    trainSequences: (items) => items.map((i) => row(i).slice(0, rowLen - 1)),
     async evaluate(split, maxItems): Promise<Evaluation> {
       if (split === "dev") split = "test"; // LM datasets have no dev split: evaluate on held-out text
       const docs = data.test.slice(0, maxItems ?? undefined);

@@ -106,6 +106,8 @@ export function retrieveTask(
     trainItems: pairs.length,
     testItems: testQueries.length,
     sampleSequences: (n) => testQueries.slice(0, n).map((s) => s.slice()),
+    trainSequences: (items) =>
+      items.flatMap((i) => [pairs[i].query.slice(), docTokens(pairs[i].positive).slice()]),
     loss(items) {
       return tf.tidy(() => {
         const docs: string[] = [];

@@ -37,6 +37,11 @@ export interface TaskRunner {
    * items, for diagnostics that probe the model on real text (attention entropy).
    */
   sampleSequences?(n: number): number[][];
+  /**
+   * Token ids of the given training items as the model sees them (a retrieval pair gives its query
+   * and its positive document), for calibrating quantization schemes that need activations (GPTQ).
+   */
+  trainSequences(items: readonly number[]): number[][];
   /** Free the task's tensors. */
   dispose(): void;
 }

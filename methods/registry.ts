@@ -25,6 +25,7 @@ import { promptTuning } from "./prompt_tuning.ts";
 import { prefixTuning } from "./prefix_tuning.ts";
 import { intrinsicSaid } from "./intrinsic_said.ts";
 import { galore } from "./galore.ts";
+import { oft } from "./oft.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -50,6 +51,7 @@ const ALL: MethodDefinition<any>[] = [
   vera,
   adalora,
   orthogeolora,
+  oft,
 ];
 
 /** Methods by name, in listing order. */

@@ -150,6 +150,8 @@ export interface DesignEffect {
 export interface DesignAnova {
   /** Factor labels in the model (plus "other settings" when runs differ beyond the factors). */
   factors: string[];
+  /** Where the factors and level names come from: the sweep file or the run configs. */
+  source: string;
   n: number;
   ssType: "II";
   balanced: boolean;
@@ -376,6 +378,7 @@ export const OTHER_SETTINGS = "other settings";
  * when runs differ beyond the factors. Null when no factor varies.
  */
 export function designAnova(study: Study, opts: AnalysisOptions = {}): Attempt<DesignAnova> | null {
+  if (study.sweepFactors && study.sweepLevels) return sweepDesignAnova(study, opts);
   if (study.varying.length === 0) return null;
   const others = new Map<string, string>();
   // Method options beyond targets and rank belong to the method (alpha of lora, none for ia3).
@@ -399,6 +402,33 @@ export function designAnova(study: Study, opts: AnalysisOptions = {}): Attempt<D
     if (others.size > 1) levels[OTHER_SETTINGS] = others.get(settingOf(r))!;
     return { levels, y: valueOf(r, study.metric)! * study.metric.scale };
   });
+  return fitDesign(rows, factorNames, terms, "run configs (bench/factors.ts)", opts);
+}
+
+/**
+ * The design model with the sweep file's own factors and level names (`--sweep`): the factors
+ * that vary (seed excluded: seeds are the replicates) and their pairs.
+ */
+function sweepDesignAnova(study: Study, opts: AnalysisOptions): Attempt<DesignAnova> | null {
+  const factors = study.sweepFactors!;
+  if (factors.length === 0) return null;
+  const rows: FactorialRow[] = study.ok.map((r) => {
+    const l = study.sweepLevels!.get(r.runId)!;
+    return {
+      levels: Object.fromEntries(factors.map((f) => [f, l[f]])),
+      y: valueOf(r, study.metric)! * study.metric.scale,
+    };
+  });
+  return fitDesign(rows, factors, crossedTerms(factors), `the sweep file ${study.sweepSource}`, opts);
+}
+
+function fitDesign(
+  rows: FactorialRow[],
+  factorNames: string[],
+  terms: string[][],
+  source: string,
+  opts: AnalysisOptions,
+): Attempt<DesignAnova> {
   return attempt(() => {
     const par = factorialAnova(rows, factorNames, terms);
     const normality = attempt(() => {
@@ -420,6 +450,7 @@ export function designAnova(study: Study, opts: AnalysisOptions = {}): Attempt<D
     const nLevels = (name: string) => new Set(rows.map((r) => r.levels[name])).size;
     return {
       factors: factorNames,
+      source,
       n: rows.length,
       ssType: "II" as const,
       balanced: par.balanced,
@@ -584,7 +615,7 @@ export function trivialSummary(study: Study): TrivialSummary | null {
 
 /** Every statistic of a study. */
 export function analyzeStudy(study: Study, opts: AnalysisOptions = {}): StudyAnalysis {
-  const notes: string[] = study.metricNote ? [study.metricNote] : [];
+  const notes: string[] = [study.metricNote, study.sweepNote].filter((n): n is string => n !== undefined);
   const seedGroups = study.groups.map((g) =>
     g.runs.map((r) => valueOf(r, study.metric)! * study.metric.scale)
   );

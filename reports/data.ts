@@ -127,6 +127,14 @@ export interface Study {
   varying: Factor[];
   /** Why the analysed metric is not the task's primary one, or why `--metric` did not apply. */
   metricNote?: string;
+  /** The sweep file's factors that vary among `ok` (seed excluded), when `--sweep` names them. */
+  sweepFactors?: string[];
+  /** Run id -> sweep factor -> level name, when `--sweep` names them. */
+  sweepLevels?: Map<string, Record<string, string>>;
+  /** The sweep file the names come from. */
+  sweepSource?: string;
+  /** Why the sweep's names were not used. */
+  sweepNote?: string;
 }
 
 /** Value of the study's primary metric for a run (undefined when absent or not finite). */
@@ -164,6 +172,20 @@ export interface StudyOptions {
    * buildStudies throws naming the metrics that exist.
    */
   metric?: string;
+  /**
+   * The sweep file's own factor and level names (`deno task report --sweep FILE`): run id ->
+   * factor -> level name, from the sweep's plan. Run records do not carry them; without this the
+   * factors are derived from each run's config (bench/factors.ts).
+   */
+  sweep?: SweepLevels;
+}
+
+/** A sweep plan's level names by run id, and its factors in file order. */
+export interface SweepLevels {
+  /** Sweep file the names come from (for notes). */
+  source: string;
+  factors: string[];
+  byRun: Map<string, Record<string, string>>;
 }
 
 /** Split records into studies (task + dataset), each with its configurations. */
@@ -194,6 +216,16 @@ export function buildStudies(records: readonly RunRecord[], opts: StudyOptions =
     const ok = succeeded.filter((r) => valueOf(r, metric) !== undefined);
     const incomplete = succeeded.filter((r) => valueOf(r, metric) === undefined);
     const metricNames = [metric.name, ...[...names].filter((n) => n !== metric.name).sort()];
+    // The sweep's own names apply only when every analysed run is in the plan.
+    const sweep = opts.sweep && ok.length > 0 && ok.every((r) => opts.sweep!.byRun.has(r.runId))
+      ? opts.sweep
+      : undefined;
+    const sweepFactors = sweep?.factors.filter((f) =>
+      f !== "seed" && new Set(ok.map((r) => sweep.byRun.get(r.runId)![f])).size >= 2
+    );
+    const sweepNote = opts.sweep && !sweep
+      ? `some runs are not in the plan of ${opts.sweep.source}: factors derived from the run configs`
+      : undefined;
     let id = slug(`${task}-${dataset}`);
     while (usedIds.has(id)) id += "_";
     usedIds.add(id);
@@ -206,10 +238,12 @@ export function buildStudies(records: readonly RunRecord[], opts: StudyOptions =
       ok,
       failed: runs.filter((r) => r.status === "failed"),
       incomplete,
-      groups: groupConfigs(ok, metric, metricNames),
+      groups: groupConfigs(ok, metric, metricNames, sweep, sweepFactors),
       metricNames,
       varying: FACTORS.filter((f) => levelsOf(ok, f).length >= 2),
       ...(metricNote ? { metricNote } : {}),
+      ...(sweep && sweepFactors ? { sweepFactors, sweepLevels: sweep.byRun, sweepSource: sweep.source } : {}),
+      ...(sweepNote ? { sweepNote } : {}),
     });
   }
   if (
@@ -228,6 +262,8 @@ export function groupConfigs(
   runs: readonly RunRecord[],
   metric: MetricSpec,
   metricNames: readonly string[],
+  sweep?: SweepLevels,
+  sweepFactors?: readonly string[],
 ): ConfigGroup[] {
   const byKey = new Map<string, RunRecord[]>();
   for (const r of runs) {
@@ -245,7 +281,10 @@ export function groupConfigs(
     }
     groups.push({
       key,
-      label: configLabel(rs[0].config),
+      // With the sweep's names a configuration reads as the sweep file wrote it ("method lora+nf4, rank 4").
+      label: sweep && sweepFactors?.length
+        ? sweepFactors.map((f) => `${f} ${sweep.byRun.get(rs[0].runId)![f]}`).join(", ")
+        : configLabel(rs[0].config),
       factors: factorsOf(rs[0].config),
       runs: rs,
       seeds: rs.map((r) => r.config.seed),

@@ -28,6 +28,7 @@ import {
   slug,
   type Study,
   summarize,
+  type SweepLevels,
   valueDigits,
 } from "./data.ts";
 import { escapeMarkdown, jsonForScript } from "./escape.ts";
@@ -39,6 +40,8 @@ export interface ReportOptions extends AnalysisOptions {
   title?: string;
   /** Metric to analyse instead of each task's primary one (see buildStudies). */
   metric?: string;
+  /** The sweep file's factor and level names by run id (see buildStudies). */
+  sweep?: SweepLevels;
 }
 
 /** A rendered file: path relative to the output folder, and its text. */
@@ -462,10 +465,13 @@ function designView(a: StudyAnalysis) {
     ? `D'Agostino-Pearson test of the residuals: K² = ${fmt(v.normality.value.k2, 2)}, ${
       pText(v.normality.value.p)
     }`
-    : `residual normality not checked (${v.normality.reason})`;
+    : `Residual normality not checked (${v.normality.reason})`;
   return {
     ok: true,
-    text: `One linear model over all ${v.n} analysed runs: ${v.factors.join(", ")} as factors with their ` +
+    text:
+      `One linear model over all ${v.n} analysed runs: ${
+        v.factors.join(", ")
+      } (named as in ${v.source}) as factors with their ` +
       `two-way interactions, seeds as replicates, type II sums of squares (each term after every term ` +
       `that does not contain it), error df ${v.errorDf}; the design is ${
         v.balanced ? "balanced" : "unbalanced (type II handles it; no slices)"
@@ -599,7 +605,7 @@ export async function renderReport(
   const renderer = new ChartRenderer();
   const files: ReportFile[] = [];
   try {
-    const studies = buildStudies(records, { metric: opts.metric });
+    const studies = buildStudies(records, { metric: opts.metric, sweep: opts.sweep });
     const studyViews = [];
     for (const study of studies) {
       const analysis = analyzeStudy(study, opts);

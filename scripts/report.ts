@@ -7,6 +7,8 @@
 import { helpText, numberFlag, type OptionSpec, parseCli, runMain, UsageError } from "../models/util/args.ts";
 import { InputError } from "../models/util/args.ts";
 import { buildReport, checkOutputFolder } from "../reports/mod.ts";
+import type { SweepLevels } from "../reports/data.ts";
+import { expandPlan, parseSweep } from "../bench/sweep_plan.ts";
 
 /** The command's options. */
 export const OPTIONS = {
@@ -26,8 +28,34 @@ export const OPTIONS = {
     help: "metric to analyse (macroF1, ndcg@10, bitsPerByte, ...; default: each task's primary metric from " +
       "bench/metrics/table.ts: accuracy, mrr, perplexity)",
   },
+  sweep: {
+    type: "string",
+    help: "the sweep file the results came from: the report then names factors and levels as it does " +
+      "(records do not carry them; without it they are derived from each run's config)",
+  },
   help: { type: "boolean", short: "h", help: "show this help" },
 } satisfies Record<string, OptionSpec>;
+
+/** The level names of a sweep file's plan by run id (bench/sweep_plan.ts expands it as the sweep does). */
+export async function sweepLevels(path: string): Promise<SweepLevels> {
+  let json: unknown;
+  try {
+    json = JSON.parse(await Deno.readTextFile(path));
+  } catch (err) {
+    throw new InputError(
+      err instanceof Deno.errors.NotFound
+        ? `sweep file not found: ${path} (check --sweep)`
+        : `--sweep ${path}: ${(err as Error).message}`,
+    );
+  }
+  const spec = parseSweep(json, path);
+  const plan = await expandPlan(spec);
+  return {
+    source: path,
+    factors: spec.factors.map((f) => f.name),
+    byRun: new Map(plan.runs.map((r) => [r.runId, r.levels])),
+  };
+}
 
 /** Run the command on `args`. */
 export async function main(args: string[], startWork: () => void = () => {}): Promise<void> {
@@ -66,8 +94,9 @@ export async function main(args: string[], startWork: () => void = () => {}): Pr
   } catch (err) {
     throw new InputError((err as Error).message);
   }
+  const sweep = values.sweep === undefined ? undefined : await sweepLevels(values.sweep);
   startWork();
-  const s = await buildReport(values.results, values.out, opts);
+  const s = await buildReport(values.results, values.out, { ...opts, sweep });
   console.log(
     `report: ${s.records} runs → ${values.out}/index.html and REPORT.md (${s.files} files, ${
       s.seconds.toFixed(1)

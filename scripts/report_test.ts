@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { syntheticRecords, writeResults } from "../reports/testing.ts";
+import { fixtureRecord, syntheticRecords, writeResults } from "../reports/testing.ts";
+import { expandPlan, parseSweep } from "../bench/sweep_plan.ts";
+import { Rng } from "../models/util/rng.ts";
 
 const SCRIPT = new URL("./report.ts", import.meta.url).pathname;
 
@@ -78,6 +80,51 @@ Deno.test("report CLI writes the site and REPORT.md from a results folder", asyn
     const other = await run(["--results", results, "--out", results]);
     assert.equal(other.code, 2);
     assert.match(other.stderr, /not empty and holds no previous report/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("report --sweep names factors and levels as the sweep file does (records do not carry them)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const sweepFile = join(dir, "study.json");
+    await Deno.writeTextFile(
+      sweepFile,
+      JSON.stringify({
+        fixed: { dataset: "wordnet-lex", steps: 2, rank: 4 },
+        factors: {
+          variant: [
+            { name: "lora", method: "lora" },
+            { name: "lora+nf4", method: "lora", quant: "nf4", "double-quant": true },
+            { name: "baseline", method: "frozen" },
+          ],
+          seed: [0, 1, 2],
+        },
+      }),
+    );
+    const plan = await expandPlan(parseSweep(JSON.parse(await Deno.readTextFile(sweepFile)), sweepFile));
+    const records = await Promise.all(
+      plan.runs.map((r, i) => fixtureRecord(r.config, new Rng(100 + i), 20, 4)),
+    );
+    const results = join(dir, "results");
+    await writeResults(results, records);
+    const out = join(dir, "site");
+    const r = await run(["--results", results, "--out", out, "--sweep", sweepFile, "--resamples", "20"]);
+    assert.equal(r.code, 0, r.stderr);
+    const md = await Deno.readTextFile(join(out, "REPORT.md"));
+    // The design model's factor is the sweep's "variant", not the derived method/quant pair.
+    assert.match(md, /variant \(named as in .*study\.json\) as factors/);
+    assert.match(md, /\| variant \| 2 \| F\(2, 6\) = /);
+    // Configurations read as the sweep file wrote them, in the baseline table too.
+    assert.match(md, /\| variant lora\+nf4 \| 3 \|/);
+    // Without --sweep the same records get the derived factors.
+    const plain = await run(["--results", results, "--out", out, "--resamples", "20"]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.doesNotMatch(await Deno.readTextFile(join(out, "REPORT.md")), /variant lora\+nf4/);
+    const missing = await run(["--results", results, "--out", out, "--sweep", join(dir, "nope.json")]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /sweep file not found: .*nope\.json \(check --sweep\)/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -48,6 +48,7 @@ function fakeTask(testItems: number, calls: number[], evaluated: unknown[]): Tas
     higherIsBetter: true,
     headVariables: [],
     trainItems: 0,
+    trainSequences: () => [],
     loss: () => tf.scalar(0),
     batchTokens: () => 0,
     evaluate: (split, maxItems) => {

@@ -158,14 +158,30 @@ Deno.test("bench: QLoRA (nf4 + double quant) records real packed sizes; LoftQ ru
 });
 
 Deno.test("bench: GPTQ calibrates on a seeded sample of training items; records carry per-layer quantization figures", async () => {
-  const args = ["--train-per-class", "2", "--steps", "2", "--rank", "4", "--quant", "gptq4", "--block-size", "32"];
+  const args = [
+    "--train-per-class",
+    "2",
+    "--steps",
+    "2",
+    "--rank",
+    "4",
+    "--quant",
+    "gptq4",
+    "--block-size",
+    "32",
+  ];
   const r = await executeRun(config(args), { backend, quiet: true });
   assert.equal(r.status, "success", r.error);
-  const q = r.quant as Record<string, unknown> & { layers: Record<string, { calibrationRows: number }> };
+  const q = r.quant as unknown as Record<string, unknown> & {
+    layers: Record<string, { calibrationRows: number }>;
+  };
   const layers = Object.values(q.layers);
   assert.equal(layers.length, 5 * 7, "every decoder linear of the 5-layer fixture is quantized");
   // Each layer sees the sampled items' tokens (at most CALIBRATION_ROWS, at least one row per item).
-  assert.ok(layers.every((l) => l.calibrationRows > 0 && l.calibrationRows <= 2048), JSON.stringify(layers[0]));
+  assert.ok(
+    layers.every((l) => l.calibrationRows > 0 && l.calibrationRows <= 2048),
+    JSON.stringify(layers[0]),
+  );
   assert.equal(q.calibrationRows, layers.reduce((s, l) => s + l.calibrationRows, 0));
   assert.ok(typeof q.meanRelativeError === "number" && q.meanRelativeError > 0 && q.meanRelativeError < 0.2);
   assert.equal(r.primaryMetric, "accuracy");

@@ -154,13 +154,24 @@ Deno.test({
 
 Deno.test("error hints name only flags bench has", () => {
   // The messages of everything a bench run executes: methods, datasets, model loading, the harness.
-  const dirs = ["methods", "methods/quant", "datasets", "bench/tasks", "models/tokenizers"];
+  const dirs = [
+    "methods",
+    "methods/quant",
+    "methods/quant/schemes",
+    "datasets",
+    "bench/tasks",
+    "models/tokenizers",
+  ];
   const files = [
     ...dirs.flatMap((d) =>
       [...Deno.readDirSync(join(ROOT, d))].filter((e) => e.isFile && /(?<!_test)\.ts$/.test(e.name))
         .map((e) => join(d, e.name))
     ),
     "bench/config.ts",
+    // The run's stages (bench/run.ts imports them), less the environment probe (git's own flags) and
+    // the record module (its hints name `deno task check` flags).
+    ...[...Deno.readTextFileSync(join(ROOT, "bench/run.ts")).matchAll(/from "\.\/([a-z_]+\.ts)"/g)]
+      .map((m) => `bench/${m[1]}`).filter((f) => f !== "bench/env.ts" && f !== "bench/record.ts"),
     "bench/run.ts",
     "models/load.ts",
   ];

@@ -5,7 +5,7 @@
  * Needs calibration: the layer's input rows X [N, in]. With H = (2/N) X^T X:
  *
  * 1. Dead inputs (H_jj = 0) get H_jj = 1 and W[:, j] = 0.
- * 2. act-order (option `actOrder`, `--act-order` in gptq): columns are processed in order of
+ * 2. act-order (option `actOrder`; the act-order flag of the GPTQ repository): columns are processed in order of
  *    decreasing H_jj (W and H permuted alike).
  * 3. Damping: H += lambda I with lambda = damping · mean(diag H) (`percdamp`, default 0.01).
  * 4. U = the upper Cholesky factor of H^-1 (H^-1 = U^T U; gptq's cholesky -> cholesky_inverse ->

@@ -26,6 +26,7 @@ import { prefixTuning } from "./prefix_tuning.ts";
 import { intrinsicSaid } from "./intrinsic_said.ts";
 import { galore } from "./galore.ts";
 import { oft } from "./oft.ts";
+import { hra } from "./hra.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -52,6 +53,7 @@ const ALL: MethodDefinition<any>[] = [
   adalora,
   orthogeolora,
   oft,
+  hra,
 ];
 
 /** Methods by name, in listing order. */

@@ -14,6 +14,7 @@ import { z } from "zod";
 import { writeFileAtomic } from "../models/util/io.ts";
 import { InputError } from "../models/util/args.ts";
 import type { QuantConfig } from "../methods/quant/config.ts";
+import type { Forgetting } from "./forgetting.ts";
 import { type Direction, metricDirection, primaryMetricOf } from "./metrics/table.ts";
 
 /** Bumped whenever a field changes meaning. */
@@ -142,6 +143,8 @@ export interface RunRecord {
   };
   /** Adapter diagnostics (spectra, effective rank, entanglement), when computed. */
   diagnostics?: Record<string, unknown>;
+  /** NLL per token on held-out generic text before and after training (`bench/forgetting.ts`). */
+  forgetting?: Forgetting;
   env: {
     deno: string;
     tfjs: string;
@@ -329,6 +332,13 @@ export const RunRecordSchema = z.looseObject({
     dequantCostMs: num.nullable(),
   }).optional(),
   diagnostics: z.record(z.string(), z.unknown()).optional(),
+  forgetting: z.object({
+    text: z.enum(["sotu-test", "wordnet-check"]),
+    tokens: num,
+    nllBefore: num,
+    nllAfter: num,
+    delta: num,
+  }).optional(),
   env: z.looseObject({
     deno: z.string(),
     tfjs: z.string(),

@@ -28,6 +28,7 @@ import {
   quantSummary,
 } from "./frozen_base.ts";
 import { quantLayerReport } from "../methods/quant/report.ts";
+import { forgettingOf, genericNll, genericText } from "./forgetting.ts";
 import { adaptedSize, applyMethod, methodContext } from "./apply_method.ts";
 import { makeOptimizers, type RunOptimizers, totalSteps, trainLoop } from "./train_loop.ts";
 import { evaluateAndMeasure, measureInference, memoryRecord } from "./measure.ts";
@@ -129,6 +130,8 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     // The method; --diagnostics probes the frozen model's attention before it applies.
     const steps = totalSteps(config, task.trainItems);
     const frozenAttention = config.diagnostics ? probeTaskAttention(model, task) : null;
+    const generic = genericText(config.dataset);
+    const genericBefore = await genericNll(model, loaded.tokenizer, generic.text);
     applied = applyMethod(model, run, methodContext(run, rng.fork("method"), steps, factors, calibration));
     const headVars = task.headVariables;
     record.size = adaptedSize(model, applied, headVars);
@@ -179,6 +182,11 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
       inferLatencyMs: latencyStats(measured.inferTimes),
     };
 
+    record.forgetting = forgettingOf(
+      generic.name,
+      genericBefore,
+      await genericNll(model, loaded.tokenizer, generic.text),
+    );
     if (config.diagnostics) record.diagnostics = diagnose(model, applied, task, frozenAttention);
     if (options.saveAdapterDir) await saveAdapter(join(options.saveAdapterDir, runId), applied);
     record.status = "success";

@@ -1,0 +1,240 @@
+/**
+ * An independent reader of Hugging Face PEFT exports, for tests: from `adapter_config.json`, the
+ * exported tensors and a base model's Hugging Face state dict alone, it rebuilds what PEFT computes
+ * and returns the adapted weights (plus the `score` head of a sequence-classification export). It is
+ * written from PEFT's sources (tuners/lora/layer.py and dora.py, tuners/adalora/layer.py and
+ * model.py, tuners/vera/layer.py, tuners/tuners_utils.py `check_target_module_exists`,
+ * utils/save_and_load.py, utils/other.py `ModulesToSaveWrapper`), never from this project's method
+ * code (it imports nothing from `methods/` but types), so a test that compares its logits with a
+ * run's adapted model checks the export against PEFT's formulas, not against itself.
+ *
+ * What PEFT computes per wrapped linear layer (dropout 0, no merged state; the forward is affine in
+ * x, so the merged weight below is exactly PEFT's forward):
+ * - LORA: W + s B A with s = lora_alpha / r, or lora_alpha / sqrt(r) with `use_rslora`
+ *   (`LoraLayer.update_layer`); bias unchanged (`bias: "none"`).
+ * - LORA with `use_dora`: (m / ||W + s B A||_row) ⊙ (W + s B A), the norm taken over the input
+ *   dimension per output row (`DoraLinearLayer.get_weight_norm`, dim=1), bias unchanged.
+ * - ADALORA: W + B (A ⊙ E) · lora_alpha / (ranknum + 1e-5) (`SVDLinear.forward`), ranknum = init_r
+ *   even after a `rank_pattern` resize (`resize_modules_by_rank_pattern` copies it back).
+ * - VERA: W + (λ_b ⊙ B[:out, :]) (λ_d ⊙ A[:, :in]) with the shared `vera_A` [r, max in] and
+ *   `vera_B` [max out, r] sliced per layer (`vera/layer.py Linear.forward`).
+ * - `modules_to_save` (SEQ_CLS): the saved copy of `score` replaces the model's head.
+ *
+ * PEFT wraps the modules `check_target_module_exists` selects: a string `target_modules` is a
+ * regular expression matched in full; a list matches a module name exactly or as a dotted suffix,
+ * restricted by `layers_to_transform` (with `layers_pattern`) to those layer indices. Every wrapped
+ * module must come with its tensors and every tensor must belong to a wrapped module (PEFT would
+ * warn and keep its own init for the first, drop the second); the reader throws on both, and on any
+ * config field that changes the function and that it does not model.
+ * @module
+ */
+import { join } from "node:path";
+import { readSafetensorsFile } from "../models/safetensors.ts";
+import type { NamedArray } from "./types.ts";
+
+/** An `adapter_config.json` and the tensors of `adapter_model.safetensors`, by PEFT key. */
+export interface PeftFiles {
+  config: Record<string, unknown>;
+  tensors: Map<string, NamedArray>;
+}
+
+/** What PEFT computes from an export on a base: adapted weights by HF name, and a SEQ_CLS head. */
+export interface PeftApplied {
+  /** The base state dict with every wrapped linear's weight replaced by the adapted one. */
+  weights: Map<string, NamedArray>;
+  /** The wrapped modules, as PEFT names them inside the base model (`model.layers.0.self_attn.q_proj`). */
+  wrapped: string[];
+  /** `score.weight` [classes, hidden] from `modules_to_save` (task_type SEQ_CLS), when present. */
+  score?: NamedArray;
+}
+
+/** Read an exported adapter folder (`adapter_config.json` + `adapter_model.safetensors`). */
+export async function readPeftFolder(dir: string): Promise<PeftFiles> {
+  const config = JSON.parse(await Deno.readTextFile(join(dir, "adapter_config.json")));
+  const { tensors } = await readSafetensorsFile(join(dir, "adapter_model.safetensors"));
+  const out = new Map<string, NamedArray>();
+  for (const [k, t] of tensors) {
+    if (!(t.data instanceof Float32Array)) throw new Error(`adapter tensor ${k} is not float32`);
+    out.set(k, { data: t.data, shape: t.shape });
+  }
+  return { config, tensors: out };
+}
+
+/**
+ * PEFT's `check_target_module_exists` for a module `key` of the base model (tuners_utils.py):
+ * regex string matched in full, or list entries equal to the key or a dotted suffix of it, then
+ * `layers_to_transform` on the layer index found by `layers_pattern` (default: the number after
+ * any `name.`).
+ */
+export function peftTargets(config: Record<string, unknown>, key: string): boolean {
+  const targets = config.target_modules;
+  if (typeof targets === "string") return new RegExp(`^(?:${targets})$`).test(key);
+  if (!Array.isArray(targets)) throw new Error("target_modules must be a string or a list");
+  if (targets.includes(key)) return true;
+  if (!targets.some((t) => key.endsWith(`.${t}`))) return false;
+  const indexes = config.layers_to_transform;
+  const using = indexes !== null && indexes !== undefined &&
+    (Array.isArray(indexes) ? indexes.length > 0 : true);
+  if (!using) return true;
+  const patterns = config.layers_pattern === null || config.layers_pattern === undefined ||
+      (config.layers_pattern as string | string[]).length === 0
+    ? ["[^.]*"]
+    : [config.layers_pattern].flat() as string[];
+  let index: number | null = null;
+  for (const p of patterns) {
+    // Python's re.match anchors at the start only.
+    const m = new RegExp(`^.*\\.${p}\\.(\\d+)\\.`).exec(key);
+    if (m) {
+      index = Number(m[1]);
+      break;
+    }
+  }
+  if (index === null) return false;
+  return typeof indexes === "number" ? index === indexes : (indexes as number[]).includes(index);
+}
+
+/** Fail unless a config field that changes the function has the value the reader models. */
+function expect(config: Record<string, unknown>, key: string, ok: (v: unknown) => boolean): void {
+  if (!ok(config[key])) throw new Error(`reader does not model ${key} = ${JSON.stringify(config[key])}`);
+}
+
+const empty = (v: unknown) =>
+  v === undefined || v === null || (typeof v === "object" && Object.keys(v!).length === 0);
+
+/** Row-major product [m, k] x [k, n] in float64, returned as float32 values. */
+function matmul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    for (let p = 0; p < k; p++) {
+      const x = a[i * k + p];
+      if (x === 0) continue;
+      for (let j = 0; j < n; j++) out[i * n + j] += x * b[p * n + j];
+    }
+  }
+  return out;
+}
+
+/**
+ * Apply a PEFT export to a base state dict (Hugging Face names, `LlamaForCausalLM` layout). Throws
+ * on anything PEFT would load differently from what the reader models (see the module doc).
+ */
+export function applyPeftExport(base: Map<string, NamedArray>, files: PeftFiles): PeftApplied {
+  const { config, tensors } = files;
+  const type = config.peft_type;
+  const used = new Set<string>();
+  const take = (key: string): NamedArray => {
+    const t = tensors.get(key);
+    if (!t) throw new Error(`export lacks ${key}, which PEFT's wrapped module needs`);
+    used.add(key);
+    return t;
+  };
+  // Module keys PEFT could wrap: the base's linear layers (2-D weights), never the embeddings.
+  const modules = [...base.keys()]
+    .filter((k) => k.endsWith(".weight") && base.get(k)!.shape.length === 2 && !k.includes("embed_tokens"))
+    .map((k) => k.slice(0, -".weight".length));
+  const wrapped = modules.filter((k) => peftTargets(config, k));
+  if (wrapped.length === 0) throw new Error("target_modules selects no module of the base");
+  expect(config, "fan_in_fan_out", (v) => v === undefined || v === false);
+  expect(config, "bias", (v) => v === undefined || v === "none");
+  expect(config, "exclude_modules", empty);
+
+  const weights = new Map(base);
+  const prefix = (k: string) => `base_model.model.${k}`;
+  for (const key of wrapped) {
+    const w = base.get(`${key}.weight`)!;
+    const [out, inF] = w.shape;
+    let merged: Float64Array;
+    if (type === "LORA") {
+      expect(config, "rank_pattern", empty);
+      expect(config, "alpha_pattern", empty);
+      expect(config, "lora_bias", (v) => v === undefined || v === false);
+      expect(config, "init_lora_weights", (v) => v === true || v === undefined);
+      const a = take(`${prefix(key)}.lora_A.weight`);
+      const b = take(`${prefix(key)}.lora_B.weight`);
+      const r = config.r as number;
+      if (a.shape[0] !== r || a.shape[1] !== inF || b.shape[0] !== out || b.shape[1] !== r) {
+        throw new Error(
+          `${key}: lora_A [${a.shape}] / lora_B [${b.shape}] do not fit r ${r} and [${out}, ${inF}]`,
+        );
+      }
+      const alpha = config.lora_alpha as number;
+      const s = config.use_rslora ? alpha / Math.sqrt(r) : alpha / r;
+      const ba = matmul(b.data, a.data, out, r, inF);
+      merged = Float64Array.from(w.data, (x, i) => x + s * ba[i]);
+      if (config.use_dora) {
+        const m = take(`${prefix(key)}.lora_magnitude_vector`);
+        if (m.data.length !== out) {
+          throw new Error(`${key}: lora_magnitude_vector has ${m.data.length} values`);
+        }
+        for (let i = 0; i < out; i++) {
+          let n2 = 0;
+          for (let j = 0; j < inF; j++) n2 += merged[i * inF + j] ** 2;
+          const f = m.data[i] / Math.sqrt(n2);
+          for (let j = 0; j < inF; j++) merged[i * inF + j] *= f;
+        }
+      }
+    } else if (type === "ADALORA") {
+      const a = take(`${prefix(key)}.lora_A`);
+      const b = take(`${prefix(key)}.lora_B`);
+      const e = take(`${prefix(key)}.lora_E`);
+      const r = e.shape[0];
+      // rank_pattern keys: PEFT's own carry the adapter name (`...q_proj.lora_E.default`).
+      const patterns = (config.rank_pattern ?? {}) as Record<string, boolean[]>;
+      const pattern = patterns[`${key}.lora_E`] ?? patterns[`${key}.lora_E.default`];
+      const wantR = pattern ? pattern.filter(Boolean).length : config.init_r as number;
+      if (r !== wantR || e.shape[1] !== 1 || a.shape[0] !== r || a.shape[1] !== inF || b.shape[0] !== out) {
+        throw new Error(
+          `${key}: AdaLoRA tensors [${a.shape}] [${e.shape}] [${b.shape}] do not fit rank ${wantR}`,
+        );
+      }
+      const alpha = config.lora_alpha as number;
+      const scaling = (alpha > 0 ? alpha : r) / ((config.init_r as number) + 1e-5);
+      const ae = Float64Array.from(a.data, (x, i) => x * e.data[Math.floor(i / inF)]);
+      const bae = matmul(b.data, ae, out, r, inF);
+      merged = Float64Array.from(w.data, (x, i) => x + scaling * bae[i]);
+    } else if (type === "VERA") {
+      expect(config, "save_projection", (v) => v === true);
+      const va = take("base_model.vera_A");
+      const vb = take("base_model.vera_B");
+      const r = config.r as number;
+      const lb = take(`${prefix(key)}.vera_lambda_b`);
+      const ld = take(`${prefix(key)}.vera_lambda_d`);
+      if (va.shape[0] !== r || vb.shape[1] !== r || va.shape[1] < inF || vb.shape[0] < out) {
+        throw new Error(
+          `${key}: vera_A [${va.shape}] / vera_B [${vb.shape}] cannot be sliced to [${out}, ${inF}]`,
+        );
+      }
+      if (lb.data.length !== out || ld.data.length !== r) throw new Error(`${key}: lambda sizes`);
+      const bs = new Float64Array(out * r);
+      for (let i = 0; i < out; i++) {
+        for (let k = 0; k < r; k++) bs[i * r + k] = lb.data[i] * vb.data[i * r + k];
+      }
+      const as = new Float64Array(r * inF);
+      for (let k = 0; k < r; k++) {
+        for (let j = 0; j < inF; j++) as[k * inF + j] = ld.data[k] * va.data[k * va.shape[1] + j];
+      }
+      const d = matmul(bs, as, out, r, inF);
+      merged = Float64Array.from(w.data, (x, i) => x + d[i]);
+    } else {
+      throw new Error(`reader does not model peft_type ${JSON.stringify(type)}`);
+    }
+    weights.set(`${key}.weight`, { data: Float32Array.from(merged), shape: [out, inF] });
+  }
+
+  // modules_to_save: PEFT saves the trained copy under the module's own name (save_and_load.py
+  // strips `modules_to_save.` and the adapter name); a sequence-classification model's head is `score`.
+  let score: NamedArray | undefined;
+  const saved = (config.modules_to_save as string[] | null | undefined) ?? [];
+  if (config.task_type === "SEQ_CLS" && !saved.includes("score")) {
+    throw new Error("task_type SEQ_CLS without score in modules_to_save: PEFT would keep a random head");
+  }
+  for (const m of saved) {
+    if (m !== "score") throw new Error(`reader does not model modules_to_save entry ${m}`);
+    score = take(prefix("score.weight"));
+  }
+  const stray = [...tensors.keys()].filter((k) => !used.has(k));
+  if (stray.length > 0) {
+    throw new Error(`tensors no wrapped module uses (PEFT drops them): ${stray.join(", ")}`);
+  }
+  return { weights, wrapped, score };
+}

@@ -27,6 +27,7 @@ import { intrinsicSaid } from "./intrinsic_said.ts";
 import { galore } from "./galore.ts";
 import { oft } from "./oft.ts";
 import { hra } from "./hra.ts";
+import { boft } from "./boft.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -54,6 +55,7 @@ const ALL: MethodDefinition<any>[] = [
   orthogeolora,
   oft,
   hra,
+  boft,
 ];
 
 /** Methods by name, in listing order. */

@@ -28,6 +28,7 @@ import { galore } from "./galore.ts";
 import { oft } from "./oft.ts";
 import { hra } from "./hra.ts";
 import { boft } from "./boft.ts";
+import { road } from "./road.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -56,6 +57,7 @@ const ALL: MethodDefinition<any>[] = [
   oft,
   hra,
   boft,
+  road,
 ];
 
 /** Methods by name, in listing order. */

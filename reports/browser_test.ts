@@ -111,7 +111,7 @@ Deno.test({
       // Sorting by the accuracy column, ascending then descending; failed rows stay last.
       const col = await page.$$eval(
         `${table} thead th`,
-        (ths) => ths.findIndex((t) => t.textContent?.trim() === "accuracy"),
+        (ths) => ths.findIndex((t) => t.textContent?.trim() === "accuracy (%)"),
       );
       const values = () =>
         page.$$eval(

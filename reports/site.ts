@@ -34,6 +34,7 @@ import {
 import { escapeMarkdown, jsonForScript } from "./escape.ts";
 import { collapsed } from "./trivial.ts";
 import { studyFindings } from "./findings.ts";
+import { metricDecimals, metricHeader, summaryCsv, summaryRows, summaryTex } from "./summary.ts";
 
 /** Options of {@link buildReport}. */
 export interface ReportOptions extends AnalysisOptions {
@@ -282,7 +283,8 @@ function collapseStatus(runs: readonly RunRecord[]): string {
 
 function tableOf(study: Study, analysis: StudyAnalysis) {
   const sup = analysis.superscripts?.ok ? analysis.superscripts.value : null;
-  const rows = study.groups.map((g) => {
+  const summary = summaryRows(study);
+  const rows = study.groups.map((g, gi) => {
     const s = sup?.byConfig.get(g.key);
     return {
       failed: false,
@@ -290,9 +292,9 @@ function tableOf(study: Study, analysis: StudyAnalysis) {
         cell(g.factors[f] === null ? "–" : String(g.factors[f]), g.factors[f] ?? "")
       ),
       seeds: cell(String(g.runs.length), g.runs.length),
-      metrics: study.metricNames.map((m) => {
-        const v = g.metrics[m];
-        const d = valueDigits(m);
+      // Values in the unit their header names (% for proportions), as summary.csv and summary.tex.
+      metrics: summary[gi].metrics.map((v, i) => {
+        const d = metricDecimals(study.metricNames[i]);
         return cell(
           v ? (v.n > 1 ? `${fmt(v.mean, d)} ± ${fmt(v.sd, d)}` : fmt(v.mean, d)) : "–",
           v ? v.mean : "",
@@ -300,8 +302,9 @@ function tableOf(study: Study, analysis: StudyAnalysis) {
       }),
       letter: s?.letter ?? "",
       beats: s?.beats.join("") ?? "",
-      trainTime: cell(fmt(g.trainSeconds?.mean, 1), g.trainSeconds?.mean ?? ""),
+      trainTime: cell(fmt(summary[gi].trainMinutes?.mean, 2), summary[gi].trainMinutes?.mean ?? ""),
       memory: cell(fmt(g.peakTrainBytes && g.peakTrainBytes.mean / MiB, 1), g.peakTrainBytes?.mean ?? ""),
+      finalLoss: cell(fmt(summary[gi].finalLoss?.mean, 3), summary[gi].finalLoss?.mean ?? ""),
       params: cell(
         g.trainableParams === undefined ? "–" : g.trainableParams.toLocaleString("en-US"),
         g.trainableParams ?? "",
@@ -322,6 +325,7 @@ function tableOf(study: Study, analysis: StudyAnalysis) {
       beats: "",
       trainTime: cell("–", ""),
       memory: cell("–", ""),
+      finalLoss: cell("–", ""),
       params: cell("–", ""),
       status: r.status === "failed" ? "failed" : `no ${study.metric.name}`,
       runs: [{ href: `runs/${runPageName(r.runId)}`, text: `seed ${r.config?.seed}` }],
@@ -331,8 +335,9 @@ function tableOf(study: Study, analysis: StudyAnalysis) {
   });
   return {
     id: `runs-${study.id}`,
-    metricCols: study.metricNames.map((m, i) => ({ name: m, primary: i === 0 })),
-    metricSpan: study.metricNames.length + 4,
+    metricCols: study.metricNames.map((m, i) => ({ name: metricHeader(m), primary: i === 0 })),
+    metricSpan: study.metricNames.length + 4, // metrics, time, memory, params, final loss
+    model: [...new Set(study.ok.map((r) => String(r.config.model)))].join(", "),
     hasLetters: sup !== null,
     rows: [...rows, ...bad],
   };
@@ -655,6 +660,8 @@ export async function renderReport(
     };
     files.push({ path: "index.html", text: t.index(view) });
     files.push({ path: "REPORT.md", text: t.markdown(view) });
+    files.push({ path: "summary.csv", text: summaryCsv(studies) });
+    files.push({ path: "summary.tex", text: summaryTex(studies) });
     for (const run of records) {
       const charts = [];
       for (const c of runCharts(run)) {
@@ -690,6 +697,8 @@ export async function renderReport(
     renderer.finalize();
   }
   for (const f of files) {
+    // CSV and LaTeX are never rendered as markup: a record's text there is inert data.
+    if (/\.(csv|tex)$/.test(f.path)) continue;
     const own = f.path === "index.html"
       ? t.own.index
       : f.path === "REPORT.md"

@@ -45,7 +45,8 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
-import { optionFlag, peftModuleName, peftTargetModules, trainableVariable, wrapLinears } from "./common.ts";
+import { optionFlag, peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
+import { outputRows, peftTargetFields } from "./peft_export.ts";
 import { LoraLinear } from "./lora.ts";
 import { namedArray } from "./lora_variants.ts";
 import { adaptedMethod } from "./wrapped.ts";
@@ -309,7 +310,9 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
               tf.reshape(tf.gather(l.lambda, idx), [-1, 1]),
             ];
           });
-          ["lora_A", "lora_B", "lora_E"].forEach((n, i) => tensors.set(`${m}.${n}`, namedArray(parts[i])));
+          tensors.set(`${m}.lora_A`, namedArray(parts[0]));
+          tensors.set(`${m}.lora_B`, outputRows(l.name, parts[1], model.config)); // P's rows: q/k permuted on llama2.c bases
+          tensors.set(`${m}.lora_E`, namedArray(parts[2]));
           tf.dispose(parts);
           if (masks) rankPattern[`${m.replace(/^base_model\.model\./, "")}.lora_E`] = keep;
         });
@@ -321,7 +324,7 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
             target_r: config.targetR,
             lora_alpha: config.alpha,
             lora_dropout: 0,
-            target_modules: peftTargetModules(targets),
+            ...peftTargetFields(targets, model.config.nLayers),
             tinit: schedule.tinit,
             tfinal: schedule.tfinal,
             deltaT: config.deltaT,

@@ -33,7 +33,8 @@ import type { MethodDefinition } from "./types.ts";
 import { loraTensorShapes, sumOverTargets, targetShapes } from "./targets.ts";
 import { peftModuleName, trainableVariable } from "./common.ts";
 import { type LoraConfig, LoraLinear, loraPeftTensors, loraSchema } from "./lora.ts";
-import { detached, kaimingVariable, namedArray, peftLoraConfig, wrapLoraTargets } from "./lora_variants.ts";
+import { detached, kaimingVariable, peftLoraConfig, wrapLoraTargets } from "./lora_variants.ts";
+import { outputRows } from "./peft_export.ts";
 import { adaptedMethod } from "./wrapped.ts";
 
 /** A LoRA layer with DoRA's magnitude/direction decomposition. */
@@ -123,11 +124,18 @@ export const dora: MethodDefinition<LoraConfig> = {
     return {
       ...adaptedMethod({ model, ctx, vars, wrapped, restore, owned: norms, nominalRank: config.rank }),
       peftExport: () => {
-        const tensors = loraPeftTensors(wrapped);
+        const tensors = loraPeftTensors(wrapped, model.config);
         for (const [name, l] of wrapped) {
-          tensors.set(`${peftModuleName(name)}.lora_magnitude_vector`, namedArray(l.magnitude));
+          // One magnitude per output row: permuted with the rows (q/k of llama2.c bases).
+          tensors.set(
+            `${peftModuleName(name)}.lora_magnitude_vector`,
+            outputRows(name, l.magnitude, model.config),
+          );
         }
-        return { config: peftLoraConfig(targets, config.rank, config.alpha, { use_dora: true }), tensors };
+        return {
+          config: peftLoraConfig(model.config, targets, config.rank, config.alpha, { use_dora: true }),
+          tensors,
+        };
       },
     };
   },

@@ -30,7 +30,8 @@ import type { LinearModule } from "../models/linear.ts";
 import type { Rng } from "../models/util/rng.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
-import { peftModuleName, peftTargetModules, trainableVariable, wrapLinears } from "./common.ts";
+import { peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
+import { peftTargetFields } from "./peft_export.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
 /** HRA options. */
@@ -175,7 +176,7 @@ export const hra: MethodDefinition<HraConfig> = {
             task_type: "CAUSAL_LM",
             r: config.rank,
             apply_GS: config.applyGS,
-            target_modules: peftTargetModules(targets),
+            ...peftTargetFields(targets, model.config.nLayers),
             init_weights: true,
             bias: "none",
             base_model_name_or_path: null,

@@ -14,13 +14,9 @@ import type { LlamaModel } from "../models/llama.ts";
 import type { AppliedMethod, LoftqPlan, MethodContext, MethodDefinition, NamedArray } from "./types.ts";
 import { loraTensorShapes, selectTargets, sumOverTargets } from "./targets.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
-import {
-  kaimingUniform,
-  peftModuleName,
-  peftTargetModules,
-  trainableVariable,
-  wrapLinears,
-} from "./common.ts";
+import { kaimingUniform, peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
+import { outputRows, peftTargetFields } from "./peft_export.ts";
+import type { LlamaConfig } from "../models/config.ts";
 
 /** Options shared by the LoRA family. */
 export const loraSchema = z.object({
@@ -71,16 +67,32 @@ export function checkRank(rank: number, layer: LinearModule): void {
   }
 }
 
-/** The PEFT tensors of LoRA layers: lora_A [r, in] and lora_B [out, r] under PEFT's module names. */
-export function loraPeftTensors(layers: Map<string, LoraLinear>): Map<string, NamedArray> {
+/**
+ * The PEFT tensors of LoRA layers: lora_A [r, in] and lora_B [out, r] under PEFT's module names,
+ * B's rows in the Hugging Face checkpoint's order of the model with config `model` (q/k of
+ * interleaved-RoPE models permuted, see peft_export.ts).
+ */
+export function loraPeftTensors(
+  layers: Map<string, LoraLinear>,
+  model: LlamaConfig,
+): Map<string, NamedArray> {
   const out = new Map<string, NamedArray>();
   for (const [name, l] of layers) {
     const m = peftModuleName(name);
     out.set(`${m}.lora_A.weight`, { data: l.a.dataSync() as Float32Array, shape: [...l.a.shape] });
-    out.set(`${m}.lora_B.weight`, { data: l.b.dataSync() as Float32Array, shape: [...l.b.shape] });
+    out.set(`${m}.lora_B.weight`, outputRows(name, l.b, model));
   }
   return out;
 }
+
+/**
+ * Why a LoftQ-initialised adapter is not exported: its A, B were fitted against the quantized base
+ * (W ~ Q + B A), which the export does not carry.
+ */
+export const LOFTQ_EXPORT_REFUSAL =
+  "--loftq: A and B were fitted to the LoftQ-quantized base Q (W ~ Q + B A), which is not exported; " +
+  "on the original weights PEFT would compute W + B A, not the run's Q + B A (PEFT's LoftQ flow also " +
+  "saves the base with Q in place of W); train with --loftq 0 to export";
 
 /**
  * LoRA's starting A and B from `ctx.initialFactors` (LoftQ: W ~ Q + B A): s B' A' = B A with
@@ -147,7 +159,7 @@ function applyLora(model: LlamaModel, config: LoraConfig, ctx: MethodContext, rs
         r: config.rank,
         lora_alpha: config.alpha,
         lora_dropout: 0,
-        target_modules: peftTargetModules(targets),
+        ...peftTargetFields(targets, model.config.nLayers),
         bias: "none",
         use_rslora: rs,
         use_dora: false,
@@ -155,7 +167,8 @@ function applyLora(model: LlamaModel, config: LoraConfig, ctx: MethodContext, rs
         init_lora_weights: true,
         base_model_name_or_path: null,
       },
-      tensors: loraPeftTensors(wrapped),
+      tensors: loraPeftTensors(wrapped, model.config),
+      refused: start.size > 0 ? LOFTQ_EXPORT_REFUSAL : undefined,
     }),
   };
 }

@@ -11,13 +11,9 @@ import type { LlamaModel } from "../models/llama.ts";
 import type { Rng } from "../models/util/rng.ts";
 import type { NamedArray } from "./types.ts";
 import { selectTargets } from "./targets.ts";
-import {
-  kaimingUniform,
-  peftModuleName,
-  peftTargetModules,
-  trainableVariable,
-  wrapLinears,
-} from "./common.ts";
+import { kaimingUniform, peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
+import { outputRows, peftTargetFields } from "./peft_export.ts";
+import type { LlamaConfig } from "../models/config.ts";
 import { checkRank, type LoraConfig } from "./lora.ts";
 import type { AdaptedLinear } from "./wrapped.ts";
 
@@ -59,24 +55,32 @@ export function wrapLoraTargets<T extends AdaptedLinear>(
   return { targets, wrapped, restore, vars };
 }
 
-/** PEFT `lora_A.weight` / `lora_B.weight` tensors from each layer's LoRA-equivalent pair [A, B]. */
+/**
+ * PEFT `lora_A.weight` / `lora_B.weight` tensors from each layer's LoRA-equivalent pair [A, B], B's
+ * rows in the Hugging Face checkpoint's order of the model with config `model` (peft_export.ts).
+ */
 export function loraPairTensors<T>(
   wrapped: Map<string, T>,
   pair: (layer: T) => [tf.Tensor, tf.Tensor],
+  model: LlamaConfig,
 ): Map<string, NamedArray> {
   const tensors = new Map<string, NamedArray>();
   for (const [name, l] of wrapped) {
     const m = peftModuleName(name);
     const [a, b] = tf.tidy(() => pair(l));
     tensors.set(`${m}.lora_A.weight`, namedArray(a));
-    tensors.set(`${m}.lora_B.weight`, namedArray(b));
+    tensors.set(`${m}.lora_B.weight`, outputRows(name, b, model));
     tf.dispose([a, b]);
   }
   return tensors;
 }
 
-/** The fields of a PEFT `LoraConfig` (adapter_config.json) for plain-LoRA-shaped exports. */
+/**
+ * The fields of a PEFT `LoraConfig` (adapter_config.json) for plain-LoRA-shaped exports on a model
+ * with config `model` (its layer count decides `layers_to_transform`, see peft_export.ts).
+ */
 export function peftLoraConfig(
+  model: LlamaConfig,
   targets: string[],
   r: number,
   alpha: number,
@@ -88,7 +92,7 @@ export function peftLoraConfig(
     r,
     lora_alpha: alpha,
     lora_dropout: 0,
-    target_modules: peftTargetModules(targets),
+    ...peftTargetFields(targets, model.nLayers),
     bias: "none",
     use_rslora: false,
     use_dora: false,

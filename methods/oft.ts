@@ -37,7 +37,8 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
-import { peftModuleName, peftTargetModules, trainableVariable, wrapLinears } from "./common.ts";
+import { peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
+import { peftTargetFields } from "./peft_export.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 import { blockDiagRight, cayleyExact, cayleyNeumann, skewSize, skewSymmetric } from "./orthogonal.ts";
 
@@ -205,7 +206,7 @@ export const oft: MethodDefinition<OftConfig> = {
             r: config.r,
             oft_block_size: config.blockSize,
             module_dropout: 0,
-            target_modules: peftTargetModules(targets),
+            ...peftTargetFields(targets, model.config.nLayers),
             fan_in_fan_out: false,
             bias: "none",
             init_weights: true,

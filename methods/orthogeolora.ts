@@ -120,8 +120,8 @@ export const orthogeolora: MethodDefinition<LoraConfig> = {
     return {
       ...adaptedMethod({ model, ctx, vars, wrapped, restore, nominalRank: r }),
       peftExport: () => ({
-        config: peftLoraConfig(targets, r, config.alpha),
-        tensors: loraPairTensors(wrapped, (l) => [l.scaledAt(), tf.transpose(l.frames().bt)]),
+        config: peftLoraConfig(model.config, targets, r, config.alpha),
+        tensors: loraPairTensors(wrapped, (l) => [l.scaledAt(), tf.transpose(l.frames().bt)], model.config),
       }),
     };
   },

@@ -18,6 +18,8 @@
  *   even after a `rank_pattern` resize (`resize_modules_by_rank_pattern` copies it back).
  * - VERA: W + (λ_b ⊙ B[:out, :]) (λ_d ⊙ A[:, :in]) with the shared `vera_A` [r, max in] and
  *   `vera_B` [max out, r] sliced per layer (`vera/layer.py Linear.forward`).
+ * - OFT (>= 0.18) and HRA: the input rotated block-wise / by Householder reflections, W R^T and
+ *   W H (see {@link oftMerged}, {@link hraMerged}).
  * - `modules_to_save` (SEQ_CLS): the saved copy of `score` replaces the model's head.
  *
  * PEFT wraps the modules `check_target_module_exists` selects: a string `target_modules` is a
@@ -101,7 +103,7 @@ function expect(config: Record<string, unknown>, key: string, ok: (v: unknown) =
 const empty = (v: unknown) =>
   v === undefined || v === null || (typeof v === "object" && Object.keys(v!).length === 0);
 
-/** Row-major product [m, k] x [k, n] in float64, returned as float32 values. */
+/** Row-major product [m, k] x [k, n] in float64. */
 function matmul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
   const out = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
@@ -112,6 +114,161 @@ function matmul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number
     }
   }
   return out;
+}
+
+/** Dense row-major [n, n] identity. */
+function eye(n: number): Float64Array {
+  const m = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) m[i * n + i] = 1;
+  return m;
+}
+
+/** Solve X (I + Q) = (I - Q) for X by Gauss-Jordan on the transposed system (float64). */
+function cayleyExactBlock(q: Float64Array, n: number): Float64Array {
+  // X (I + Q) = I - Q  <=>  (I + Q)^T X^T = (I - Q)^T.
+  const a = new Float64Array(n * n);
+  const rhs = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      a[i * n + j] = (i === j ? 1 : 0) + q[j * n + i];
+      rhs[i * n + j] = (i === j ? 1 : 0) - q[j * n + i];
+    }
+  }
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(a[r * n + c]) > Math.abs(a[p * n + c])) p = r;
+    for (let j = 0; j < n; j++) {
+      [a[c * n + j], a[p * n + j]] = [a[p * n + j], a[c * n + j]];
+      [rhs[c * n + j], rhs[p * n + j]] = [rhs[p * n + j], rhs[c * n + j]];
+    }
+    const d = a[c * n + c];
+    for (let j = 0; j < n; j++) {
+      a[c * n + j] /= d;
+      rhs[c * n + j] /= d;
+    }
+    for (let r = 0; r < n; r++) {
+      if (r === c) continue;
+      const f = a[r * n + c];
+      if (f === 0) continue;
+      for (let j = 0; j < n; j++) {
+        a[r * n + j] -= f * a[c * n + j];
+        rhs[r * n + j] -= f * rhs[c * n + j];
+      }
+    }
+  }
+  // rhs = X^T.
+  const x = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) x[i * n + j] = rhs[j * n + i];
+  return x;
+}
+
+/**
+ * PEFT OFT (>= 0.18, `OFTRotationModule`): each row of `oft_R.weight` fills the strict upper
+ * triangle (torch.triu_indices order) of M, Q = M - M^T; with `coft` Q is first projected onto
+ * ||Q||_F <= eps / sqrt(rows); R = I + 2Q + 2Q^2 + ... + 2Q^(n-2) + Q^(n-1) for n Cayley-Neumann
+ * terms, else R = (I - Q)(I + Q)^-1 (`torch.linalg.solve(I + Q, I - Q, left=False)`). The forward
+ * rotates each input block as x_blk R (einsum "...rk,rkc->...rc"), so y = W R_diag^T x + b and the
+ * merged weight is W R_diag^T, with R_diag the block diagonal (one R repeated with block_share).
+ */
+function oftMerged(
+  config: Record<string, unknown>,
+  w: NamedArray,
+  oftR: NamedArray,
+  key: string,
+): Float64Array {
+  expect(config, "module_dropout", (v) => v === undefined || v === 0);
+  expect(config, "oft_scaled", (v) => v === undefined || v === false);
+  expect(config, "oft_cans", (v) => v === undefined || v === false);
+  const [out, inF] = w.shape;
+  const [rows, nEl] = oftR.shape;
+  const bs = (1 + Math.sqrt(1 + 8 * nEl)) / 2;
+  const nb = config.block_share ? inF / bs : rows;
+  if (!Number.isInteger(bs) || nb * bs !== inF || (config.block_share && rows !== 1)) {
+    throw new Error(`${key}: oft_R.weight [${oftR.shape}] does not fit in_features ${inF}`);
+  }
+  const blocks: Float64Array[] = [];
+  for (let b = 0; b < rows; b++) {
+    let q = new Float64Array(bs * bs);
+    let k = 0;
+    for (let i = 0; i < bs; i++) {
+      for (let j = i + 1; j < bs; j++) {
+        q[i * bs + j] = oftR.data[b * nEl + k];
+        q[j * bs + i] = -oftR.data[b * nEl + k];
+        k++;
+      }
+    }
+    if (config.coft) {
+      const eps = (config.eps as number) / Math.sqrt(rows);
+      const norm = Math.sqrt(q.reduce((sum, x) => sum + x * x, 0));
+      if (norm > eps) q = q.map((x) => (eps * x) / norm);
+    }
+    let r: Float64Array;
+    if (config.use_cayley_neumann) {
+      const terms = config.num_cayley_neumann_terms as number;
+      r = eye(bs);
+      let power = eye(bs);
+      for (let p = 1; p < terms; p++) {
+        power = matmul(power, q, bs, bs, bs);
+        const coef = p === terms - 1 && p > 1 ? 1 : 2;
+        for (let i = 0; i < r.length; i++) r[i] += coef * power[i];
+      }
+    } else {
+      r = cayleyExactBlock(q, bs);
+    }
+    blocks.push(r);
+  }
+  // W' [out, in]: W'[o, blk*bs + c] = sum_k W[o, blk*bs + k] R[c, k].
+  const merged = new Float64Array(out * inF);
+  for (let blk = 0; blk < nb; blk++) {
+    const r = blocks[config.block_share ? 0 : blk];
+    for (let o = 0; o < out; o++) {
+      for (let c = 0; c < bs; c++) {
+        let acc = 0;
+        for (let k = 0; k < bs; k++) acc += w.data[o * inF + blk * bs + k] * r[c * bs + k];
+        merged[o * inF + blk * bs + c] = acc;
+      }
+    }
+  }
+  return merged;
+}
+
+/**
+ * PEFT HRA (`HRALinear.get_delta_weight`, forward W' = W H): with `apply_GS` the columns of
+ * hra_u [in, r] are Gram-Schmidt orthonormalised into U and H = I - 2 U U^T; otherwise each column
+ * is normalised and H = prod_i (I - 2 u_i u_i^T), i = 0..r-1 in order.
+ */
+function hraMerged(config: Record<string, unknown>, w: NamedArray, u: NamedArray, key: string): Float64Array {
+  const [out, inF] = w.shape;
+  const [n, r] = u.shape;
+  if (n !== inF || r !== config.r) {
+    throw new Error(`${key}: hra_u [${u.shape}] does not fit [${inF}, r ${config.r}]`);
+  }
+  const cols: Float64Array[] = [];
+  for (let i = 0; i < r; i++) {
+    let v = Float64Array.from({ length: n }, (_, j) => u.data[j * r + i]);
+    if (config.apply_GS) {
+      for (const q of cols) {
+        const dot = q.reduce((sum, x, j) => sum + x * v[j], 0);
+        v = v.map((x, j) => x - dot * q[j]);
+      }
+    }
+    const norm = Math.sqrt(v.reduce((sum, x) => sum + x * x, 0));
+    cols.push(v.map((x) => x / norm));
+  }
+  let h = eye(n);
+  if (config.apply_GS) {
+    for (const q of cols) {
+      for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) h[a * n + b] -= 2 * q[a] * q[b];
+    }
+  } else {
+    for (const q of cols) {
+      // H <- H - 2 (H u) u^T.
+      const hu = new Float64Array(n);
+      for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) hu[a] += h[a * n + b] * q[b];
+      h = h.map((x, idx) => x - 2 * hu[Math.floor(idx / n)] * q[idx % n]);
+    }
+  }
+  return matmul(w.data, h, out, inF, inF);
 }
 
 /**
@@ -215,6 +372,10 @@ export function applyPeftExport(base: Map<string, NamedArray>, files: PeftFiles)
       }
       const d = matmul(bs, as, out, r, inF);
       merged = Float64Array.from(w.data, (x, i) => x + d[i]);
+    } else if (type === "OFT") {
+      merged = oftMerged(config, w, take(`${prefix(key)}.oft_R.weight`), key);
+    } else if (type === "HRA") {
+      merged = hraMerged(config, w, take(`${prefix(key)}.hra_u`), key);
     } else {
       throw new Error(`reader does not model peft_type ${JSON.stringify(type)}`);
     }

@@ -143,10 +143,11 @@ export const pissa: MethodDefinition<LoraConfig> = {
         deltaWeights: () => new Map([...wrapped].map(([n, l]) => [n, l.update()])),
       }),
       peftExport: () => ({
-        config: peftLoraConfig(targets, 2 * r, 2 * config.alpha),
+        config: peftLoraConfig(model.config, targets, 2 * r, 2 * config.alpha),
         tensors: loraPairTensors(
           wrapped,
           (l) => [tf.concat([l.a, l.a0], 0), tf.concat([l.b, tf.neg(l.b0)], 1)],
+          model.config,
         ),
       }),
     };

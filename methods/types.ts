@@ -71,6 +71,21 @@ export interface NamedArray {
   shape: number[];
 }
 
+/**
+ * A Hugging Face PEFT export: `adapter_config.json` fields and the tensors of
+ * `adapter_model.safetensors` under PEFT's keys, laid out for the base as `models/hf.ts` writes it
+ * (q/k rows of interleaved-RoPE models permuted like the checkpoint).
+ */
+export interface PeftExport {
+  config: Record<string, unknown>;
+  tensors: Map<string, NamedArray>;
+  /**
+   * Set when no PEFT adapter on the original base can reproduce the run's function (why, in one
+   * line, with the flag that avoids it); the PEFT files are then not written, only this reason.
+   */
+  refused?: string;
+}
+
 /** A method applied to a model. */
 export interface AppliedMethod {
   /** Variables the optimizer updates (the harness adds the task head's own). */
@@ -91,7 +106,7 @@ export interface AppliedMethod {
   /** Load tensors saved by `state()` into this (freshly applied) method. */
   loadState(tensors: Map<string, NamedArray>): void;
   /** Hugging Face PEFT layout (`adapter_config.json` + tensors with PEFT names), where it exists. */
-  peftExport?: () => { config: Record<string, unknown>; tensors: Map<string, NamedArray> };
+  peftExport?: () => PeftExport;
   /** The weight update dW [out, in] of each adapted linear layer, for diagnostics (caller disposes). */
   deltaWeights?: () => Map<string, tf.Tensor2D>;
   /** Nominal rank of the update per adapted layer, where the method has one. */

@@ -34,14 +34,9 @@ import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
 import type { Rng } from "../models/util/rng.ts";
-import {
-  loadStateInto,
-  peftModuleName,
-  peftTargetModules,
-  stateOf,
-  trainableVariable,
-  wrapLinears,
-} from "./common.ts";
+import { loadStateInto, peftModuleName, stateOf, trainableVariable, wrapLinears } from "./common.ts";
+import { outputRows, peftTargetFields, permutedInHf } from "./peft_export.ts";
+import { hfRowOrder } from "../models/hf.ts";
 import { LoraLinear } from "./lora.ts";
 import { namedArray } from "./lora_variants.ts";
 import { adaptedMethod } from "./wrapped.ts";
@@ -187,17 +182,40 @@ export const vera: MethodDefinition<VeraConfig> = {
         const tensors = new Map<string, NamedArray>();
         for (const [name, l] of wrapped) {
           const m = peftModuleName(name);
-          tensors.set(`${m}.vera_lambda_b`, namedArray(l.lambdaB));
+          tensors.set(`${m}.vera_lambda_b`, outputRows(name, l.lambdaB, model.config));
           tensors.set(`${m}.vera_lambda_d`, namedArray(l.lambdaD));
         }
+        // On a llama2.c (interleaved-RoPE) base, q/k's rows are permuted in the Hugging Face
+        // checkpoint, so their slice of the shared vera_B must be too: possible when every target
+        // is q or k (one within-head permutation of vera_B's leading rows serves both, heads being
+        // aligned), impossible when another layer shares those rows unpermuted.
+        const permuted = targets.filter((n) => permutedInHf(n, model.config));
+        const refused = permuted.length > 0 && permuted.length < targets.length
+          ? `vera: on this interleaved-RoPE (llama2.c) base the Hugging Face q/k rows are permuted, so q/k ` +
+            `need a permuted slice of the shared vera_B that ${
+              targets.filter((n) => !permutedInHf(n, model.config))[0]
+            } uses unpermuted; PEFT shares one vera_B, so no export reproduces the run (use --targets q,k ` +
+            `or a Hugging Face base)`
+          : undefined;
         tensors.set("base_model.vera_A", namedArray(sharedA));
-        tensors.set("base_model.vera_B", namedArray(sharedB));
+        const b = sharedB.dataSync() as Float32Array;
+        tensors.set("base_model.vera_B", {
+          // The widest permuted target (q over k) has vera_B's max out rows and their head count.
+          data: permuted.length > 0
+            ? hfRowOrder(
+              permuted.reduce((x, n) => (wrapped.get(n)!.outFeatures > wrapped.get(x)!.outFeatures ? n : x)),
+              b,
+              model.config,
+            )
+            : b,
+          shape: [...sharedB.shape],
+        });
         return {
           config: {
             peft_type: "VERA",
             task_type: "CAUSAL_LM",
             r,
-            target_modules: peftTargetModules(targets),
+            ...peftTargetFields(targets, model.config.nLayers),
             projection_prng_key: 0,
             save_projection: true,
             vera_dropout: 0,
@@ -208,6 +226,7 @@ export const vera: MethodDefinition<VeraConfig> = {
             base_model_name_or_path: null,
           },
           tensors,
+          refused,
         };
       },
     };

@@ -205,6 +205,23 @@ export function interleavedToHalf(data: Float32Array, nHeads: number, headDim: n
   return out;
 }
 
+/**
+ * Rows of a tensor of our module `name` whose rows are that module's outputs (a weight, a bias, a
+ * per-head norm gain, or an adapter tensor over the same outputs such as LoRA's B), in the row order
+ * of the Hugging Face checkpoint {@link writeHfFolder} writes: for an interleaved-RoPE config the q
+ * and k rows (and the q/k norm gains) are permuted to rotate-half order ({@link interleavedToHalf});
+ * anything else is returned as is. `name` is a layer or parameter name (`layers.0.attn.q`,
+ * `layers.0.attn.k.bias`, `layers.0.attn.q_norm.weight`). Checkpoint conversion and the PEFT
+ * exports share it, so an adapter lines up with the converted base.
+ */
+export function hfRowOrder(name: string, data: Float32Array, c: LlamaConfig): Float32Array {
+  if (c.ropeStyle !== "interleaved") return data;
+  const m = /(?:^|\.)attn\.(q|k|q_norm|k_norm)(?:\.(?:weight|bias))?$/.exec(name);
+  if (!m) return data;
+  const heads = m[1] === "q" ? c.nHeads : m[1] === "k" ? c.nKvHeads : 1;
+  return interleavedToHalf(data, heads, c.headDim);
+}
+
 /** One safetensors file of a folder with its checked header. */
 export interface HfShard {
   path: string;
@@ -444,12 +461,7 @@ export async function writeHfFolder(
   const c = config;
   const shapes = LlamaModel.parameterShapes(c);
   for (const [name, data] of weights) {
-    let out = data;
-    if (c.ropeStyle === "interleaved") {
-      if (/attn\.q\.(weight|bias)$/.test(name)) out = interleavedToHalf(data, c.nHeads, c.headDim);
-      else if (/attn\.k\.(weight|bias)$/.test(name)) out = interleavedToHalf(data, c.nKvHeads, c.headDim);
-      else if (/attn\.[qk]_norm\.weight$/.test(name)) out = interleavedToHalf(data, 1, c.headDim);
-    }
+    const out = hfRowOrder(name, data, c);
     const shape = shapes.get(name);
     if (!shape) throw new Error(`writeHfFolder: parameter '${name}' is not part of this config`);
     tensors.set(toHfName(name), { data: out, shape, dtype });

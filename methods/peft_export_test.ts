@@ -1,0 +1,299 @@
+/**
+ * PEFT exports proven by an independent reader (`peft_reader_test_utils.ts`, PEFT's formulas, no
+ * method code): for every registered method with a PEFT export, on tiny seeded models after a few
+ * training steps, the base written as a Hugging Face checkpoint (`writeHfFolder`) plus the exported
+ * adapter, applied as PEFT applies it, gives the run's adapted logits. Bases: plain Llama with
+ * rotate-half RoPE, a llama2.c-style Llama with interleaved RoPE (its checkpoint permutes q/k rows,
+ * so must the export), Qwen2 (q/k/v biases, untied head) and Qwen3 (q/k norms). Also:
+ * `re:` targets limited to some layers, LoftQ's refusal, and a classification head exported as
+ * PEFT's SEQ_CLS `score`.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+import { initBackend } from "../models/backend.ts";
+import { type LlamaConfig, validateConfig } from "../models/config.ts";
+import { fromHfName, inspectHfFolder, writeHfFolder } from "../models/hf.ts";
+import { LlamaModel } from "../models/llama.ts";
+import { readSafetensorsFile } from "../models/safetensors.ts";
+import { Rng } from "../models/util/rng.ts";
+import { saveAdapter, type SequenceHead } from "../bench/save_adapter.ts";
+import { plainContext } from "./common.ts";
+import { lora } from "./lora.ts";
+import { peftTargetFields } from "./peft_export.ts";
+import { METHODS, parseMethodConfig } from "./registry.ts";
+import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, trainSteps } from "./tiny_test_utils.ts";
+import type { AppliedMethod, MethodContext, MethodDefinition, NamedArray } from "./types.ts";
+import { applyPeftExport, type PeftApplied, peftTargets, readPeftFolder } from "./peft_reader_test_utils.ts";
+
+await initBackend("cpu");
+
+const root = await Deno.makeTempDir({ prefix: "peft-export-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(root, { recursive: true }));
+
+const BASES: [string, LlamaConfig][] = [
+  ["llama, rotate-half RoPE", TINY_CONFIG],
+  ["llama2.c, interleaved RoPE", validateConfig({ ...TINY_CONFIG, ropeStyle: "interleaved" })],
+  [
+    "qwen2: q/k/v bias, untied head",
+    validateConfig({
+      ...TINY_CONFIG,
+      architecture: "Qwen2ForCausalLM",
+      qkvBias: true,
+      tiedEmbeddings: false,
+    }),
+  ],
+  ["qwen3: q/k norm", validateConfig({ ...TINY_CONFIG, architecture: "Qwen3ForCausalLM", qkNorm: true })],
+];
+
+const STEPS = 5;
+
+/** A seeded model; biases and norm gains random so that their HF layout matters. */
+function modelFor(cfg: LlamaConfig): LlamaModel {
+  const model = LlamaModel.random(cfg, new Rng(1), 0.2);
+  const rng = new Rng(7);
+  for (const [name, v] of model.params) {
+    if (name.endsWith(".bias")) v.assign(tf.tensor(rng.fork(name).normalArray(v.size, 0.1), v.shape));
+    if (name.endsWith("norm.weight")) {
+      v.assign(tf.tensor(rng.fork(name).uniformArray(v.size, 0.8, 1.2), v.shape));
+    }
+  }
+  return model;
+}
+
+// deno-lint-ignore no-explicit-any
+type AnyMethod = MethodDefinition<any>;
+
+/** A trained application: the model, its pristine weights, the method and the adapted logits. */
+interface Trained {
+  cfg: LlamaConfig;
+  model: LlamaModel;
+  base: Map<string, Float32Array>;
+  applied: AppliedMethod;
+}
+
+function train(
+  method: AnyMethod,
+  options: Record<string, unknown>,
+  cfg: LlamaConfig,
+  ctx?: MethodContext,
+): Trained {
+  const model = modelFor(cfg);
+  const base = new Map([...model.params].map(([n, v]) => [n, (v.dataSync() as Float32Array).slice()]));
+  const applied = method.apply(
+    model,
+    parseMethodConfig(method, options),
+    ctx ?? plainContext(new Rng(3), STEPS + 1),
+  );
+  trainSteps(model, applied, STEPS);
+  return { cfg, model, base, applied };
+}
+
+/** The base as a Hugging Face checkpoint folder: config and state dict under HF names. */
+async function hfBase(cfg: LlamaConfig, weights: Map<string, Float32Array>) {
+  const dir = await Deno.makeTempDir({ dir: root });
+  await writeHfFolder(dir, cfg, weights);
+  const { config } = await inspectHfFolder(dir);
+  const { tensors } = await readSafetensorsFile(join(dir, "model.safetensors"));
+  const state = new Map<string, NamedArray>();
+  for (const [k, t] of tensors) state.set(k, { data: t.data as Float32Array, shape: t.shape });
+  return { config, state };
+}
+
+/** Save the adapter, read it back with the independent reader and build PEFT's model. */
+async function peftModel(
+  t: Trained,
+  head?: SequenceHead,
+): Promise<{ model: LlamaModel; peft: PeftApplied; dir: string }> {
+  const dir = await Deno.makeTempDir({ dir: root });
+  await saveAdapter(dir, t.applied, head);
+  const { config, state } = await hfBase(t.cfg, t.base);
+  const peft = applyPeftExport(state, await readPeftFolder(dir));
+  const ours = new Map<string, Float32Array>();
+  for (const [k, v] of peft.weights) {
+    const n = fromHfName(k);
+    if (n !== null) ours.set(n, v.data);
+  }
+  return { model: LlamaModel.fromWeights(config, ours), peft, dir };
+}
+
+/** The run's logits vs PEFT's on the tiny batch (tolerance for float32 and AdaLoRA's 1e-5). */
+async function assertReproduces(t: Trained, label: string): Promise<PeftApplied> {
+  const ids = tinyBatch();
+  const frozen = modelFor(t.cfg);
+  const before = logitsOf(frozen, ids);
+  const run = logitsOf(t.model, ids);
+  assert.ok(maxAbsDiff(before, run) > 1e-3, `${label}: training changed nothing`);
+  const { model, peft } = await peftModel(t);
+  const d = maxAbsDiff(run, logitsOf(model, ids));
+  assert.ok(d < 1e-4, `${label}: PEFT's logits differ from the run's by ${d}`);
+  tf.dispose(ids);
+  model.dispose();
+  frozen.dispose();
+  return peft;
+}
+
+/** Options per method for the export test: the contract's, with a schedule short enough to prune. */
+function exportOptions(name: string, method: AnyMethod): Record<string, unknown> {
+  const base = method.contract!.testOptions;
+  if (name === "adalora") return { ...base, tinit: 1, tfinal: 1 };
+  return base;
+}
+
+for (const [name, method] of METHODS) {
+  if (!method.contract?.peftTensors) continue; // the contract test pairs peftTensors with peftExport
+  for (const [label, cfg] of BASES) {
+    const interleavedVera = name === "vera" && cfg.ropeStyle === "interleaved";
+    Deno.test(`PEFT export reproduces the run: ${name} (${label})`, async () => {
+      // VeRA's q+v cannot be exported on an interleaved base (tested below); q and k can.
+      const options = interleavedVera
+        ? { ...exportOptions(name, method), targets: "q,k" }
+        : exportOptions(name, method);
+      const t = train(method, options, cfg);
+      const exported = t.applied.peftExport!();
+      assert.equal(exported.refused, undefined, `${name}: export refused: ${exported.refused}`);
+      const peft = await assertReproduces(t, name);
+      assert.ok(peft.wrapped.length > 0);
+      if (name === "adalora") {
+        assert.ok(exported.config.rank_pattern, "adalora: the pruned export carries rank_pattern");
+      }
+      t.applied.dispose();
+      t.model.dispose();
+    });
+  }
+}
+
+Deno.test("PEFT export: VeRA with q and v on an interleaved-RoPE base is refused, with the reason", async () => {
+  const cfg = BASES[1][1];
+  const t = train(METHODS.get("vera")!, { rank: 4, targets: "q+v" }, cfg);
+  const e = t.applied.peftExport!();
+  assert.match(e.refused ?? "", /vera_B/);
+  const dir = await Deno.makeTempDir({ dir: root });
+  await saveAdapter(dir, t.applied);
+  assert.deepEqual([...Deno.readDirSync(dir)].map((f) => f.name).sort(), [
+    "README.md",
+    "adapter.safetensors",
+  ]);
+  t.applied.dispose();
+  t.model.dispose();
+});
+
+Deno.test("PEFT export: re: targets in some layers wrap exactly those layers in PEFT", async () => {
+  for (
+    const [spec, want] of [
+      [String.raw`re:layers\.1\.attn\.(q|v)$`, {
+        target_modules: ["q_proj", "v_proj"],
+        layers_to_transform: [1],
+        layers_pattern: "layers",
+      }],
+      [String.raw`re:layers\.0\.attn\.q$|layers\.1\.mlp\.down$`, {
+        target_modules: ["model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj"],
+      }],
+    ] as const
+  ) {
+    const t = train(lora, { rank: 2, alpha: 4, targets: spec }, BASES[1][1]);
+    const e = t.applied.peftExport!();
+    for (const [k, v] of Object.entries(want)) assert.deepEqual(e.config[k], v, `${spec}: ${k}`);
+    const peft = await assertReproduces(t, spec);
+    assert.equal(peft.wrapped.length, 2, `${spec}: PEFT wraps ${peft.wrapped}`);
+    t.applied.dispose();
+    t.model.dispose();
+  }
+});
+
+Deno.test("PEFT target matching (reader): suffix lists, layers_to_transform, full names and regex strings", () => {
+  const key = "model.layers.1.self_attn.q_proj";
+  assert.equal(peftTargets({ target_modules: ["q_proj"] }, key), true);
+  assert.equal(peftTargets({ target_modules: ["q_proj"], layers_to_transform: [0] }, key), false);
+  assert.equal(
+    peftTargets({ target_modules: ["q_proj"], layers_to_transform: [1], layers_pattern: "layers" }, key),
+    true,
+  );
+  assert.equal(peftTargets({ target_modules: ["q_proj"], layers_to_transform: 1 }, key), true);
+  assert.equal(peftTargets({ target_modules: [key] }, key), true);
+  assert.equal(peftTargets({ target_modules: ["model.layers.0.self_attn.q_proj"] }, key), false);
+  assert.equal(peftTargets({ target_modules: String.raw`.*\.1\..*q_proj` }, key), true);
+  assert.equal(peftTargets({ target_modules: "q_proj" }, key), false); // regex matches the whole key
+  // Every layer of the selected kinds: bare kinds, as before.
+  assert.deepEqual(peftTargetFields(["layers.0.attn.q", "layers.1.attn.q"], 2), {
+    target_modules: ["q_proj"],
+  });
+});
+
+Deno.test("PEFT export: a LoftQ-initialised LoRA is refused (README reason, no PEFT files)", async () => {
+  const cfg = TINY_CONFIG;
+  const model = modelFor(cfg);
+  const rng = new Rng(5);
+  const q = "layers.0.attn.q";
+  const factors = new Map([[q, { a: rng.normalArray(2 * 16, 0.1), b: rng.normalArray(16 * 2, 0.1) }]]);
+  const ctx = { ...plainContext(new Rng(3)), initialFactors: factors };
+  const applied = lora.apply(
+    model,
+    parseMethodConfig(lora, { rank: 2, alpha: 4, targets: String.raw`re:layers\.0\.attn\.q$` }),
+    ctx,
+  );
+  assert.match(applied.peftExport!().refused ?? "", /--loftq/);
+  const dir = await Deno.makeTempDir({ dir: root });
+  await saveAdapter(dir, applied);
+  assert.deepEqual([...Deno.readDirSync(dir)].map((f) => f.name).sort(), [
+    "README.md",
+    "adapter.safetensors",
+  ]);
+  assert.match(await Deno.readTextFile(join(dir, "README.md")), /--loftq 0/);
+  // Without factors the same LoRA exports.
+  const plain = lora.apply(
+    modelFor(cfg),
+    parseMethodConfig(lora, { rank: 2, alpha: 4 }),
+    plainContext(new Rng(3)),
+  );
+  assert.equal(plain.peftExport!().refused, undefined);
+  applied.dispose();
+  plain.dispose();
+});
+
+Deno.test("PEFT export: a classification head as SEQ_CLS score, with what PEFT cannot express named", async () => {
+  const cfg = BASES[1][1];
+  const t = train(lora, { rank: 2, alpha: 4, targets: "q+k+v" }, cfg);
+  const rng = new Rng(11);
+  const classes = 3;
+  const head: SequenceHead = {
+    weight: { data: rng.normalArray(classes * cfg.dim, 0.3), shape: [classes, cfg.dim] },
+    bias: { data: rng.normalArray(classes, 0.3), shape: [classes] },
+    pooling: "last",
+  };
+  // Logits of the last token's final hidden state (the tiny batch has no padding).
+  const scores = (model: LlamaModel, w: NamedArray, b?: NamedArray) =>
+    tf.tidy(() => {
+      const ids = tinyBatch();
+      const h = model.hidden(ids);
+      const [n, len] = ids.shape;
+      const last = tf.reshape(tf.slice(h, [0, len - 1, 0], [n, 1, cfg.dim]), [n, cfg.dim]);
+      const z = tf.matMul(last, tf.tensor2d(w.data, w.shape as [number, number]), false, true);
+      return (b ? tf.add(z, tf.tensor1d(b.data)) : z).dataSync() as Float32Array;
+    });
+  const run = scores(t.model, head.weight, head.bias);
+  const { model, peft, dir } = await peftModel(t, head);
+  const config = JSON.parse(await Deno.readTextFile(join(dir, "adapter_config.json")));
+  assert.equal(config.task_type, "SEQ_CLS");
+  assert.deepEqual(config.modules_to_save, ["score"]);
+  assert.ok(peft.score);
+  const viaPeft = scores(model, peft.score);
+  // PEFT's score has no bias: its logits are the run's minus the bias, which the README names.
+  const d = maxAbsDiff(run, viaPeft.map((x, i) => x + head.bias.data[i % classes]));
+  assert.ok(d < 1e-4, `SEQ_CLS logits + bias differ from the run's by ${d}`);
+  assert.ok(maxAbsDiff(run, viaPeft) > 1e-3);
+  assert.match(await Deno.readTextFile(join(dir, "README.md")), /bias/);
+  // Mean pooling cannot be reproduced: the README says so.
+  const dir2 = await Deno.makeTempDir({ dir: root });
+  await saveAdapter(dir2, t.applied, {
+    ...head,
+    pooling: "mean",
+    bias: { data: new Float32Array(classes), shape: [classes] },
+  });
+  const notes = await Deno.readTextFile(join(dir2, "README.md"));
+  assert.match(notes, /--pooling last/);
+  assert.doesNotMatch(notes, /bias/);
+  model.dispose();
+  t.applied.dispose();
+  t.model.dispose();
+});

@@ -99,10 +99,23 @@ export function quantizeFrozenBase(
         QuantizedLinear.fromDense(name, w, q, layer.bias, calibration.get(name) ?? null),
       );
     }
+    // A heap layer's weight is its variable (freed below); an off-heap layer decoded a temporary.
+    if (!(w instanceof tf.Variable)) w.dispose();
     model.params.get(`${name}.weight`)?.dispose();
     model.params.delete(`${name}.weight`);
   }
   return factors;
+}
+
+/**
+ * Bytes a frozen linear's weight occupies where it is stored: packed codes of a quantized layer,
+ * the checkpoint-precision bytes of an off-heap layer (`storedBytes`), or null for a plain layer
+ * whose weight is a heap variable (counted with the variables).
+ */
+function storedWeightBytes(l: LinearModule): number | null {
+  if (l instanceof QuantizedLinear) return l.weight.storedBytes;
+  if (l instanceof Linear) return null;
+  return l.storedBytes?.() ?? null;
 }
 
 /** Frozen parameters' stored bytes and count (quantized layers count their packed bytes). */
@@ -117,11 +130,18 @@ export function frozenFootprint(
   let bytes = 0;
   let params = 0;
   for (const l of allLinears(model)) {
-    if (l instanceof QuantizedLinear) {
-      bytes += l.weight.storedBytes;
+    const stored = storedWeightBytes(l);
+    if (stored !== null) {
+      bytes += stored;
       params += l.inFeatures * l.outFeatures;
     } else if (l instanceof Linear) vars.add(l.weight);
     if (l.bias) vars.add(l.bias);
+  }
+  // An off-heap embedding table (also the tied head's weight).
+  const table = model.storedWeights.get("embed.weight");
+  if (table) {
+    bytes += table.storedBytes;
+    params += table.shape[0] * table.shape[1];
   }
   for (const [name, v] of model.params) {
     if (!model.linears.has(name.replace(/\.(weight|bias)$/, ""))) vars.add(v);
@@ -143,13 +163,11 @@ export function quantSummary(
   let bytes = 0;
   let params = 0;
   for (const l of allLinears(model)) {
-    if (l instanceof QuantizedLinear) {
-      bytes += l.weight.storedBytes;
-      params += l.inFeatures * l.outFeatures;
-    } else if (l instanceof Linear && l.name.startsWith("layers.")) {
-      bytes += 4 * l.inFeatures * l.outFeatures;
-      params += l.inFeatures * l.outFeatures;
-    }
+    if (!l.name.startsWith("layers.") && !(l instanceof QuantizedLinear)) continue;
+    const stored = storedWeightBytes(l);
+    if (stored === null && !(l instanceof Linear)) continue; // an adapter wrapper: its base is visited
+    bytes += stored ?? 4 * l.inFeatures * l.outFeatures;
+    params += l.inFeatures * l.outFeatures;
   }
   const before = timing.inferLatencyUnquantizedMs?.p50;
   const after = timing.inferLatencyQuantizedMs?.p50;

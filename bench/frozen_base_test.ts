@@ -157,3 +157,44 @@ Deno.test("frozen footprint: fp32 bytes of every frozen value; nf4 packs the dec
   assert.deepEqual(packed, { bytes: 4 * (total - linears) + summary.linearBytes, params: total });
   model.dispose();
 });
+
+Deno.test({
+  name:
+    "frozen base off the heap: the footprint counts the stored weights; quantizing decodes without leaking",
+  ignore: !(await initBackend("native").then(() => true, () => false)),
+  fn: async () => {
+    const { loadModel } = await import("../models/load.ts");
+    const { STORIES_TOKENIZER } = await import("../models/fixtures.ts");
+    await initBackend("native");
+    const heap = await loadModel(STORIES_MODEL, STORIES_TOKENIZER, { offHeap: "never" });
+    const off = await loadModel(STORIES_MODEL, STORIES_TOKENIZER, { offHeap: "always" });
+    try {
+      assert.ok(off.model.storedWeights.size > 0);
+      // float32 checkpoint stored as is: the same bytes and parameters wherever they live.
+      assert.deepEqual(frozenFootprint(off.model, new Set()), frozenFootprint(heap.model, new Set()));
+      const r = resolveRun(
+        buildRunConfigs(
+          parseCli(["--model", STORIES_MODEL, "--quant", "nf4"], BENCH_SPEC).values as Record<
+            string,
+            unknown
+          >,
+        )[0],
+      );
+      // Each of the 35 decoder linears holds its packed codes and block constants instead of its weight:
+      // off the heap that adds exactly what the heap model adds plus the variable it frees there.
+      const count = (model: typeof off.model) => {
+        const before = tf.memory().numTensors;
+        quantizeFrozenBase(model, r);
+        return tf.memory().numTensors - before;
+      };
+      assert.equal(count(off.model), count(heap.model) + 35);
+      assert.equal(
+        quantSummary(off.model, r.config, {}).bitsPerParam,
+        quantSummary(heap.model, r.config, {}).bitsPerParam,
+      );
+    } finally {
+      heap.model.dispose();
+      off.model.dispose();
+    }
+  },
+});

@@ -7,11 +7,19 @@
  * z [d - m] and one scale lambda_i per adapted layer (m = number of target linears; SAID's "one
  * extra scalar per layer", counted inside d). Each target weight W_i [out, in], D_i = out * in
  * values, becomes
- *   W_i = W_i0 + lambda_i * reshape(F_i z),   F_i = (H G_i Pi_i H B_i) / (sigma_i sqrt(D'_i))
+ *   W_i = W_i0 + lambda_i * reshape(F_i z),   F_i = (H G_i Pi_i H B_i) / (sigma_i sqrt(D_i))
  * restricted to its first D_i rows, where D'_i is max(D_i, d - m) padded to a power of two (z is
- * zero-padded to D'_i), H the D'_i x D'_i Walsh-Hadamard matrix (Sylvester order), B_i a random
- * +-1 diagonal, Pi_i a random permutation, G_i a N(0, 1) diagonal and sigma_i = ||G_i||_2, which
- * gives every column of the untruncated F_i unit norm (Li et al.'s normalisation). "Per layer-block"
+ * zero-padded to D'_i), H the D'_i x D'_i Walsh-Hadamard matrix (Sylvester order, unnormalised),
+ * B_i a random +-1 diagonal, Pi_i a random permutation, G_i a N(0, 1) diagonal and
+ * sigma_i = ||G_i||_2.
+ * Normalisation on sizes that are not powers of two, as the reference code (Li et al.'s and
+ * Aghajanyan et al.'s `fastfood_torched`: divisor sqrt(LL ||G||^2) times sqrt(DD / LL), i.e.
+ * ||G|| sqrt(DD) with DD the layer's size): every row of the unscaled D'_i x D'_i transform has
+ * squared norm D'_i sigma_i^2, so the kept D_i rows of F_i have squared Frobenius norm exactly D'_i
+ * and a column of the truncated F_i has squared norm 1 on average (exactly 1 when D_i = D'_i). An
+ * earlier version divided by sqrt(D'_i), giving the untruncated columns unit norm and the kept
+ * ones D_i / D'_i on average (a smaller effective step on layers whose size is not a power of two).
+ * "Per layer-block"
  * means per target linear: each has its own B, G, Pi (seeded from ctx.rng.fork(name + ".fastfood"),
  * frozen) and sees the same z.
  * H is applied as a fast Walsh-Hadamard transform written in tfjs ops (log2 D' butterfly stages on
@@ -83,7 +91,7 @@ export class FastfoodProjection {
   /** Padded size D' (a power of two). */
   readonly size: number;
   readonly #b: tf.Tensor1D;
-  /** G / (sigma sqrt(D')). */
+  /** G / (sigma sqrt(dOut)): the reference's normalisation by the kept size (module doc). */
   readonly #g: tf.Tensor1D;
   readonly #permute: (x: tf.Tensor1D) => tf.Tensor1D;
   readonly #owned: tf.Tensor[];
@@ -99,7 +107,7 @@ export class FastfoodProjection {
     perm.forEach((p, i) => (inv[p] = i));
     const g = rng.normalArray(n);
     const sigma = Math.sqrt(g.reduce((s, v) => s + v * v, 0));
-    const scale = 1 / (sigma * Math.sqrt(n));
+    const scale = 1 / (sigma * Math.sqrt(dOut));
     this.#b = tf.tensor1d(b);
     this.#g = tf.tensor1d(g.map((v) => v * scale));
     const permT = tf.tensor1d(perm, "int32");

@@ -67,6 +67,25 @@ Deno.test("said: Fastfood columns have unit norm and its gradient is the transpo
   p.dispose();
 });
 
+Deno.test("said: Fastfood on a size that is not a power of two keeps unit columns on average (reference normalisation)", () => {
+  // dOut 12 pads to 16. Every row of the unscaled 16 x 16 transform H G Pi H B has squared norm
+  // 16 ||G||^2, so the 12 kept rows, divided by ||G|| sqrt(12) as fastfood_torched does, have
+  // squared Frobenius norm exactly 16: the 16 columns' squared norms average 1 (12/16 when the
+  // divisor used the padded size 16).
+  const p = new FastfoodProjection(16, 12, new Rng(4));
+  assert.equal(p.size, 16);
+  let total = 0;
+  for (let j = 0; j < 16; j++) {
+    const e = new Float32Array(16);
+    e[j] = 1;
+    const c = p.project(tf.tensor1d(e)).dataSync();
+    assert.equal(c.length, 12);
+    total += c.reduce((s, v) => s + v * v, 0);
+  }
+  assert.ok(Math.abs(total / 16 - 1) < 1e-5, `mean squared column norm ${total / 16}`);
+  p.dispose();
+});
+
 Deno.test("said: identity at init; exactly d trainable values; too small d is an error", () => {
   assertIdentityAtInit(intrinsicSaid, {});
   const { applied } = applyTiny(intrinsicSaid, { intrinsicDim: 37, targets: "q+k+v+o" });

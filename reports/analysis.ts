@@ -44,7 +44,13 @@ import {
   valueOf,
 } from "./data.ts";
 import { Rng } from "../models/util/rng.ts";
-import { collapsed, type TrivialScores, trivialScores } from "./trivial.ts";
+import {
+  collapsed,
+  type RandomRankingScores,
+  randomRankingScores,
+  type TrivialScores,
+  trivialScores,
+} from "./trivial.ts";
 
 /** A value, or why it could not be computed. */
 export type Attempt<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -201,6 +207,8 @@ export interface StudyAnalysis {
   margin: number;
   baselines: BaselineComparison[];
   trivial: TrivialSummary | null;
+  /** Random-ranking expectations of a retrieval study (of the run with the largest corpus). */
+  randomRanking: RandomRankingScores | null;
   factors: FactorAnalysis[];
   /** One model over the whole design (null when no factor varies). */
   design: Attempt<DesignAnova> | null;
@@ -635,6 +643,11 @@ export function analyzeStudy(study: Study, opts: AnalysisOptions = {}): StudyAna
     margin: opts.margin ?? defaultMargin(study),
     baselines: baselineComparisons(study, opts),
     trivial: trivialSummary(study),
+    randomRanking: study.ok.map(randomRankingScores).filter((x): x is RandomRankingScores => x !== null)
+      .reduce<RandomRankingScores | null>(
+        (a, b) => (a === null || b.corpusSize > a.corpusSize ? b : a),
+        null,
+      ),
     factors,
     design: designAnova(study, opts),
     superscripts: retrievalSuperscripts(study, opts),

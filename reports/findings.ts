@@ -59,6 +59,14 @@ export function studyFindings(study: Study, a: StudyAnalysis): StudyFindings {
       );
     }
   }
+  const rr = a.randomRanking;
+  if (rr) {
+    const shown = Object.entries(rr.scores).map(([m, v]) => `${m} ${(v * 100).toFixed(2)}%`).join(", ");
+    lines.push(
+      `Trivial baseline: a random ranking of the ${rr.corpusSize}-document corpus is expected to score ${shown} ` +
+        `(closed form${rr.assumedOneRelevant ? ", assuming one relevant document per query" : ""}).`,
+    );
+  }
   for (const b of a.baselines) {
     if (b.rows.length === 0) continue;
     lines.push(

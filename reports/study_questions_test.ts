@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { analyzeStudy } from "./analysis.ts";
 import { buildStudies } from "./data.ts";
 import { renderReport } from "./site.ts";
-import { fixtureConfig, fixtureRecord } from "./testing.ts";
+import { fixtureConfig, fixtureRecord, syntheticRecords } from "./testing.ts";
+import { studyFindings } from "./findings.ts";
 import { collapsed, trivialScores } from "./trivial.ts";
 import { Rng } from "../models/util/rng.ts";
 import type { RunConfig, RunRecord } from "../bench/record.ts";
@@ -117,4 +118,25 @@ Deno.test("REPORT.md opens with findings, shows baselines and flags, and is past
   assert.doesNotMatch(md, /p = </);
   const index = files.find((f) => f.path === "index.html")!.text;
   assert.ok(index.indexOf('id="findings"') < index.indexOf('id="study-'), "findings first on the site too");
+});
+
+Deno.test("retrieval studies state the random-ranking baseline in closed form", async () => {
+  const recs = await syntheticRecords({
+    tasks: ["retrieve"],
+    ranks: [4],
+    quants: ["none"],
+    seeds: 2,
+    items: 20,
+  });
+  for (const r of recs) r.details = { ...r.details, corpusSize: 200 };
+  const study = buildStudies(recs)[0];
+  const a = analyzeStudy(study, { resamples: 20, permutations: 20 });
+  assert.ok(a.randomRanking);
+  let h = 0;
+  for (let i = 1; i <= 200; i++) h += 1 / i;
+  assert.ok(Math.abs(a.randomRanking.scores.mrr - h / 200) < 1e-12, "E[RR] = H_N / N with one relevant");
+  assert.equal(a.randomRanking.assumedOneRelevant, true);
+  const lines = studyFindings(study, a).lines.join("\n");
+  assert.match(lines, /random ranking of the 200-document corpus is expected to score mrr 2\.94%/);
+  assert.match(lines, /assuming one relevant document per query/);
 });

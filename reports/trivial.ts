@@ -11,6 +11,7 @@
  */
 import { accuracy, macroF1 } from "../bench/metrics/classification.ts";
 import type { RunRecord } from "../bench/record.ts";
+import { randomExpected } from "../bench/metrics/random_ranking.ts";
 
 /** A run predicting one class for this share of its test items (or more) is flagged. */
 export const COLLAPSE_SHARE = 0.9;
@@ -93,4 +94,35 @@ export function predictionShare(run: RunRecord): { label: string; share: number 
 export function collapsed(run: RunRecord): { label: string; share: number } | null {
   const s = predictionShare(run);
   return s && s.share >= COLLAPSE_SHARE ? s : null;
+}
+
+/** Expected scores of a uniformly random ranking on a retrieval run's evaluation corpus. */
+export interface RandomRankingScores {
+  corpusSize: number;
+  queries: number;
+  /** True when the records do not give each query's relevant count and one relevant is assumed. */
+  assumedOneRelevant: boolean;
+  /** Metric name -> expected mean over the queries (mrr, recall@k, precision@k). */
+  scores: Record<string, number>;
+}
+
+/**
+ * The random-ranking baseline of a retrieval run in closed form (bench/metrics/random_ranking.ts)
+ * over its corpus (`details.corpusSize`), averaged over its queries; each query's relevant count
+ * is its per-item `relevant` field when the record has one, else 1 (said in the result). Null for
+ * other tasks or without a corpus size.
+ */
+export function randomRankingScores(run: RunRecord): RandomRankingScores | null {
+  if (run.config?.task !== "retrieve") return null;
+  const n = run.details?.corpusSize;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 1) return null;
+  const items = (run.perItem ?? []).filter((i) => i && typeof i === "object");
+  const rel = items.map((i) => (i as Record<string, unknown>).relevant);
+  const known = rel.length > 0 &&
+    rel.every((r) => typeof r === "number" && Number.isInteger(r) && r >= 0 && r <= n);
+  const rs = known ? rel as number[] : Array(Math.max(1, items.length)).fill(1);
+  const names = Object.keys(run.metrics ?? {}).filter((m) => randomExpected(m, n, 1) !== undefined);
+  const scores: Record<string, number> = {};
+  for (const m of names) scores[m] = rs.reduce((s, r) => s + randomExpected(m, n, r)!, 0) / rs.length;
+  return { corpusSize: n, queries: items.length, assumedOneRelevant: !known, scores };
 }

@@ -36,6 +36,12 @@ export const full: MethodDefinition<z.infer<typeof noOptions>> = {
   // Every parameter of the architecture (the embedding once when tied).
   contract: { testOptions: {}, identityAtInit: true, parameterCount: (m) => countParameters(m) },
   apply: (model) => {
+    if (model.storedWeights.size > 0) {
+      throw new Error(
+        `full fine-tuning trains every weight, but ${model.storedWeights.size} of this model's weights are ` +
+          "stored off the wasm heap as frozen (models above 1 GiB on native); use a PEFT method such as --method lora",
+      );
+    }
     const originals = new Map([...model.params].map(([n, v]) => [n, tf.clone(v)]));
     return inPlaceMethod(model.params, {
       deltaWeights: () => {

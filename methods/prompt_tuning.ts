@@ -56,10 +56,7 @@ export const promptTuning: MethodDefinition<PromptTuningConfig> = {
     assertHookFree(model, "promptEmbeddings", "prompt-tuning");
     const { dim, vocabSize } = model.config;
     const ids = samplePromptTokens(ctx.rng.fork("prompt-tuning.init"), config.virtualTokens, vocabSize);
-    const table = model.param("embed.weight").dataSync() as Float32Array;
-    const init = new Float32Array(ids.length * dim);
-    ids.forEach((id, j) => init.set(table.subarray(id * dim, (id + 1) * dim), j * dim));
-    const prompt = trainableVariable(init, [ids.length, dim]);
+    const prompt = trainableVariable(model.embeddingRows(ids), [ids.length, dim]);
     const vars = new Map([["prompt_embeddings", prompt]]);
     const restore = setHook(model, "promptEmbeddings", () => prompt as tf.Tensor2D, "prompt-tuning");
     return ownedVariablesMethod(vars, restore);

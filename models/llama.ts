@@ -232,6 +232,18 @@ export class LlamaModel {
     return p;
   }
 
+  /** The embedding rows of `ids`, row-major [ids.length, dim], wherever the table is stored. */
+  embeddingRows(ids: readonly number[]): Float32Array {
+    const dim = this.config.dim;
+    const out = new Float32Array(ids.length * dim);
+    const table = this.storedWeights.get("embed.weight");
+    const heap = table ? null : this.param("embed.weight").dataSync() as Float32Array;
+    ids.forEach((id, j) =>
+      out.set(table ? table.decodeRows(id, 1) : heap!.subarray(id * dim, (id + 1) * dim), j * dim)
+    );
+    return out;
+  }
+
   /** Token embeddings [N, dim] of flat ids. */
   #embed(ids: tf.Tensor1D): tf.Tensor2D {
     const table = this.storedWeights.get("embed.weight");

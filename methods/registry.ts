@@ -29,6 +29,7 @@ import { oft } from "./oft.ts";
 import { hra } from "./hra.ts";
 import { boft } from "./boft.ts";
 import { road } from "./road.ts";
+import { delora } from "./delora.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -58,6 +59,7 @@ const ALL: MethodDefinition<any>[] = [
   hra,
   boft,
   road,
+  delora,
 ];
 
 /** Methods by name, in listing order. */

@@ -99,7 +99,7 @@ const gib = (bytes: number) => `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 
 /**
  * Fail (InputError, one line) when the model's tensors exceed what the backend's heap can hold:
- * the wasm backend (and native with `--off-heap never`-like settings) share a wasm32 heap of 4 GiB.
+ * the wasm backend (and native with `offHeap: "never"`) share a wasm32 heap of 4 GiB.
  */
 function checkFitsBackend(config: LlamaConfig, modelPath: string, options: LoadOptions): void {
   const backend = options.backend ?? tf.getBackend();

@@ -58,13 +58,17 @@ const COLUMNS: [string, (r: RunRecord) => unknown][] = [
   ["alpha", (r) => r.config.methodOptions.alpha],
   ["quant", (r) => r.config.quant.scheme],
   ["double_quant", (r) => Boolean(r.config.quant.doubleQuant)],
-  ["train_size", (r) => r.config.trainSize],
+  ["train_size", trainSize],
   ["train_per_class", (r) => r.config.trainPerClass],
   ["seed", (r) => r.config.seed],
   ["split_seed", (r) => r.config.splitSeed],
   ["epochs", (r) => r.config.epochs],
-  ["steps", (r) => r.config.steps],
+  ["steps", (r) => r.config.steps ?? (Array.isArray(r.curve) && r.curve.length ? r.curve.length : null)],
   ["lr", (r) => r.config.lr],
+  ["head_lr", (r) => r.config.headLr],
+  ["max_length", (r) => r.config.maxLength],
+  ["batch_size", (r) => r.config.batchSize],
+  ["max_eval", (r) => r.config.maxEval],
   ["backend", (r) => r.env?.backend],
   // From the record when its writer stored them, else from bench/metrics/table.ts.
   ["primary_metric", (r) => recordPrimary(r).name],
@@ -72,7 +76,13 @@ const COLUMNS: [string, (r: RunRecord) => unknown][] = [
 ];
 
 const TAIL: [string, (r: RunRecord) => unknown][] = [
+  ["items_scored", (r) => (r.status === "success" && Array.isArray(r.perItem) ? r.perItem.length : null)],
+  [
+    "final_loss",
+    (r) => (Array.isArray(r.curve) && r.curve.length ? r.curve[r.curve.length - 1]?.loss : null),
+  ],
   ["train_seconds", (r) => r.timing?.trainSeconds],
+  ["eval_seconds", (r) => r.timing?.evalSeconds],
   ["total_seconds", (r) => r.timing?.totalSeconds],
   ["train_tokens_per_second", (r) => r.timing?.trainTokensPerSecond],
   ["infer_latency_p50_ms", (r) => r.timing?.inferLatencyMs?.p50],
@@ -87,20 +97,50 @@ const TAIL: [string, (r: RunRecord) => unknown][] = [
 ];
 
 /**
+ * Training-set size of a run: `--train-size` when given, else `--train-per-class` times the
+ * number of classes the task scored (`details.perClass`), an upper bound when a class has fewer
+ * examples; empty when neither is known (`all`, or no per-class details).
+ */
+function trainSize(r: RunRecord): number | null {
+  if (typeof r.config.trainSize === "number") return r.config.trainSize;
+  const per = r.config.trainPerClass;
+  const classes = Array.isArray(r.details?.perClass) ? r.details.perClass.length : 0;
+  return typeof per === "number" && classes > 0 ? per * classes : null;
+}
+
+/** Per-class F1 of a classification run: label -> F1, from `details.perClass`. */
+function perClassF1(r: RunRecord): Map<string, number> {
+  const out = new Map<string, number>();
+  const pc = r.details?.perClass;
+  if (!Array.isArray(pc)) return out;
+  for (const c of pc) {
+    if (c && typeof c === "object" && typeof (c as Record<string, unknown>).f1 === "number") {
+      out.set(String((c as Record<string, unknown>).label), (c as Record<string, number>).f1);
+    }
+  }
+  return out;
+}
+
+/**
  * The CSV text of `records`: header, then one row per record. A metric whose name clashes with a
- * fixed column is prefixed `metric_`.
+ * fixed column is prefixed `metric_`. Classification runs add one `f1[LABEL]` column per class
+ * (union over records, sorted).
  */
 export function recordsToCsv(records: RunRecord[]): string {
   const fixed = new Set([...COLUMNS, ...TAIL].map(([c]) => c));
   const metrics = [...new Set(records.flatMap((r) => Object.keys(r.metrics ?? {})))].sort();
+  const f1s = records.map(perClassF1);
+  const labels = [...new Set(f1s.flatMap((m) => [...m.keys()]))].sort();
   const header = [
     ...COLUMNS.map(([c]) => c),
     ...metrics.map((m) => (fixed.has(m) ? `metric_${m}` : m)),
+    ...labels.map((l) => `f1[${l}]`),
     ...TAIL.map(([c]) => c),
   ];
-  const rows = records.map((r) => [
+  const rows = records.map((r, i) => [
     ...COLUMNS.map(([, get]) => get(r)),
     ...metrics.map((m) => r.metrics?.[m]),
+    ...labels.map((l) => f1s[i].get(l)),
     ...TAIL.map(([, get]) => get(r)),
   ]);
   return [header, ...rows].map((row) => row.map(csvField).join(",") + "\r\n").join("");

@@ -161,3 +161,33 @@ Deno.test("export-csv CLI: a record with an unsafe runId or a missing field is e
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("csv export: head_lr, max_length, items scored, final loss, eval seconds, per-class F1; train_size and steps filled", () => {
+  const r = record("r1", { accuracy: 0.5 });
+  r.config.headLr = 0.003;
+  r.config.maxLength = 48;
+  r.config.steps = null;
+  r.timing.evalSeconds = 0.75;
+  r.curve = [{ step: 0, loss: 2.5, lr: 1 }, { step: 1, loss: 2.0, lr: 1 }, { step: 2, loss: 1.25, lr: 1 }];
+  r.perItem = [{ id: "a" }, { id: "b" }, { id: "c" }, { id: "d" }];
+  r.details = {
+    perClass: [{ label: "world", f1: 0.5, support: 2 }, { label: 'sport, "x"', f1: 0.25, support: 1 }, {
+      label: "tech",
+      f1: 0,
+      support: 1,
+    }],
+  };
+  const [header, row] = parseCsv(recordsToCsv([r]));
+  const get = (col: string) => row[header.indexOf(col)];
+  assert.equal(get("head_lr"), "0.003");
+  assert.equal(get("max_length"), "48");
+  assert.equal(get("items_scored"), "4");
+  assert.equal(get("final_loss"), "1.25");
+  assert.equal(get("eval_seconds"), "0.75");
+  // 8 per class x 3 classes; steps from the loss curve (one point per update) when --steps was not set.
+  assert.equal(get("train_size"), "24");
+  assert.equal(get("steps"), "3");
+  assert.equal(get("f1[world]"), "0.5");
+  assert.equal(get('f1[sport, "x"]'), "0.25");
+  assert.equal(get("f1[tech]"), "0");
+});

@@ -30,6 +30,7 @@ import { hra } from "./hra.ts";
 import { boft } from "./boft.ts";
 import { road } from "./road.ts";
 import { delora } from "./delora.ts";
+import { miss } from "./miss.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -60,6 +61,7 @@ const ALL: MethodDefinition<any>[] = [
   boft,
   road,
   delora,
+  miss,
 ];
 
 /** Methods by name, in listing order. */

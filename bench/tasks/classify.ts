@@ -7,18 +7,25 @@ import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "../../models/variables.ts";
 import type { LlamaModel } from "../../models/llama.ts";
 import type { Tokenizer } from "../../models/tokenizers/types.ts";
-import type { Rng } from "../../models/util/rng.ts";
+import { Rng } from "../../models/util/rng.ts";
 import type { ClassificationDataset } from "../../datasets/types.ts";
 import { accuracy, confusionMatrix, macroF1, perClassScores } from "../metrics/classification.ts";
 import { chunks, encodeTexts, padBatch, pooledEmbedding, type Pooling } from "./encode.ts";
 import type { Evaluation, TaskRunner } from "./types.ts";
 import { taskPrimary } from "../metrics/table.ts";
+import { stratifiedSubset } from "./stratified.ts";
 
 /** Options of the classification task. */
 export interface ClassifyOptions {
   maxLength: number;
   pooling: Pooling;
   evalBatch?: number;
+  /**
+   * How `--max-eval N` picks items when N is below the split size: "first" (default: the first N
+   * in file order, as before) or "stratified" (a seeded stratified sample, bench/tasks/stratified.ts,
+   * the same subset for every run so runs stay paired).
+   */
+  maxEvalMode?: "first" | "stratified";
 }
 
 /** Build the classification task on a model. */
@@ -58,10 +65,10 @@ export function classifyTask(
       tf.dispose([batch.ids, batch.mask]);
       return tf.add(tf.matMul(pooled, head, false, true), headBias) as tf.Tensor2D;
     });
-  const predict = async (split: "dev" | "test", count: number) => {
+  const predict = async (split: "dev" | "test", items: readonly number[]) => {
     const preds: number[] = [];
-    for (const idx of chunks(count, options.evalBatch ?? 32)) {
-      const logits = logitsOf(idx.map((i) => enc[split][i]));
+    for (const idx of chunks(items.length, options.evalBatch ?? 32)) {
+      const logits = logitsOf(idx.map((i) => enc[split][items[i]]));
       const arg = tf.argMax(logits, 1);
       preds.push(...(await arg.data()));
       tf.dispose([logits, arg]);
@@ -85,8 +92,13 @@ export function classifyTask(
     },
     batchTokens: (items) => items.reduce((s, i) => s + enc.train[i].length, 0),
     async evaluate(split, maxItems): Promise<Evaluation> {
-      const examples = data[split].slice(0, maxItems ?? undefined);
-      const preds = await predict(split, examples.length);
+      const all = data[split];
+      const items = maxItems !== null && maxItems !== undefined && options.maxEvalMode === "stratified"
+        // A fixed stream (not the run's seed): every run of a study scores the same items.
+        ? stratifiedSubset(all.map((e) => e.label), maxItems, new Rng(0x5eed).fork(`max-eval|${split}`))
+        : all.slice(0, maxItems ?? undefined).map((_, i) => i);
+      const examples = items.map((i) => all[i]);
+      const preds = await predict(split, items);
       const yTrue = examples.map((e) => e.label);
       const yPred = preds.map((p) => data.labels[p]);
       const perClass = perClassScores(yTrue, yPred, data.labels);
@@ -102,7 +114,6 @@ export function classifyTask(
       };
     },
     sampleSequences: (n) => enc.test.slice(0, n).map((s) => s.slice()),
-    trainSequences: (items) => items.map((i) => enc.train[i].slice()),
     async inferOne(index) {
       const logits = logitsOf([enc.test[index % enc.test.length]]);
       await logits.data();

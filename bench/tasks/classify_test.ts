@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { initBackend } from "../../models/backend.ts";
+import { tinyModel } from "../../methods/tiny_test_utils.ts";
+import { Rng } from "../../models/util/rng.ts";
+import type { Tokenizer } from "../../models/tokenizers/types.ts";
+import type { ClassificationDataset } from "../../datasets/types.ts";
+import { classifyTask } from "./classify.ts";
+
+await initBackend("cpu");
+
+/** Characters to ids below the tiny model's vocabulary of 32. */
+const tokenizer: Tokenizer = {
+  vocabSize: 32,
+  bosId: null,
+  eosId: 1,
+  padId: 0,
+  encode: (text) => [...text].map((c) => 2 + (c.charCodeAt(0) % 30)),
+  decode: () => "",
+};
+
+// A test split sorted by label: 12 'a', 6 'b', 6 'c'.
+const test = [...Array(24).keys()].map((i) => ({
+  id: `t${i}`,
+  text: `item ${i}`,
+  label: i < 12 ? "a" : i < 18 ? "b" : "c",
+}));
+const data: ClassificationDataset = {
+  task: "classify",
+  name: "sorted",
+  splitSeed: 0,
+  labels: ["a", "b", "c"],
+  train: test.slice(0, 3),
+  dev: test.slice(0, 3),
+  test,
+};
+
+Deno.test("classify --max-eval: first N by default (unchanged); stratified on request, the same items for every run", async () => {
+  const model = tinyModel(1);
+  const labelsOf = async (mode: "first" | "stratified" | undefined, seed: number) => {
+    const task = classifyTask(
+      model,
+      tokenizer,
+      data,
+      { maxLength: 8, pooling: "mean", maxEvalMode: mode },
+      new Rng(seed),
+    );
+    const ev = await task.evaluate("test", 8);
+    task.dispose();
+    return ev.perItem.map((p) => [p.id, p.label]);
+  };
+  const first = await labelsOf(undefined, 0);
+  assert.deepEqual(first.map(([id]) => id), ["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"]);
+  assert.ok(first.every(([, l]) => l === "a"), "the first 8 of a sorted split are one class");
+  const strat = await labelsOf("stratified", 0);
+  const count = (l: string) => strat.filter(([, x]) => x === l).length;
+  // 8 of 24 at shares 1/2, 1/4, 1/4.
+  assert.deepEqual([count("a"), count("b"), count("c")], [4, 2, 2]);
+  // Another run seed scores the same subset (paired comparisons stay paired).
+  assert.deepEqual(await labelsOf("stratified", 7), strat);
+  // --max-eval at or above the split size: every item, in either mode.
+  const task = classifyTask(model, tokenizer, data, {
+    maxLength: 8,
+    pooling: "mean",
+    maxEvalMode: "stratified",
+  }, new Rng(0));
+  assert.equal((await task.evaluate("test", 100)).perItem.length, 24);
+  task.dispose();
+  model.dispose();
+});

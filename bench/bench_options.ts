@@ -84,6 +84,11 @@ export const BENCH_SPEC = {
   temperature: { type: "string", default: "0.05", help: "InfoNCE temperature (retrieve)" },
   "eval-every": { type: "string", default: "0", help: "evaluate on dev every N updates (0: never)" },
   "max-eval": { type: "string", help: "evaluate on at most N items" },
+  "max-eval-mode": {
+    type: "string",
+    help:
+      "which --max-eval items a classification run scores: first (default) or stratified (seeded, per class)",
+  },
   "max-corpus": {
     type: "string",
     default: "2000",

@@ -160,7 +160,22 @@ export function checkOutDir(dir: string, flag = "out"): void {
 const optionalInt = (name: string, v: unknown) =>
   v === undefined ? null : numberFlag(name, String(v), (n) => Number.isInteger(n) && n > 0);
 
-/** Build one validated RunConfig per seed from parsed flags (see `BENCH_SPEC` in cli.ts). */
+/**
+ * `--max-eval-mode`: `stratified` enters the config (and the run id); `first`, the default, leaves the
+ * config as it was before the flag existed, so earlier run ids stay valid.
+ */
+function maxEvalMode(v: unknown, task: string): Pick<RunConfig, "maxEvalMode"> {
+  if (v === undefined || v === "first") return {};
+  if (v !== "stratified") {
+    throw new UsageError(`--max-eval-mode ${v}: use first or stratified`);
+  }
+  if (task !== "classify") {
+    throw new UsageError(`--max-eval-mode stratified samples per class: it needs a classification dataset`);
+  }
+  return { maxEvalMode: "stratified" };
+}
+
+/** Build one validated RunConfig per seed from parsed flags (see `BENCH_SPEC` in bench_options.ts). */
 export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
   // The same resolve code as every run's first stage (run_resolve.ts), on the flags' values.
   const method = resolveMethod(String(v.method), methodOptionsFromFlags(v));
@@ -259,6 +274,7 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
     temperature: numberFlag("temperature", String(v.temperature), (n) => n > 0),
     evalEvery: numberFlag("eval-every", String(v["eval-every"]), (n) => Number.isInteger(n) && n >= 0),
     maxEval: optionalInt("max-eval", v["max-eval"]),
+    ...maxEvalMode(v["max-eval-mode"], task),
     maxCorpus: optionalInt("max-corpus", v["max-corpus"]),
     backend,
     diagnostics: Boolean(v.diagnostics),

@@ -203,3 +203,23 @@ Deno.test("--quant-opt: options the scheme takes enter the config; others are on
     assert.ok(!f.message.includes("\n"));
   }
 });
+
+Deno.test("--max-eval-mode: stratified enters the config (classification only); first leaves run ids as they were", async () => {
+  const [plain] = configs(["--max-eval", "20"]);
+  const [first] = configs(["--max-eval", "20", "--max-eval-mode", "first"]);
+  const [strat] = configs(["--max-eval", "20", "--max-eval-mode", "stratified"]);
+  assert.equal("maxEvalMode" in first, false);
+  assert.equal(await runIdOf(first), await runIdOf(plain));
+  assert.equal(strat.maxEvalMode, "stratified");
+  assert.notEqual(await runIdOf(strat), await runIdOf(plain));
+  for (
+    const [args, pattern] of [
+      [["--max-eval-mode", "random"], /--max-eval-mode random: use first or stratified/],
+      [["--dataset", "sotu", "--max-eval-mode", "stratified"], /needs a classification dataset/],
+    ] as const
+  ) {
+    const f = failure(() => configs([...args]));
+    assert.equal(f.kind, "UsageError");
+    assert.match(f.message, pattern);
+  }
+});

@@ -54,6 +54,11 @@ export interface RunConfig {
   temperature: number;
   evalEvery: number;
   maxEval: number | null;
+  /**
+   * Classification: which `maxEval` items are scored: a seeded stratified sample, or (absent: the
+   * default) the first N of the split.
+   */
+  maxEvalMode?: "stratified";
   /** Retrieval: evaluate against at most this many documents (judged ones always included). */
   maxCorpus: number | null;
   backend: string;
@@ -268,6 +273,7 @@ const ConfigSchema = z.looseObject({
   temperature: num.optional(),
   evalEvery: num.optional(),
   maxEval: num.nullable().optional(),
+  maxEvalMode: z.literal("stratified").optional(),
   maxCorpus: num.nullable().optional(),
   diagnostics: z.boolean().optional(),
   tokenizer: z.string().optional(),

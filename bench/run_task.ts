@@ -32,7 +32,7 @@ export function buildTask(loaded: LoadedModel, config: RunConfig, data: Dataset,
       model,
       tokenizer,
       data,
-      { maxLength: config.maxLength, pooling: config.pooling },
+      { maxLength: config.maxLength, pooling: config.pooling, maxEvalMode: config.maxEvalMode ?? "first" },
       rng,
     );
   }

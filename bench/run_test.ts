@@ -190,3 +190,23 @@ Deno.test("bench: GPTQ calibrates on a seeded sample of training items; records 
   const again = await executeRun(config(args), { backend, quiet: true });
   assert.deepEqual(again.metrics, r.metrics);
 });
+
+Deno.test("bench: --max-eval-mode stratified scores a per-class sample; the default scores the split's first items", async () => {
+  const run = (mode: string[]) =>
+    executeRun(config(["--train-per-class", "2", "--steps", "1", "--max-eval", "16", ...mode]), {
+      backend,
+      quiet: true,
+    });
+  const first = await run([]);
+  const strat = await run(["--max-eval-mode", "stratified"]);
+  assert.equal(first.status, "success", first.error);
+  assert.equal(strat.status, "success", strat.error);
+  const labels = (r: typeof first) => new Set((r.perItem as { label: number }[]).map((p) => p.label));
+  assert.equal(strat.perItem.length, 16);
+  // wordnet-lex has more classes than 16 items can hold twice: a stratified sample covers more of them.
+  assert.ok(labels(strat).size >= labels(first).size, `${labels(strat).size} vs ${labels(first).size}`);
+  assert.notDeepEqual(
+    strat.perItem.map((p) => (p as { id: string }).id),
+    first.perItem.map((p) => (p as { id: string }).id),
+  );
+});

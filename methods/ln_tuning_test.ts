@@ -29,10 +29,27 @@ Deno.test("ln-tuning: (2 L + 1) dim gains; flags set while applied and restored 
   assert.throws(() => applyTiny(lnTuning, { rank: 2 }), /method ln-tuning does not take option 'rank'/);
 });
 
-Deno.test("ln-tuning: q/k norms (Qwen3) train too", () => {
-  const config = validateConfig({ ...TINY_CONFIG, qkNorm: true });
+Deno.test("ln-tuning: PEFT's mapping on Qwen2/Qwen3 is post_attention_layernorm alone; norms=all adds every gain", () => {
+  for (const architecture of ["Qwen2ForCausalLM", "Qwen3ForCausalLM"]) {
+    const config = validateConfig({
+      ...TINY_CONFIG,
+      architecture,
+      qkNorm: architecture === "Qwen3ForCausalLM",
+    });
+    const model = LlamaModel.random(config, new Rng(1), 0.2);
+    const applied = lnTuning.apply(model, parseMethodConfig(lnTuning, {}), plainContext(new Rng(1)));
+    // PEFT utils/constants.py: "qwen2"/"qwen3": ["post_attention_layernorm"] = our mlp_norm.
+    assert.deepEqual([...applied.state().keys()], ["layers.0.mlp_norm.weight", "layers.1.mlp_norm.weight"]);
+    assertTrainsRestFrozen(model, applied);
+    applied.dispose();
+  }
+  const config = validateConfig({ ...TINY_CONFIG, architecture: "Qwen3ForCausalLM", qkNorm: true });
   const model = LlamaModel.random(config, new Rng(1), 0.2);
-  const applied = lnTuning.apply(model, parseMethodConfig(lnTuning, {}), plainContext(new Rng(1)));
+  const applied = lnTuning.apply(
+    model,
+    parseMethodConfig(lnTuning, { norms: "all" }),
+    plainContext(new Rng(1)),
+  );
   assert.equal(
     trainableCount(applied),
     (2 * config.nLayers + 1) * config.dim + 2 * config.nLayers * config.headDim,

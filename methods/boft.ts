@@ -32,7 +32,8 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
-import { peftModuleName, peftTargetModules, trainableVariable, wrapLinears } from "./common.ts";
+import { peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
+import { outputRows, peftTargetFields } from "./peft_export.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 import { blockDiagRight, cayleyExact } from "./orthogonal.ts";
 
@@ -248,7 +249,8 @@ export const boft: MethodDefinition<BoftConfig> = {
         const tensors = new Map<string, NamedArray>();
         for (const [name, l] of wrapped) {
           tensors.set(`${peftModuleName(name)}.boft_R`, named(l.r));
-          tensors.set(`${peftModuleName(name)}.boft_s`, named(l.s));
+          // boft_s runs over the outputs: q/k rows in the checkpoint's order.
+          tensors.set(`${peftModuleName(name)}.boft_s`, outputRows(name, l.s, model.config));
         }
         return {
           config: {
@@ -258,7 +260,7 @@ export const boft: MethodDefinition<BoftConfig> = {
             boft_block_num: config.blockNum,
             boft_n_butterfly_factor: config.nButterflyFactor,
             boft_dropout: 0,
-            target_modules: peftTargetModules(targets),
+            ...peftTargetFields(targets, model.config.nLayers),
             fan_in_fan_out: false,
             bias: "none",
             init_weights: true,

@@ -24,14 +24,9 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
-import {
-  kaimingUniform,
-  peftModuleName,
-  peftTargetModules,
-  trainableVariable,
-  wrapLinears,
-} from "./common.ts";
+import { kaimingUniform, peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
 import { checkRank } from "./lora.ts";
+import { outputRows, peftTargetFields } from "./peft_export.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
 /** DeLoRA options (PEFT `DeloraConfig`, with its defaults). */
@@ -134,7 +129,7 @@ export const delora: MethodDefinition<DeloraConfig> = {
         for (const [name, l] of wrapped) {
           const m = peftModuleName(name);
           tensors.set(`${m}.delora_A`, named(l.a));
-          tensors.set(`${m}.delora_B`, named(l.b));
+          tensors.set(`${m}.delora_B`, outputRows(name, l.b, model.config)); // rows: outputs
           tensors.set(`${m}.delora_lambda`, named(l.lambda));
           tensors.set(`${m}.delora_w_norm`, named(l.wNorm));
         }
@@ -145,7 +140,7 @@ export const delora: MethodDefinition<DeloraConfig> = {
             r: config.rank,
             delora_lambda: config.deloraLambda,
             module_dropout: 0,
-            target_modules: peftTargetModules(targets),
+            ...peftTargetFields(targets, model.config.nLayers),
             bias: "none",
             init_weights: true,
             base_model_name_or_path: null,

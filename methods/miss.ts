@@ -24,9 +24,11 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
-import type { MethodDefinition } from "./types.ts";
+import type { MethodDefinition, NamedArray } from "./types.ts";
+import type { LlamaConfig } from "../models/config.ts";
 import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
-import { peftModuleName, peftTargetModules, trainableVariable, wrapLinears } from "./common.ts";
+import { peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
+import { outputRows, peftTargetFields, permutedInHf } from "./peft_export.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
 /** MiSS options (PEFT `MissConfig`, with its defaults). */
@@ -97,6 +99,17 @@ export class MissLinear extends AdaptedLinear {
   }
 }
 
+/** The shard [r, out] with its output columns in the Hugging Face checkpoint's order. */
+function outputColumns(name: string, block: tf.Variable, config: LlamaConfig): NamedArray {
+  const t = tf.transpose(block);
+  const rows = outputRows(name, t, config);
+  t.dispose();
+  const [r, out] = block.shape;
+  const data = new Float32Array(r * out);
+  for (let o = 0; o < out; o++) for (let k = 0; k < r; k++) data[k * out + o] = rows.data[o * r + k];
+  return { data, shape: [r, out] };
+}
+
 /** MiSS. */
 export const miss: MethodDefinition<MissConfig> = {
   name: "miss",
@@ -136,6 +149,12 @@ export const miss: MethodDefinition<MissConfig> = {
     return {
       ...adaptedMethod({ model, ctx, vars, wrapped, restore, nominalRank: config.rank }),
       peftExport: () => ({
+        // On interleaved-RoPE models the checkpoint permutes q/k outputs; the `miss` shard's
+        // output columns permute with them, but `mini`'s repeated pattern and `bat`'s row blocks
+        // do not survive the permutation.
+        refused: config.init !== "miss" && targets.some((t) => permutedInHf(t, model.config))
+          ? `miss --opt init=${config.init} on q/k of an interleaved-RoPE model has no PEFT layout on the converted base; use --targets without q,k`
+          : undefined,
         config: {
           peft_type: "MISS",
           task_type: "CAUSAL_LM",
@@ -143,14 +162,17 @@ export const miss: MethodDefinition<MissConfig> = {
           mini_r: config.miniR,
           miss_dropout: 0,
           init_weights: config.init === "miss" ? true : config.init,
-          target_modules: peftTargetModules(targets),
+          ...peftTargetFields(targets, model.config.nLayers),
           bias: "none",
           base_model_name_or_path: null,
         },
         tensors: new Map(
           [...wrapped].map(([name, l]) => [
             `${peftModuleName(name)}.miss_block`,
-            { data: l.block.dataSync() as Float32Array, shape: [...l.block.shape] },
+            config.init === "miss" ? outputColumns(name, l.block, model.config) : {
+              data: l.block.dataSync() as Float32Array,
+              shape: [...l.block.shape],
+            },
           ]),
         ),
       }),

@@ -27,7 +27,8 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
-import { peftModuleName, peftTargetModules, trainableVariable, wrapLinears } from "./common.ts";
+import { peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
+import { peftTargetFields, permutedInHf } from "./peft_export.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
 /** RoAd options (PEFT `RoadConfig`, with its defaults). */
@@ -211,13 +212,18 @@ export const road: MethodDefinition<RoadConfig> = {
           tensors.set(`${peftModuleName(name)}.road_alpha`, named(l.alpha));
         }
         return {
+          // RoAd pairs outputs (k, k+g/2); the checkpoint's q/k row permutation of interleaved-RoPE
+          // models breaks those pairs, so no RoAd adapter on the converted base equals the run.
+          refused: targets.some((t) => permutedInHf(t, model.config))
+            ? "road on q/k of an interleaved-RoPE (llama2.c) model has no PEFT layout on the converted base; use --targets without q,k"
+            : undefined,
           config: {
             peft_type: "ROAD",
             task_type: "CAUSAL_LM",
             variant: config.variant,
             group_size: config.groupSize,
             init_weights: true,
-            target_modules: peftTargetModules(targets),
+            ...peftTargetFields(targets, model.config.nLayers),
             base_model_name_or_path: null,
           },
           tensors,

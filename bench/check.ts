@@ -1,35 +1,11 @@
 /**
- * `deno task check`: regression checks of a results folder against stored baseline records.
- *
- * Runs are matched by run id (a hash of the config, so the same config always has the same id).
- * Per matched run, with the tolerances of the policy file (`baselines/policy.json`):
- *
- * - quality metrics: `|current - baseline| <= abs`, or `<= rel * |baseline|` (derived metrics such
- *   as perplexities, whose float noise across CPUs and BLAS kernels scales with the value); a change
- *   either way beyond that fails and needs `--update`. A baseline from another CPU model or OpenBLAS
- *   core is named in a notice; the same machine's exact determinism is `deno task bench --repeat-check`;
- * - peak memory: growth above `rel` fails, a drop above `rel` is a notice;
- * - parameter counts and adapter bytes: exact (`rel` 0);
- * - latency and throughput (noise-aware; it must never cry wolf on a loaded machine):
- *   `ratio = min(raw ratio, calibrated ratio)` where the raw ratio is `current / baseline` (for
- *   throughput `baseline / current`, so > 1 always means slower) and the calibrated ratio divides
- *   each side by its own `calibrationMs` (a 512^3 matmul timed in the same process, `bench/env.ts`). Taking the
- *   smaller of the two means a slower machine (raw up, calibrated flat) and a noisy calibration
- *   (calibrated up, raw flat) both read as "not slower"; only a slowdown seen both ways counts.
- *   - per run: regression when the p50 ratio > `runThreshold` (2.75) AND the p95 ratio > 1 (the
- *     tail agrees in direction); for throughput the step p50 ratio must agree (> 1);
- *   - suite: regression when at least `suiteMinRuns` (6) runs are comparable, the median of their
- *     step p50 ratios > `suiteThreshold` (1.75) AND the median p95 ratio > 1. Run-to-run noise is
- *     independent between runs, so the median catches a moderate slowdown that hits every run;
- *   - metrics marked "report" (inference latency: one ~1 ms item, spread up to 4x) never fail.
- *
- * Runs in the baseline but not in the results fail (missing); runs only in the results are a
- * notice (extra). A run whose backend differs from its baseline's is "not comparable" (notice).
- * Records are validated when read (`parseRecord`): a damaged record or one whose run id is not its
- * safe file name is bad input, so nothing is written or deleted because of it.
- * The exit code is 1 only on a failure, 2 on bad input. `--update --reason TEXT` makes the current
- * records the new baseline and appends a line to `HISTORY.jsonl`; `--json-out FILE` also writes
- * github-action-benchmark input (see {@link benchmarkActionEntries}).
+ * `deno task check`: regression check of a results folder against stored baseline records, matched by
+ * run id, with the tolerances of `baselines/policy.json`: quality metrics within abs/rel tolerance,
+ * memory growth within `rel`, sizes exact, latency and throughput by the noise-aware rule (a slowdown
+ * must show both raw and calibrated, per run and over the suite). `baselines/README.md` states the
+ * policy and the measurements behind each number. Records are validated when read (`parseRecord`);
+ * exit 1 only on a failure, 2 on bad input. `--update --reason TEXT` promotes the current records and
+ * appends to `HISTORY.jsonl`; `--json-out FILE` writes github-action-benchmark input.
  * @module
  */
 import { join } from "node:path";

@@ -8,10 +8,16 @@
  * the LM loss keep the real tokens' shape. Real tokens attend to the whole prompt (it precedes them
  * causally); the prompt positions themselves are never scored.
  *
- * Initialisation ("sampled vocab", the paper's best init): row j is a copy of the embedding of a
- * vocabulary token drawn from ctx.rng (`fork("prompt-tuning.init")`), distinct tokens while
- * p <= vocab. The paper samples from the 5,000 most frequent tokens; with no frequency table at
- * hand we draw uniformly from the whole vocabulary.
+ * Initialisation (`init`), drawn from ctx.rng (`fork("prompt-tuning.init")`):
+ * - `sample-vocab` (default; the paper's best init): row j is a copy of the embedding of a
+ *   vocabulary token, distinct tokens while p <= vocab. The paper samples from the 5,000 most
+ *   frequent tokens; with no frequency table at hand we draw uniformly from the whole vocabulary.
+ *   PEFT's `SAMPLE_VOCAB` also draws from the whole vocabulary, with replacement (torch.randint).
+ * - `random`: PEFT's default (`PromptTuningInit.RANDOM`): the prompt is a fresh
+ *   `torch.nn.Embedding(p, d)`, whose weights are N(0, 1).
+ * The default differs from PEFT's on purpose: N(0, 1) rows are far from the scale of a trained
+ * embedding table (the paper reports random init trailing sampled vocabulary), so `sample-vocab`
+ * stays the default; the option is in the run record, and `--opt init=random` gives PEFT's.
  *
  * Not identity at init (the prompt changes every real token's context). Trainable parameters: p d.
  * Not mergeable: the prompt is an input, not a weight.
@@ -28,6 +34,8 @@ import { assertHookFree, setHook } from "./bottleneck.ts";
 export const promptTuningSchema = z.object({
   /** Number p of soft prompt vectors. */
   virtualTokens: z.number().int().positive().default(8),
+  /** Prompt initialisation: copies of sampled vocabulary embeddings, or PEFT's default N(0, 1). */
+  init: z.enum(["sample-vocab", "random"]).default("sample-vocab"),
 }).strict();
 
 /** Prompt-tuning options after defaults. */
@@ -55,8 +63,12 @@ export const promptTuning: MethodDefinition<PromptTuningConfig> = {
   apply: (model, config, ctx) => {
     assertHookFree(model, "promptEmbeddings", "prompt-tuning");
     const { dim, vocabSize } = model.config;
-    const ids = samplePromptTokens(ctx.rng.fork("prompt-tuning.init"), config.virtualTokens, vocabSize);
-    const prompt = trainableVariable(model.embeddingRows(ids), [ids.length, dim]);
+    const rng = ctx.rng.fork("prompt-tuning.init");
+    const p = config.virtualTokens;
+    const init = config.init === "random"
+      ? rng.normalArray(p * dim, 1)
+      : model.embeddingRows(samplePromptTokens(rng, p, vocabSize));
+    const prompt = trainableVariable(init, [p, dim]);
     const vars = new Map([["prompt_embeddings", prompt]]);
     const restore = setHook(model, "promptEmbeddings", () => prompt as tf.Tensor2D, "prompt-tuning");
     return ownedVariablesMethod(vars, restore);

@@ -43,3 +43,22 @@ Deno.test("prompt-tuning: only the prompt gets gradients; training lowers the lo
 });
 
 Deno.test("prompt-tuning: state round trip", () => assertStateRoundTrip(promptTuning, { virtualTokens: 3 }));
+
+Deno.test("prompt-tuning: init=random is PEFT's default (a fresh nn.Embedding: N(0, 1) rows)", () => {
+  const { model, applied } = applyTiny(promptTuning, { virtualTokens: 8, init: "random" });
+  const values = applied.trainable[0].dataSync() as Float32Array;
+  assert.equal(values.length, 8 * TINY_CONFIG.dim);
+  const mean = values.reduce((s, v) => s + v, 0) / values.length;
+  const sd = Math.sqrt(values.reduce((s, v) => s + (v - mean) ** 2, 0) / values.length);
+  // 128 draws: mean within 4 standard errors of 0, standard deviation near 1.
+  assert.ok(Math.abs(mean) < 4 / Math.sqrt(values.length), `mean ${mean}`);
+  assert.ok(sd > 0.8 && sd < 1.2, `sd ${sd}`);
+  const table = model.param("embed.weight").arraySync() as number[][];
+  const prompt = applied.trainable[0].arraySync() as number[][];
+  assert.ok(
+    prompt.every((p) => table.every((row) => maxAbsDiff(row, p) > 0)),
+    "random rows copy the vocabulary",
+  );
+  assert.throws(() => applyTiny(promptTuning, { init: "text" }), /init/);
+  applied.dispose();
+});

@@ -6,11 +6,13 @@
  * @module
  */
 
+import type { TaskKind } from "../../datasets/types.ts";
+
 /** Which way a metric improves. */
 export type Direction = "higher" | "lower";
 
-/** The tasks a run can have (as in `RunConfig.task`). */
-export type TaskName = "classify" | "retrieve" | "lm";
+/** The tasks a run can have (as in `RunConfig.task`): the datasets' task kinds. */
+export type TaskName = TaskKind;
 
 /** One metric (or a family such as `recall@k`) of the table. */
 export interface MetricSpec {

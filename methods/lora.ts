@@ -14,6 +14,7 @@ import type { LlamaModel } from "../models/llama.ts";
 import type { AppliedMethod, LoftqPlan, MethodContext, MethodDefinition, NamedArray } from "./types.ts";
 import { loraTensorShapes, selectTargets, sumOverTargets } from "./targets.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
+import { loraOptimizerParts } from "./lora_optim.ts";
 import { kaimingUniform, peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
 import { outputRows, peftTargetFields } from "./peft_export.ts";
 import type { LlamaConfig } from "../models/config.ts";
@@ -30,6 +31,20 @@ export const loraSchema = z.object({
 
 /** LoRA options after defaults. */
 export type LoraConfig = z.infer<typeof loraSchema>;
+
+/**
+ * Options of `lora` and `rslora` themselves: LoRA's plus the optimizer options of
+ * `lora_optim.ts` (absent by default, so default runs parse to the same config).
+ */
+export const loraRunSchema = loraSchema.extend({
+  /** LoRA+: lora_B's learning rate is lr times this (PEFT's docs and the paper use 16). */
+  loraPlusLrRatio: z.number().positive().optional(),
+  /** LoRA-FA: lora_A frozen, B's gradient projected (PEFT `create_lorafa_optimizer`). */
+  loraFa: z.boolean().optional(),
+}).strict();
+
+/** `lora` / `rslora` options after defaults. */
+export type LoraRunConfig = z.infer<typeof loraRunSchema>;
 
 /** A linear layer with a low-rank update s B A on a frozen base. */
 export class LoraLinear extends AdaptedLinear {
@@ -121,7 +136,7 @@ function loraLoftqPlan(model: LlamaModel, config: LoraConfig): LoftqPlan {
   return { targets: selectTargets(model, config.targets), rank: config.rank };
 }
 
-function applyLora(model: LlamaModel, config: LoraConfig, ctx: MethodContext, rs: boolean): AppliedMethod {
+function applyLora(model: LlamaModel, config: LoraRunConfig, ctx: MethodContext, rs: boolean): AppliedMethod {
   const targets = selectTargets(model, config.targets);
   const scale = rs ? config.alpha / Math.sqrt(config.rank) : config.alpha / config.rank;
   const vars = new Map<string, tf.Variable>();
@@ -152,6 +167,7 @@ function applyLora(model: LlamaModel, config: LoraConfig, ctx: MethodContext, rs
   });
   return {
     ...adaptedMethod({ model, ctx, vars, wrapped, restore, nominalRank: config.rank }),
+    ...loraOptimizerParts([...wrapped.values()], scale, config),
     peftExport: () => ({
       config: {
         peft_type: "LORA",
@@ -177,18 +193,19 @@ function applyLora(model: LlamaModel, config: LoraConfig, ctx: MethodContext, rs
  * LoRA's contract facts (PEFT `LoraLayer.update_layer`: lora_A [r, in], lora_B [out, r] = 0, so
  * identity at init): r (in + out) trainable values per target.
  */
-const loraContract: MethodDefinition<LoraConfig>["contract"] = {
+const loraContract: MethodDefinition<LoraRunConfig>["contract"] = {
   testOptions: { rank: 4, alpha: 8, targets: "all-linear" },
   identityAtInit: true,
-  parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => c.rank * (s.in + s.out)),
+  // LoRA-FA trains only lora_B [out, r] (PEFT sets lora_A's requires_grad False).
+  parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => c.rank * ((c.loraFa ? 0 : s.in) + s.out)),
   peftTensors: (m, c) => loraTensorShapes(m, c.targets, c.rank),
 };
 
 /** LoRA: scale alpha / r. */
-export const lora: MethodDefinition<LoraConfig> = {
+export const lora: MethodDefinition<LoraRunConfig> = {
   name: "lora",
   description: "low-rank update s*B*A on frozen linears, s = alpha/r (Hu et al. 2021)",
-  schema: loraSchema,
+  schema: loraRunSchema,
   mergeable: true,
   loftqPlan: loraLoftqPlan,
   contract: loraContract,
@@ -196,10 +213,10 @@ export const lora: MethodDefinition<LoraConfig> = {
 };
 
 /** rsLoRA: rank-stabilised scale alpha / sqrt(r). */
-export const rslora: MethodDefinition<LoraConfig> = {
+export const rslora: MethodDefinition<LoraRunConfig> = {
   name: "rslora",
   description: "LoRA with rank-stabilised scale alpha/sqrt(r) (Kalajdzievski 2023)",
-  schema: loraSchema,
+  schema: loraRunSchema,
   mergeable: true,
   loftqPlan: loraLoftqPlan,
   contract: loraContract,

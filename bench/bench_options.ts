@@ -55,6 +55,11 @@ export const BENCH_SPEC = {
     type: "string",
     help: "tokenizer of --model: a tokenizer.json, llama2.c .bin or a folder (default: the model's own)",
   },
+  "forgetting-text": {
+    type: "string",
+    help:
+      "UTF-8 text file whose NLL before and after training measures forgetting (default: held-out SOTU prose)",
+  },
   "data-opt": {
     type: "string",
     multiple: true,

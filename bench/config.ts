@@ -241,6 +241,10 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
     );
   }
   const tokenizer = v.tokenizer === undefined ? null : String(v.tokenizer);
+  const forgettingText = v["forgetting-text"] === undefined ? null : String(v["forgetting-text"]);
+  if (forgettingText !== null && !existsSync(forgettingText)) {
+    throw new InputError(`forgetting text not found: ${forgettingText} (check --forgetting-text)`);
+  }
   if (tokenizer !== null && !existsSync(tokenizer)) {
     throw new InputError(`tokenizer not found: ${tokenizer} (check --tokenizer)`);
   }
@@ -279,6 +283,7 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
     backend,
     diagnostics: Boolean(v.diagnostics),
     ...(tokenizer === null ? {} : { tokenizer }),
+    ...(forgettingText === null ? {} : { forgettingText }),
     ...(dataOptions === null ? {} : { dataOptions }),
   };
   return seeds.map((seed) => ({ ...base, seed }));

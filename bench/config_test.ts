@@ -223,3 +223,11 @@ Deno.test("--max-eval-mode: stratified enters the config (classification only); 
     assert.match(f.message, pattern);
   }
 });
+
+Deno.test("--forgetting-text: in the config only when given; a missing file is an input error naming the flag", () => {
+  assert.equal("forgettingText" in configs([])[0], false);
+  assert.equal(configs(["--forgetting-text", STORIES_TOKENIZER])[0].forgettingText, STORIES_TOKENIZER);
+  const f = failure(() => configs(["--forgetting-text", "/nonexistent.txt"]));
+  assert.equal(f.kind, "InputError");
+  assert.match(f.message, /forgetting text not found: \/nonexistent.txt \(check --forgetting-text\)/);
+});

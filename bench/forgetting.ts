@@ -6,7 +6,8 @@
  * windows of the model's context: before the method applies (on the possibly quantized frozen base)
  * and after training. Positive values mean the run forgot.
  *
- * The text is the held-out State of the Union speeches (prose no task trains on), or, when the run's
+ * The text is `--forgetting-text FILE` when given (the way to measure other models on their own kind
+ * of text), else the held-out State of the Union speeches (prose no task trains on), or, when the run's
  * own dataset is `sotu`, the held-out WordNet glosses of the default model's check text.
  * @module
  */
@@ -20,16 +21,16 @@ import { rollingTokenWindows } from "./metrics/lm.ts";
 /** Tokens of the generic text that are scored (its beginning). */
 export const FORGETTING_TOKENS = 2048;
 
-/** The generic text of a run: its name (for the record) and content. */
+/** The generic text of a run: its name for the record (`sotu-test`, `wordnet-check` or the file path) and content. */
 export interface GenericText {
-  name: "sotu-test" | "wordnet-check";
+  name: string;
   text: string;
 }
 
 /** The record's forgetting figures. */
 export interface Forgetting {
-  /** Which text was scored. */
-  text: GenericText["name"];
+  /** Which text was scored (see {@link GenericText}). */
+  text: string;
   /** Tokens scored. */
   tokens: number;
   /** Mean NLL per token (nats) of the frozen base. */
@@ -40,8 +41,9 @@ export interface Forgetting {
   delta: number;
 }
 
-/** The generic text for a run on `dataset` (see the module doc for the choice). */
-export function genericText(dataset: string): GenericText {
+/** The generic text for a run on `dataset`, or from `file` (see the module doc for the choice). */
+export function genericText(dataset: string, file?: string): GenericText {
+  if (file !== undefined) return { name: file, text: Deno.readTextFileSync(file) };
   if (dataset === "sotu") return { name: "wordnet-check", text: checkText() };
   const speeches = sotuSpeeches().filter((s) => isSotuTest(s.id)).map((s) => s.text);
   return { name: "sotu-test", text: speeches.join("\n") };
@@ -66,7 +68,7 @@ export async function genericNll(
 
 /** The forgetting figures from the scores before and after training. */
 export function forgettingOf(
-  text: GenericText["name"],
+  text: string,
   before: { nll: number; tokens: number },
   after: { nll: number; tokens: number },
 ): Forgetting {

@@ -42,28 +42,33 @@ Deno.test("forgetting: the text is held-out SOTU prose, WordNet glosses when the
   });
 });
 
-Deno.test("forgetting in run records: exactly 0 when the backbone does not train (frozen), nonzero with LoRA", async () => {
+Deno.test("forgetting in run records: 0 for frozen, positive after a high learning rate on unrelated data, rerun-identical", async () => {
   const run = (args: string[]) => {
-    const { values } = parseCli([
-      "--model",
-      STORIES_MODEL,
-      "--max-eval",
-      "10",
-      "--train-per-class",
-      "2",
-      ...args,
-    ], BENCH_SPEC);
+    const { values } = parseCli(
+      ["--model", STORIES_MODEL, "--max-eval", "10", "--train-per-class", "2", ...args],
+      BENCH_SPEC,
+    );
     return executeRun(buildRunConfigs(values as Record<string, unknown>)[0], { backend, quiet: true });
   };
   const frozen = await run(["--method", "frozen", "--steps", "3"]);
   assert.equal(frozen.status, "success", frozen.error);
   assert.equal(frozen.forgetting!.text, "sotu-test");
   assert.equal(frozen.forgetting!.delta, 0);
-  const lora = await run(["--method", "lora", "--steps", "3", "--lr", "0.05"]);
+  // WordNet lexicographer classes are unrelated to the stories model's text: a hot LoRA run forgets.
+  const hot = ["--method", "lora", "--targets", "all-linear", "--steps", "6", "--lr", "0.05"];
+  const lora = await run(hot);
   assert.equal(lora.status, "success", lora.error);
   assert.equal(lora.forgetting!.nllBefore, frozen.forgetting!.nllBefore); // same frozen base, same text
-  assert.ok(
-    lora.forgetting!.delta !== 0 && Number.isFinite(lora.forgetting!.delta),
-    String(lora.forgetting!.delta),
-  );
+  assert.ok(lora.forgetting!.delta > 0, String(lora.forgetting!.delta));
+  assert.deepEqual((await run(hot)).forgetting, lora.forgetting);
+  // A user's text (the model's own kind of prose) replaces the default.
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/story.txt`, STORIES_SENTENCE);
+    const own = await run([...hot, "--forgetting-text", `${dir}/story.txt`]);
+    assert.equal(own.forgetting!.text, `${dir}/story.txt`);
+    assert.ok(Math.abs(own.forgetting!.nllBefore - STORIES_SENTENCE_LOSS) < 5e-5);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -65,6 +65,8 @@ export interface RunConfig {
   diagnostics: boolean;
   /** Tokenizer path from `--tokenizer` (absent: the one beside the model). */
   tokenizer?: string;
+  /** Text file from `--forgetting-text` (absent: the held-out generic text of `bench/forgetting.ts`). */
+  forgettingText?: string;
   /** Dataset options from `--data-opt`, parsed by the dataset's schema (absent: none given). */
   dataOptions?: Record<string, unknown>;
 }
@@ -277,6 +279,7 @@ const ConfigSchema = z.looseObject({
   maxCorpus: num.nullable().optional(),
   diagnostics: z.boolean().optional(),
   tokenizer: z.string().optional(),
+  forgettingText: z.string().optional(),
   dataOptions: z.record(z.string(), z.unknown()).optional(),
 });
 
@@ -339,7 +342,7 @@ export const RunRecordSchema = z.looseObject({
   }).optional(),
   diagnostics: z.record(z.string(), z.unknown()).optional(),
   forgetting: z.object({
-    text: z.enum(["sotu-test", "wordnet-check"]),
+    text: z.string(),
     tokens: num,
     nllBefore: num,
     nllAfter: num,

@@ -130,7 +130,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     // The method; --diagnostics probes the frozen model's attention before it applies.
     const steps = totalSteps(config, task.trainItems);
     const frozenAttention = config.diagnostics ? probeTaskAttention(model, task) : null;
-    const generic = genericText(config.dataset);
+    const generic = genericText(config.dataset, config.forgettingText);
     const genericBefore = await genericNll(model, loaded.tokenizer, generic.text);
     applied = applyMethod(model, run, methodContext(run, rng.fork("method"), steps, factors, calibration));
     const headVars = task.headVariables;

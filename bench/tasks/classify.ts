@@ -114,6 +114,7 @@ export function classifyTask(
       };
     },
     sampleSequences: (n) => enc.test.slice(0, n).map((s) => s.slice()),
+    trainSequences: (items) => items.map((i) => enc.train[i].slice()),
     async inferOne(index) {
       const logits = logitsOf([enc.test[index % enc.test.length]]);
       await logits.data();

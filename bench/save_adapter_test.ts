@@ -8,7 +8,7 @@ import { Rng } from "../models/util/rng.ts";
 import { plainContext } from "../methods/common.ts";
 import { lora } from "../methods/lora.ts";
 import { parseMethodConfig } from "../methods/registry.ts";
-import { saveAdapter } from "./save_adapter.ts";
+import { saveAdapter, sequenceHeadOf } from "./save_adapter.ts";
 
 await initBackend("cpu");
 
@@ -69,4 +69,18 @@ Deno.test("saveAdapter: a method without a PEFT layout writes only its own tenso
     (await readSafetensorsFile(join(out, "adapter.safetensors"))).tensors.get("x")!.data,
     new Float32Array([1, 2]),
   );
+});
+
+Deno.test("sequenceHeadOf: a classify run's head (weight, bias, pooling); none for other tasks", async () => {
+  const { variableOf } = await import("../models/variables.ts");
+  const tf = await import("@tensorflow/tfjs-core");
+  const w = variableOf(() => tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), true);
+  const b = variableOf(() => tf.tensor1d([0.5, -0.5]), true);
+  const task = { headVariables: [w, b] };
+  const head = sequenceHeadOf(task, { task: "classify", pooling: "last" })!;
+  assert.deepEqual(head.weight.shape, [2, 3]);
+  assert.deepEqual(Array.from(head.bias.data), [0.5, -0.5]);
+  assert.equal(head.pooling, "last");
+  assert.equal(sequenceHeadOf({ headVariables: [] }, { task: "retrieve", pooling: "mean" }), undefined);
+  tf.dispose([w, b]);
 });

@@ -152,6 +152,46 @@ function compareRun(
     );
   }
 
+  // Forgetting: a quality figure, lower is better; checked once both sides record it.
+  if (policy.forgetting && b.forgetting && c.forgetting) {
+    const bv = b.forgetting.delta;
+    const cv = c.forgetting.delta;
+    const tol = policy.forgetting.delta;
+    const ok = withinTolerance(bv, cv, tol);
+    const worse = Number.isNaN(cv) || cv > bv;
+    push(
+      {
+        metric: "forgetting.delta",
+        baseline: fmt(bv),
+        current: fmt(cv),
+        delta: signed(cv - bv || 0),
+        verdict: ok ? "ok" : worse ? "regression" : "changed",
+        fails: !ok,
+      },
+      worse
+        ? `forgetting rose from ${exactPair(bv, cv)} to ${exactPair(cv, bv)} nats/token (tolerance ${
+          describeTolerance(tol)
+        }); find the change that moved it`
+        : `forgetting fell from ${exactPair(bv, cv)} to ${
+          exactPair(cv, bv)
+        } nats/token (better, but beyond ` +
+          `tolerance ${describeTolerance(tol)}); if intended, run --update --reason`,
+    );
+  } else if (policy.forgetting && c.forgetting && !b.forgetting) {
+    push(
+      {
+        metric: "forgetting.delta",
+        baseline: "-",
+        current: fmt(c.forgetting.delta),
+        delta: "new",
+        verdict: "ok",
+        fails: false,
+      },
+      undefined,
+      "forgetting is not in the baseline (recorded since this version); --update --reason to start checking it",
+    );
+  }
+
   // Peak memory: relative growth fails, a drop is good news.
   for (const key of ["peakTrainBytes", "peakInferBytes"] as const) {
     const bv = b.memory[key];

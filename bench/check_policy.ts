@@ -26,6 +26,8 @@ export const PolicySchema = z.strictObject({
   quality: z.strictObject({ ...comment, default: QualityTol, metrics: z.record(z.string(), QualityTol) }),
   memory: z.strictObject({ ...comment, peakTrainBytes: RelTol, peakInferBytes: RelTol }),
   size: z.strictObject({ ...comment, trainableParams: RelTol, totalParams: RelTol, adapterBytes: RelTol }),
+  /** `record.forgetting.delta` (nats per token, lower is better); absent: not checked. */
+  forgetting: z.strictObject({ ...comment, delta: QualityTol }).optional(),
   latency: z.strictObject({
     ...comment,
     runThreshold: z.number().gt(1),

@@ -626,3 +626,20 @@ Deno.test("check CLI: a record with a missing field is exit 2 and one line namin
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("forgetting.delta: a rise beyond tolerance fails, noise passes, a fall fails as changed; no baseline value is a notice", () => {
+  const withForgetting = (delta: number) => (r: RunRecord) => {
+    r.forgetting = { text: "sotu-test", tokens: 2048, nllBefore: 5, nllAfter: 5 + delta, delta };
+  };
+  const base = [record(undefined, withForgetting(0.25))];
+  const noise = compareRecords(base, [record(undefined, withForgetting(0.25 + 4e-6))], policy);
+  assert.deepEqual(failing(noise.rows), []);
+  const rose = compareRecords(base, [record(undefined, withForgetting(0.3))], policy);
+  assert.deepEqual(failing(rose.rows), ["forgetting.delta: regression"]);
+  assert.match(rose.failures[0], /forgetting rose from 0\.25 to 0\.3 nats\/token/);
+  const fell = compareRecords(base, [record(undefined, withForgetting(0.2))], policy);
+  assert.deepEqual(failing(fell.rows), ["forgetting.delta: changed"]);
+  const fresh = compareRecords([record()], [record(undefined, withForgetting(0.25))], policy);
+  assert.deepEqual(fresh.failures, []);
+  assert.ok(fresh.notices.some((n) => /forgetting is not in the baseline/.test(n)), fresh.notices.join("|"));
+});

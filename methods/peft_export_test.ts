@@ -140,8 +140,24 @@ function exportOptions(name: string, method: AnyMethod): Record<string, unknown>
   return base;
 }
 
+/**
+ * Exporting methods whose PEFT type the reader does not model yet (added after it was written):
+ * their exports are NOT proven; the test below checks only that the reader refuses them, so adding
+ * the type to peft_reader_test_utils.ts must come with removing the method from this list.
+ */
+const NOT_YET_MODELLED = new Set(["boft", "road", "delora", "miss"]);
+
 for (const [name, method] of METHODS) {
   if (!method.contract?.peftTensors) continue; // the contract test pairs peftTensors with peftExport
+  if (NOT_YET_MODELLED.has(name)) {
+    Deno.test(`PEFT export not yet proven (reader lacks its type): ${name}`, async () => {
+      const t = train(method, exportOptions(name, method), TINY_CONFIG);
+      await assert.rejects(() => peftModel(t), /reader does not model peft_type/);
+      t.applied.dispose();
+      t.model.dispose();
+    });
+    continue;
+  }
   for (const [label, cfg] of BASES) {
     const interleavedVera = name === "vera" && cfg.ropeStyle === "interleaved";
     Deno.test(`PEFT export reproduces the run: ${name} (${label})`, async () => {

@@ -33,7 +33,7 @@ import { adaptedSize, applyMethod, methodContext } from "./apply_method.ts";
 import { makeOptimizers, type RunOptimizers, totalSteps, trainLoop } from "./train_loop.ts";
 import { evaluateAndMeasure, measureInference, memoryRecord } from "./measure.ts";
 import { diagnose, probeTaskAttention } from "./run_diagnostics.ts";
-import { saveAdapter } from "./save_adapter.ts";
+import { saveAdapter, sequenceHeadOf } from "./save_adapter.ts";
 
 export { datasetSpec, modelPath } from "./run_resolve.ts";
 export { buildTask, loadRunDataset } from "./run_task.ts";
@@ -188,7 +188,9 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
       await genericNll(model, loaded.tokenizer, generic.text),
     );
     if (config.diagnostics) record.diagnostics = diagnose(model, applied, task, frozenAttention);
-    if (options.saveAdapterDir) await saveAdapter(join(options.saveAdapterDir, runId), applied);
+    if (options.saveAdapterDir) {
+      await saveAdapter(join(options.saveAdapterDir, runId), applied, sequenceHeadOf(task, config));
+    }
     record.status = "success";
   } catch (err) {
     record.status = "failed";

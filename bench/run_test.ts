@@ -210,3 +210,30 @@ Deno.test("bench: --max-eval-mode stratified scores a per-class sample; the defa
     first.perItem.map((p) => (p as { id: string }).id),
   );
 });
+
+Deno.test("bench: a classification run's saved adapter carries its head as PEFT's SEQ_CLS score module", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = await executeRun(config(["--train-per-class", "2", "--steps", "2", "--rank", "4"]), {
+      backend,
+      quiet: true,
+      saveAdapterDir: dir,
+    });
+    assert.equal(r.status, "success", r.error);
+    const folder = `${dir}/${r.runId}`;
+    const peft = JSON.parse(await Deno.readTextFile(`${folder}/adapter_config.json`));
+    assert.equal(peft.task_type, "SEQ_CLS");
+    assert.deepEqual(peft.modules_to_save, ["score"]);
+    const bytes = await Deno.readFile(`${folder}/adapter_model.safetensors`);
+    const header = JSON.parse(
+      new TextDecoder().decode(
+        bytes.subarray(8, 8 + Number(new DataView(bytes.buffer).getBigUint64(0, true))),
+      ),
+    );
+    const score = Object.keys(header).find((k) => k.endsWith("score.weight"));
+    assert.ok(score, Object.keys(header).join(", "));
+    assert.deepEqual(header[score!].shape, [26, 64]); // wordnet-lex's 26 classes x the fixture's dim
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -189,8 +189,8 @@ Deno.test({
       };
       assert.equal(count(off.model), count(heap.model) + 35);
       assert.equal(
-        quantSummary(off.model, r.config, {}).bitsPerParam,
-        quantSummary(heap.model, r.config, {}).bitsPerParam,
+        quantSummary(off.model, r.config, {})!.bitsPerParam,
+        quantSummary(heap.model, r.config, {})!.bitsPerParam,
       );
     } finally {
       heap.model.dispose();

@@ -17,7 +17,13 @@ import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { heapView, type WasmHeapBackend } from "./wasm_kernels.ts";
 import { openNativeKernels, registerNativeKernels } from "./native_kernels.ts";
-import { STORED_DTYPE_CODE, STORED_GATHER, STORED_MATMUL, type StoredTensor } from "./stored.ts";
+import {
+  STORED_DTYPE_CODE,
+  STORED_GATHER,
+  STORED_MATMUL,
+  StoredTensor,
+  type StoredWeight,
+} from "./stored.ts";
 
 /**
  * Library paths tried in order (Debian's libopenblas0-pthread first, then Fedora/Arch and Homebrew).
@@ -192,8 +198,12 @@ function tileOf(n: number): Float32Array {
   return tile.subarray(0, n);
 }
 
-/** Decode rows [row, row + count) of a stored weight into `out` (C kernel when built, else JS). */
-function decodeRowsInto(w: StoredTensor, row: number, count: number, out: Float32Array): void {
+/**
+ * Decode rows [row, row + count) of a stored weight into `out` (C kernel when built, else JS; a
+ * row decoder decodes itself).
+ */
+function decodeRowsInto(w: StoredWeight, row: number, count: number, out: Float32Array): void {
+  if (!(w instanceof StoredTensor)) return w.decodeRowsInto(row, count, out);
   const k = openNativeKernels();
   const begin = row * w.cols;
   const n = count * w.cols;
@@ -203,9 +213,10 @@ function decodeRowsInto(w: StoredTensor, row: number, count: number, out: Float3
 
 /**
  * x W^T or x W for a frozen weight W [rows, cols] stored outside the heap (see STORED_MATMUL).
- * Float32 weights go to sgemm as they are; float16/bfloat16 weights are decoded exactly into the
- * tile, whole when they fit, so both forms then make the same sgemm call as the dense path
- * (`tf.matMul(x, W, false, true)` and its gradient `dy W`), and give the same bits. Larger weights
+ * Float32 weights go to sgemm as they are; float16/bfloat16 weights (and the packed codes of a
+ * quantized layer, through its `RowDecoder`) are decoded exactly into the tile, whole when they
+ * fit, so both forms then make the same sgemm call as the dense path (`tf.matMul(x, W, false,
+ * true)` and its gradient `dy W`), and give the same bits. Larger weights
  * run in blocks of rows: for x W^T each block is a block of output columns; for x W the blocks
  * split the inner dimension and accumulate (beta = 1). OpenBLAS picks its kernels and blocking by
  * the product's shape, so blocked results differ from one sgemm in the last bits (both forms).
@@ -216,7 +227,7 @@ function storedMatMul(args: {
   attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
-  const { weight: w, transposeW } = args.attrs as unknown as { weight: StoredTensor; transposeW: boolean };
+  const { weight: w, transposeW } = args.attrs as unknown as { weight: StoredWeight; transposeW: boolean };
   const backend = args.backend as WasmHeapBackend;
   const [rows, cols] = w.shape;
   const k = transposeW ? cols : rows;
@@ -229,13 +240,14 @@ function storedMatMul(args: {
   const xv = heapView(backend, x) as Float32Array;
   const ov = heapView(backend, out) as Float32Array;
   if (m === 0 || n === 0) return out;
-  const whole = w.dtype === "F32" || rows * cols <= STORED_TILE_FLOATS;
+  const f32 = w instanceof StoredTensor && w.data instanceof Float32Array ? w.data : null;
+  const whole = f32 !== null || rows * cols <= STORED_TILE_FLOATS;
   const single = 2 * m * n * k < SMALL_PRODUCT_FLOPS; // as nativeBatchMatMul decides, for equal bits
   if (single) setThreads(1);
   try {
     if (whole) {
       let wv: Float32Array;
-      if (w.data instanceof Float32Array) wv = w.data;
+      if (f32) wv = f32;
       else {
         wv = tileOf(rows * cols);
         decodeRowsInto(w, 0, rows, wv);

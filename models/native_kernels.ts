@@ -103,6 +103,30 @@ const SYMBOLS = {
   },
   peft_decode: { parameters: ["buffer", "i32", "i32", "buffer"], result: "void" },
   peft_gather_decode: { parameters: ["buffer", "i32", "i32", "buffer", "i32", "buffer"], result: "void" },
+  peft_decode_absmax4: {
+    parameters: ["buffer", "buffer", "buffer", "i32", "i32", "i32", "buffer"],
+    result: "void",
+  },
+  peft_decode_absmax4_dq: {
+    parameters: [
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "buffer",
+      "i32",
+      "f32",
+      "i32",
+      "i32",
+      "i32",
+      "buffer",
+    ],
+    result: "void",
+  },
+  peft_decode_rowwise_int8: {
+    parameters: ["buffer", "buffer", "i32", "i32", "i32", "buffer"],
+    result: "void",
+  },
 } as const;
 
 /** The kernel library's functions, as Deno FFI binds them. */

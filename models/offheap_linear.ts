@@ -14,15 +14,23 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "./linear.ts";
-import { STORED_GATHER, STORED_MATMUL, type StoredTensor } from "./stored.ts";
+import { STORED_GATHER, STORED_MATMUL, StoredTensor, type StoredWeight } from "./stored.ts";
 
 /** Whether the active backend multiplies with stored weights in place (native) rather than decoding them. */
 export function storedKernelsActive(): boolean {
   return tf.getKernel(STORED_MATMUL, tf.getBackend()) !== undefined;
 }
 
+/** Every value of a stored weight as float32 [rows · cols] (a fresh array, or a view of F32 data). */
+export function decodeAll(w: StoredWeight): Float32Array {
+  if (w instanceof StoredTensor) return w.decodeRows();
+  const out = new Float32Array(w.shape[0] * w.shape[1]);
+  w.decodeRowsInto(0, w.shape[0], out);
+  return out;
+}
+
 /** x W^T (transposeW) or x W with a stored W: native kernel, else a temporary decoded tensor. */
-function storedProduct(x: tf.Tensor2D, w: StoredTensor, transposeW: boolean): tf.Tensor2D {
+function storedProduct(x: tf.Tensor2D, w: StoredWeight, transposeW: boolean): tf.Tensor2D {
   if (storedKernelsActive()) {
     return tf.engine().runKernel(
       STORED_MATMUL,
@@ -30,14 +38,15 @@ function storedProduct(x: tf.Tensor2D, w: StoredTensor, transposeW: boolean): tf
       { weight: w, transposeW } as unknown as tf.NamedAttrMap,
     ) as tf.Tensor2D;
   }
-  return tf.tidy(() => tf.matMul(x, tf.tensor2d(w.decodeRows(), w.shape), false, transposeW));
+  return tf.tidy(() => tf.matMul(x, tf.tensor2d(decodeAll(w), [...w.shape]), false, transposeW));
 }
 
 /**
- * y = x W^T for a frozen stored weight W [out, in] and rows x [N, in], with the input gradient
- * dx = dy W (no weight gradient, nothing saved for the backward pass but W itself).
+ * y = x W^T for a frozen stored weight W [out, in] (a stored tensor or a quantized layer's row
+ * decoder) and rows x [N, in], with the input gradient dx = dy W (no weight gradient, nothing
+ * saved for the backward pass but W itself).
  */
-export function storedLinear(x: tf.Tensor2D, w: StoredTensor): tf.Tensor2D {
+export function storedLinear(x: tf.Tensor2D, w: StoredWeight): tf.Tensor2D {
   const f = tf.customGrad(
     ((input: tf.Tensor) => ({
       value: storedProduct(input as tf.Tensor2D, w, true),

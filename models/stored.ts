@@ -71,8 +71,24 @@ export class StoredTensor {
 }
 
 /**
+ * A frozen 2-D weight [rows, cols] in some other stored form (the packed codes of a quantized
+ * layer, `methods/quant/native_decode.ts`) that decodes blocks of rows into a float32 tile. The
+ * stored products treat it like a {@link StoredTensor} of a 16-bit dtype: decoded into the tile,
+ * whole when it fits, else in blocks of rows.
+ */
+export interface RowDecoder {
+  /** [rows, cols]. */
+  readonly shape: readonly [number, number];
+  /** Write the float32 values of rows [row, row + count) into out[0 .. count · cols). */
+  decodeRowsInto(row: number, count: number, out: Float32Array): void;
+}
+
+/** What the stored product kernels multiply with: a stored tensor or a row decoder. */
+export type StoredWeight = StoredTensor | RowDecoder;
+
+/**
  * Kernel name of a product with a stored weight W [rows, cols]: input {x}, attrs
- * {weight: StoredTensor, transposeW}; x W^T (x [m, cols]) when transposeW, else x W (x [m, rows]).
+ * {weight: StoredWeight, transposeW}; x W^T (x [m, cols]) when transposeW, else x W (x [m, rows]).
  */
 export const STORED_MATMUL = "PeftStoredMatMul";
 /** Kernel name of a row lookup in a stored table: input {indices} (int32), attr {weight}; out [n, cols]. */

@@ -4,11 +4,20 @@
  * a custom gradient recomputes W from the packed codes for dX = dY W instead of letting the tape
  * keep the dequantized copy alive, so no full-precision copy of a frozen weight stays resident
  * between its uses. Gradients flow to the input (and so to adapters), never to the codes.
+ *
+ * On the native backend with its kernels built, a scheme that declares a C decoder
+ * (`nativeDecode`: nf4, fp4, int4 with or without double quantization, int8, fp16, bf16) keeps its
+ * packed codes outside the wasm heap and multiplies through the off-heap product
+ * (`native_decode.ts`, `models/offheap_linear.ts` storedLinear): the codes are decoded in C, tile
+ * by tile, straight into `cblas_sgemm`'s operand, for x W^T and dy W. Everywhere else (and for
+ * HQQ, GPTQ, LLM.int8()) the tfjs decode below runs; both give the same W bit for bit.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../../models/linear.ts";
 import { frozenLinear } from "../../models/ops.ts";
+import { storedLinear } from "../../models/offheap_linear.ts";
+import { nativeQuantizedWeight } from "./native_decode.ts";
 import { quantize, type QuantizedWeight } from "./quantize.ts";
 import type { ResolvedQuantConfig } from "./config.ts";
 import type { Calibration } from "./schemes/types.ts";
@@ -38,10 +47,20 @@ export class QuantizedLinear implements LinearModule {
   readonly bias: tf.Variable | null;
   readonly #forward: (x: tf.Tensor2D) => tf.Tensor2D;
 
-  constructor(name: string, weight: QuantizedWeight, bias: tf.Variable | null = null) {
+  /**
+   * Wrap a quantized weight (consumed: on the native path its packed tensors move off the heap,
+   * see the module doc) and an optional bias [out].
+   */
+  constructor(name: string, quantized: QuantizedWeight, bias: tf.Variable | null = null) {
     this.name = name;
-    this.weight = weight;
     this.bias = bias;
+    const native = nativeQuantizedWeight(quantized);
+    const weight = this.weight = native?.weight ?? quantized;
+    if (native) {
+      const decoder = native.decoder;
+      this.#forward = (x) => storedLinear(x, decoder);
+      return;
+    }
     this.#forward = tf.customGrad(
       ((x: tf.Tensor) => {
         // A scheme with its own product (llm-int8's mixed int8/fp16) computes y itself.

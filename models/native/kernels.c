@@ -282,3 +282,59 @@ void peft_gather_decode(const void *src, int32_t dtype, int32_t cols, const int3
     peft_decode_run(row, dtype, cols, dst + (int64_t)i * cols);
   }
 }
+
+/*
+ * Quantized frozen weights (methods/quant, QuantizedLinear): decode elements [start, start + n) of
+ * the flattened [out, in] weight into dst, reading the packed buffers the scheme's `pack` built
+ * (pack.ts: field i of `bits` bits sits at bit offset bits * (i mod (32 / bits)) of int32 word
+ * i / (32 / bits), little-endian, so 4-bit field i is the low nibble of byte i / 2 when i is even,
+ * and 8-bit field i is byte i). The code tables and block constants come from TypeScript (the
+ * scheme's `nativeDecode`), never from this file. Every value is the reference decoder's
+ * (`dequantizeRows`) bit for bit: one float32 product per element.
+ *
+ * absmax4 (nf4, fp4, int4): w_i = table[k_i] * s_b, b = i / block_size, with s_b from `scales`.
+ */
+static void peft_absmax4_block(const uint8_t *packed, const float *table, float s, int64_t i0, int64_t i1,
+                               float *dst) {
+  for (int64_t i = i0; i < i1; i++) dst[i - i0] = table[(packed[i >> 1] >> ((i & 1) << 2)) & 15u] * s;
+}
+
+void peft_decode_absmax4(const uint8_t *packed, const float *table, const float *scales, int32_t block_size,
+                         int32_t start, int32_t n, float *dst) {
+  const int64_t end = (int64_t)start + n;
+  for (int64_t b = start / block_size; b * block_size < end; b++) {
+    const int64_t i0 = b * block_size > start ? b * block_size : start;
+    const int64_t i1 = (b + 1) * block_size < end ? (b + 1) * block_size : end;
+    peft_absmax4_block(packed, table, scales[b], i0, i1, dst + (i0 - start));
+  }
+}
+
+/*
+ * absmax4 with QLoRA's double quantization: s_b = fround(fround(dq_table[c_b] * S_g) + mean),
+ * c_b the 8-bit code of block b, g = b / dq_block. The product is stored through a volatile so it
+ * is rounded to float32 before the add on every target (no fused multiply-add under -ffast-math),
+ * as the reference rounds it.
+ */
+void peft_decode_absmax4_dq(const uint8_t *packed, const float *table, const uint8_t *scale_codes,
+                            const float *dq_table, const float *group_scales, int32_t dq_block, float mean,
+                            int32_t block_size, int32_t start, int32_t n, float *dst) {
+  const int64_t end = (int64_t)start + n;
+  for (int64_t b = start / block_size; b * block_size < end; b++) {
+    volatile float v = dq_table[scale_codes[b]] * group_scales[b / dq_block];
+    const float s = v + mean;
+    const int64_t i0 = b * block_size > start ? b * block_size : start;
+    const int64_t i1 = (b + 1) * block_size < end ? (b + 1) * block_size : end;
+    peft_absmax4_block(packed, table, s, i0, i1, dst + (i0 - start));
+  }
+}
+
+/* Row-wise int8 (int8): rows [row, row + count) of w = (c - 128) * s_row, c the byte of each element. */
+void peft_decode_rowwise_int8(const uint8_t *packed, const float *scales, int32_t cols, int32_t row, int32_t count,
+                              float *dst) {
+  for (int32_t r = 0; r < count; r++) {
+    const float s = scales[row + r];
+    const uint8_t *c = packed + (int64_t)(row + r) * cols;
+    float *d = dst + (int64_t)r * cols;
+    for (int32_t j = 0; j < cols; j++) d[j] = (float)((int32_t)c[j] - 128) * s;
+  }
+}

@@ -62,6 +62,12 @@ export function absmax4Scheme<N extends string>(
     },
     layout: (shape, cfg) => absmax4Layout(shape, cfg),
     pack: (q) => packAbsmax4(q, kind.table),
+    nativeDecode: {
+      kind: "absmax4",
+      table: kind.table,
+      dqTable: DYNAMIC_CODE_8BIT,
+      dqBlockSize: DQ_BLOCK_SIZE,
+    },
   };
 }
 

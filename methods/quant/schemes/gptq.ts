@@ -227,6 +227,8 @@ function gptqScheme<N extends string>(name: N, bits: 3 | 4): QuantSchemeModule<N
     dequantizeRows: affineRows,
     layout: (shape, cfg) => affineLayout(shape, cfg, bits as FieldBits, cfg.actOrder),
     pack: (q) => packAffine(q, bits as FieldBits),
+    // No C decoder yet: GPTQ decodes with tfjs ops on every backend.
+    nativeDecode: null,
   };
 }
 

@@ -42,6 +42,7 @@ function half16<N extends "fp16" | "bf16">(name: N, summary: string): QuantSchem
       const n = q.shape[0] * q.shape[1];
       return { tensors: { packed }, decode: () => decodeHalf(unpackN(packed, 16, n), name) };
     },
+    nativeDecode: { kind: "half16", format: name },
   };
 }
 

@@ -145,6 +145,8 @@ function hqqScheme<N extends string>(name: N, bits: 2 | 3 | 4): QuantSchemeModul
     dequantizeRows: affineRows,
     layout: (shape, cfg) => affineLayout(shape, cfg, bits as FieldBits, false),
     pack: (q) => packAffine(q, bits as FieldBits),
+    // No C decoder yet: HQQ decodes with tfjs ops on every backend.
+    nativeDecode: null,
   };
 }
 

@@ -18,4 +18,5 @@ export const int8: QuantSchemeModule<"int8"> = {
   dequantizeRows: rowwiseInt8Rows,
   layout: rowwiseInt8Layout,
   pack: packRowwiseInt8,
+  nativeDecode: { kind: "rowwise-int8" },
 };

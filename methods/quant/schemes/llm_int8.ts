@@ -115,4 +115,6 @@ export const llmInt8: QuantSchemeModule<"llm-int8"> = {
   layout: rowwiseInt8Layout,
   pack: packRowwiseInt8,
   forward: llmInt8Forward,
+  // Its own mixed int8/fp16 product (and the tfjs decode of its backward) on every backend.
+  nativeDecode: null,
 };

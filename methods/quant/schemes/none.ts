@@ -20,4 +20,6 @@ export const none: QuantSchemeModule<"none"> = {
     const values = tf.tensor2d(q.codes as Float32Array, q.shape);
     return { tensors: { values }, decode: () => tf.clone(values) };
   },
+  // Never a QuantizedLinear in a run (`--quant none` leaves the base as it is).
+  nativeDecode: null,
 };

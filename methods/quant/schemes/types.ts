@@ -113,6 +113,32 @@ export interface ForwardStats {
   lastOutliers: number[];
 }
 
+/**
+ * How the native backend's C kernels (`models/native/kernels.c`) decode a scheme's packed tensors
+ * into the float32 tile that feeds `cblas_sgemm`, reading the very buffers `pack` builds (the
+ * `pack.ts` bit layout). Tables come from here (TypeScript), never from C. Each kind names the
+ * layout tensors it reads:
+ *
+ * - `absmax4`: `packed` (4-bit fields) and either `scales` (fp32 per block of `blockSize` elements
+ *   of the flattened weight) or, with double quantization, `scaleCodes` (8-bit fields),
+ *   `scaleBlockScales` (fp32 per group of `dqBlockSize` blocks) and `scaleMean`;
+ *   w_i = table[k_i] · s_b, with s_b = fround(fround(dqTable[c_b] · S_g) + mean) under double quant.
+ * - `rowwise-int8`: `packed` (8-bit fields) and `scales` (fp32 per output row); w = (c - 128) · s_row.
+ * - `half16`: `packed` (16-bit fields), the fp16 or bf16 bit pattern of each element.
+ */
+export type NativeDecode =
+  | {
+    readonly kind: "absmax4";
+    /** The 16-entry code table indexed by nibble (NF4_CODE, FP4_CODE, INT4_CODE). */
+    readonly table: Float32Array;
+    /** The 256-entry map of double-quantized block constants (DYNAMIC_CODE_8BIT). */
+    readonly dqTable: Float32Array;
+    /** First-level blocks per double-quantization group (DQ_BLOCK_SIZE). */
+    readonly dqBlockSize: number;
+  }
+  | { readonly kind: "rowwise-int8" }
+  | { readonly kind: "half16"; readonly format: "fp16" | "bf16" };
+
 /** A scheme: data plus its quantizer, decoders and packed layout. */
 export interface QuantSchemeModule<N extends string = string> {
   /** The `--quant` name. */
@@ -138,6 +164,12 @@ export interface QuantSchemeModule<N extends string = string> {
   layout(shape: [number, number], cfg: ResolvedQuantConfig): PackedTensorSpec[];
   /** Build the stored tensors from codes, and the decoder that equals `dequantizeRows` bit for bit. */
   pack(q: QuantCodes): PackedWeight;
+  /**
+   * The C decoder of its packed tensors on the native backend (equal to `dequantizeRows` bit for
+   * bit), or null where there is none: those schemes (HQQ, GPTQ, LLM.int8() with its own product)
+   * decode with tfjs ops on every backend. Required, so that every scheme states which path it takes.
+   */
+  readonly nativeDecode: NativeDecode | null;
   /**
    * Optional own forward y = x W^T (LLM.int8(): mixed-precision decomposition on the input).
    * `dequantize` gives W as the packed decoder does; `stats` is updated in place.

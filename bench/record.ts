@@ -15,6 +15,8 @@ import { writeFileAtomic } from "../models/util/io.ts";
 import { InputError } from "../models/util/args.ts";
 import type { QuantConfig } from "../methods/quant/config.ts";
 import type { Forgetting } from "./forgetting.ts";
+import type { TrivialBaseline } from "./tasks/types.ts";
+import type { TokenizerCoverage } from "./tasks/coverage.ts";
 import { type Direction, metricDirection, primaryMetricOf } from "./metrics/table.ts";
 
 /** Bumped whenever a field changes meaning. */
@@ -152,6 +154,15 @@ export interface RunRecord {
   diagnostics?: Record<string, unknown>;
   /** NLL per token on held-out generic text before and after training (`bench/forgetting.ts`). */
   forgetting?: Forgetting;
+  /**
+   * Trivial baselines the task scored on the run's own evaluation items with the task's measures
+   * (retrieval: BM25 and the random-ranking expectation; LM: the add-one unigram model). Optional:
+   * classification's majority class is derived from the per-item labels (reports/trivial.ts), and
+   * older records lack the field.
+   */
+  trivial?: TrivialBaseline[];
+  /** Tokenizer coverage per dataset split, measured where the task tokenizes (bench/tasks/coverage.ts). */
+  tokenizerCoverage?: TokenizerCoverage;
   env: {
     deno: string;
     tfjs: string;
@@ -348,6 +359,29 @@ export const RunRecordSchema = z.looseObject({
     nllAfter: num,
     delta: num,
   }).optional(),
+  trivial: z.array(z.looseObject({
+    name: z.string(),
+    metrics: z.record(z.string(), measured),
+    note: z.string().optional(),
+  })).optional(),
+  tokenizerCoverage: z.record(
+    z.string(),
+    z.looseObject({
+      texts: num,
+      tokens: num,
+      words: num,
+      chars: num,
+      unknownTokens: num,
+      byteFallbackTokens: num,
+      unknownShare: num,
+      byteFallbackShare: num,
+      tokensPerWord: num,
+      tokensPerChar: num,
+      truncated: num.nullable(),
+      truncatedShare: num.nullable(),
+      maxLength: num.nullable(),
+    }),
+  ).optional(),
   env: z.looseObject({
     deno: z.string(),
     tfjs: z.string(),

@@ -174,3 +174,39 @@ Deno.test("primary metric fields: optional (old records and baselines parse), de
     assert.equal(await runIdOf(r.config as RunConfig), r.runId, "run id still derives from the config");
   }
 });
+
+Deno.test("trivial baselines and tokenizer coverage: optional fields, typed when present", () => {
+  const coverage = {
+    texts: 2,
+    tokens: 10,
+    words: 4,
+    chars: 20,
+    unknownTokens: 0,
+    byteFallbackTokens: 1,
+    unknownShare: 0,
+    byteFallbackShare: 0.1,
+    tokensPerWord: 2.5,
+    tokensPerChar: 0.5,
+    truncated: null,
+    truncatedShare: null,
+    maxLength: null,
+  };
+  const r = JSON.parse(JSON.stringify(testRecord("abc", (x) => {
+    x.trivial = [{ name: "bm25", metrics: { mrr: 0.5 }, note: "k1 0.9" }];
+    x.tokenizerCoverage = { test: coverage };
+  })));
+  const back = parseRecord(r, "/x/abc.json")!;
+  assert.deepEqual(back.trivial, [{ name: "bm25", metrics: { mrr: 0.5 }, note: "k1 0.9" }]);
+  assert.deepEqual(back.tokenizerCoverage, { test: coverage });
+  assert.equal(parseRecord(JSON.parse(JSON.stringify(testRecord("abc"))), "/x/abc.json")!.trivial, undefined);
+  assert.match(
+    oneLineInputError(() => parseRecord({ ...r, trivial: [{ metrics: {} }] }, "/x/abc.json")),
+    /trivial\.0\.name: /,
+  );
+  assert.match(
+    oneLineInputError(() =>
+      parseRecord({ ...r, tokenizerCoverage: { test: { ...coverage, tokens: "many" } } }, "/x/abc.json")
+    ),
+    /tokenizerCoverage\.test\.tokens: /,
+  );
+});

@@ -173,6 +173,10 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     if (record.quant && run.quant) record.quant = { ...record.quant, ...quantLayerReport(model.linears) };
     record.perItem = measured.evaluation.perItem;
     record.details = measured.evaluation.details;
+    Object.assign(record, {
+      trivial: task.trivialBaselines?.(config.maxEval),
+      tokenizerCoverage: task.tokenizerCoverage?.(),
+    });
     record.timing = {
       ...record.timing,
       trainSeconds: trained.trainSeconds,

@@ -14,6 +14,7 @@ import { chunks, encodeTexts, padBatch, pooledEmbedding, type Pooling } from "./
 import type { Evaluation, TaskRunner } from "./types.ts";
 import { taskPrimary } from "../metrics/table.ts";
 import { stratifiedSubset } from "./stratified.ts";
+import { CoverageBySplit } from "./coverage.ts";
 
 /** Options of the classification task. */
 export interface ClassifyOptions {
@@ -45,11 +46,16 @@ export function classifyTask(
     }
   }
   const pad = tokenizer.padId ?? tokenizer.eosId ?? 0;
-  const enc = {
-    train: encodeTexts(tokenizer, data.train.map((e) => e.text), options.maxLength),
-    dev: encodeTexts(tokenizer, data.dev.map((e) => e.text), options.maxLength),
-    test: encodeTexts(tokenizer, data.test.map((e) => e.text), options.maxLength),
-  };
+  // Every split is encoded once, here: its tokenizer coverage is counted on the way.
+  const coverage = new CoverageBySplit(tokenizer);
+  const encode = (split: "train" | "dev" | "test") =>
+    encodeTexts(
+      tokenizer,
+      data[split].map((e) => e.text),
+      options.maxLength,
+      coverage.split(split, options.maxLength),
+    );
+  const enc = { train: encode("train"), dev: encode("dev"), test: encode("test") };
   const classes = data.labels.length;
   const dim = model.config.dim;
   const head = variableOf(
@@ -120,6 +126,7 @@ export function classifyTask(
       await logits.data();
       logits.dispose();
     },
+    tokenizerCoverage: () => coverage.result(),
     dispose: () => tf.dispose([head, headBias]),
   };
 }

@@ -6,12 +6,22 @@
 import * as tf from "@tensorflow/tfjs-core";
 import type { LlamaModel } from "../../models/llama.ts";
 import type { Tokenizer } from "../../models/tokenizers/types.ts";
+import type { CoverageTally } from "./coverage.ts";
 
-/** Encode texts as BOS + tokens, truncated to `maxLength` ids in all. */
-export function encodeTexts(tokenizer: Tokenizer, texts: string[], maxLength: number): number[][] {
+/**
+ * Encode texts as BOS + tokens, truncated to `maxLength` ids in all; `coverage`, when given, counts
+ * each whole encoding (before the cut) for the split's tokenizer coverage.
+ */
+export function encodeTexts(
+  tokenizer: Tokenizer,
+  texts: string[],
+  maxLength: number,
+  coverage?: CoverageTally,
+): number[][] {
   return texts.map((t) => {
     const ids = tokenizer.encode(t, { bos: true });
     if (ids.length === 0) throw new Error(`text encodes to no tokens: ${JSON.stringify(t.slice(0, 40))}`);
+    coverage?.add(t, ids);
     return ids.slice(0, maxLength);
   });
 }

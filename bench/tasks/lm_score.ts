@@ -51,14 +51,17 @@ export async function scoreWindows(
   return { nll, tokens };
 }
 
-/** NLL of a whole text (BOS as the prefix token when the tokenizer has one), with its byte count. */
+/**
+ * NLL of a whole text (BOS as the prefix token when the tokenizer has one), with its byte count;
+ * `ids` are the text's tokens when the caller has already encoded it (`tokenizer.encode(text)`).
+ */
 export async function scoreText(
   model: LlamaModel,
   tokenizer: Tokenizer,
   text: string,
   batchSize = 8,
+  ids: number[] = tokenizer.encode(text),
 ): Promise<NllSum & { bytes: number }> {
-  const ids = tokenizer.encode(text);
   if (ids.length === 0) return { nll: 0, tokens: 0, bytes: 0 };
   const prefix = tokenizer.bosId ?? tokenizer.eosId ?? ids[0];
   const windows = rollingTokenWindows(ids, prefix, model.config.maxSeqLen, 1);

@@ -4,7 +4,9 @@
  * negatives (plus one hard negative per query when the data has them):
  * loss = -log softmax(cos(q_i, d_j) / temperature)_i over the batch's documents j.
  * Metrics: MRR, Recall@k and NDCG@k for k in {1, 3, 5, 10} (graded relevance, trec_eval gain),
- * computed over the evaluated split's own corpus; per-query values in the record.
+ * computed over the evaluated split's own corpus; per-query values in the record. Trivial
+ * baselines on the same queries and corpus with the same measures: BM25 (bench/metrics/bm25.ts)
+ * and the exact expectation of a random ranking (bench/metrics/random_ranking.ts).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -12,10 +14,20 @@ import type { LlamaModel } from "../../models/llama.ts";
 import type { Tokenizer } from "../../models/tokenizers/types.ts";
 import { Rng } from "../../models/util/rng.ts";
 import type { RetrievalDataset } from "../../datasets/types.ts";
-import { evaluate as evaluateRun, rankingMeasure } from "../metrics/ranking.ts";
+import {
+  evaluate as evaluateRun,
+  type Qrels,
+  queriesToAverage,
+  rankDocuments,
+  rankingMeasure,
+  type Run,
+} from "../metrics/ranking.ts";
+import { BM25_DEFAULTS, Bm25Index } from "../metrics/bm25.ts";
+import { randomExpectedGraded } from "../metrics/random_ranking.ts";
+import { CoverageBySplit } from "./coverage.ts";
 import { TASK_METRICS, taskPrimary } from "../metrics/table.ts";
 import { chunks, encodeTexts, l2Normalize, padBatch, pooledEmbedding, type Pooling } from "./encode.ts";
-import type { Evaluation, TaskRunner } from "./types.ts";
+import type { Evaluation, TaskRunner, TrivialBaseline } from "./types.ts";
 
 /** Options of the retrieval task. */
 export interface RetrieveOptions {
@@ -57,6 +69,9 @@ export function retrieveTask(
   for (const split of ["train", "dev", "test"] as const) {
     for (const d of data.corpus[split]) docText.set(d.id, d.text);
   }
+  // Tokenizer coverage of what the task encodes: train and test queries, and the documents it
+  // embeds (training positives and hard negatives, the evaluation corpus).
+  const coverage = new CoverageBySplit(tokenizer);
   // Training pairs: each train query with its most relevant document.
   const pairs: { query: number[]; positive: string; negatives: string[] }[] = [];
   for (const q of data.queries.train) {
@@ -65,7 +80,12 @@ export function retrieveTask(
     );
     if (judged.length === 0) continue;
     pairs.push({
-      query: encodeTexts(tokenizer, [q.text], options.maxLength)[0],
+      query: encodeTexts(
+        tokenizer,
+        [q.text],
+        options.maxLength,
+        coverage.split("train queries", options.maxLength),
+      )[0],
       positive: judged[0][0],
       negatives: (data.hardNegatives?.get(q.id) ?? []).filter((d) => docText.has(d)),
     });
@@ -77,7 +97,8 @@ export function retrieveTask(
     if (!ids) {
       const text = docText.get(id);
       if (text === undefined) throw new Error(`qrels name unknown document '${id}'`);
-      ids = encodeTexts(tokenizer, [text], options.maxLength)[0];
+      ids =
+        encodeTexts(tokenizer, [text], options.maxLength, coverage.split("documents", options.maxLength))[0];
       docIds.set(id, ids);
     }
     return ids;
@@ -99,7 +120,27 @@ export function retrieveTask(
     }
     return out;
   };
-  const testQueries = data.queries.test.map((q) => encodeTexts(tokenizer, [q.text], options.maxLength)[0]);
+  const testQueries = encodeTexts(
+    tokenizer,
+    data.queries.test.map((q) => q.text),
+    options.maxLength,
+    coverage.split("test queries", options.maxLength),
+  );
+  /** The queries, judgments and corpus `evaluate(split, maxItems)` scores. */
+  const evaluationSet = (split: "dev" | "test", maxItems: number | null) => {
+    const queries = data.queries[split].slice(0, maxItems ?? undefined);
+    const qrels = data.qrels[split];
+    const judged = new Set(queries.flatMap((q) => [...(qrels.get(q.id)?.keys() ?? [])]));
+    return { queries, qrels, corpus: evaluationCorpus(data.corpus[split], judged, options.maxCorpus) };
+  };
+  const depth = options.depth ?? 100;
+  const measure = (qrels: Qrels, run: Run) => {
+    const metrics: Record<string, number> = {};
+    for (const name of TASK_METRICS.retrieve.reported) {
+      metrics[name] = evaluateRun(qrels, run, rankingMeasure(name)).mean;
+    }
+    return metrics;
+  };
   return {
     ...taskPrimary("retrieve"),
     headVariables: [],
@@ -135,14 +176,10 @@ export function retrieveTask(
     batchTokens: (items) =>
       items.reduce((s, i) => s + pairs[i].query.length + docTokens(pairs[i].positive).length, 0),
     async evaluate(split, maxItems): Promise<Evaluation> {
-      const queries = data.queries[split].slice(0, maxItems ?? undefined);
-      const qrels = data.qrels[split];
-      const judged = new Set(queries.flatMap((q) => [...(qrels.get(q.id)?.keys() ?? [])]));
-      const corpus = evaluationCorpus(data.corpus[split], judged, options.maxCorpus);
+      const { queries, qrels, corpus } = evaluationSet(split, maxItems);
       const dim = model.config.dim;
       const qEmb = await embedAll(queries.map((q) => encodeTexts(tokenizer, [q.text], options.maxLength)[0]));
       const dEmb = await embedAll(corpus.map((d) => docTokens(d.id)));
-      const depth = options.depth ?? 100;
       const run = new Map<string, Map<string, number>>();
       const scores = tf.tidy(() =>
         tf.matMul(
@@ -172,6 +209,49 @@ export function retrieveTask(
         details: { corpusSize: corpus.length, queries: queries.length },
       };
     },
+    trivialBaselines(maxItems): TrivialBaseline[] {
+      const { queries, qrels, corpus } = evaluationSet("test", maxItems);
+      // BM25 over the same corpus, cut at the same depth, ranked and scored like the model's run.
+      const index = new Bm25Index(corpus.map((d) => ({ id: d.id, text: d.text })));
+      const run: Run = new Map();
+      for (const q of queries) {
+        const matches = index.matches(q.text);
+        run.set(q.id, new Map(rankDocuments(matches).slice(0, depth).map((d) => [d, matches.get(d)!])));
+      }
+      // The random ranking's exact expectation per query (its relevant count and grades in this
+      // corpus), averaged over the queries the evaluation averages over.
+      const inCorpus = new Set(corpus.map((d) => d.id));
+      const averaged = queriesToAverage(qrels, run);
+      const random: Record<string, number> = {};
+      for (const name of TASK_METRICS.retrieve.reported) {
+        let sum = 0;
+        for (const q of averaged) {
+          const judged = [...qrels.get(q)!];
+          const gains = judged.filter(([d]) => inCorpus.has(d)).map(([, g]) => g);
+          sum += randomExpectedGraded(name, corpus.length, gains, {
+            depth,
+            idealGains: judged.map(([, g]) => g),
+          })!;
+        }
+        random[name] = sum / averaged.length;
+      }
+      return [
+        {
+          name: "bm25",
+          metrics: measure(qrels, run),
+          note:
+            `BM25 k1=${BM25_DEFAULTS.k1} b=${BM25_DEFAULTS.b} (Anserini/Pyserini defaults), Lucene idf, ` +
+            `lowercased letter/digit tokens, no stemming; top ${depth} of ${corpus.length} documents`,
+        },
+        {
+          name: "random",
+          metrics: random,
+          note: `exact expectation of a uniformly random ranking of the ${corpus.length}-document corpus ` +
+            `per query (its relevant documents and grades), cut at ${depth}`,
+        },
+      ];
+    },
+    tokenizerCoverage: () => coverage.result(),
     async inferOne(index) {
       const e = embed([testQueries[index % testQueries.length]]);
       await e.data();

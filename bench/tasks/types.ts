@@ -4,12 +4,22 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs-core";
+import type { TokenizerCoverage } from "./coverage.ts";
 
 /** The outcome of an evaluation. */
 export interface Evaluation {
   metrics: Record<string, number>;
   perItem: Record<string, unknown>[];
   details?: Record<string, unknown>;
+}
+
+/** A trivial baseline scored by the task on the run's evaluation items, with the task's measures. */
+export interface TrivialBaseline {
+  /** `bm25`, `random`, `unigram`. */
+  name: string;
+  metrics: Record<string, number>;
+  /** How it was computed (parameters, expectation rather than a draw). */
+  note?: string;
 }
 
 /** A task bound to a model, a dataset and its options. */
@@ -42,6 +52,17 @@ export interface TaskRunner {
    * and its positive document), for calibrating quantization schemes that need activations (GPTQ).
    */
   trainSequences(items: readonly number[]): number[][];
+  /**
+   * Trivial baselines on the test split's first `maxItems` items (those `evaluate("test", maxItems)`
+   * scores), with the task's measures; optional (classification's majority class comes from the
+   * record's per-item labels). Written to the run record's `trivial` field.
+   */
+  trivialBaselines?(maxItems: number | null): TrivialBaseline[];
+  /**
+   * Tokenizer coverage per split, from the texts the task has tokenized so far (call it after
+   * evaluation). Written to the run record's `tokenizerCoverage` field.
+   */
+  tokenizerCoverage?(): TokenizerCoverage;
   /** Free the task's tensors. */
   dispose(): void;
 }

@@ -5,6 +5,9 @@
  * (Kaiming-uniform init, as PEFT) and B [out, r] (zeros), so the adapted model equals the frozen
  * one at init. Scale s = alpha / r for LoRA and alpha / sqrt(r) for rsLoRA.
  * Trainable parameters per adapted layer: r (in + out).
+ * `--opt init=olora|pissa|pissa_niter_K|milora` starts A, B from the frozen weight instead (PEFT's
+ * `init_lora_weights`, lora_init.ts) with the base replaced by W - s B0 A0; absent by default, so
+ * default runs parse to the same config.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -17,6 +20,8 @@ import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 import { loraOptimizerParts } from "./lora_optim.ts";
 import { kaimingUniform, peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
 import { outputRows, peftTargetFields } from "./peft_export.ts";
+import { LORA_INIT_PATTERN, loraInitStart, type LoraWeightInit, sketchRng } from "./lora_init.ts";
+import { Linear } from "../models/linear.ts";
 import type { LlamaConfig } from "../models/config.ts";
 
 /** Options shared by the LoRA family. */
@@ -41,6 +46,11 @@ export const loraRunSchema = loraSchema.extend({
   loraPlusLrRatio: z.number().positive().optional(),
   /** LoRA-FA: lora_A frozen, B's gradient projected (PEFT `create_lorafa_optimizer`). */
   loraFa: z.boolean().optional(),
+  /**
+   * A start taken from the frozen weight (PEFT `init_lora_weights`: olora, pissa, pissa_niter_K,
+   * milora; see lora_init.ts), the base becoming W - s B0 A0. Absent: Kaiming A, zero B.
+   */
+  init: z.string().regex(LORA_INIT_PATTERN, "expected olora, pissa, pissa_niter_K or milora").optional(),
 }).strict();
 
 /** `lora` / `rslora` options after defaults. */
@@ -141,23 +151,49 @@ function applyLora(model: LlamaModel, config: LoraRunConfig, ctx: MethodContext,
   const scale = rs ? config.alpha / Math.sqrt(config.rank) : config.alpha / config.rank;
   const vars = new Map<string, tf.Variable>();
   const start = initialLoraFactors(targets, scale, ctx);
-  const { wrapped, restore } = wrapLinears(model, targets, (base, name) => {
-    checkRank(config.rank, base);
-    const init = start.get(name);
+  const init = config.init as LoraWeightInit | undefined;
+  if (init && start.size > 0) {
+    throw new Error(`--loftq and --opt init=${init} both set LoRA's start; use one of them`);
+  }
+  // Weight-derived inits: the starting factors [A0, B0] per layer and what the method owns.
+  const initial = new Map<string, [tf.Tensor2D, tf.Tensor2D]>();
+  const owned: tf.Tensor[] = [];
+  const { wrapped, restore } = wrapLinears(model, targets, (original, name) => {
+    checkRank(config.rank, original);
+    let base = original;
+    let from = start.get(name);
     if (
-      init &&
-      (init.a.length !== config.rank * base.inFeatures || init.b.length !== base.outFeatures * config.rank)
+      from &&
+      (from.a.length !== config.rank * base.inFeatures || from.b.length !== base.outFeatures * config.rank)
     ) {
       throw new Error(`--loftq: the factors for ${name} do not have --rank ${config.rank} and its shape`);
     }
+    if (init) {
+      // PEFT replaces the base weight by W - s B0 A0 (olora_init, pissa_init): through
+      // makeFrozenLinear, so a quantized run stores the residual like its other frozen weights.
+      const [out, inF] = [original.outFeatures, original.inFeatures];
+      const w = tf.tidy(() => original.denseWeight().dataSync() as Float32Array);
+      const f = loraInitStart(init, w, out, inF, config.rank, scale, sketchRng(name));
+      const res = tf.tensor2d(f.residual, [out, inF]);
+      base = ctx.makeFrozenLinear(name, res, original.bias);
+      res.dispose();
+      if (base instanceof Linear) owned.push(base.weight);
+      const pair: [tf.Tensor2D, tf.Tensor2D] = [
+        tf.tensor2d(f.a, [config.rank, inF]),
+        tf.tensor2d(f.b, [out, config.rank]),
+      ];
+      initial.set(name, pair);
+      owned.push(...pair);
+      from = f;
+    }
     const a = trainableVariable(
-      init?.a ?? kaimingUniform(ctx.rng.fork(`${name}.lora_A`), [config.rank, base.inFeatures]),
+      from?.a ?? kaimingUniform(ctx.rng.fork(`${name}.lora_A`), [config.rank, base.inFeatures]),
       [
         config.rank,
         base.inFeatures,
       ],
     );
-    const b = trainableVariable(init?.b ?? new Float32Array(base.outFeatures * config.rank), [
+    const b = trainableVariable(from?.b ?? new Float32Array(base.outFeatures * config.rank), [
       base.outFeatures,
       config.rank,
     ]);
@@ -165,15 +201,45 @@ function applyLora(model: LlamaModel, config: LoraRunConfig, ctx: MethodContext,
     vars.set(`${name}.lora_B`, b);
     return new LoraLinear(base, a, b, scale);
   });
+  // With a weight-derived init the update relative to the original W is s (B A - B0 A0), exported
+  // as PEFT's conversion (`subtract_mutated_init`): rank 2r, A' = [A; A0], B' = [B, -B0], alpha
+  // doubled (times sqrt 2 with rsLoRA) so the scale stays, on the original base.
+  const convertedTensors = (): Map<string, NamedArray> => {
+    const out = new Map<string, NamedArray>();
+    for (const [name, l] of wrapped) {
+      const [a0, b0] = initial.get(name)!;
+      const m = peftModuleName(name);
+      const [a, b] = tf.tidy(() => [tf.concat([l.a, a0], 0), tf.concat([l.b, tf.neg(b0)], 1)]);
+      out.set(`${m}.lora_A.weight`, { data: a.dataSync() as Float32Array, shape: [...a.shape] });
+      out.set(`${m}.lora_B.weight`, outputRows(name, b, model.config));
+      tf.dispose([a, b]);
+    }
+    return out;
+  };
   return {
-    ...adaptedMethod({ model, ctx, vars, wrapped, restore, nominalRank: config.rank }),
+    ...adaptedMethod({
+      model,
+      ctx,
+      vars,
+      wrapped,
+      restore,
+      owned,
+      nominalRank: config.rank,
+      deltaWeights: init
+        ? () =>
+          new Map([...wrapped].map(([n, l]) => {
+            const [a0, b0] = initial.get(n)!;
+            return [n, tf.tidy(() => tf.sub(l.delta(), tf.mul(tf.matMul(b0, a0), scale)) as tf.Tensor2D)];
+          }))
+        : undefined,
+    }),
     ...loraOptimizerParts([...wrapped.values()], scale, config),
     peftExport: () => ({
       config: {
         peft_type: "LORA",
         task_type: "CAUSAL_LM",
-        r: config.rank,
-        lora_alpha: config.alpha,
+        r: init ? 2 * config.rank : config.rank,
+        lora_alpha: init ? config.alpha * (rs ? Math.SQRT2 : 2) : config.alpha,
         lora_dropout: 0,
         ...peftTargetFields(targets, model.config.nLayers),
         bias: "none",
@@ -183,7 +249,7 @@ function applyLora(model: LlamaModel, config: LoraRunConfig, ctx: MethodContext,
         init_lora_weights: true,
         base_model_name_or_path: null,
       },
-      tensors: loraPeftTensors(wrapped, model.config),
+      tensors: init ? convertedTensors() : loraPeftTensors(wrapped, model.config),
       refused: start.size > 0 ? LOFTQ_EXPORT_REFUSAL : undefined,
     }),
   };
@@ -198,7 +264,8 @@ const loraContract: MethodDefinition<LoraRunConfig>["contract"] = {
   identityAtInit: true,
   // LoRA-FA trains only lora_B [out, r] (PEFT sets lora_A's requires_grad False).
   parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => c.rank * ((c.loraFa ? 0 : s.in) + s.out)),
-  peftTensors: (m, c) => loraTensorShapes(m, c.targets, c.rank),
+  // A weight-derived init exports PEFT's rank-2r conversion (see applyLora).
+  peftTensors: (m, c) => loraTensorShapes(m, c.targets, c.init ? 2 * c.rank : c.rank),
 };
 
 /** LoRA: scale alpha / r. */

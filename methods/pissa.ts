@@ -10,7 +10,8 @@
  * Design choices:
  * - Dividing S_r by s (as PEFT's `pissa_init` does) makes s B0 A0 = U_r S_r V_r^T for any alpha;
  *   with the paper's alpha = r (s = 1) it is exactly the paper's A = U_r S_r^{1/2}, B = S_r^{1/2} V_r^T.
- * - Exact SVD (ml-matrix, float64) rather than PEFT's fast randomized `pissa_niter_K` option.
+ * - Exact SVD (ml-matrix, float64) by default; `--opt niter=K` uses PEFT's fast randomized
+ *   `pissa_niter_K` instead (torch.svd_lowrank with K subspace iterations, seeded; lora_init.ts).
  * - W_res is built through ctx.makeFrozenLinear, so under a quantized run it is quantized
  *   (QPiSSA: the principal part stays in full precision in A, B); the model's original weight is
  *   left untouched and comes back on dispose.
@@ -31,7 +32,9 @@ import { Linear, type LinearModule } from "../models/linear.ts";
 import type { MethodDefinition } from "./types.ts";
 import { loraTensorShapes, sumOverTargets } from "./targets.ts";
 import { trainableVariable } from "./common.ts";
-import { type LoraConfig, LoraLinear, loraSchema } from "./lora.ts";
+import { z } from "zod";
+import { LoraLinear, loraSchema } from "./lora.ts";
+import { loraInitStart, sketchRng } from "./lora_init.ts";
 import { loraPairTensors, peftLoraConfig, wrapLoraTargets } from "./lora_variants.ts";
 import { adaptedMethod } from "./wrapped.ts";
 
@@ -90,12 +93,21 @@ class PissaLinear extends LoraLinear {
   }
 }
 
-/** PiSSA: options as LoRA (targets, rank, alpha). */
-export const pissa: MethodDefinition<LoraConfig> = {
+/** PiSSA options: LoRA's plus `niter` (absent: exact SVD, so default runs parse as before). */
+export const pissaSchema = loraSchema.extend({
+  /** PEFT's `pissa_niter_K`: randomized SVD with K subspace iterations. */
+  niter: z.number().int().nonnegative().optional(),
+}).strict();
+
+/** PiSSA options after defaults. */
+export type PissaConfig = z.infer<typeof pissaSchema>;
+
+/** PiSSA: options as LoRA (targets, rank, alpha) plus `niter`. */
+export const pissa: MethodDefinition<PissaConfig> = {
   name: "pissa",
   description:
     "LoRA initialised from the top-r singular triplets of W, the residual frozen (Meng et al. 2024)",
-  schema: loraSchema,
+  schema: pissaSchema,
   mergeable: true,
   // LoRA's r (in + out); exported as PEFT's rank-2r conversion [A; A0], [B, -B0]. Identity holds up
   // to the float32 rounding of W_res + s B0 A0 (module doc).
@@ -112,7 +124,15 @@ export const pissa: MethodDefinition<LoraConfig> = {
     const { targets, wrapped, restore, vars } = wrapLoraTargets(model, config, (base, name, scale, vars) => {
       const [out, inF] = [base.outFeatures, base.inFeatures];
       const w = tf.tidy(() => base.denseWeight().dataSync() as Float32Array);
-      const f = pissaFactors(w, out, inF, r, scale);
+      const f = config.niter === undefined ? pissaFactors(w, out, inF, r, scale) : loraInitStart(
+        `pissa_niter_${config.niter}`,
+        w,
+        out,
+        inF,
+        r,
+        scale,
+        sketchRng(name),
+      );
       const res = tf.tensor2d(f.residual, [out, inF]);
       const residual = ctx.makeFrozenLinear(name, res, base.bias);
       res.dispose();

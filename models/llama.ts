@@ -25,6 +25,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "./variables.ts";
 import { type LlamaConfig, validateConfig } from "./config.ts";
 import { Linear, type LinearModule } from "./linear.ts";
+import { checkpointed, type CheckpointVars } from "./checkpoint.ts";
 import { OffHeapLinear, storedGather, storedLinear } from "./offheap_linear.ts";
 import { StoredTensor } from "./stored.ts";
 import {
@@ -94,6 +95,13 @@ export class LlamaModel {
   readonly storedWeights: ReadonlyMap<string, StoredTensor>;
   /** Method hooks; empty for the plain model. */
   hooks: ModelHooks = {};
+  /**
+   * Activation checkpointing per decoder layer (`--grad-checkpoint`): under a gradient tape each
+   * layer keeps only its input, and the backward pass recomputes the layer (`checkpoint.ts`), so
+   * the activations held for the backward pass scale with one layer. Same values and gradients.
+   */
+  gradCheckpoint = false;
+  #checkpointVars = new Map<number, CheckpointVars>();
   #ropeCache = new Map<string, { cos: tf.Tensor; sin: tf.Tensor }>();
   #maskCache = new Map<string, tf.Tensor>();
 
@@ -281,20 +289,28 @@ export class LlamaModel {
         // tape, what the backward pass needs is kept by the tape). At 28 layers and an evaluation
         // batch of 32 x 64 tokens the whole-pass scope held more than the 4 GiB wasm heap.
         const input = x;
-        x = tf.tidy(() => {
+        const block = (xin: tf.Tensor2D, aux: tf.Tensor[], observe: boolean) => {
           const p = `layers.${layer}`;
           let h = this.#attention(
             layer,
-            rmsNorm(input, this.param(`${p}.attn_norm.weight`), c.normEps),
+            rmsNorm(xin, this.param(`${p}.attn_norm.weight`), c.normEps),
             batch,
             t,
-            keyMask,
+            aux[0] ?? null,
+            observe,
           );
           if (this.hooks.sublayerOutput) h = this.hooks.sublayerOutput(layer, "attn", h);
-          const mid = tf.add(input, h) as tf.Tensor2D;
+          const mid = tf.add(xin, h) as tf.Tensor2D;
           let m = this.#mlp(layer, rmsNorm(mid, this.param(`${p}.mlp_norm.weight`), c.normEps));
           if (this.hooks.sublayerOutput) m = this.hooks.sublayerOutput(layer, "mlp", m);
           return tf.add(mid, m) as tf.Tensor2D;
+        };
+        const aux = keyMask ? [keyMask] : [];
+        x = tf.tidy(() => {
+          if (!this.gradCheckpoint) return block(input, aux, true);
+          const r = checkpointed(block, input, aux, this.#checkpointVars.get(layer));
+          if (r.cache) this.#checkpointVars.set(layer, r.cache);
+          return r.y;
         });
       }
       let out = tf.reshape(rmsNorm(x, this.param("norm.weight"), c.normEps), [
@@ -313,6 +329,7 @@ export class LlamaModel {
     batch: number,
     t: number,
     keyMask: tf.Tensor | null,
+    observe = true,
   ): tf.Tensor2D {
     const c = this.config;
     const p = `layers.${layer}.attn`;
@@ -359,7 +376,8 @@ export class LlamaModel {
       ? tf.concat([tf.zeros([batch, 1, 1, prefixLen]), keyMask], 3)
       : keyMask;
     const soft = causalSoftmax(scores, 1 / Math.sqrt(hd), this.#causalMask(t, prefixLen), prefixLen, km);
-    this.hooks.attentionProbs?.(layer, soft);
+    // Not again when a checkpointed layer is probed or recomputed.
+    if (observe) this.hooks.attentionProbs?.(layer, soft);
     const probs = tf.reshape(soft, [batch, c.nKvHeads, groups * t, tk]);
     const ctx = tf.reshape(matMulLean(probs, vh), [batch, c.nHeads, t, hd]);
     const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [batch * t, c.nHeads * hd]) as tf.Tensor2D;

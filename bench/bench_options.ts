@@ -107,6 +107,12 @@ export const BENCH_SPEC = {
     default: false,
     help: "record weight-update spectra and entanglement profiles",
   },
+  "grad-checkpoint": {
+    type: "boolean",
+    default: false,
+    help:
+      "activation checkpointing: recompute each decoder layer in the backward pass (activation memory of one layer)",
+  },
   "save-adapter": { type: "boolean", default: false, help: "save adapters under OUT/adapters/RUN_ID/" },
   "repeat-check": {
     type: "boolean",

@@ -285,6 +285,8 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
     ...(tokenizer === null ? {} : { tokenizer }),
     ...(forgettingText === null ? {} : { forgettingText }),
     ...(dataOptions === null ? {} : { dataOptions }),
+    // Only when given, so that every earlier configuration keeps its run id.
+    ...(v["grad-checkpoint"] ? { gradCheckpoint: true } : {}),
   };
   return seeds.map((seed) => ({ ...base, seed }));
 }

@@ -71,6 +71,8 @@ export interface RunConfig {
   forgettingText?: string;
   /** Dataset options from `--data-opt`, parsed by the dataset's schema (absent: none given). */
   dataOptions?: Record<string, unknown>;
+  /** `--grad-checkpoint`: activation checkpointing per decoder layer (absent: off). */
+  gradCheckpoint?: boolean;
 }
 
 /** Latency summary in milliseconds. */
@@ -292,6 +294,7 @@ const ConfigSchema = z.looseObject({
   tokenizer: z.string().optional(),
   forgettingText: z.string().optional(),
   dataOptions: z.record(z.string(), z.unknown()).optional(),
+  gradCheckpoint: z.boolean().optional(),
 });
 
 /**

@@ -108,6 +108,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     const rng = new Rng(config.seed);
     loaded = await loadModel(run.modelPath, config.tokenizer);
     const model = loaded.model;
+    model.gradCheckpoint = config.gradCheckpoint === true;
     task = buildTask(loaded, config, options.dataset ?? await loadRunDataset(config), rng.fork("task"));
 
     // Frozen base, quantized (calibrated on a seeded sample of training items where the scheme

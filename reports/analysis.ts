@@ -51,6 +51,7 @@ import {
   type TrivialScores,
   trivialScores,
 } from "./trivial.ts";
+import { type CoverageRow, coverageRows, type RecordedBaseline, recordedBaselines } from "./baselines.ts";
 
 /** A value, or why it could not be computed. */
 export type Attempt<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -207,8 +208,15 @@ export interface StudyAnalysis {
   margin: number;
   baselines: BaselineComparison[];
   trivial: TrivialSummary | null;
-  /** Random-ranking expectations of a retrieval study (of the run with the largest corpus). */
+  /**
+   * Random-ranking expectations of a retrieval study derived from the corpus size (of the run with
+   * the largest corpus); null when the records carry the task's own exact expectation (`recorded`).
+   */
   randomRanking: RandomRankingScores | null;
+  /** Trivial baselines the runs recorded (BM25, random ranking, unigram) against every configuration. */
+  recorded: RecordedBaseline[];
+  /** Tokenizer coverage per dataset split, with warnings. */
+  coverage: CoverageRow[];
   factors: FactorAnalysis[];
   /** One model over the whole design (null when no factor varies). */
   design: Attempt<DesignAnova> | null;
@@ -639,15 +647,20 @@ export function analyzeStudy(study: Study, opts: AnalysisOptions = {}): StudyAna
     f,
   ): f is FactorAnalysis => f !== null);
   if (factors.length === 0) notes.push("no factor has two or more levels: nothing to compare");
+  const recorded = recordedBaselines(study);
   return {
     margin: opts.margin ?? defaultMargin(study),
     baselines: baselineComparisons(study, opts),
     trivial: trivialSummary(study),
-    randomRanking: study.ok.map(randomRankingScores).filter((x): x is RandomRankingScores => x !== null)
-      .reduce<RandomRankingScores | null>(
-        (a, b) => (a === null || b.corpusSize > a.corpusSize ? b : a),
-        null,
-      ),
+    randomRanking: recorded.some((b) => b.name === "random")
+      ? null
+      : study.ok.map(randomRankingScores).filter((x): x is RandomRankingScores => x !== null)
+        .reduce<RandomRankingScores | null>(
+          (a, b) => (a === null || b.corpusSize > a.corpusSize ? b : a),
+          null,
+        ),
+    recorded,
+    coverage: coverageRows(study),
     factors,
     design: designAnova(study, opts),
     superscripts: retrievalSuperscripts(study, opts),

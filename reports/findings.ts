@@ -8,6 +8,7 @@ import type { StudyAnalysis } from "./analysis.ts";
 import type { Study } from "./data.ts";
 import { COLLAPSE_SHARE } from "./trivial.ts";
 import type { VerdictKind } from "./stats/mod.ts";
+import { baselineFindings } from "./baselines.ts";
 
 /** One study's findings: a heading and its lines. */
 export interface StudyFindings {
@@ -67,6 +68,7 @@ export function studyFindings(study: Study, a: StudyAnalysis): StudyFindings {
         `(closed form${rr.assumedOneRelevant ? ", assuming one relevant document per query" : ""}).`,
     );
   }
+  lines.push(...baselineFindings(study, a.recorded, a.coverage));
   for (const b of a.baselines) {
     if (b.rows.length === 0) continue;
     lines.push(

@@ -34,6 +34,7 @@ import {
 import { escapeMarkdown, jsonForScript } from "./escape.ts";
 import { collapsed } from "./trivial.ts";
 import { studyFindings } from "./findings.ts";
+import { baselineTitle, showValue } from "./baselines.ts";
 import { metricDecimals, metricHeader, summaryCsv, summaryRows, summaryTex } from "./summary.ts";
 
 /** Options of {@link buildReport}. */
@@ -367,6 +368,34 @@ function statsView(study: Study, a: StudyAnalysis) {
           share: `${(c.share * 100).toFixed(0)}%`,
         })),
       }
+      : null,
+    recorded: a.recorded.length
+      ? {
+        metric: u.name,
+        rows: a.recorded.map((b) => ({
+          name: baselineTitle(b.name),
+          value: showValue(u.name, b.value),
+          range: b.min === b.max ? "" : `${showValue(u.name, b.min)} to ${showValue(u.name, b.max)}`,
+          runs: b.runs,
+          notBetter: `${b.notBetter.length} of ${b.configs}`,
+          note: b.note ?? "",
+        })),
+      }
+      : null,
+    coverage: a.coverage.length
+      ? a.coverage.map((c) => ({
+        split: c.split,
+        runs: c.runs,
+        fallback: `${(c.fallbackShare * 100).toFixed(1)}%`,
+        unknown: `${(c.unknownShare * 100).toFixed(1)}%`,
+        byte: `${(c.byteFallbackShare * 100).toFixed(1)}%`,
+        perWord: c.tokensPerWord.toFixed(2),
+        perChar: c.tokensPerChar.toFixed(2),
+        truncated: c.truncatedShare === null
+          ? "–"
+          : `${(c.truncatedShare * 100).toFixed(1)}% (at ${c.maxLength})`,
+        warn: c.warnings.length > 0,
+      }))
       : null,
     baselines: a.baselines.map((b) => ({
       baseline: b.baseline,

@@ -239,15 +239,14 @@ export function retrieveTask(
         {
           name: "bm25",
           metrics: measure(qrels, run),
-          note:
-            `BM25 k1=${BM25_DEFAULTS.k1} b=${BM25_DEFAULTS.b} (Anserini/Pyserini defaults), Lucene idf, ` +
-            `lowercased letter/digit tokens, no stemming; top ${depth} of ${corpus.length} documents`,
+          note: `k1=${BM25_DEFAULTS.k1}, b=${BM25_DEFAULTS.b} as Anserini/Pyserini, Lucene idf, lowercased ` +
+            `letter/digit tokens, no stemming; top ${depth} of ${corpus.length} documents`,
         },
         {
           name: "random",
           metrics: random,
-          note: `exact expectation of a uniformly random ranking of the ${corpus.length}-document corpus ` +
-            `per query (its relevant documents and grades), cut at ${depth}`,
+          note: `exact expectation over uniformly random rankings of the ${corpus.length}-document corpus, ` +
+            `per query from its relevant documents and grades; top ${depth}`,
         },
       ];
     },

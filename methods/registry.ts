@@ -31,6 +31,7 @@ import { boft } from "./boft.ts";
 import { road } from "./road.ts";
 import { delora } from "./delora.ts";
 import { miss } from "./miss.ts";
+import { fourierft } from "./fourierft.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -62,6 +63,7 @@ const ALL: MethodDefinition<any>[] = [
   road,
   delora,
   miss,
+  fourierft,
 ];
 
 /** Methods by name, in listing order. */

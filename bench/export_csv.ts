@@ -3,6 +3,11 @@
  * spreadsheets. Fields are quoted per RFC 4180 (a field holding a comma, quote, CR or LF is
  * wrapped in quotes with inner quotes doubled; rows end in CRLF). Each metric gets its own column
  * (the union over all records, sorted; empty where a run lacks it); missing values are empty.
+ * Trivial baselines get one `trivial[NAME]` column each (the baseline's value of the run's primary
+ * metric: `bm25`, `random` and `unigram` as the task recorded them, `majority` derived from a
+ * classification run's per-item labels, reports/trivial.ts), and tokenizer coverage four columns per
+ * split (`unknown_share[SPLIT]`, `byte_fallback_share[SPLIT]`, `tokens_per_word[SPLIT]`,
+ * `truncated_share[SPLIT]`).
  * Text that a spreadsheet would run as a formula (a cell starting with `=`, `+`, `-`, `@`, tab or
  * CR, per OWASP's CSV-injection guidance) gets a leading apostrophe; numbers stay numbers.
  * Without `--out` the CSV goes to stdout.
@@ -12,6 +17,7 @@ import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } 
 import { readRecords, recordPrimary, type RunRecord } from "./record.ts";
 import { runRank } from "./factors.ts";
 import { writeFileAtomic } from "../models/util/io.ts";
+import { trivialScores } from "../reports/trivial.ts";
 
 /** Flags of `export-csv`. */
 export const EXPORT_SPEC = {
@@ -122,25 +128,57 @@ function perClassF1(r: RunRecord): Map<string, number> {
 }
 
 /**
+ * Trivial baselines of a run on its primary metric: name -> value (recorded ones, and the majority
+ * class of a classification run on accuracy or macro-F1).
+ */
+function trivialValues(r: RunRecord): Map<string, number> {
+  const out = new Map<string, number>();
+  const primary = recordPrimary(r).name;
+  for (const b of Array.isArray(r.trivial) ? r.trivial : []) {
+    const v = b?.metrics?.[primary];
+    if (typeof v === "number") out.set(b.name, v);
+  }
+  const t = r.status === "success" ? trivialScores(r) : null;
+  if (t && primary === "accuracy") out.set("majority", t.majorityAccuracy);
+  if (t && primary === "macroF1") out.set("majority", t.majorityMacroF1);
+  return out;
+}
+
+/** Tokenizer coverage columns of one split: column stem and field. */
+const COVERAGE_FIELDS = [
+  ["unknown_share", "unknownShare"],
+  ["byte_fallback_share", "byteFallbackShare"],
+  ["tokens_per_word", "tokensPerWord"],
+  ["truncated_share", "truncatedShare"],
+] as const;
+
+/**
  * The CSV text of `records`: header, then one row per record. A metric whose name clashes with a
  * fixed column is prefixed `metric_`. Classification runs add one `f1[LABEL]` column per class
- * (union over records, sorted).
+ * (union over records, sorted); trivial baselines and tokenizer coverage add theirs (module doc).
  */
 export function recordsToCsv(records: RunRecord[]): string {
   const fixed = new Set([...COLUMNS, ...TAIL].map(([c]) => c));
   const metrics = [...new Set(records.flatMap((r) => Object.keys(r.metrics ?? {})))].sort();
   const f1s = records.map(perClassF1);
   const labels = [...new Set(f1s.flatMap((m) => [...m.keys()]))].sort();
+  const trivial = records.map(trivialValues);
+  const baselines = [...new Set(trivial.flatMap((m) => [...m.keys()]))].sort();
+  const splits = [...new Set(records.flatMap((r) => Object.keys(r.tokenizerCoverage ?? {})))].sort();
   const header = [
     ...COLUMNS.map(([c]) => c),
     ...metrics.map((m) => (fixed.has(m) ? `metric_${m}` : m)),
     ...labels.map((l) => `f1[${l}]`),
+    ...baselines.map((b) => `trivial[${b}]`),
+    ...splits.flatMap((sp) => COVERAGE_FIELDS.map(([c]) => `${c}[${sp}]`)),
     ...TAIL.map(([c]) => c),
   ];
   const rows = records.map((r, i) => [
     ...COLUMNS.map(([, get]) => get(r)),
     ...metrics.map((m) => r.metrics?.[m]),
     ...labels.map((l) => f1s[i].get(l)),
+    ...baselines.map((b) => trivial[i].get(b)),
+    ...splits.flatMap((sp) => COVERAGE_FIELDS.map(([, f]) => r.tokenizerCoverage?.[sp]?.[f])),
     ...TAIL.map(([, get]) => get(r)),
   ]);
   return [header, ...rows].map((row) => row.map(csvField).join(",") + "\r\n").join("");

@@ -191,3 +191,55 @@ Deno.test("csv export: head_lr, max_length, items scored, final loss, eval secon
   assert.equal(get('f1[sport, "x"]'), "0.25");
   assert.equal(get("f1[tech]"), "0");
 });
+
+Deno.test("csv export: trivial baselines on the primary metric and tokenizer coverage per split", () => {
+  const cov = {
+    texts: 10,
+    tokens: 100,
+    words: 50,
+    chars: 400,
+    unknownTokens: 1,
+    byteFallbackTokens: 9,
+    unknownShare: 0.01,
+    byteFallbackShare: 0.09,
+    tokensPerWord: 2,
+    tokensPerChar: 0.25,
+    truncated: 3,
+    truncatedShare: 0.3,
+    maxLength: 48,
+  };
+  const retrieval = testRecord("retrieve-a", (r) => {
+    r.config.task = "retrieve";
+    r.primaryMetric = "mrr";
+    r.metrics = { mrr: 0.2 };
+    r.perItem = [];
+    r.trivial = [{ name: "bm25", metrics: { mrr: 0.28, "ndcg@10": 0.3 } }, {
+      name: "random",
+      metrics: { mrr: 0.026 },
+    }];
+    r.tokenizerCoverage = { documents: cov };
+  });
+  // A classification run: the majority class of its 3 test labels (2 of 3 'a') on accuracy.
+  const classify = testRecord("classify-b", (r) => {
+    r.primaryMetric = "accuracy";
+    r.perItem = ["a", "a", "b"].map((label, i) => ({
+      id: `x${i}`,
+      label,
+      pred: "b",
+      correct: label === "b" ? 1 : 0,
+    }));
+  });
+  const [header, ...rows] = parseCsv(recordsToCsv([retrieval, classify]));
+  const col = (name: string) => {
+    const i = header.indexOf(name);
+    assert.ok(i >= 0, `no column ${name}`);
+    return rows.map((row) => row[i]);
+  };
+  assert.deepEqual(col("trivial[bm25]"), ["0.28", ""]);
+  assert.deepEqual(col("trivial[random]"), ["0.026", ""]);
+  assert.deepEqual(col("trivial[majority]"), ["", String(2 / 3)]);
+  assert.deepEqual(col("byte_fallback_share[documents]"), ["0.09", ""]);
+  assert.deepEqual(col("unknown_share[documents]"), ["0.01", ""]);
+  assert.deepEqual(col("tokens_per_word[documents]"), ["2", ""]);
+  assert.deepEqual(col("truncated_share[documents]"), ["0.3", ""]);
+});

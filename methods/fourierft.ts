@@ -15,8 +15,10 @@
  * the out * in positions, from `randomLocSeed` (PEFT `random_loc_seed` 777) for every layer alike
  * (PEFT seeds each layer's generator the same way, so equal shapes share locations). PEFT draws
  * them with `torch.randperm`, which peft-bench does not reproduce: it uses its own seeded generator
- * (models/util/rng.ts), so the locations differ from PEFT's and the PEFT export is refused (PEFT
- * recomputes the locations from the seed at load; they are not saved). The spectrum starts standard
+ * (models/util/rng.ts), so the locations differ from PEFT's. Hence no PEFT export: PEFT saves only
+ * `fourierft_spectrum` and recomputes the locations from the seed at load, so PEFT files written
+ * from this run would compute another update (the run's adapter.safetensors keeps the spectrum,
+ * the locations follow from the options). The spectrum starts standard
  * normal (PEFT's default `init_weights=False`, so the function changes at init) or zero with
  * `--opt initWeights=true`.
  *
@@ -30,9 +32,8 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import { Rng } from "../models/util/rng.ts";
 import type { MethodDefinition } from "./types.ts";
-import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
-import { peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
-import { peftTargetFields } from "./peft_export.ts";
+import { selectTargets, sumOverTargets } from "./targets.ts";
+import { trainableVariable, wrapLinears } from "./common.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
 /** FourierFT options (PEFT `FourierFTConfig`, with its defaults). */
@@ -147,13 +148,12 @@ export const fourierft: MethodDefinition<FourierftConfig> = {
   schema: fourierftSchema,
   mergeable: true,
   // PEFT: fourierft_spectrum [n_frequency] per layer, standard normal by default (init_weights
-  // False), so the function changes at init; with initWeights the spectrum is zero.
+  // False), so the function changes at init; with initWeights the spectrum is zero. No PEFT
+  // export (module doc).
   contract: {
     testOptions: { targets: "all-linear", nFrequency: 24, scaling: 150 },
     identityAtInit: false,
     parameterCount: (m, c) => sumOverTargets(m, c.targets, () => c.nFrequency),
-    peftTensors: (m, c) =>
-      new Map([...targetShapes(m, c.targets).keys()].map((n) => [`${n}.fourierft_spectrum`, [c.nFrequency]])),
   },
   apply: (model, config, ctx) => {
     const targets = selectTargets(model, config.targets);
@@ -182,31 +182,6 @@ export const fourierft: MethodDefinition<FourierftConfig> = {
         applied.dispose();
         for (const l of wrapped.values()) l.disposeLocations();
       },
-      peftExport: () => ({
-        refused:
-          "fourierft: PEFT recomputes the frequency locations at load with torch.randperm(random_loc_seed), " +
-          "which peft-bench's seeded generator does not reproduce, so the PEFT files would compute another " +
-          "update; the run's own adapter.safetensors keeps the spectrum (no flag avoids this)",
-        config: {
-          peft_type: "FOURIERFT",
-          task_type: "CAUSAL_LM",
-          n_frequency: config.nFrequency,
-          scaling: config.scaling,
-          random_loc_seed: config.randomLocSeed,
-          init_weights: config.initWeights,
-          fan_in_fan_out: false,
-          ...peftTargetFields(targets, model.config.nLayers),
-          bias: "none",
-          n_frequency_pattern: {},
-          base_model_name_or_path: null,
-        },
-        tensors: new Map(
-          [...wrapped].map(([name, l]) => [
-            `${peftModuleName(name)}.fourierft_spectrum`,
-            { data: l.spectrum.dataSync() as Float32Array, shape: [config.nFrequency] },
-          ]),
-        ),
-      }),
     };
   },
 };

@@ -23,3 +23,33 @@ Deno.test("run page: per-class scores and the confusion matrix as tables (heat-s
   assert.match(section, /<tr><th>world<\/th><td class="num heat" style="--share: 0.800">8<\/td>/);
   assert.ok(!section.includes("<pre>"), "nothing fell back to JSON");
 });
+
+Deno.test("run page: the task's trivial baselines and tokenizer coverage as tables", async () => {
+  const record = await fixtureRecord(fixtureConfig({ task: "retrieve" }), new Rng(4));
+  record.trivial = [{ name: "bm25", metrics: { mrr: 0.283 } }, { name: "random", metrics: { mrr: 0.026 } }];
+  record.tokenizerCoverage = {
+    documents: {
+      texts: 2,
+      tokens: 10,
+      words: 4,
+      chars: 40,
+      unknownTokens: 0,
+      byteFallbackTokens: 0,
+      unknownShare: 0,
+      byteFallbackShare: 0,
+      tokensPerWord: 2.5,
+      tokensPerChar: 0.25,
+      truncated: 1,
+      truncatedShare: 0.5,
+      maxLength: 48,
+    },
+  };
+  const files = await renderReport([record], { resamples: 20, permutations: 20 });
+  const page = files.find((f) => f.path === `runs/${runPageName(record.runId)}`)!.text;
+  assert.match(
+    page,
+    /<h3>trivial baselines<\/h3>\s*<table class="detail"><thead><tr><th><\/th><th>mrr<\/th>/,
+  );
+  assert.match(page, /<tr><th>bm25<\/th><td class="num">0\.283<\/td>/);
+  assert.match(page, /<h3>tokenizer coverage<\/h3>[\s\S]*<tr><th>documents<\/th>/);
+});

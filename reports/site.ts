@@ -715,7 +715,19 @@ export async function renderReport(
           memory: kv(run.memory as unknown as Record<string, unknown>),
           size: kv(run.size as unknown as Record<string, unknown>),
           env: kv(run.env as unknown as Record<string, unknown>),
-          details: detailTables(run.details),
+          details: [
+            ...detailTables(run.details),
+            // The task's trivial baselines and tokenizer coverage, as tables beside the details.
+            ...(run.trivial?.length
+              ? [objectTable("trivial baselines", run.trivial.map((b) => [b.name, b.metrics]))]
+              : []),
+            ...(run.tokenizerCoverage && Object.keys(run.tokenizerCoverage).length
+              ? [objectTable(
+                "tokenizer coverage",
+                Object.entries(run.tokenizerCoverage).map(([k, c]) => [k, { ...c }]),
+              )]
+              : []),
+          ],
           perItem: perItemView(run),
           diagnostics: run.diagnostics ? JSON.stringify(run.diagnostics, null, 2).slice(0, 5000) : null,
           charts,

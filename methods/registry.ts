@@ -32,6 +32,7 @@ import { road } from "./road.ts";
 import { delora } from "./delora.ts";
 import { miss } from "./miss.ts";
 import { fourierft } from "./fourierft.ts";
+import { vblora } from "./vblora.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -64,6 +65,7 @@ const ALL: MethodDefinition<any>[] = [
   delora,
   miss,
   fourierft,
+  vblora,
 ];
 
 /** Methods by name, in listing order. */

@@ -26,19 +26,23 @@ export type LayerCalibration = ReadonlyMap<string, Calibration>;
 export const CALIBRATION_ITEMS = 32;
 /** Input rows (tokens) kept per layer from those items. */
 export const CALIBRATION_ROWS = 2048;
+/** Rows of the fixed batch on which every quantized layer's output error is measured. */
+export const OUTPUT_ERROR_ROWS = 256;
 
 /**
  * The input rows each decoder linear sees while the full-precision model reads `sequences` (token
- * ids of training items), one sequence per forward pass; empty when the run's scheme needs no
- * calibration. All layers are recorded in one pass of the unquantized model (GPTQ's repository
- * feeds each block the previous quantized blocks' outputs instead).
+ * ids of training items), one sequence per forward pass: {@link CALIBRATION_ROWS} per layer for a
+ * scheme that quantizes against them, else the {@link OUTPUT_ERROR_ROWS} on which the output error
+ * is measured; empty when the run is unquantized. All layers are recorded in one pass of the
+ * unquantized model (GPTQ's repository feeds each block the previous quantized blocks' outputs).
  */
 export async function calibrateFrozenBase(
   model: LlamaModel,
   run: ResolvedRun,
   sequences: readonly number[][],
 ): Promise<LayerCalibration> {
-  if (run.quant === null || !schemeModule(run.quant.scheme).needsCalibration) return new Map();
+  if (run.quant === null) return new Map();
+  const rows = schemeModule(run.quant.scheme).needsCalibration ? CALIBRATION_ROWS : OUTPUT_ERROR_ROWS;
   const names = [...model.linears.keys()].filter((name) => name.startsWith("layers."));
   const forward = () => {
     for (const ids of sequences) {
@@ -48,7 +52,27 @@ export async function calibrateFrozenBase(
       });
     }
   };
-  return await collectLayerInputs(model, names, forward, CALIBRATION_ROWS);
+  return await collectLayerInputs(model, names, forward, rows);
+}
+
+/** The calibration a scheme quantizes against: the recorded inputs when it needs them, else none. */
+export function schemeCalibration(run: ResolvedRun, calibration: LayerCalibration): LayerCalibration {
+  return run.quant !== null && schemeModule(run.quant.scheme).needsCalibration ? calibration : new Map();
+}
+
+/**
+ * Relative output error of a quantized layer on its first {@link OUTPUT_ERROR_ROWS} recorded input
+ * rows X: ||f(X) - f_q(X)||_F^2 / ||f(X)||_F^2 with f the full-precision layer and f_q the quantized
+ * one, each through its own forward (so llm-int8's outlier decomposition is what is measured).
+ */
+export function outputRelativeError(before: LinearModule, after: LinearModule, inputs: Calibration): number {
+  const rows = Math.min(inputs.rows, OUTPUT_ERROR_ROWS);
+  return tf.tidy(() => {
+    const x = tf.tensor2d(inputs.inputs.subarray(0, rows * before.inFeatures), [rows, before.inFeatures]);
+    const y = before.forward(x);
+    const err = tf.sum(tf.square(tf.sub(y, after.forward(x))));
+    return err.dataSync()[0] / tf.sum(tf.square(y)).dataSync()[0];
+  });
 }
 
 /** Every linear module of the model, including the bases that method wrappers keep (each once). */
@@ -74,6 +98,7 @@ export function quantizeFrozenBase(
   model: LlamaModel,
   run: ResolvedRun,
   calibration: LayerCalibration = new Map(),
+  outputErrors?: Map<string, number>,
 ): LoftqFactors {
   const factors = new Map<string, { a: Float32Array; b: Float32Array }>();
   const q = run.quant;
@@ -94,10 +119,12 @@ export function quantizeFrozenBase(
       model.linears.set(name, new QuantizedLinear(name, r.quantized, layer.bias));
       factors.set(name, { a: r.a, b: r.b });
     } else {
-      model.linears.set(
-        name,
-        QuantizedLinear.fromDense(name, w, q, layer.bias, calibration.get(name) ?? null),
-      );
+      const inputs = schemeCalibration(run, calibration).get(name) ?? null;
+      model.linears.set(name, QuantizedLinear.fromDense(name, w, q, layer.bias, inputs));
+    }
+    const recorded = calibration.get(name);
+    if (outputErrors && recorded && recorded.rows > 0) {
+      outputErrors.set(name, outputRelativeError(layer, model.linears.get(name)!, recorded));
     }
     // A heap layer's weight is its variable (freed below); an off-heap layer decoded a temporary.
     if (!(w instanceof tf.Variable)) w.dispose();

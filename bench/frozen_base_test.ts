@@ -198,3 +198,21 @@ Deno.test({
     }
   },
 });
+
+Deno.test("output error: ||f(X) - f_q(X)||^2 / ||f(X)||^2 on the recorded rows (closed form for a scaled weight)", async () => {
+  const { outputRelativeError } = await import("./frozen_base.ts");
+  const { Linear } = await import("../models/linear.ts");
+  const { variableOf } = await import("../models/variables.ts");
+  await initBackend("cpu");
+  const rng = new Rng(11);
+  const w = Float32Array.from({ length: 6 * 5 }, () => rng.normal());
+  const x = Float32Array.from({ length: 7 * 5 }, () => rng.normal());
+  const layer = (scale: number) =>
+    new Linear("l", variableOf(() => tf.tensor2d(w.map((v) => v * scale), [6, 5]), false));
+  const base = layer(1);
+  const eps = 0.03;
+  // f_q = (1 + eps) f, so the error is eps^2 whatever X is.
+  const e = outputRelativeError(base, layer(1 + eps), { inputs: x, rows: 7 });
+  assert.ok(Math.abs(e - eps * eps) < 1e-6, String(e));
+  assert.equal(outputRelativeError(base, base, { inputs: x, rows: 7 }), 0);
+});

@@ -26,8 +26,9 @@ import {
   type LoftqFactors,
   quantizeFrozenBase,
   quantSummary,
+  schemeCalibration,
 } from "./frozen_base.ts";
-import { quantLayerReport } from "../methods/quant/report.ts";
+import { type QuantLayerReport, quantLayerReport } from "../methods/quant/report.ts";
 import { forgettingOf, genericNll, genericText } from "./forgetting.ts";
 import { adaptedSize, applyMethod, methodContext } from "./apply_method.ts";
 import { makeOptimizers, type RunOptimizers, totalSteps, trainLoop } from "./train_loop.ts";
@@ -116,6 +117,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     // before and after packing it.
     let factors: LoftqFactors = new Map();
     let calibration: LayerCalibration = new Map();
+    const outputErrors = new Map<string, number>();
     if (run.quant) {
       record.timing.inferLatencyUnquantizedMs = latencyStats(await measureInference(task, 10));
       const items = rng.fork("calibration").shuffle(Array.from({ length: task.trainItems }, (_, i) => i));
@@ -124,7 +126,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
         run,
         task.trainSequences(items.slice(0, CALIBRATION_ITEMS)),
       );
-      factors = quantizeFrozenBase(model, run, calibration);
+      factors = quantizeFrozenBase(model, run, calibration, outputErrors);
       record.timing.inferLatencyQuantizedMs = latencyStats(await measureInference(task, 10));
     }
 
@@ -133,7 +135,11 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     const frozenAttention = config.diagnostics ? probeTaskAttention(model, task) : null;
     const generic = genericText(config.dataset, config.forgettingText);
     const genericBefore = await genericNll(model, loaded.tokenizer, generic.text);
-    applied = applyMethod(model, run, methodContext(run, rng.fork("method"), steps, factors, calibration));
+    applied = applyMethod(
+      model,
+      run,
+      methodContext(run, rng.fork("method"), steps, factors, schemeCalibration(run, calibration)),
+    );
     const headVars = task.headVariables;
     record.size = adaptedSize(model, applied, headVars);
     record.quant = quantSummary(model, config, record.timing);
@@ -171,7 +177,9 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     record.primaryDirection = task.higherIsBetter ? "higher" : "lower";
     // Per-layer quantization figures, read after training and evaluation so llm-int8's outlier
     // shares cover every forward pass of the run.
-    if (record.quant && run.quant) record.quant = { ...record.quant, ...quantLayerReport(model.linears) };
+    if (record.quant && run.quant) {
+      record.quant = { ...record.quant, ...withOutputErrors(quantLayerReport(model.linears), outputErrors) };
+    }
     record.perItem = measured.evaluation.perItem;
     record.details = measured.evaluation.details;
     Object.assign(record, {
@@ -213,4 +221,23 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     }
   }
   return record;
+}
+
+/**
+ * The quantization report with each layer's output error on the fixed calibration batch
+ * (`outputRelativeError`) and their mean over layers (`meanOutputRelativeError`, null when none).
+ */
+function withOutputErrors(report: QuantLayerReport, errors: ReadonlyMap<string, number>) {
+  const layers: Record<string, QuantLayerReport["layers"][string] & { outputRelativeError?: number }> = {
+    ...report.layers,
+  };
+  for (const [name, e] of errors) {
+    if (layers[name]) layers[name] = { ...layers[name], outputRelativeError: e };
+  }
+  const values = [...errors.values()];
+  return {
+    ...report,
+    layers,
+    meanOutputRelativeError: values.length > 0 ? values.reduce((s, e) => s + e, 0) / values.length : null,
+  };
 }

@@ -237,3 +237,26 @@ Deno.test("bench: a classification run's saved adapter carries its head as PEFT'
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("bench: every quantized layer's output error on the fixed batch; 8-bit errs less than 4-bit", async () => {
+  const run = (scheme: string) =>
+    executeRun(config(["--train-per-class", "2", "--steps", "1", "--rank", "4", "--quant", scheme]), {
+      backend,
+      quiet: true,
+    });
+  const [int8, nf4] = [await run("int8"), await run("nf4")];
+  for (const r of [int8, nf4]) {
+    assert.equal(r.status, "success", r.error);
+    const layers = Object.values(
+      (r.quant as unknown as { layers: Record<string, { outputRelativeError: number }> }).layers,
+    );
+    assert.equal(layers.length, 35);
+    assert.ok(
+      layers.every((l) => l.outputRelativeError > 0 && l.outputRelativeError < 0.1),
+      JSON.stringify(layers[0]),
+    );
+  }
+  const mean = (r: typeof int8) =>
+    (r.quant as unknown as { meanOutputRelativeError: number }).meanOutputRelativeError;
+  assert.ok(mean(int8) < mean(nf4) / 10, `${mean(int8)} vs ${mean(nf4)}`);
+});

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { Matrix, SingularValueDecomposition } from "ml-matrix";
 import { initBackend } from "../models/backend.ts";
-import { validateConfig } from "../models/config.ts";
 import { STORIES_MODEL } from "../models/fixtures.ts";
 import { LlamaModel } from "../models/llama.ts";
 import { parseCli } from "../models/util/args.ts";
@@ -10,6 +9,7 @@ import { Rng } from "../models/util/rng.ts";
 import { QuantizedLinear } from "../methods/quant/linear.ts";
 import { dequantizeArray, quantizeCodes } from "../methods/quant/reference.ts";
 import { LoraLinear } from "../methods/lora.ts";
+import { tinyModel as tinyModelOf } from "../methods/tiny_test_utils.ts";
 import { BENCH_SPEC } from "./bench_options.ts";
 import { buildRunConfigs } from "./config.ts";
 import { resolveRun } from "./run_resolve.ts";
@@ -18,17 +18,7 @@ import { applyMethod, methodContext } from "./apply_method.ts";
 
 await initBackend("cpu");
 
-const TINY = validateConfig({
-  dim: 16,
-  hiddenDim: 24,
-  nLayers: 2,
-  nHeads: 4,
-  nKvHeads: 2,
-  vocabSize: 32,
-  maxSeqLen: 16,
-  tiedEmbeddings: true,
-});
-const tinyModel = () => LlamaModel.random(TINY, new Rng(5), 0.2);
+const tinyModel = () => tinyModelOf(5);
 
 /** A run resolved from bench flags (the model path only has to exist; the tests use the tiny model). */
 function run(args: string[]) {

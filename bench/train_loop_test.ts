@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "../models/backend.ts";
-import { validateConfig } from "../models/config.ts";
 import { LlamaModel } from "../models/llama.ts";
 import { Rng } from "../models/util/rng.ts";
 import { plainContext } from "../methods/common.ts";
 import { lora } from "../methods/lora.ts";
 import { parseMethodConfig } from "../methods/registry.ts";
+import { tinyModel as tinyModelOf } from "../methods/tiny_test_utils.ts";
 import {
   accumulatedGradients,
   batchStream,
@@ -19,19 +19,7 @@ import {
 await initBackend("cpu");
 
 /** A tiny decoder (2 layers, dim 16) with seeded random weights. */
-function tinyModel(): LlamaModel {
-  const config = validateConfig({
-    dim: 16,
-    hiddenDim: 24,
-    nLayers: 2,
-    nHeads: 4,
-    nKvHeads: 2,
-    vocabSize: 32,
-    maxSeqLen: 16,
-    tiedEmbeddings: true,
-  });
-  return LlamaModel.random(config, new Rng(3), 0.2);
-}
+const tinyModel = (): LlamaModel => tinyModelOf(3);
 
 /** Eight training rows of 6 token ids, drawn once. */
 const ROWS = Array.from(

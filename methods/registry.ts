@@ -96,3 +96,11 @@ export function parseMethodConfig<C>(method: MethodDefinition<C>, options: Recor
   }
   throw new Error(`method ${method.name}: option '${issue.path.join(".")}': ${issue.message}`);
 }
+
+/** The README's method table (Markdown rows, header included), generated from the registry. */
+export function methodReadmeTable(): string {
+  const rows = [...METHODS.values()].map((m) =>
+    `| \`${m.name}\` | ${m.mergeable ? "yes" : "no"} | ${m.description} |`
+  );
+  return ["| method | mergeable | what |", "| --- | --- | --- |", ...rows].join("\n");
+}

@@ -141,42 +141,68 @@ function exportOptions(name: string, method: AnyMethod): Record<string, unknown>
 }
 
 /**
- * Exporting methods whose PEFT type the reader does not model yet (added after it was written):
- * their exports are NOT proven; the test below checks only that the reader refuses them, so adding
- * the type to peft_reader_test_utils.ts must come with removing the method from this list.
+ * Exports that exist only off q/k on interleaved-RoPE bases: the checkpoint permutes q/k output
+ * rows per head, which breaks RoAd's output pairs (k, k + g/2) and MiSS mini's repeated pattern and
+ * bat's row blocks. Those runs must refuse, naming q/k; the same method without q/k must export.
  */
-const NOT_YET_MODELLED = new Set(["boft", "road", "delora", "miss"]);
+function refusesQkOnInterleaved(name: string, options: Record<string, unknown>): boolean {
+  return name === "road" || (name === "miss" && (options.init ?? "miss") !== "miss");
+}
+
+/** Train, export and compare on every base (the refusal path where the export cannot exist). */
+async function proveOnEveryBase(name: string, method: AnyMethod, options: Record<string, unknown>) {
+  for (const [label, cfg] of BASES) {
+    const interleaved = cfg.ropeStyle === "interleaved";
+    let opts = options;
+    if (interleaved && refusesQkOnInterleaved(name, options)) {
+      const t = train(method, options, cfg);
+      assert.match(t.applied.peftExport!().refused ?? "", /q\/k/, `${name}: q/k on ${label} must be refused`);
+      t.applied.dispose();
+      t.model.dispose();
+      opts = { ...options, targets: "v,o,gate,up,down" };
+    }
+    // VeRA's q+v cannot be exported on an interleaved base (tested below); q and k can.
+    if (interleaved && name === "vera") opts = { ...options, targets: "q,k" };
+    const t = train(method, opts, cfg);
+    const exported = t.applied.peftExport!();
+    assert.equal(exported.refused, undefined, `${name} (${label}): export refused: ${exported.refused}`);
+    const peft = await assertReproduces(t, `${name} ${JSON.stringify(opts)} (${label})`);
+    assert.ok(peft.wrapped.length > 0);
+    if (name === "adalora") {
+      assert.ok(exported.config.rank_pattern, "adalora: the pruned export carries rank_pattern");
+    }
+    t.applied.dispose();
+    t.model.dispose();
+  }
+}
 
 for (const [name, method] of METHODS) {
   if (!method.contract?.peftTensors) continue; // the contract test pairs peftTensors with peftExport
-  if (NOT_YET_MODELLED.has(name)) {
-    Deno.test(`PEFT export not yet proven (reader lacks its type): ${name}`, async () => {
-      const t = train(method, exportOptions(name, method), TINY_CONFIG);
-      await assert.rejects(() => peftModel(t), /reader does not model peft_type/);
-      t.applied.dispose();
-      t.model.dispose();
-    });
-    continue;
-  }
-  for (const [label, cfg] of BASES) {
-    const interleavedVera = name === "vera" && cfg.ropeStyle === "interleaved";
-    Deno.test(`PEFT export reproduces the run: ${name} (${label})`, async () => {
-      // VeRA's q+v cannot be exported on an interleaved base (tested below); q and k can.
-      const options = interleavedVera
-        ? { ...exportOptions(name, method), targets: "q,k" }
-        : exportOptions(name, method);
-      const t = train(method, options, cfg);
-      const exported = t.applied.peftExport!();
-      assert.equal(exported.refused, undefined, `${name}: export refused: ${exported.refused}`);
-      const peft = await assertReproduces(t, name);
-      assert.ok(peft.wrapped.length > 0);
-      if (name === "adalora") {
-        assert.ok(exported.config.rank_pattern, "adalora: the pruned export carries rank_pattern");
-      }
-      t.applied.dispose();
-      t.model.dispose();
-    });
-  }
+  Deno.test(`PEFT export reproduces the run: ${name} (every base)`, async () => {
+    await proveOnEveryBase(name, method, exportOptions(name, method));
+  });
+}
+
+/**
+ * The forms each method's contract options do not reach: BOFT's block count form and one or three
+ * butterfly factors, RoAd's road_2 and road_4, MiSS's mini and bat, DeLoRA at another rank and lambda.
+ */
+const VARIANTS: [string, Record<string, unknown>][] = [
+  ["boft", { targets: "all-linear", blockSize: 0, blockNum: 4, nButterflyFactor: 2 }],
+  ["boft", { targets: "all-linear", blockSize: 4, nButterflyFactor: 1 }],
+  ["boft", { targets: "all-linear", blockSize: 2, nButterflyFactor: 3 }],
+  ["road", { targets: "all-linear", variant: "road_2", groupSize: 4 }],
+  ["road", { targets: "all-linear", variant: "road_4", groupSize: 8 }],
+  ["miss", { targets: "all-linear", rank: 4, init: "mini", miniR: 4 }],
+  ["miss", { targets: "all-linear", rank: 4, init: "bat" }],
+  ["miss", { targets: "all-linear", rank: 5 }],
+  ["delora", { targets: "all-linear", rank: 3, deloraLambda: 4 }],
+];
+
+for (const [name, options] of VARIANTS) {
+  Deno.test(`PEFT export reproduces the run: ${name} ${JSON.stringify(options)} (every base)`, async () => {
+    await proveOnEveryBase(name, METHODS.get(name)!, options);
+  });
 }
 
 Deno.test("PEFT export: VeRA with q and v on an interleaved-RoPE base is refused, with the reason", async () => {
@@ -215,6 +241,26 @@ Deno.test("PEFT export: re: targets in some layers wrap exactly those layers in 
     t.applied.dispose();
     t.model.dispose();
   }
+});
+
+Deno.test("PEFT export: RoAd limited to some layers names its modules in full (RoadConfig has no layers_to_transform)", async () => {
+  // PEFT's RoadConfig lacks layers_to_transform/layers_pattern: from_peft_type drops them with a
+  // warning and every layer's q/v would be wrapped, so the export must list full module names.
+  const t = train(
+    METHODS.get("road")!,
+    { groupSize: 4, targets: String.raw`re:layers\.1\.attn\.(q|v)$` },
+    TINY_CONFIG,
+  );
+  const peft = await assertReproduces(t, "road in layer 1");
+  const e = t.applied.peftExport!();
+  assert.deepEqual(e.config.target_modules, [
+    "model.layers.1.self_attn.q_proj",
+    "model.layers.1.self_attn.v_proj",
+  ]);
+  assert.equal(e.config.layers_to_transform, undefined);
+  assert.deepEqual(peft.wrapped, ["model.layers.1.self_attn.q_proj", "model.layers.1.self_attn.v_proj"]);
+  t.applied.dispose();
+  t.model.dispose();
 });
 
 Deno.test("PEFT target matching (reader): suffix lists, layers_to_transform, full names and regex strings", () => {

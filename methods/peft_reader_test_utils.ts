@@ -3,7 +3,8 @@
  * exported tensors and a base model's Hugging Face state dict alone, it rebuilds what PEFT computes
  * and returns the adapted weights (plus the `score` head of a sequence-classification export). It is
  * written from PEFT's sources (tuners/lora/layer.py and dora.py, tuners/adalora/layer.py and
- * model.py, tuners/vera/layer.py, tuners/tuners_utils.py `check_target_module_exists`,
+ * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss}/layer.py and config.py,
+ * tuners/tuners_utils.py `check_target_module_exists`, config.py `from_peft_type`,
  * utils/save_and_load.py, utils/other.py `ModulesToSaveWrapper`), never from this project's method
  * code (it imports nothing from `methods/` but types), so a test that compares its logits with a
  * run's adapted model checks the export against PEFT's formulas, not against itself.
@@ -20,6 +21,14 @@
  *   `vera_B` [max out, r] sliced per layer (`vera/layer.py Linear.forward`).
  * - OFT (>= 0.18) and HRA: the input rotated block-wise / by Householder reflections, W R^T and
  *   W H (see {@link oftMerged}, {@link hraMerged}).
+ * - BOFT: diag(boft_s) W M^T with M the product of butterfly-permuted block-diagonal Cayley factors
+ *   (PEFT with its fbd CUDA extension, which any factor count > 1 needs), bias unchanged
+ *   ({@link boftMerged}).
+ * - ROAD: the output (bias included) rotated and scaled in pairs (k, k + g/2) of each group of g,
+ *   road_1/2/4 ({@link roadColumns}): W' = R W and b' = R b.
+ * - DELORA: W + B diag(lambda / r / (|a_i| |b_i|)) A diag(delora_w_norm) ({@link deloraMerged}).
+ * - MISS: the shard miss_block tiled over the inputs (default and mini) or bat's W_ac B_a + B_a per
+ *   r x r block ({@link missMerged}).
  * - `modules_to_save` (SEQ_CLS): the saved copy of `score` replaces the model's head.
  *
  * PEFT wraps the modules `check_target_module_exists` selects: a string `target_modules` is a
@@ -27,7 +36,9 @@
  * restricted by `layers_to_transform` (with `layers_pattern`) to those layer indices. Every wrapped
  * module must come with its tensors and every tensor must belong to a wrapped module (PEFT would
  * warn and keep its own init for the first, drop the second); the reader throws on both, and on any
- * config field that changes the function and that it does not model.
+ * config field that changes the function and that it does not model. Keys a type's config class
+ * lacks are dropped first, as PEFT drops them ({@link CONFIG_FIELDS}: RoAd has no
+ * `layers_to_transform`).
  * @module
  */
 import { join } from "node:path";
@@ -272,11 +283,298 @@ function hraMerged(config: Record<string, unknown>, w: NamedArray, u: NamedArray
 }
 
 /**
+ * PEFT's `block_butterfly_perm(n, b, r, n_butterfly_factor)` (boft/layer.py): identity without
+ * extra factors; otherwise every run of n / b indices is reordered by `sort_block`, which lists its
+ * r-index chunks evens first, then odds (chunk 0, 2, 4, ..., 1, 3, 5, ...).
+ */
+export function boftButterflyPerm(n: number, b: number, r: number, extraFactors: number): number[] {
+  const indices = Array.from({ length: n }, (_, i) => i);
+  if (extraFactors === 0) return indices;
+  if (b * r * 2 > n) throw new Error(`BOFT: invalid number of blocks ${b} for n ${n}, r ${r}`);
+  const blockSize = Math.floor(n / b);
+  const step = blockSize / r;
+  const chunks: number[] = [];
+  for (let p = 0; p < step; p += 2) chunks.push(p);
+  for (let p = 1; p < step; p += 2) chunks.push(p);
+  const sorted: number[] = [];
+  chunks.forEach((pos) => {
+    for (let k = 0; k < r; k++) sorted.push(pos * r + k);
+  });
+  for (let i = 0; i < n; i += blockSize) {
+    const tmp = indices.slice(i, i + blockSize);
+    for (let k = 0; k < blockSize; k++) indices[i + k] = tmp[sorted[k]];
+  }
+  return indices;
+}
+
+/**
+ * PEFT BOFT (`boft/layer.py Linear.forward`, with the fbd CUDA extension that builds every
+ * butterfly factor): each boft_R[i, d] (a full bs x bs matrix) gives S = (A - A^T)/2 and the Cayley
+ * block (I - S)(I + S)^-1 (`cayley_batch`); factor i is P_i blockdiag(...) P_i^T with P_i the
+ * permutation matrix of {@link boftButterflyPerm}(in, nb / 2^i, bs / 2, N - 1) (`perm2mat`:
+ * P[row, idx[row]] = 1); M = F_{N-1} ... F_1 F_0. The forward is base(x M) with the bias taken out,
+ * scaled by boft_s [out, 1] and put back, so W' = diag(s) W M^T and the bias is unchanged.
+ * Block sizes follow `update_layer`: one of boft_block_size / boft_block_num is 0 and the other
+ * divides in_features.
+ */
+function boftMerged(
+  config: Record<string, unknown>,
+  w: NamedArray,
+  boftR: NamedArray,
+  boftS: NamedArray,
+  key: string,
+): Float64Array {
+  const [out, inF] = w.shape;
+  const size = config.boft_block_size as number;
+  const num = config.boft_block_num as number;
+  if ((size !== 0) === (num !== 0)) throw new Error(`${key}: exactly one of boft_block_size/num must be set`);
+  const bs = size !== 0 ? size : inF / num;
+  const nb = size !== 0 ? inF / size : num;
+  const nFactors = config.boft_n_butterfly_factor as number;
+  const [fR, nbR, h1, h2] = boftR.shape;
+  if (
+    !Number.isInteger(bs) || !Number.isInteger(nb) || fR !== nFactors || nbR !== nb || h1 !== bs ||
+    h2 !== bs
+  ) {
+    throw new Error(`${key}: boft_R [${boftR.shape}] does not fit [${nFactors}, ${nb}, ${bs}, ${bs}]`);
+  }
+  if (boftS.shape.length !== 2 || boftS.shape[0] !== out || boftS.shape[1] !== 1) {
+    throw new Error(`${key}: boft_s [${boftS.shape}] is not [${out}, 1]`);
+  }
+  let m = eye(inF);
+  for (let f = 0; f < nFactors; f++) {
+    // Block-diagonal factor D [in, in] of the nb Cayley blocks.
+    const d = new Float64Array(inF * inF);
+    for (let blk = 0; blk < nb; blk++) {
+      const off = (f * nb + blk) * bs * bs;
+      const s = new Float64Array(bs * bs);
+      for (let i = 0; i < bs; i++) {
+        for (let j = 0; j < bs; j++) {
+          s[i * bs + j] = 0.5 * (boftR.data[off + i * bs + j] - boftR.data[off + j * bs + i]);
+        }
+      }
+      const q = cayleyExactBlock(s, bs);
+      for (let i = 0; i < bs; i++) {
+        for (let j = 0; j < bs; j++) d[(blk * bs + i) * inF + blk * bs + j] = q[i * bs + j];
+      }
+    }
+    // P D P^T with P[row, idx[row]] = 1: (P D P^T)[a, b] = D[idx[a], idx[b]].
+    const idx = boftButterflyPerm(inF, nb / 2 ** f, bs / 2, nFactors - 1);
+    const factor = new Float64Array(inF * inF);
+    for (let a = 0; a < inF; a++) {
+      for (let b = 0; b < inF; b++) factor[a * inF + b] = d[idx[a] * inF + idx[b]];
+    }
+    m = matmul(factor, m, inF, inF, inF);
+  }
+  // W' = diag(s) W M^T: W'[o, c] = s_o sum_k W[o, k] M[c, k].
+  const merged = new Float64Array(out * inF);
+  for (let o = 0; o < out; o++) {
+    for (let c = 0; c < inF; c++) {
+      let acc = 0;
+      for (let k = 0; k < inF; k++) acc += w.data[o * inF + k] * m[c * inF + k];
+      merged[o * inF + c] = boftS.data[o] * acc;
+    }
+  }
+  return merged;
+}
+
+/**
+ * PEFT RoAd's coefficient columns (`road/layer.py _prepare_cols`) for out outputs in groups of g:
+ * road_1 one (theta, alpha) per position of a half group, shared by both halves; road_2 one per
+ * output; road_4 per group 2g values, the first g for the cosine column, the last g for the sine.
+ */
+function roadColumns(
+  variant: string,
+  g: number,
+  theta: Float32Array,
+  alpha: Float32Array,
+  out: number,
+): { c1: Float64Array; c2: Float64Array } {
+  const c1 = new Float64Array(out);
+  const c2 = new Float64Array(out);
+  for (let e = 0; e < out; e++) {
+    const grp = Math.floor(e / g);
+    const pos = e % g;
+    if (variant === "road_1") {
+      const p = grp * (g / 2) + (pos % (g / 2));
+      c1[e] = alpha[p] * Math.cos(theta[p]);
+      c2[e] = alpha[p] * Math.sin(theta[p]);
+    } else if (variant === "road_2") {
+      c1[e] = alpha[e] * Math.cos(theta[e]);
+      c2[e] = alpha[e] * Math.sin(theta[e]);
+    } else if (variant === "road_4") {
+      const p1 = grp * 2 * g + pos;
+      const p2 = p1 + g;
+      c1[e] = alpha[p1] * Math.cos(theta[p1]);
+      c2[e] = alpha[p2] * Math.sin(theta[p2]);
+    } else {
+      throw new Error(`reader does not model RoAd variant ${JSON.stringify(variant)}`);
+    }
+  }
+  return { c1, c2 };
+}
+
+/**
+ * PEFT RoAd (`_apply_road`, applied to the base layer's output, bias included): y = c1 ⊙ h +
+ * c2 ⊙ rotate_half(h), rotate_half taken per group of g outputs as [-h_second, h_first]. Linear in
+ * h, so the row map R acts on weight rows and bias alike (PEFT's `merge`: R W, R b).
+ */
+function roadApplyRows(
+  rows: ArrayLike<number>,
+  width: number,
+  c1: Float64Array,
+  c2: Float64Array,
+  g: number,
+): Float64Array {
+  const out = c1.length;
+  const res = new Float64Array(out * width);
+  for (let e = 0; e < out; e++) {
+    const first = e % g < g / 2;
+    const partner = first ? e + g / 2 : e - g / 2;
+    const sign = first ? -1 : 1;
+    for (let j = 0; j < width; j++) {
+      res[e * width + j] = c1[e] * rows[e * width + j] + sign * c2[e] * rows[partner * width + j];
+    }
+  }
+  return res;
+}
+
+/**
+ * PEFT DeLoRA (`DeloraLayer._compute_delta`): W + B diag(lambda / r / (|a_i| |b_i|)) A diag(w_norm),
+ * |a_i| the norm of A's row i and |b_i| of B's column i, each clamped below at 1e-4; lambda is the
+ * saved trainable `delora_lambda` and w_norm the saved persistent buffer `delora_w_norm` [in].
+ */
+function deloraMerged(
+  r: number,
+  w: NamedArray,
+  a: NamedArray,
+  b: NamedArray,
+  lambda: NamedArray,
+  wNorm: NamedArray,
+  key: string,
+): Float64Array {
+  const [out, inF] = w.shape;
+  if (
+    a.shape[0] !== r || a.shape[1] !== inF || b.shape[0] !== out || b.shape[1] !== r ||
+    lambda.data.length !== 1 || wNorm.data.length !== inF
+  ) {
+    throw new Error(
+      `${key}: delora_A [${a.shape}] / delora_B [${b.shape}] / delora_lambda [${lambda.shape}] / ` +
+        `delora_w_norm [${wNorm.shape}] do not fit r ${r} and [${out}, ${inF}]`,
+    );
+  }
+  const scale = new Float64Array(r);
+  for (let i = 0; i < r; i++) {
+    let an = 0;
+    for (let j = 0; j < inF; j++) an += a.data[i * inF + j] ** 2;
+    let bn = 0;
+    for (let o = 0; o < out; o++) bn += b.data[o * r + i] ** 2;
+    scale[i] = lambda.data[0] / r / (Math.max(Math.sqrt(an), 1e-4) * Math.max(Math.sqrt(bn), 1e-4));
+  }
+  const merged = Float64Array.from(w.data);
+  for (let o = 0; o < out; o++) {
+    for (let i = 0; i < r; i++) {
+      const f = b.data[o * r + i] * scale[i];
+      if (f === 0) continue;
+      for (let j = 0; j < inF; j++) merged[o * inF + j] += f * a.data[i * inF + j] * wNorm.data[j];
+    }
+  }
+  return merged;
+}
+
+/**
+ * PEFT MiSS (`miss/layer.py MissLinear.forward`), by `init_weights`:
+ * - True/False (MiSS): y = base(x) + sum over r-chunks of x (zero-padded to a multiple of r) @ M,
+ *   M = miss_block [r, out], so W'[o, j] = W[o, j] + M[j mod r, o];
+ * - "mini": M [r, mini_r] repeated out / mini_r times along the outputs, W'[o, j] += M[j mod r, o mod mini_r];
+ * - "bat": blocks B_a = miss_block[a] [r, r] per output block a; every r x r block W_ac gains
+ *   W_ac B_a + B_a (`get_delta_weight`, W reshaped [out/r, r, in/r, r]).
+ */
+function missMerged(
+  config: Record<string, unknown>,
+  w: NamedArray,
+  block: NamedArray,
+  key: string,
+): Float64Array {
+  const [out, inF] = w.shape;
+  const r = config.r as number;
+  const init = config.init_weights;
+  const merged = Float64Array.from(w.data);
+  if (init === "bat") {
+    const nOut = out / r;
+    if (inF % r !== 0 || out % r !== 0 || block.shape.join() !== [nOut, r, r].join()) {
+      throw new Error(
+        `${key}: miss_block [${block.shape}] does not fit bat blocks of ${r} on [${out}, ${inF}]`,
+      );
+    }
+    for (let a = 0; a < nOut; a++) {
+      for (let c = 0; c < inF / r; c++) {
+        for (let i = 0; i < r; i++) {
+          for (let j = 0; j < r; j++) {
+            let acc = block.data[(a * r + i) * r + j];
+            for (let k = 0; k < r; k++) {
+              acc += w.data[(a * r + i) * inF + c * r + k] * block.data[(a * r + k) * r + j];
+            }
+            merged[(a * r + i) * inF + c * r + j] += acc;
+          }
+        }
+      }
+    }
+    return merged;
+  }
+  let cols: number;
+  if (init === "mini") {
+    cols = config.mini_r as number;
+    if (out % cols !== 0) throw new Error(`${key}: out_features ${out} not divisible by mini_r ${cols}`);
+  } else if (init === true || init === false) {
+    cols = out;
+  } else {
+    throw new Error(`reader does not model init_weights = ${JSON.stringify(init)}`);
+  }
+  if (block.shape.length !== 2 || block.shape[0] !== r || block.shape[1] !== cols) {
+    throw new Error(`${key}: miss_block [${block.shape}] is not [${r}, ${cols}]`);
+  }
+  for (let o = 0; o < out; o++) {
+    for (let j = 0; j < inF; j++) merged[o * inF + j] += block.data[(j % r) * cols + (o % cols)];
+  }
+  return merged;
+}
+
+/**
+ * The fields of PEFT's config dataclass for types whose class lacks some common ones, with
+ * `PeftConfig`'s own (config.py). `PeftConfig.from_peft_type` drops any other key of
+ * `adapter_config.json` with a warning ("Unexpected keyword arguments ... are ignored"), so e.g. a
+ * `layers_to_transform` in a RoAd config (road/config.py has none) wraps every matching layer.
+ */
+const CONFIG_FIELDS: Record<string, string[]> = {
+  ROAD: ["variant", "group_size", "init_weights", "target_modules", "modules_to_save"],
+};
+const PEFT_CONFIG_FIELDS = [
+  "base_model_name_or_path",
+  "revision",
+  "peft_type",
+  "task_type",
+  "inference_mode",
+  "auto_mapping",
+  "peft_version",
+];
+
+/** The config as PEFT's dataclass keeps it (unknown keys dropped, see {@link CONFIG_FIELDS}). */
+function asLoaded(config: Record<string, unknown>): Record<string, unknown> {
+  const fields = CONFIG_FIELDS[config.peft_type as string];
+  if (!fields) return config;
+  return Object.fromEntries(
+    Object.entries(config).filter(([k]) => fields.includes(k) || PEFT_CONFIG_FIELDS.includes(k)),
+  );
+}
+
+/**
  * Apply a PEFT export to a base state dict (Hugging Face names, `LlamaForCausalLM` layout). Throws
  * on anything PEFT would load differently from what the reader models (see the module doc).
  */
 export function applyPeftExport(base: Map<string, NamedArray>, files: PeftFiles): PeftApplied {
-  const { config, tensors } = files;
+  const { tensors } = files;
+  const config = asLoaded(files.config);
   const type = config.peft_type;
   const used = new Set<string>();
   const take = (key: string): NamedArray => {
@@ -376,6 +674,43 @@ export function applyPeftExport(base: Map<string, NamedArray>, files: PeftFiles)
       merged = oftMerged(config, w, take(`${prefix(key)}.oft_R.weight`), key);
     } else if (type === "HRA") {
       merged = hraMerged(config, w, take(`${prefix(key)}.hra_u`), key);
+    } else if (type === "BOFT") {
+      merged = boftMerged(config, w, take(`${prefix(key)}.boft_R`), take(`${prefix(key)}.boft_s`), key);
+    } else if (type === "ROAD") {
+      const g = config.group_size as number;
+      const theta = take(`${prefix(key)}.road_theta`);
+      const alpha = take(`${prefix(key)}.road_alpha`);
+      const want = { road_1: out / 2, road_2: out, road_4: 2 * out }[config.variant as string];
+      if (out % g !== 0 || g % 2 !== 0 || theta.data.length !== want || alpha.data.length !== want) {
+        throw new Error(
+          `${key}: road_theta/road_alpha [${theta.shape}] do not fit ${config.variant}, group ${g}, out ${out}`,
+        );
+      }
+      const { c1, c2 } = roadColumns(config.variant as string, g, theta.data, alpha.data, out);
+      merged = roadApplyRows(w.data, inF, c1, c2, g);
+      const bias = base.get(`${key}.bias`);
+      if (bias) {
+        weights.set(`${key}.bias`, {
+          data: Float32Array.from(roadApplyRows(bias.data, 1, c1, c2, g)),
+          shape: bias.shape,
+        });
+      }
+    } else if (type === "DELORA") {
+      expect(config, "rank_pattern", empty);
+      expect(config, "lambda_pattern", empty);
+      expect(config, "module_dropout", (v) => v === undefined || v === 0);
+      const t = (n: string) => take(`${prefix(key)}.${n}`);
+      merged = deloraMerged(
+        config.r as number,
+        w,
+        t("delora_A"),
+        t("delora_B"),
+        t("delora_lambda"),
+        t("delora_w_norm"),
+        key,
+      );
+    } else if (type === "MISS") {
+      merged = missMerged(config, w, take(`${prefix(key)}.miss_block`), key);
     } else {
       throw new Error(`reader does not model peft_type ${JSON.stringify(type)}`);
     }

@@ -29,6 +29,7 @@ import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
 import { peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
 import { peftTargetFields, permutedInHf } from "./peft_export.ts";
+import { hfModuleName } from "../models/util/hf_names.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
 /** RoAd options (PEFT `RoadConfig`, with its defaults). */
@@ -157,6 +158,18 @@ export class RoadLinear extends AdaptedLinear {
   }
 }
 
+/**
+ * `target_modules` for PEFT's RoadConfig, which has no `layers_to_transform`/`layers_pattern`
+ * (road/config.py; `PeftConfig.from_peft_type` drops unknown keys, so PEFT would wrap the kinds in
+ * every layer): targets in only some layers are listed by full module name instead.
+ */
+function roadTargetFields(targets: string[], nLayers: number): Record<string, unknown> {
+  const fields = peftTargetFields(targets, nLayers);
+  return fields.layers_to_transform === undefined
+    ? fields
+    : { target_modules: targets.map(hfModuleName).sort() };
+}
+
 /** RoAd. */
 export const road: MethodDefinition<RoadConfig> = {
   name: "road",
@@ -223,7 +236,7 @@ export const road: MethodDefinition<RoadConfig> = {
             variant: config.variant,
             group_size: config.groupSize,
             init_weights: true,
-            ...peftTargetFields(targets, model.config.nLayers),
+            ...roadTargetFields(targets, model.config.nLayers),
             base_model_name_or_path: null,
           },
           tensors,

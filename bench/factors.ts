@@ -4,7 +4,7 @@
  * the report's pages.
  * @module
  */
-import type { RunConfig } from "./record.ts";
+import { canonicalJson, type RunConfig } from "./record.ts";
 
 /** The factors a study varies, in display order. */
 export const FACTORS = ["method", "targets", "rank", "quant", "trainSize"] as const;
@@ -58,6 +58,54 @@ export function factorsOf(c: RunConfig): Record<Factor, Level> {
     quant: runQuant(c),
     trainSize: runTrainSize(c),
   };
+}
+
+/** A method option whose value follows a factor's level in a set of runs (alpha = 2 x rank). */
+export interface BoundOption {
+  method: string;
+  option: string;
+  /** The option's value at each level, levels in {@link sortLevels} order. */
+  values: [Level, unknown][];
+}
+
+/**
+ * The method options that are part of a factor's level in a set of runs: per method, an option
+ * (other than targets and rank, the factors' own) that takes exactly one value at each level of
+ * `factor` and not the same value at all of them, such as LoRA's alpha set to 2 x rank by a sweep
+ * that holds alpha / r fixed. Comparing two levels then compares the settings as they were run,
+ * the option along with the level, instead of finding no pair that differs in the factor alone.
+ * An option crossed with the factor (two alphas at one rank) is not bound: it stays a setting of
+ * its own that comparisons hold fixed. Options of different methods never bind across the method
+ * factor (the same name means different things in two methods), so `method` binds none.
+ */
+export function levelBoundOptions(configs: readonly RunConfig[], factor: Factor): BoundOption[] {
+  if (factor === "method") return [];
+  const byMethod = new Map<string, RunConfig[]>();
+  for (const c of configs) {
+    if (factorsOf(c)[factor] === null) continue;
+    byMethod.set(String(c.method), [...(byMethod.get(String(c.method)) ?? []), c]);
+  }
+  const out: BoundOption[] = [];
+  for (const [method, cs] of byMethod) {
+    const levels = sortLevels([...new Set(cs.map((c) => factorsOf(c)[factor]))]);
+    if (levels.length < 2) continue;
+    const options = [...new Set(cs.flatMap((c) => Object.keys(c.methodOptions ?? {})))].sort()
+      .filter((k) => k !== "targets" && k !== "rank");
+    for (const option of options) {
+      // Level -> the distinct values (canonical JSON, absent as null) the option takes there.
+      const seen = new Map<Level, Map<string, unknown>>(levels.map((l) => [l, new Map()]));
+      for (const c of cs) {
+        const v = c.methodOptions?.[option] ?? null;
+        seen.get(factorsOf(c)[factor])!.set(canonicalJson(v), v);
+      }
+      const single = [...seen.values()].every((m) => m.size === 1);
+      const distinct = new Set([...seen.values()].flatMap((m) => [...m.keys()])).size;
+      if (single && distinct > 1) {
+        out.push({ method, option, values: levels.map((l) => [l, [...seen.get(l)!.values()][0]]) });
+      }
+    }
+  }
+  return out;
 }
 
 /** The number a level starts with (`64/class` -> 64, `1e-4` -> 0.0001), or NaN. */

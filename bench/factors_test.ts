@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { factorsOf, runRank, sortLevels } from "./factors.ts";
+import { factorsOf, levelBoundOptions, runRank, sortLevels } from "./factors.ts";
 import { recordsToCsv } from "./export_csv.ts";
 import { buildStudies } from "../reports/data.ts";
 import { testConfig, testRecord } from "./record_testing.ts";
@@ -39,4 +39,21 @@ Deno.test("factor levels: numeric levels in numeric order, train sizes 16/class 
     testConfig({ trainPerClass: 16, trainSize: null, quant: { scheme: "nf4", doubleQuant: true } }),
   );
   assert.deepEqual(f, { method: "lora", targets: "q+v", rank: 8, quant: "nf4+dq", trainSize: "16/class" });
+});
+
+Deno.test("levelBoundOptions: an option with one value per level binds; a crossed or constant one does not", () => {
+  const cfg = (method: string, opts: Record<string, unknown>) =>
+    testConfig({ method, methodOptions: { targets: "q+v", ...opts } });
+  const tied = [4, 8, 16].map((rank) => cfg("lora", { rank, alpha: 2 * rank, dropout: 0.1 }));
+  const crossed = [4, 16].flatMap((rank) => [8, 32].map((alpha) => cfg("dora", { rank, alpha })));
+  const ada = [4, 8].map((targetR) => cfg("adalora", { targetR, initR: 1.5 * targetR, alpha: 16 }));
+  const bound = levelBoundOptions([...tied, ...crossed, ...ada], "rank");
+  assert.deepEqual(bound, [
+    { method: "lora", option: "alpha", values: [[4, 8], [8, 16], [16, 32]] },
+    // AdaLoRA's rank is its targetR, which thus follows rank, and initR = 1.5 targetR with it.
+    { method: "adalora", option: "initR", values: [[4, 6], [8, 12]] },
+    { method: "adalora", option: "targetR", values: [[4, 4], [8, 8]] },
+  ]);
+  assert.deepEqual(levelBoundOptions(tied, "method"), [], "options never bind across methods");
+  assert.deepEqual(levelBoundOptions([tied[0]], "rank"), [], "one level: nothing to follow");
 });

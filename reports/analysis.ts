@@ -30,12 +30,14 @@ import {
   wilcoxonSignedRank,
 } from "./stats/mod.ts";
 import {
+  type BoundOption,
   type ConfigGroup,
   type Factor,
   FACTOR_LABELS,
   FACTORS,
   factorsOf,
   type Level,
+  levelBoundOptions,
   levelsOf,
   otherKey,
   perItemScores,
@@ -136,6 +138,8 @@ export interface FactorAnalysis {
   anova: Attempt<{ f: number; p: number; dfBetween: number; dfWithin: number; etaSquared: number }>;
   levene: Attempt<{ w: number; p: number }>;
   pairs: PairResult[];
+  /** Method options that follow the factor's level and so go along with it in every comparison. */
+  bound: BoundOption[];
 }
 
 /** One effect row of the design model, in the metric's display unit. */
@@ -231,15 +235,25 @@ export function levelText(l: Level): string {
   return l === null ? "n/a" : String(l);
 }
 
-/** One matchByFactor row per run: factor columns, other config, seed, metric. */
-function rowsFor(runs: readonly RunRecord[], study: Study, factor: Factor): Row[] {
+/**
+ * One matchByFactor row per run: factor columns, other config, seed, metric. Method options that
+ * follow the factor's level (`bound`, bench/factors.ts levelBoundOptions) are left out of the
+ * other config, so alpha = 2 x rank does not keep rank 4 from meeting rank 16.
+ */
+function rowsFor(
+  runs: readonly RunRecord[],
+  study: Study,
+  factor: Factor,
+  bound: readonly BoundOption[],
+): Row[] {
   const rows: Row[] = [];
   for (const r of runs) {
     const f = factorsOf(r.config);
     if (f[factor] === null) continue;
     const row: Record<string, string | number | boolean> = {};
     for (const k of FACTORS) row[k] = f[k] === null ? "n/a" : f[k] as string | number;
-    row.other = otherKey(r.config);
+    const own = new Set(bound.filter((b) => b.method === String(r.config.method)).map((b) => b.option));
+    row.other = otherKey(r.config, own);
     row.seed = r.config.seed;
     row.value = valueOf(r, study.metric)!;
     rows.push(row);
@@ -285,7 +299,8 @@ export function analyzeFactor(
   _seedSd: number,
   opts: AnalysisOptions = {},
 ): FactorAnalysis | null {
-  const rows = rowsFor(study.ok, study, factor);
+  const bound = levelBoundOptions(study.ok.map((r) => r.config), factor);
+  const rows = rowsFor(study.ok, study, factor, bound);
   const levels = levelsOf(study.ok, factor);
   if (levels.length < 2 || rows.length === 0) return null;
   const { scale, direction } = study.metric;
@@ -381,6 +396,7 @@ export function analyzeFactor(
     anova: usable ? attempt(() => oneWayAnova(groups)) : noMatch,
     levene: usable ? attempt(() => levene(groups)) : noMatch,
     pairs,
+    bound,
   };
 }
 
@@ -647,6 +663,15 @@ export function analyzeStudy(study: Study, opts: AnalysisOptions = {}): StudyAna
     f,
   ): f is FactorAnalysis => f !== null);
   if (factors.length === 0) notes.push("no factor has two or more levels: nothing to compare");
+  for (const f of factors) {
+    for (const b of f.bound) {
+      notes.push(
+        `${b.option} of ${b.method} follows ${f.label} (${
+          b.values.map(([l, v]) => `${JSON.stringify(v)} at ${levelText(l)}`).join(", ")
+        }), so ${f.label} comparisons change it along with the level`,
+      );
+    }
+  }
   const recorded = recordedBaselines(study);
   return {
     margin: opts.margin ?? defaultMargin(study),

@@ -111,3 +111,49 @@ Deno.test("one type II model over the whole design replaces two-way ANOVAs on sl
   assert.ok(quant.p < 0.05 && quant.partialEtaSquared > 0 && quant.partialEtaSquared < 1, `${quant.p}`);
   assert.ok(d.normality.ok, "enough residuals for the normality check");
 });
+
+Deno.test("rank 4 vs 16 on the fixture (alpha = 2 x rank) is matched and finds the model's 4-point gain", () => {
+  const a = analyzeStudy(byTask("classify"), { resamples: 200 });
+  const rank = a.factors.find((f) => f.factor === "rank")!;
+  const pair = rank.pairs[0];
+  // Before: alpha (8 at rank 4, 32 at rank 16) was part of the held-fixed settings: 0 pairs.
+  // lora and dora x 2 targets x 2 quants x 1 train size x 4 seeds.
+  assert.equal(pair.n, 2 * 2 * 2 * 4);
+  // The fixture's model: 0.02 log2(r / 4) = 4 points from rank 4 to 16; seed noise 1.2 points per run.
+  assert.ok(Math.abs(pair.diff - -4) < 1, `diff ${pair.diff}`);
+  assert.equal(pair.better, "16");
+  assert.deepEqual(rank.bound.map((b) => [b.method, b.option, b.values]), [
+    ["lora", "alpha", [[4, 8], [16, 32]]],
+    ["dora", "alpha", [[4, 8], [16, 32]]],
+  ]);
+  assert.ok(
+    a.notes.some((n) => n.startsWith("alpha of lora follows rank (8 at 4, 32 at 16)")),
+    a.notes.join("\n"),
+  );
+});
+
+Deno.test("an alpha crossed with rank stays a setting of its own: rank is compared at equal alpha", async () => {
+  const { fixtureConfig, fixtureRecord } = await import("./testing.ts");
+  const { Rng } = await import("../models/util/rng.ts");
+  const runs = [];
+  for (const rank of [4, 16]) {
+    for (const alpha of [8, 32]) {
+      for (const seed of [0, 1, 2]) {
+        const r = await fixtureRecord(
+          fixtureConfig({ methodOptions: { targets: "qv", rank, alpha }, seed }),
+          new Rng(seed),
+          4,
+          2,
+        );
+        // Rank 16 adds 4 points, alpha 32 adds 10: pairing across alphas would show 6 or 14.
+        r.metrics.accuracy = 0.5 + (rank === 16 ? 0.04 : 0) + (alpha === 32 ? 0.1 : 0) + 0.003 * seed * seed;
+        runs.push(r);
+      }
+    }
+  }
+  const a = analyzeStudy(buildStudies(runs)[0], { resamples: 100 });
+  const rank = a.factors.find((f) => f.factor === "rank")!;
+  assert.deepEqual(rank.bound, []);
+  assert.equal(rank.pairs[0].n, 2 * 3);
+  assert.ok(Math.abs(rank.pairs[0].diff - -4) < 1e-9, `diff ${rank.pairs[0].diff}`);
+});

@@ -10,8 +10,8 @@ import { mean, sd } from "./stats/mod.ts";
 import { InputError } from "../models/util/args.ts";
 
 export type { Direction } from "../bench/metrics/table.ts";
-export { FACTOR_LABELS, FACTORS, factorsOf, sortLevels } from "../bench/factors.ts";
-export type { Factor, Level } from "../bench/factors.ts";
+export { FACTOR_LABELS, FACTORS, factorsOf, levelBoundOptions, sortLevels } from "../bench/factors.ts";
+export type { BoundOption, Factor, Level } from "../bench/factors.ts";
 
 /** How a metric is ranked and shown. */
 export interface MetricSpec {
@@ -69,11 +69,14 @@ export function configKey(c: RunConfig): string {
 
 /**
  * Everything except the seed and the five factors, as one string: runs of one study that differ
- * here (learning rate, epochs, ...) are never compared as if only a factor changed.
+ * here (learning rate, epochs, ...) are never compared as if only a factor changed. `bound` names
+ * method options left out too: those that follow the compared factor's level
+ * (bench/factors.ts levelBoundOptions).
  */
-export function otherKey(c: RunConfig): string {
+export function otherKey(c: RunConfig, bound: ReadonlySet<string> = new Set()): string {
   const { seed: _s, method: _m, trainSize: _t, trainPerClass: _p, quant, methodOptions, ...rest } = c;
-  const { targets: _tg, rank: _r, ...opts } = methodOptions ?? {};
+  const { targets: _tg, rank: _r, ...all } = methodOptions ?? {};
+  const opts = Object.fromEntries(Object.entries(all).filter(([k]) => !bound.has(k)));
   const { scheme: _sc, doubleQuant: _dq, ...q } = quant ?? { scheme: "none" };
   return canonicalJson({ ...rest, opts, q });
 }

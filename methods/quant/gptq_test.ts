@@ -175,3 +175,20 @@ Deno.test("collectLayerInputs records each layer's input rows and restores the l
   ids.dispose();
   model.dispose();
 });
+
+Deno.test("GPTQ on the embedded model's layers, with activations from its training text, errs less than RTN", async () => {
+  await initBackend("cpu");
+  const { realLayers } = await import("./real_layers_test_utils.ts");
+  const layers = await realLayers(["layers.0.attn.q", "layers.1.mlp.down", "layers.3.attn.o"]);
+  for (const { name, weight, shape: [rows, cols], inputs, rows: n } of layers) {
+    assert.ok(n >= 256, `${name}: only ${n} input rows`);
+    for (const [scheme, bits] of [["gptq4", 4], ["gptq3", 3]] as const) {
+      const q = dequantizeArray(
+        quantizeCodes(weight, [rows, cols], { scheme, blockSize: 64 }, { inputs, rows: n }),
+      );
+      const err = outputError(inputs, n, weight, q, rows, cols);
+      const plain = outputError(inputs, n, weight, rtn(weight, rows, cols, bits, 64), rows, cols);
+      assert.ok(err < plain, `${name} ${scheme}: ${err} vs RTN ${plain}`);
+    }
+  }
+});

@@ -98,3 +98,21 @@ Deno.test("shrink_lp: soft thresholding for p = 1 (the prox of |e|, by brute for
   assert.equal(shrinkLp(0.01, 10, 0.7), 0); // 0.01 - 0.0398... < 0: shrunk to zero
   assert.equal(shrinkLp(0, 10, 0.7), 0);
 });
+
+Deno.test("HQQ on the embedded model's layers errs less than RTN min-max (mean |W - W_q|, its objective's L1 side)", async () => {
+  const { initBackend } = await import("../../models/backend.ts");
+  await initBackend("cpu");
+  const { realLayers } = await import("./real_layers_test_utils.ts");
+  for (
+    const { name, weight, shape: [rows, cols] } of await realLayers(["layers.0.attn.q", "layers.2.mlp.up"])
+  ) {
+    for (const [scheme, bits] of [["hqq4", 4], ["hqq3", 3]] as const) {
+      const hqq = errors(
+        weight,
+        dequantizeArray(quantizeCodes(weight, [rows, cols], { scheme, blockSize: 64 })),
+      );
+      const plain = errors(weight, rtn(weight, rows, cols, bits, 64));
+      assert.ok(hqq[0] < plain[0], `${name} ${scheme}: mean |err| ${hqq[0]} vs RTN ${plain[0]}`);
+    }
+  }
+});

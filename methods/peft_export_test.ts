@@ -142,11 +142,11 @@ function exportOptions(name: string, method: AnyMethod): Record<string, unknown>
 
 /**
  * Exports that exist only off q/k on interleaved-RoPE bases: the checkpoint permutes q/k output
- * rows per head, which breaks RoAd's output pairs (k, k + g/2) and MiSS mini's repeated pattern and
- * bat's row blocks. Those runs must refuse, naming q/k; the same method without q/k must export.
+ * rows per head, which breaks RoAd's output pairs (k, k + g/2), MiSS mini's repeated pattern and
+ * bat's row blocks, and VB-LoRA's B sub-vectors drawn from the shared bank. Those runs must refuse, naming q/k; the same method without q/k must export.
  */
 function refusesQkOnInterleaved(name: string, options: Record<string, unknown>): boolean {
-  return name === "road" || (name === "miss" && (options.init ?? "miss") !== "miss");
+  return name === "road" || name === "vblora" || (name === "miss" && (options.init ?? "miss") !== "miss");
 }
 
 /** Train, export and compare on every base (the refusal path where the export cannot exist). */
@@ -156,7 +156,11 @@ async function proveOnEveryBase(name: string, method: AnyMethod, options: Record
     let opts = options;
     if (interleaved && refusesQkOnInterleaved(name, options)) {
       const t = train(method, options, cfg);
-      assert.match(t.applied.peftExport!().refused ?? "", /q\/k/, `${name}: q/k on ${label} must be refused`);
+      assert.match(
+        t.applied.peftExport!().refused ?? "",
+        /--targets without q,k/,
+        `${name}: q/k on ${label} must be refused`,
+      );
       t.applied.dispose();
       t.model.dispose();
       opts = { ...options, targets: "v,o,gate,up,down" };

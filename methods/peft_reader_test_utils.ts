@@ -3,7 +3,7 @@
  * exported tensors and a base model's Hugging Face state dict alone, it rebuilds what PEFT computes
  * and returns the adapted weights (plus the `score` head of a sequence-classification export). It is
  * written from PEFT's sources (tuners/lora/layer.py and dora.py, tuners/adalora/layer.py and
- * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss}/layer.py and config.py,
+ * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss,vblora}/layer.py and config.py,
  * tuners/tuners_utils.py `check_target_module_exists`, config.py `from_peft_type`,
  * utils/save_and_load.py, utils/other.py `ModulesToSaveWrapper`), never from this project's method
  * code (it imports nothing from `methods/` but types), so a test that compares its logits with a
@@ -29,6 +29,8 @@
  * - DELORA: W + B diag(lambda / r / (|a_i| |b_i|)) A diag(delora_w_norm) ({@link deloraMerged}).
  * - MISS: the shard miss_block tiled over the inputs (default and mini) or bat's W_ac B_a + B_a per
  *   r x r block ({@link missMerged}).
+ * - VBLORA: W + B A with A, B cut into sub-vectors, each the softmax over its top-k logits mixing
+ *   rows of the shared `vblora_vector_bank` ({@link vbloraMerged}; `save_only_topk_weights` false).
  * - `modules_to_save` (SEQ_CLS): the saved copy of `score` replaces the model's head.
  *
  * PEFT wraps the modules `check_target_module_exists` selects: a string `target_modules` is a
@@ -541,6 +543,65 @@ function missMerged(
 }
 
 /**
+ * PEFT VB-LoRA (`vblora/layer.py Linear._get_low_rank_matrix`): each row of logits [..., h] picks
+ * its top-k logits (torch.topk), softmaxes them and mixes those bank rows: [..., b].
+ */
+function vbloraMix(logits: NamedArray, bank: NamedArray, topk: number): Float64Array {
+  const [h, len] = bank.shape;
+  const rows = logits.data.length / h;
+  const out = new Float64Array(rows * len);
+  for (let row = 0; row < rows; row++) {
+    const z = Array.from(logits.data.subarray(row * h, (row + 1) * h));
+    const top = z.map((v, i) => [v, i]).sort((x, y) => y[0] - x[0] || x[1] - y[1]).slice(0, topk);
+    const max = top[0][0];
+    const e = top.map(([v]) => Math.exp(v - max));
+    const sum = e.reduce((a, b) => a + b, 0);
+    top.forEach(([, i], t) => {
+      for (let c = 0; c < len; c++) out[row * len + c] += (e[t] / sum) * bank.data[i * len + c];
+    });
+  }
+  return out;
+}
+
+/**
+ * PEFT VB-LoRA (`_get_lora_matrices`, `forward`): A = mix(logits_A [r, in/b, h]) reshaped [r, in];
+ * B = mix(logits_B [out/b, r, h]) [out/b, r, b] transposed to [out/b, b, r] and reshaped [out, r];
+ * W' = W + B A (no scale). The bank `base_model.vblora_vector_bank` [h, b] is shared.
+ */
+function vbloraMerged(
+  config: Record<string, unknown>,
+  w: NamedArray,
+  logitsA: NamedArray,
+  logitsB: NamedArray,
+  bank: NamedArray,
+  key: string,
+): Float64Array {
+  const [out, inF] = w.shape;
+  const r = config.r as number;
+  const [h, len] = bank.shape;
+  if (
+    h !== config.num_vectors || len !== config.vector_length ||
+    logitsA.shape.join() !== [r, inF / len, h].join() || logitsB.shape.join() !== [out / len, r, h].join()
+  ) {
+    throw new Error(
+      `${key}: vblora_logits_A [${logitsA.shape}] / vblora_logits_B [${logitsB.shape}] / bank [${bank.shape}] ` +
+        `do not fit r ${r} and [${out}, ${inF}]`,
+    );
+  }
+  const topk = config.topk as number;
+  const a = vbloraMix(logitsA, bank, topk); // [r, in/b, b] = [r, in]
+  const subB = vbloraMix(logitsB, bank, topk); // [out/b, r, b]
+  const b = new Float64Array(out * r);
+  for (let blk = 0; blk < out / len; blk++) {
+    for (let k = 0; k < r; k++) {
+      for (let c = 0; c < len; c++) b[(blk * len + c) * r + k] = subB[(blk * r + k) * len + c];
+    }
+  }
+  const ba = matmul(b, a, out, r, inF);
+  return Float64Array.from(w.data, (x, i) => x + ba[i]);
+}
+
+/**
  * The fields of PEFT's config dataclass for types whose class lacks some common ones, with
  * `PeftConfig`'s own (config.py). `PeftConfig.from_peft_type` drops any other key of
  * `adapter_config.json` with a warning ("Unexpected keyword arguments ... are ignored"), so e.g. a
@@ -711,6 +772,16 @@ export function applyPeftExport(base: Map<string, NamedArray>, files: PeftFiles)
       );
     } else if (type === "MISS") {
       merged = missMerged(config, w, take(`${prefix(key)}.miss_block`), key);
+    } else if (type === "VBLORA") {
+      expect(config, "save_only_topk_weights", (v) => v === undefined || v === false);
+      merged = vbloraMerged(
+        config,
+        w,
+        take(`${prefix(key)}.vblora_logits_A`),
+        take(`${prefix(key)}.vblora_logits_B`),
+        take("base_model.vblora_vector_bank"),
+        key,
+      );
     } else {
       throw new Error(`reader does not model peft_type ${JSON.stringify(type)}`);
     }

@@ -20,6 +20,8 @@ import { Rng } from "../models/util/rng.ts";
 import { saveAdapter, type SequenceHead } from "../bench/save_adapter.ts";
 import { plainContext } from "./common.ts";
 import { lora } from "./lora.ts";
+import { type QuantConfig, validateQuantConfig } from "./quant/config.ts";
+import { QuantizedLinear } from "./quant/linear.ts";
 import { peftTargetFields } from "./peft_export.ts";
 import { METHODS, parseMethodConfig } from "./registry.ts";
 import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, trainSteps } from "./tiny_test_utils.ts";
@@ -77,9 +79,23 @@ function train(
   options: Record<string, unknown>,
   cfg: LlamaConfig,
   ctx?: MethodContext,
+  quant?: QuantConfig,
 ): Trained {
   const model = modelFor(cfg);
   const base = new Map([...model.params].map(([n, v]) => [n, (v.dataSync() as Float32Array).slice()]));
+  if (quant) {
+    // A quantized frozen base, as a run's: every decoder linear stored in the scheme; the base PEFT
+    // must see is then the dequantized weights.
+    const resolved = validateQuantConfig(quant);
+    for (const [name, layer] of [...model.linears]) {
+      if (!name.startsWith("layers.")) continue;
+      const q = QuantizedLinear.fromDense(name, layer.denseWeight(), resolved, layer.bias);
+      model.linears.set(name, q);
+      const w = q.weight.dequantize();
+      base.set(`${name}.weight`, (w.dataSync() as Float32Array).slice());
+      w.dispose();
+    }
+  }
   const applied = method.apply(
     model,
     parseMethodConfig(method, options),
@@ -362,4 +378,42 @@ Deno.test("PEFT export: a classification head as SEQ_CLS score, with what PEFT c
   model.dispose();
   t.applied.dispose();
   t.model.dispose();
+});
+
+Deno.test("PEFT export of a run on an nf4 base: the same function on the base quantized the same way, another on the full-precision one (README says which)", async () => {
+  const quant: QuantConfig = { scheme: "nf4", blockSize: 64, doubleQuant: true };
+  // LoRA, and methods whose adapter reads W: DeLoRA's delora_w_norm, MiSS bat's W_ac B_a.
+  for (
+    const [name, options] of [
+      ["lora", { rank: 2, alpha: 4, targets: "all-linear" }],
+      ["delora", { rank: 2, targets: "all-linear" }],
+      ["miss", { rank: 4, init: "bat", targets: "all-linear" }],
+    ] as const
+  ) {
+    const t = train(METHODS.get(name)!, options, BASES[2][1], undefined, quant);
+    await assertReproduces(t, `${name} on nf4`);
+    // The full-precision base is another base: PEFT's logits there are not the run's.
+    const dense = modelFor(t.cfg);
+    const full = {
+      ...t,
+      base: new Map([...dense.params].map(([n, v]) => [n, v.dataSync() as Float32Array])),
+    };
+    const { model } = await peftModel(full);
+    const ids = tinyBatch();
+    assert.ok(
+      maxAbsDiff(logitsOf(t.model, ids), logitsOf(model, ids)) > 1e-3,
+      `${name}: nf4 made no difference`,
+    );
+    const dir = await Deno.makeTempDir({ dir: root });
+    await saveAdapter(dir, t.applied, undefined, quant);
+    assert.match(
+      await Deno.readTextFile(join(dir, "README.md")),
+      /quantized the same way \(scheme nf4, block size 64, double quantization on/,
+    );
+    tf.dispose(ids);
+    model.dispose();
+    dense.dispose();
+    t.applied.dispose();
+    t.model.dispose();
+  }
 });

@@ -7,7 +7,9 @@
  * metric: `bm25`, `random` and `unigram` as the task recorded them, `majority` derived from a
  * classification run's per-item labels, reports/trivial.ts), and tokenizer coverage four columns per
  * split (`unknown_share[SPLIT]`, `byte_fallback_share[SPLIT]`, `tokens_per_word[SPLIT]`,
- * `truncated_share[SPLIT]`).
+ * `truncated_share[SPLIT]`). `forgetting_delta` is the run's forgetting (mean NLL per token of
+ * held-out generic text after training minus before, nats; bench/forgetting.ts) and
+ * `forgetting_text` the text it was scored on.
  * Text that a spreadsheet would run as a formula (a cell starting with `=`, `+`, `-`, `@`, tab or
  * CR, per OWASP's CSV-injection guidance) gets a leading apostrophe; numbers stay numbers.
  * Without `--out` the CSV goes to stdout.
@@ -98,6 +100,9 @@ const TAIL: [string, (r: RunRecord) => unknown][] = [
   ["total_params", (r) => r.size?.totalParams],
   ["adapter_bytes", (r) => r.size?.adapterBytes],
   ["bits_per_frozen_param", (r) => r.size?.bitsPerFrozenParam],
+  // Forgetting (bench/forgetting.ts): NLL per token of the generic text after minus before, nats.
+  ["forgetting_delta", (r) => r.forgetting?.delta],
+  ["forgetting_text", (r) => r.forgetting?.text],
   ["start_time", (r) => r.env?.startTime],
   ["error", (r) => r.error],
 ];

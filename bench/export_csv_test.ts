@@ -243,3 +243,15 @@ Deno.test("csv export: trivial baselines on the primary metric and tokenizer cov
   assert.deepEqual(col("tokens_per_word[documents]"), ["2", ""]);
   assert.deepEqual(col("truncated_share[documents]"), ["0.3", ""]);
 });
+
+Deno.test("csv export: forgetting_delta and forgetting_text from the record's forgetting, empty without it", () => {
+  const forgot = testRecord("classify-f", (r) => {
+    r.forgetting = { text: "sotu-test", tokens: 2048, nllBefore: 3.25, nllAfter: 3.3125, delta: 0.0625 };
+  });
+  const older = testRecord("classify-g", (r) => delete r.forgetting);
+  const [header, ...rows] = parseCsv(recordsToCsv([forgot, older]));
+  const col = (name: string) => rows.map((row) => row[header.indexOf(name)]);
+  assert.ok(header.includes("forgetting_delta") && header.includes("forgetting_text"));
+  assert.deepEqual(col("forgetting_delta"), ["0.0625", ""]);
+  assert.deepEqual(col("forgetting_text"), ["sotu-test", ""]);
+});

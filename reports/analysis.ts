@@ -54,6 +54,7 @@ import {
   trivialScores,
 } from "./trivial.ts";
 import { type CoverageRow, coverageRows, type RecordedBaseline, recordedBaselines } from "./baselines.ts";
+import { type ForgettingView, forgettingView } from "./forgetting.ts";
 
 /** A value, or why it could not be computed. */
 export type Attempt<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -225,6 +226,8 @@ export interface StudyAnalysis {
   /** One model over the whole design (null when no factor varies). */
   design: Attempt<DesignAnova> | null;
   superscripts: Attempt<Superscripts> | null;
+  /** Forgetting per configuration against its quality gain (reports/forgetting.ts); null when no run recorded it. */
+  forgetting: ForgettingView | null;
   /** Pooled SD across seeds of the same configuration (scaled), the seed-noise yardstick. */
   seedSd: number;
   notes: string[];
@@ -673,9 +676,10 @@ export function analyzeStudy(study: Study, opts: AnalysisOptions = {}): StudyAna
     }
   }
   const recorded = recordedBaselines(study);
+  const baselines = baselineComparisons(study, opts);
   return {
     margin: opts.margin ?? defaultMargin(study),
-    baselines: baselineComparisons(study, opts),
+    baselines,
     trivial: trivialSummary(study),
     randomRanking: recorded.some((b) => b.name === "random")
       ? null
@@ -689,6 +693,7 @@ export function analyzeStudy(study: Study, opts: AnalysisOptions = {}): StudyAna
     factors,
     design: designAnova(study, opts),
     superscripts: retrievalSuperscripts(study, opts),
+    forgetting: forgettingView(study, baselines),
     seedSd,
     notes,
   };

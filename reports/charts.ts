@@ -20,6 +20,8 @@ import {
   valueOf,
 } from "./data.ts";
 import { paretoFrontier } from "./frontier.ts";
+import { FORGETTING_UNIT, type ForgettingView } from "./forgetting.ts";
+import type { StudyAnalysis } from "./analysis.ts";
 import { tQuantile } from "./stats/paired.ts";
 import { diagnosticsOf, type RunDiagnostics } from "./diagnostics.ts";
 
@@ -452,8 +454,79 @@ function latencyChart(study: Study): Chart | null {
   };
 }
 
-/** Every chart a study's data supports, in page order. */
-export function studyCharts(study: Study): Chart[] {
+/**
+ * Quality gain against forgetting, one point per configuration, with the Pareto frontier (least
+ * forgetting for a gain) drawn as a staircase and marked: gain over the frozen baseline (paired by
+ * seed, the difference unit of the baseline table) when the study has a frozen run, else the metric.
+ */
+function forgettingChart(study: Study, view: ForgettingView | null): Chart | null {
+  if (!view || view.points.length < 2 || view.texts.length > 1) return null;
+  const u = study.metric;
+  const values = view.points.map((p) => ({
+    config: p.group.label,
+    forgetting: p.forgetting.mean,
+    gain: p.gain,
+    seeds: p.forgetting.n,
+    frontier: p.frontier ? "frontier" : "dominated",
+    order: p.frontier ? p.forgetting.mean : null,
+  }));
+  const axis = view.relative ? { domain: undefined, note: "" } : qualityAxis(values.map((v) => v.gain));
+  const y = {
+    field: "gain",
+    type: "quantitative",
+    title: view.relative
+      ? `${u.name} minus frozen's (${u.unit}; ${u.direction} is better)`
+      : qualityTitle(study) + axis.note,
+    scale: axis.domain ? { domain: axis.domain, nice: false, zero: false } : { zero: false },
+  };
+  const x = {
+    field: "forgetting",
+    type: "quantitative",
+    title: `forgetting on ${view.texts[0] ?? "generic text"} (${FORGETTING_UNIT}; lower forgets less)`,
+    scale: { zero: false },
+  };
+  return {
+    id: "forgetting",
+    title: `${view.relative ? `${u.name} gain over frozen` : u.name} vs forgetting, one point per ` +
+      `configuration (mean over seeds; Pareto frontier highlighted)${
+        view.unpaired.length
+          ? `; ${view.unpaired.length} configuration(s) without a frozen run to pair with left off`
+          : ""
+      }`,
+    values,
+    spec: {
+      width: 420,
+      height: 260,
+      layer: [
+        {
+          transform: [{ filter: "datum.frontier === 'frontier'" }],
+          mark: { type: "line", interpolate: "step-after", color: "#d62728" },
+          encoding: { x, y, order: { field: "order", type: "quantitative" } },
+        },
+        {
+          mark: { type: "point", filled: true, size: 60 },
+          encoding: {
+            x,
+            y,
+            color: {
+              field: "frontier",
+              type: "nominal",
+              scale: { domain: ["frontier", "dominated"], range: ["#d62728", "#9ca3af"] },
+              title: null,
+            },
+            tooltip: tooltip(["config", "forgetting", "gain", "seeds"]),
+          },
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * Every chart a study's data supports, in page order. `analysis` adds the charts that need the
+ * statistics (gain over frozen against forgetting).
+ */
+export function studyCharts(study: Study, analysis?: StudyAnalysis): Chart[] {
   const charts = [
     paretoChart(
       study,
@@ -462,6 +535,7 @@ export function studyCharts(study: Study): Chart[] {
       (g) => g.peakTrainBytes && g.peakTrainBytes.mean / MiB,
     ),
     paretoChart(study, "pareto-time", "train time (s)", (g) => g.trainSeconds?.mean),
+    forgettingChart(study, analysis?.forgetting ?? null),
     interactionChart(study, "rank-by-targets", "rank", "targets"),
     interactionChart(study, "trainsize-by-method", "trainSize", "method"),
     nf4VsFp4(study, "nf4-vs-fp4"),

@@ -108,6 +108,8 @@ export interface ConfigGroup {
   trainSeconds?: Summary;
   peakTrainBytes?: Summary;
   trainableParams?: number;
+  /** Forgetting over the seeds that recorded it (`forgetting.delta`, nats per token; bench/forgetting.ts). */
+  forgetting?: Summary;
 }
 
 /** Runs of one task on one dataset, ranked by one metric. */
@@ -296,6 +298,7 @@ export function groupConfigs(
       trainSeconds: summarize(rs.map((r) => r.timing?.trainSeconds)),
       peakTrainBytes: summarize(rs.map((r) => r.memory?.peakTrainBytes)),
       trainableParams: rs[0].size?.trainableParams,
+      forgetting: summarize(rs.map((r) => r.forgetting?.delta)),
     });
   }
   const sign = metric.direction === "higher" ? -1 : 1;

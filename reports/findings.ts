@@ -9,6 +9,7 @@ import type { Study } from "./data.ts";
 import { COLLAPSE_SHARE } from "./trivial.ts";
 import type { VerdictKind } from "./stats/mod.ts";
 import { baselineFindings } from "./baselines.ts";
+import { forgettingFindings } from "./forgetting.ts";
 
 /** One study's findings: a heading and its lines. */
 export interface StudyFindings {
@@ -99,6 +100,7 @@ export function studyFindings(study: Study, a: StudyAnalysis): StudyFindings {
         ".",
     );
   }
+  lines.push(...forgettingFindings(study, a.forgetting));
   for (const f of a.factors) {
     for (const p of f.pairs) lines.push(p.verdict);
   }

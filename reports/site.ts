@@ -28,12 +28,14 @@ import {
   slug,
   type Study,
   summarize,
+  type Summary,
   type SweepLevels,
   valueDigits,
 } from "./data.ts";
 import { escapeMarkdown, jsonForScript } from "./escape.ts";
 import { collapsed } from "./trivial.ts";
 import { studyFindings } from "./findings.ts";
+import { showForgetting } from "./forgetting.ts";
 import { baselineTitle, showValue } from "./baselines.ts";
 import { metricDecimals, metricHeader, summaryCsv, summaryRows, summaryTex } from "./summary.ts";
 
@@ -282,6 +284,12 @@ function collapseStatus(runs: readonly RunRecord[]): string {
   }% '${top.label}')`;
 }
 
+/** Forgetting of a configuration: signed mean ± SD over seeds (nats per token), "–" when not recorded. */
+function forgettingCell(f: Summary | undefined): Cell {
+  if (!f) return cell("–", "");
+  return cell(f.n > 1 ? `${showForgetting(f.mean)} ± ${f.sd.toFixed(4)}` : showForgetting(f.mean), f.mean);
+}
+
 function tableOf(study: Study, analysis: StudyAnalysis) {
   const sup = analysis.superscripts?.ok ? analysis.superscripts.value : null;
   const summary = summaryRows(study);
@@ -306,6 +314,7 @@ function tableOf(study: Study, analysis: StudyAnalysis) {
       trainTime: cell(fmt(summary[gi].trainMinutes?.mean, 2), summary[gi].trainMinutes?.mean ?? ""),
       memory: cell(fmt(g.peakTrainBytes && g.peakTrainBytes.mean / MiB, 1), g.peakTrainBytes?.mean ?? ""),
       finalLoss: cell(fmt(summary[gi].finalLoss?.mean, 3), summary[gi].finalLoss?.mean ?? ""),
+      forgetting: forgettingCell(summary[gi].forgetting),
       params: cell(
         g.trainableParams === undefined ? "–" : g.trainableParams.toLocaleString("en-US"),
         g.trainableParams ?? "",
@@ -327,6 +336,7 @@ function tableOf(study: Study, analysis: StudyAnalysis) {
       trainTime: cell("–", ""),
       memory: cell("–", ""),
       finalLoss: cell("–", ""),
+      forgetting: cell("–", ""),
       params: cell("–", ""),
       status: r.status === "failed" ? "failed" : `no ${study.metric.name}`,
       runs: [{ href: `runs/${runPageName(r.runId)}`, text: `seed ${r.config?.seed}` }],
@@ -337,7 +347,7 @@ function tableOf(study: Study, analysis: StudyAnalysis) {
   return {
     id: `runs-${study.id}`,
     metricCols: study.metricNames.map((m, i) => ({ name: metricHeader(m), primary: i === 0 })),
-    metricSpan: study.metricNames.length + 4, // metrics, time, memory, params, final loss
+    metricSpan: study.metricNames.length + 5, // metrics, time, memory, params, final loss, forgetting
     model: [...new Set(study.ok.map((r) => String(r.config.model)))].join(", "),
     hasLetters: sup !== null,
     rows: [...rows, ...bad],
@@ -644,7 +654,7 @@ export async function renderReport(
     for (const study of studies) {
       const analysis = analyzeStudy(study, opts);
       const charts = [];
-      for (const c of studyCharts(study)) {
+      for (const c of studyCharts(study, analysis)) {
         const svg = await renderer.render(c);
         const file = `charts/${study.id}-${c.id}.svg`;
         files.push({ path: file, text: svg });

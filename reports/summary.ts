@@ -43,6 +43,7 @@ export const COST_HEADERS = {
   memory: "peak train memory (MiB)",
   params: "trainable params",
   finalLoss: "final train loss",
+  forgetting: "forgetting (nats per token)",
 } as const;
 
 /** One summary row of a configuration: numbers in display units (NaN/undefined when absent). */
@@ -56,6 +57,8 @@ export interface SummaryRow {
   memoryMiB?: Summary;
   trainableParams?: number;
   finalLoss?: Summary;
+  /** Forgetting (nats per token, bench/forgetting.ts) over the seeds that recorded it. */
+  forgetting?: Summary;
 }
 
 /** Summary rows of a study's configurations, best first, values scaled to their display units. */
@@ -74,6 +77,7 @@ export function summaryRows(study: Study): SummaryRow[] {
     memoryMiB: summarize(g.runs.map((r) => (r.memory?.peakTrainBytes ?? NaN) / MiB)),
     trainableParams: g.trainableParams,
     finalLoss: summarize(g.runs.map(finalLoss)),
+    forgetting: g.forgetting,
   }));
 }
 
@@ -111,6 +115,7 @@ export function summaryCsv(studies: readonly Study[]): string {
       return [`${n}_mean`, `${n}_sd`];
     }),
     "trainable_params",
+    ...[`${csvName(COST_HEADERS.forgetting)}_mean`, `${csvName(COST_HEADERS.forgetting)}_sd`],
   ];
   const lines = [header.join(",")];
   for (const s of studies) {
@@ -133,6 +138,8 @@ export function summaryCsv(studies: readonly Study[]): string {
           r.finalLoss?.mean,
           r.finalLoss?.sd,
           r.trainableParams,
+          r.forgetting?.mean,
+          r.forgetting?.sd,
         ].map(csvField).join(","),
       );
     }
@@ -169,7 +176,7 @@ const texMeanSd = (s: Summary | undefined, d: number) =>
 /**
  * `summary.tex`: one booktabs table per study (needs `\usepackage{booktabs}`): configuration,
  * seeds, the analysed metric and the other metrics as mean ± SD over seeds with units in the
- * headers, train time, memory, trainable parameters and final loss.
+ * headers, train time, memory, trainable parameters, final loss and forgetting.
  */
 export function summaryTex(studies: readonly Study[]): string {
   const out: string[] = ["% peft-bench summary tables; needs \\usepackage{booktabs}"];
@@ -183,6 +190,7 @@ export function summaryTex(studies: readonly Study[]): string {
       COST_HEADERS.memory,
       COST_HEADERS.params,
       COST_HEADERS.finalLoss,
+      COST_HEADERS.forgetting,
     ];
     out.push(
       "",
@@ -204,6 +212,7 @@ export function summaryTex(studies: readonly Study[]): string {
             ? "--"
             : r.trainableParams.toLocaleString("en-US").replaceAll(",", "{,}"),
           texMeanSd(r.finalLoss, 3),
+          texMeanSd(r.forgetting, 4),
         ].join(" & ") + " \\\\"
       ),
       "\\bottomrule",

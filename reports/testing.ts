@@ -232,6 +232,14 @@ export async function fixtureRecord(
   };
   const dequant = config.quant.scheme === "none" ? 1 : 1.25;
   const runId = await runIdOf(config);
+  // Forgetting grows with the update's capacity (rank, targets) and is 0 for frozen, so quality
+  // and forgetting trade off; its own stream keeps every other draw where it was.
+  const fRng = rng.fork("forgetting");
+  const fBase: Record<string, number> = { lora: 0.02, dora: 0.017, ia3: 0.004, full: 0.08, frozen: 0 };
+  const delta = config.method === "frozen" ? 0 : (fBase[config.method] ?? 0.02) *
+      (1 + 0.5 * Math.log2(rank / 4 + 0.75)) * (config.methodOptions.targets === "all" ? 1.5 : 1) +
+    0.002 * fRng.normal();
+  const nllBefore = 3.2 + ({ nf4: 0.02, fp4: 0.05, int8: 0.002 }[config.quant.scheme] ?? 0);
   return {
     schemaVersion: SCHEMA_VERSION,
     runId,
@@ -256,6 +264,7 @@ export async function fixtureRecord(
       }
       : undefined,
     ...(config.diagnostics ? { diagnostics: fixtureDiagnostics(config, rng.fork("diagnostics")) } : {}),
+    forgetting: { text: "sotu-test", tokens: 2048, nllBefore, nllAfter: nllBefore + delta, delta },
     perItem,
     curve,
     timing: {

@@ -283,6 +283,26 @@ Deno.test("PEFT export: RoAd limited to some layers names its modules in full (R
   t.model.dispose();
 });
 
+Deno.test("PEFT export: every exporting method limited to layer 1's q and v wraps exactly those modules in PEFT", async () => {
+  // Whatever fields the export uses (layers_to_transform or full names), PEFT's config class must
+  // keep them (the reader drops keys the class lacks, as PEFT does).
+  for (const [name, method] of METHODS) {
+    if (!method.contract?.peftTensors) continue;
+    // Methods without linear targets (trainable tokens) select no layers.
+    if (!("targets" in parseMethodConfig(method, exportOptions(name, method)))) continue;
+    const options = { ...exportOptions(name, method), targets: String.raw`re:layers\.1\.attn\.(q|v)$` };
+    const t = train(method, options, TINY_CONFIG);
+    const peft = await assertReproduces(t, `${name} in layer 1`);
+    assert.deepEqual(
+      peft.wrapped,
+      ["model.layers.1.self_attn.q_proj", "model.layers.1.self_attn.v_proj"],
+      `${name}: PEFT wraps ${peft.wrapped}`,
+    );
+    t.applied.dispose();
+    t.model.dispose();
+  }
+});
+
 Deno.test("PEFT target matching (reader): suffix lists, layers_to_transform, full names and regex strings", () => {
   const key = "model.layers.1.self_attn.q_proj";
   assert.equal(peftTargets({ target_modules: ["q_proj"] }, key), true);

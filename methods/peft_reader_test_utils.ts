@@ -3,7 +3,7 @@
  * exported tensors and a base model's Hugging Face state dict alone, it rebuilds what PEFT computes
  * and returns the adapted weights (plus the `score` head of a sequence-classification export). It is
  * written from PEFT's sources (tuners/lora/layer.py and dora.py, tuners/adalora/layer.py and
- * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss,vblora}/layer.py and config.py,
+ * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss,vblora,trainable_tokens}/layer.py and config.py,
  * tuners/tuners_utils.py `check_target_module_exists`, config.py `from_peft_type`,
  * utils/save_and_load.py, utils/other.py `ModulesToSaveWrapper`), never from this project's method
  * code (it imports nothing from `methods/` but types), so a test that compares its logits with a
@@ -29,6 +29,8 @@
  * - DELORA: W + B diag(lambda / r / (|a_i| |b_i|)) A diag(delora_w_norm) ({@link deloraMerged}).
  * - MISS: the shard miss_block tiled over the inputs (default and mini) or bat's W_ac B_a + B_a per
  *   r x r block ({@link missMerged}).
+ * - TRAINABLE_TOKENS: rows `token_indices` of the embedding replaced by `trainable_tokens_delta`
+ *   (a tied head reads the same table; {@link trainableTokensMerged}).
  * - VBLORA: W + B A with A, B cut into sub-vectors, each the softmax over its top-k logits mixing
  *   rows of the shared `vblora_vector_bank` ({@link vbloraMerged}; `save_only_topk_weights` false).
  * - `modules_to_save` (SEQ_CLS): the saved copy of `score` replaces the model's head.
@@ -602,6 +604,29 @@ function vbloraMerged(
 }
 
 /**
+ * PEFT trainable tokens (`TrainableTokensLayer.get_merged_weights`): the wrapped weight with rows
+ * `token_indices` replaced by `trainable_tokens_delta` (index_copy, not added); on a tied model the
+ * head is wrapped with the embedding's adapter (`tied_adapter`), so it reads the same rows.
+ */
+function trainableTokensMerged(
+  config: Record<string, unknown>,
+  w: NamedArray,
+  delta: NamedArray,
+  key: string,
+): Float64Array {
+  const ids = config.token_indices as number[];
+  const [rows, dim] = w.shape;
+  if (delta.shape.join() !== [ids.length, dim].join() || ids.some((t) => t >= rows)) {
+    throw new Error(
+      `${key}: trainable_tokens_delta [${delta.shape}] does not fit ${ids.length} tokens of ${rows}`,
+    );
+  }
+  const merged = Float64Array.from(w.data);
+  ids.forEach((t, j) => merged.set(delta.data.subarray(j * dim, (j + 1) * dim), t * dim));
+  return merged;
+}
+
+/**
  * The fields of PEFT's config dataclass for types whose class lacks some common ones, with
  * `PeftConfig`'s own (config.py). `PeftConfig.from_peft_type` drops any other key of
  * `adapter_config.json` with a warning ("Unexpected keyword arguments ... are ignored"), so e.g. a
@@ -609,6 +634,7 @@ function vbloraMerged(
  */
 const CONFIG_FIELDS: Record<string, string[]> = {
   ROAD: ["variant", "group_size", "init_weights", "target_modules", "modules_to_save"],
+  TRAINABLE_TOKENS: ["token_indices", "target_modules", "init_weights"],
 };
 const PEFT_CONFIG_FIELDS = [
   "base_model_name_or_path",
@@ -644,9 +670,13 @@ export function applyPeftExport(base: Map<string, NamedArray>, files: PeftFiles)
     used.add(key);
     return t;
   };
-  // Module keys PEFT could wrap: the base's linear layers (2-D weights), never the embeddings.
+  // Module keys PEFT could wrap: the base's linear layers (2-D weights); the embeddings only for
+  // trainable tokens (a tied head has no weight of its own in the state dict: it reads the table).
+  const tokens = type === "TRAINABLE_TOKENS";
   const modules = [...base.keys()]
-    .filter((k) => k.endsWith(".weight") && base.get(k)!.shape.length === 2 && !k.includes("embed_tokens"))
+    .filter((k) =>
+      k.endsWith(".weight") && base.get(k)!.shape.length === 2 && (tokens || !k.includes("embed_tokens"))
+    )
     .map((k) => k.slice(0, -".weight".length));
   const wrapped = modules.filter((k) => peftTargets(config, k));
   if (wrapped.length === 0) throw new Error("target_modules selects no module of the base");
@@ -772,6 +802,8 @@ export function applyPeftExport(base: Map<string, NamedArray>, files: PeftFiles)
       );
     } else if (type === "MISS") {
       merged = missMerged(config, w, take(`${prefix(key)}.miss_block`), key);
+    } else if (type === "TRAINABLE_TOKENS") {
+      merged = trainableTokensMerged(config, w, take(`${prefix(key)}.trainable_tokens_delta`), key);
     } else if (type === "VBLORA") {
       expect(config, "save_only_topk_weights", (v) => v === undefined || v === false);
       merged = vbloraMerged(

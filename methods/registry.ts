@@ -33,6 +33,7 @@ import { delora } from "./delora.ts";
 import { miss } from "./miss.ts";
 import { fourierft } from "./fourierft.ts";
 import { vblora } from "./vblora.ts";
+import { trainableTokens } from "./trainable_tokens.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -66,6 +67,7 @@ const ALL: MethodDefinition<any>[] = [
   miss,
   fourierft,
   vblora,
+  trainableTokens,
 ];
 
 /** Methods by name, in listing order. */

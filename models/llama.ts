@@ -28,6 +28,7 @@ import { Linear, type LinearModule } from "./linear.ts";
 import { checkpointed, type CheckpointVars } from "./checkpoint.ts";
 import { OffHeapLinear, storedGather, storedLinear } from "./offheap_linear.ts";
 import { StoredTensor } from "./stored.ts";
+import { type EmbeddingOverride, overrideEmbeddings, overrideTiedLogits } from "./embedding_override.ts";
 import {
   causalSoftmax,
   linear,
@@ -42,6 +43,11 @@ import type { Rng } from "./util/rng.ts";
 
 /** Hooks through which prompt-, prefix- and adapter-style methods change the forward pass. */
 export interface ModelHooks {
+  /**
+   * Embedding-table rows replaced by others (trainable tokens): substituted after the gather, so
+   * the table may live off the heap, and used as a tied head's rows (`embedding_override.ts`).
+   */
+  embeddingOverride?: () => EmbeddingOverride;
   /** Soft prompt [P, dim] prepended to every sequence's embeddings (prompt tuning). */
   promptEmbeddings?: () => tf.Tensor2D;
   /** Key and value prefixes [P, nKvHeads*headDim] for a layer, attended by every token (prefix tuning). */
@@ -268,7 +274,9 @@ export class LlamaModel {
     return tf.tidy(() => {
       const [batch, seqLen] = ids.shape;
       const c = this.config;
-      let x = this.#embed(tf.reshape(ids, [-1]) as tf.Tensor1D);
+      const flat = tf.reshape(ids, [-1]) as tf.Tensor1D;
+      let x = this.#embed(flat);
+      if (this.hooks.embeddingOverride) x = overrideEmbeddings(x, flat, this.hooks.embeddingOverride());
       let mask = options.attentionMask;
       let promptLen = 0;
       if (this.hooks.promptEmbeddings) {
@@ -426,8 +434,10 @@ export class LlamaModel {
     if (this.config.tiedEmbeddings) {
       const table = this.storedWeights.get("embed.weight");
       // A stored table: logits = h E^T by the same kernel as a frozen linear, dh = dlogits E.
-      if (table) return storedLinear(hidden, table);
-      return linear(hidden, this.param("embed.weight") as tf.Tensor2D);
+      const head = () =>
+        table ? storedLinear(hidden, table) : linear(hidden, this.param("embed.weight") as tf.Tensor2D);
+      const o = this.hooks.embeddingOverride;
+      return o ? tf.tidy(() => overrideTiedLogits(head(), hidden, o())) : head();
     }
     return this.linear("lm_head").forward(hidden);
   }

@@ -202,7 +202,12 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     );
     if (config.diagnostics) record.diagnostics = diagnose(model, applied, task, frozenAttention);
     if (options.saveAdapterDir) {
-      await saveAdapter(join(options.saveAdapterDir, runId), applied, sequenceHeadOf(task, config));
+      await saveAdapter(
+        join(options.saveAdapterDir, runId),
+        applied,
+        sequenceHeadOf(task, config),
+        config.quant,
+      );
     }
     record.status = "success";
   } catch (err) {

@@ -211,14 +211,17 @@ Deno.test("bench: --max-eval-mode stratified scores a per-class sample; the defa
   );
 });
 
-Deno.test("bench: a classification run's saved adapter carries its head as PEFT's SEQ_CLS score module", async () => {
+Deno.test("bench: a classification run's saved adapter carries its head (PEFT SEQ_CLS) and its quantized base's note", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const r = await executeRun(config(["--train-per-class", "2", "--steps", "2", "--rank", "4"]), {
-      backend,
-      quiet: true,
-      saveAdapterDir: dir,
-    });
+    const r = await executeRun(
+      config(["--train-per-class", "2", "--steps", "2", "--rank", "4", "--quant", "nf4"]),
+      {
+        backend,
+        quiet: true,
+        saveAdapterDir: dir,
+      },
+    );
     assert.equal(r.status, "success", r.error);
     const folder = `${dir}/${r.runId}`;
     const peft = JSON.parse(await Deno.readTextFile(`${folder}/adapter_config.json`));
@@ -233,6 +236,7 @@ Deno.test("bench: a classification run's saved adapter carries its head as PEFT'
     const score = Object.keys(header).find((k) => k.endsWith("score.weight"));
     assert.ok(score, Object.keys(header).join(", "));
     assert.deepEqual(header[score!].shape, [26, 64]); // wordnet-lex's 26 classes x the fixture's dim
+    assert.match(await Deno.readTextFile(`${folder}/README.md`), /nf4/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -22,6 +22,7 @@ import {
 import { paretoFrontier } from "./frontier.ts";
 import { FORGETTING_UNIT, type ForgettingView } from "./forgetting.ts";
 import type { StudyAnalysis } from "./analysis.ts";
+import { isQuantized, quantFigures, type QuantView, quantView } from "./quant.ts";
 import { tQuantile } from "./stats/paired.ts";
 import { diagnosticsOf, type RunDiagnostics } from "./diagnostics.ts";
 
@@ -522,6 +523,168 @@ function forgettingChart(study: Study, view: ForgettingView | null): Chart | nul
   };
 }
 
+/** Colour of scheme configurations, in order of bits. */
+function quantColor(view: QuantView) {
+  return {
+    field: "scheme",
+    type: "nominal",
+    title: "quant",
+    sort: view.points.map((p) => p.scheme),
+    legend: { labelLimit: FULL_LABELS },
+  };
+}
+
+/** x axis of stored bits per parameter, log 2 (2, 4, 8 and 32 bits spread evenly), ticks at the schemes' bits. */
+function bitsAxis(values: readonly { bits: number }[]) {
+  const bs = values.map((v) => v.bits);
+  const ticks = [...new Set(bs.map((b) => Number(b.toPrecision(3))))].sort((a, b) => a - b);
+  return {
+    field: "bits",
+    type: "quantitative",
+    title: "stored bits per parameter (codes and constants; log scale)",
+    scale: { type: "log", base: 2, domain: [Math.min(...bs) / 1.15, Math.max(...bs) * 1.15], nice: false },
+    axis: { values: ticks, format: "~g" },
+  };
+}
+
+/** What a point of the quantization charts averages. */
+function quantCaption(view: QuantView): string {
+  return view.matched
+    ? `one point per scheme configuration, averaged over the ${view.shared} configuration(s) every scheme was run with, ` +
+      `per seed, then over seeds (bars: 95% t interval over seeds)`
+    : `one point per scheme configuration; the schemes share no configuration, so each point averages its own ` +
+      `runs and the points differ in more than the scheme (bars: 95% t interval over seeds)`;
+}
+
+/** Quality against the stored bits per parameter of the frozen base, one point per scheme configuration. */
+function quantQualityChart(study: Study, view: QuantView | null): Chart | null {
+  if (!view || view.points.length < 2) return null;
+  const values = view.points.map((p) => ({
+    scheme: p.scheme,
+    bits: p.bits.mean,
+    quality: p.quality.mean,
+    lo: p.quality.mean - p.quality.half,
+    hi: p.quality.mean + p.quality.half,
+    seeds: p.quality.n,
+    configs: p.configs,
+  }));
+  const axis = qualityAxis(values.flatMap((v) => [v.lo, v.hi]));
+  const x = bitsAxis(values);
+  const y = {
+    field: "quality",
+    type: "quantitative",
+    title: qualityTitle(study) + axis.note,
+    scale: { domain: axis.domain, nice: false, zero: false },
+  };
+  const color = quantColor(view);
+  return {
+    id: "quant-bits-quality",
+    title: `${study.metric.name} vs stored bits per parameter of the frozen base: ${
+      quantCaption(view)
+    }${axis.note}`,
+    values,
+    spec: {
+      width: 420,
+      height: 260,
+      layer: [
+        {
+          mark: { type: "errorbar", ticks: true },
+          encoding: { x, y: { ...y, field: "lo", title: y.title }, y2: { field: "hi" }, color },
+        },
+        {
+          mark: { type: "point", filled: true, size: 70 },
+          encoding: {
+            x,
+            y,
+            color,
+            tooltip: tooltip(["scheme", "bits", "quality", "lo", "hi", "seeds", "configs"]),
+          },
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * Mean quantization error over the base's layers against stored bits, one point per quantized
+ * scheme configuration (bars of zero width where the error does not depend on the seed, as for
+ * round-to-nearest schemes on a fixed calibration batch).
+ */
+function quantErrorChart(view: QuantView | null): Chart | null {
+  const pts = view?.points.filter((p) => p.error !== undefined) ?? [];
+  if (!view || pts.length === 0) return null;
+  const what = view.errorKind === "output"
+    ? "mean output relative error on the calibration batch"
+    : "mean relative weight error ||W − Ŵ||/||W||";
+  const values = pts.map((p) => ({
+    scheme: p.scheme,
+    bits: p.bits.mean,
+    error: p.error!.mean,
+    lo: Math.max(0, p.error!.mean - p.error!.half),
+    hi: p.error!.mean + p.error!.half,
+    seeds: p.error!.n,
+  }));
+  const x = bitsAxis(values);
+  const y = { field: "error", type: "quantitative", title: `${what} (log scale)`, scale: { type: "log" } };
+  const color = quantColor(view);
+  return {
+    id: "quant-bits-error",
+    title: `Quantization error vs stored bits per parameter: ${what} over the base's layers; ${
+      quantCaption(view)
+    }`,
+    values,
+    spec: {
+      width: 420,
+      height: 260,
+      layer: [
+        {
+          transform: [{ filter: "datum.lo > 0" }],
+          mark: { type: "errorbar", ticks: true },
+          encoding: { x, y: { ...y, field: "lo", title: y.title }, y2: { field: "hi" }, color },
+        },
+        {
+          mark: { type: "point", filled: true, size: 70 },
+          encoding: { x, y, color, tooltip: tooltip(["scheme", "bits", "error", "lo", "hi", "seeds"]) },
+        },
+      ],
+    },
+  };
+}
+
+/** A run's quantization error per layer: relative weight error and output error on the calibration batch. */
+function quantLayerChart(run: RunRecord): Chart | null {
+  const q = quantFigures(run);
+  if (!q || !isQuantized(run) || q.layers.length === 0) return null;
+  const values = q.layers.flatMap((l, order) =>
+    [["weight ||W − Ŵ||/||W||", l.relativeError], ["output on the calibration batch", l.outputRelativeError]]
+      .filter(([, e]) => typeof e === "number" && (e as number) > 0)
+      .map(([kind, error]) => ({ layer: l.name, order, kind, error }))
+  );
+  if (values.length === 0) return null;
+  return {
+    id: "quant-layers",
+    title: `Relative quantization error per layer (${q.scheme}, log scale)`,
+    values,
+    spec: {
+      width: Math.max(240, 14 * q.layers.length),
+      height: 220,
+      mark: { type: "point", filled: true },
+      encoding: {
+        x: {
+          field: "layer",
+          type: "nominal",
+          title: null,
+          sort: q.layers.map((l) => l.name),
+          axis: { labelAngle: -60, labelLimit: FULL_LABELS },
+        },
+        y: { field: "error", type: "quantitative", title: "relative error", scale: { type: "log" } },
+        color: { field: "kind", type: "nominal", title: null },
+        tooltip: tooltip(["layer", "kind", "error"]),
+      },
+    },
+  };
+}
+
 /**
  * Every chart a study's data supports, in page order. `analysis` adds the charts that need the
  * statistics (gain over frozen against forgetting).
@@ -539,6 +702,8 @@ export function studyCharts(study: Study, analysis?: StudyAnalysis): Chart[] {
     interactionChart(study, "rank-by-targets", "rank", "targets"),
     interactionChart(study, "trainsize-by-method", "trainSize", "method"),
     nf4VsFp4(study, "nf4-vs-fp4"),
+    quantQualityChart(study, quantView(study)),
+    quantErrorChart(quantView(study)),
     ...study.varying.map((f) => boxplot(study, f)),
     lossCurves(study),
     memoryChart(study),
@@ -585,6 +750,8 @@ export function runCharts(run: RunRecord): Chart[] {
   if (mem.length) {
     out.push({ id: "memory", title: "Memory breakdown (MiB)", values: mem, spec: memorySpec() });
   }
+  const quant = quantLayerChart(run);
+  if (quant) out.push(quant);
   out.push(...diagnosticsRunCharts(run));
   return out;
 }

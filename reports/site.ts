@@ -36,6 +36,7 @@ import { escapeMarkdown, jsonForScript } from "./escape.ts";
 import { collapsed } from "./trivial.ts";
 import { studyFindings } from "./findings.ts";
 import { showForgetting } from "./forgetting.ts";
+import { quantLayerRows } from "./quant.ts";
 import { baselineTitle, showValue } from "./baselines.ts";
 import { metricDecimals, metricHeader, summaryCsv, summaryRows, summaryTex } from "./summary.ts";
 
@@ -731,6 +732,8 @@ export async function renderReport(
             ...(run.trivial?.length
               ? [objectTable("trivial baselines", run.trivial.map((b) => [b.name, b.metrics]))]
               : []),
+            // The frozen base's quantization, layer by layer (reports/quant.ts).
+            ...((q) => q ? [objectTable("quantization per layer", q)] : [])(quantLayerRows(run)),
             ...(run.tokenizerCoverage && Object.keys(run.tokenizerCoverage).length
               ? [objectTable(
                 "tokenizer coverage",

@@ -6,7 +6,7 @@
  */
 import { type RunConfig, runIdOf, runName, type RunRecord, SCHEMA_VERSION } from "../bench/record.ts";
 import { writeFileAtomic } from "../models/util/io.ts";
-import { Rng } from "../models/util/rng.ts";
+import { hashString, Rng } from "../models/util/rng.ts";
 import { join } from "node:path";
 import { updateDiagnostics } from "../methods/diagnostics/spectrum.ts";
 import { entanglementProfile } from "../methods/diagnostics/entanglement.ts";
@@ -240,6 +240,7 @@ export async function fixtureRecord(
       (1 + 0.5 * Math.log2(rank / 4 + 0.75)) * (config.methodOptions.targets === "all" ? 1.5 : 1) +
     0.002 * fRng.normal();
   const nllBefore = 3.2 + ({ nf4: 0.02, fp4: 0.05, int8: 0.002 }[config.quant.scheme] ?? 0);
+  const quant = fixtureQuant(config.quant.scheme, bits[config.quant.scheme] ?? 32, frozenParams);
   return {
     schemaVersion: SCHEMA_VERSION,
     runId,
@@ -265,6 +266,7 @@ export async function fixtureRecord(
       : undefined,
     ...(config.diagnostics ? { diagnostics: fixtureDiagnostics(config, rng.fork("diagnostics")) } : {}),
     forgetting: { text: "sotu-test", tokens: 2048, nllBefore, nllAfter: nllBefore + delta, delta },
+    quant,
     perItem,
     curve,
     timing: {
@@ -309,6 +311,58 @@ export async function fixtureRecord(
       hostname: "fixture-host",
     },
   };
+}
+
+/** Relative weight error of round-to-nearest schemes on the fixture's layers (typical magnitudes). */
+const FIXTURE_QUANT_ERROR: Record<string, number> = { nf4: 0.095, fp4: 0.115, int8: 0.0045 };
+
+/**
+ * The record's quantization figures in the harness's shape (bench/frozen_base.ts quantSummary,
+ * methods/quant/report.ts quantLayerReport, output errors of bench/run.ts): per layer of 2 decoder
+ * layers, a weight error and an output error that depend on the scheme and layer only (the base
+ * and the calibration batch are fixed), as for round-to-nearest schemes.
+ */
+function fixtureQuant(scheme: string, bitsPerParam: number, params: number): RunRecord["quant"] {
+  const base = {
+    scheme,
+    loftq: 0,
+    linearBytes: params * bitsPerParam / 8,
+    bitsPerParam,
+    dequantCostMs: null,
+  };
+  const e = FIXTURE_QUANT_ERROR[scheme];
+  if (scheme === "none" || e === undefined) return base;
+  const names = [0, 1].flatMap((i) =>
+    ["attn.q", "attn.k", "attn.v", "attn.o", "mlp.gate", "mlp.up", "mlp.down"].map((m) => `layers.${i}.${m}`)
+  );
+  const layers: Record<string, Record<string, unknown>> = {};
+  for (const name of names) {
+    const rng = new Rng(hashString(`${scheme}|${name}`));
+    const relativeError = e * (1 + 0.1 * rng.normal());
+    layers[name] = {
+      scheme,
+      bitsPerParam,
+      relativeError,
+      calibrationRows: 0,
+      quantizeMs: 2 + rng.next(),
+      outlierShare: null,
+      forwardCalls: null,
+      outputRelativeError: relativeError * (0.8 + 0.1 * rng.normal()),
+    };
+  }
+  const all = Object.values(layers);
+  const mean = (k: string) => all.reduce((s, l) => s + (l[k] as number), 0) / all.length;
+  const figures = {
+    ...base,
+    layers,
+    meanRelativeError: mean("relativeError"),
+    maxRelativeError: Math.max(...all.map((l) => l.relativeError as number)),
+    outlierShare: null,
+    calibrationRows: 0,
+    quantizeMs: mean("quantizeMs") * all.length,
+    meanOutputRelativeError: mean("outputRelativeError"),
+  };
+  return figures;
 }
 
 function hashTask(task: string): number {

@@ -34,6 +34,7 @@ import { miss } from "./miss.ts";
 import { fourierft } from "./fourierft.ts";
 import { vblora } from "./vblora.ts";
 import { trainableTokens } from "./trainable_tokens.ts";
+import { llamaAdapter } from "./llama_adapter.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -68,6 +69,7 @@ const ALL: MethodDefinition<any>[] = [
   fourierft,
   vblora,
   trainableTokens,
+  llamaAdapter,
 ];
 
 /** Methods by name, in listing order. */

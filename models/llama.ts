@@ -52,6 +52,11 @@ export interface ModelHooks {
   promptEmbeddings?: () => tf.Tensor2D;
   /** Key and value prefixes [P, nKvHeads*headDim] for a layer, attended by every token (prefix tuning). */
   kvPrefix?: (layer: number) => { k: tf.Tensor2D; v: tf.Tensor2D } | null;
+  /**
+   * Extra attention context [B*T, nHeads*headDim] added to a layer's head outputs before the output
+   * projection, from its queries [B, T, nHeads, headDim] after q-norm and RoPE (LLaMA-Adapter).
+   */
+  attentionContext?: (layer: number, q: tf.Tensor4D) => tf.Tensor2D | null;
   /** Transform a sublayer's output [N, dim] before the residual add (bottleneck adapters). */
   sublayerOutput?: (layer: number, kind: "attn" | "mlp", out: tf.Tensor2D) => tf.Tensor2D;
   /**
@@ -389,7 +394,8 @@ export class LlamaModel {
     const probs = tf.reshape(soft, [batch, c.nKvHeads, groups * t, tk]);
     const ctx = tf.reshape(matMulLean(probs, vh), [batch, c.nHeads, t, hd]);
     const merged = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [batch * t, c.nHeads * hd]) as tf.Tensor2D;
-    return this.linear(`${p}.o`).forward(merged);
+    const extra = this.hooks.attentionContext?.(layer, q as tf.Tensor4D);
+    return this.linear(`${p}.o`).forward(extra ? tf.add(merged, extra) as tf.Tensor2D : merged);
   }
 
   #mlp(layer: number, x: tf.Tensor2D): tf.Tensor2D {

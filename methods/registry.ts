@@ -35,6 +35,7 @@ import { fourierft } from "./fourierft.ts";
 import { vblora } from "./vblora.ts";
 import { trainableTokens } from "./trainable_tokens.ts";
 import { llamaAdapter } from "./llama_adapter.ts";
+import { pTuning } from "./p_tuning.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -70,6 +71,7 @@ const ALL: MethodDefinition<any>[] = [
   vblora,
   trainableTokens,
   llamaAdapter,
+  pTuning,
 ];
 
 /** Methods by name, in listing order. */

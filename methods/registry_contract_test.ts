@@ -51,6 +51,7 @@ function modelFor(cfg: LlamaConfig): LlamaModel {
  */
 function peftName(key: string): string {
   const m = /^layers\.(\d+)\.(attn|mlp)\.(q|k|v|o|gate|up|down)\.(.+)$/.exec(key);
+  if (key === "prompt_embeddings") return key; // prompt learning (p-tuning): PEFT saves it bare
   if (!m) return `base_model.${key}`; // shared tensors (VeRA's projections)
   return `base_model.model.model.layers.${m[1]}.${m[2] === "attn" ? "self_attn" : "mlp"}.${m[3]}_proj.${
     m[4]

@@ -36,6 +36,7 @@ import { vblora } from "./vblora.ts";
 import { trainableTokens } from "./trainable_tokens.ts";
 import { llamaAdapter } from "./llama_adapter.ts";
 import { pTuning } from "./p_tuning.ts";
+import { c3a } from "./c3a.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -72,6 +73,7 @@ const ALL: MethodDefinition<any>[] = [
   trainableTokens,
   llamaAdapter,
   pTuning,
+  c3a,
 ];
 
 /** Methods by name, in listing order. */

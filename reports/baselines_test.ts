@@ -133,7 +133,7 @@ Deno.test("REPORT.md and index.html show the recorded baselines and the coverage
   const files = await renderReport(await retrievalRuns(0.61, coverage(0.93, 15.4, 0.92)), { resamples: 50 });
   const md = files.find((f) => f.path === "REPORT.md")!.text;
   const html = files.find((f) => f.path === "index.html")!.text;
-  assert.match(md, /\| BM25 \| 61\.00% \|  \| 4 \| 2 of 2 \| k1=0\.9, b=0\.4 \|/);
+  assert.match(md, /\| BM25 \| 61\.00% \| {2}\| 4 \| 2 of 2 \| k1=0\.9, b=0\.4 \|/);
   assert.match(
     md,
     /\| test queries \| 4 \| 93\.0% \| 0\.0% \| 93\.0% \| 15\.40 \| 0\.25 \| 92\.0% \(at 48\) \| yes \|/,

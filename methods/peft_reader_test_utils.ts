@@ -3,7 +3,8 @@
  * exported tensors and a base model's Hugging Face state dict alone, it rebuilds what PEFT computes
  * and returns the adapted weights (plus the `score` head of a sequence-classification export). It is
  * written from PEFT's sources (tuners/lora/layer.py and dora.py, tuners/adalora/layer.py and
- * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss,vblora,trainable_tokens}/layer.py and config.py,
+ * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss,vblora,trainable_tokens,c3a}/layer.py
+ * and config.py, tuners/c3a/utils.py,
  * tuners/tuners_utils.py `check_target_module_exists`, config.py `from_peft_type`,
  * utils/save_and_load.py, utils/other.py `ModulesToSaveWrapper`), never from this project's method
  * code (it imports nothing from `methods/` but types), so a test that compares its logits with a
@@ -33,6 +34,8 @@
  *   (a tied head reads the same table; {@link trainableTokensMerged}).
  * - VBLORA: W + B A with A, B cut into sub-vectors, each the softmax over its top-k logits mixing
  *   rows of the shared `vblora_vector_bank` ({@link vbloraMerged}; `save_only_topk_weights` false).
+ * - C3A: W + dW with dW's columns PEFT's block-circular convolution (FFT) of the unit vectors,
+ *   divided by in_features ({@link c3aMerged}; a naive DFT, not the circulant index formula).
  * - `modules_to_save` (SEQ_CLS): the saved copy of `score` replaces the model's head.
  *
  * PEFT wraps the modules `check_target_module_exists` selects: a string `target_modules` is a
@@ -627,6 +630,88 @@ function trainableTokensMerged(
 }
 
 /**
+ * The discrete Fourier transform of a real or complex vector as torch.fft computes it, in float64:
+ * fft(a)[k] = sum_j a[j] e^(-2 pi i j k / n); the inverse (ifft) uses e^(+...) and divides by n.
+ */
+function dft(re: Float64Array, im: Float64Array, inverse: boolean): [Float64Array, Float64Array] {
+  const n = re.length;
+  const sign = inverse ? 1 : -1;
+  const outRe = new Float64Array(n);
+  const outIm = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    for (let j = 0; j < n; j++) {
+      const angle = (sign * 2 * Math.PI * j * k) / n;
+      const [c, s] = [Math.cos(angle), Math.sin(angle)];
+      outRe[k] += re[j] * c - im[j] * s;
+      outIm[k] += re[j] * s + im[j] * c;
+    }
+    if (inverse) {
+      outRe[k] /= n;
+      outIm[k] /= n;
+    }
+  }
+  return [outRe, outIm];
+}
+
+/**
+ * PEFT C3A (`c3a/layer.py C3ALinear.forward`, `c3a/utils.py BlockCircularConvolution`): x split into
+ * n blocks of b, output block m = fft(sum_n ifft(x_n) * fft(w[m, n])).real, the whole divided by
+ * x.size(-1) = in_features and added to the base output (bias unchanged). The forward is linear in
+ * x, so dW's column j is that map applied to the unit vector e_j (what `get_circulant_fast` builds
+ * from an identity); the block size is `block_size_pattern`'s entry whose key matches the module
+ * (`re.match(".*\.{key}$")`), else `block_size` (`C3AModel._create_and_replace`).
+ */
+function c3aMerged(
+  config: Record<string, unknown>,
+  w: NamedArray,
+  kernel: NamedArray,
+  key: string,
+): Float64Array {
+  const [out, inF] = w.shape;
+  const patterns = (config.block_size_pattern ?? {}) as Record<string, number>;
+  const hit = Object.keys(patterns).find((p) => new RegExp(`^.*\\.${p}$`).test(key));
+  const b = hit === undefined ? config.block_size as number : patterns[hit];
+  const [nOut, nIn] = [out / b, inF / b];
+  if (
+    !Number.isInteger(nOut) || !Number.isInteger(nIn) || kernel.shape.join() !== [nOut, nIn, b].join()
+  ) {
+    throw new Error(
+      `${key}: c3a_kernel [${kernel.shape}] is not [${nOut}, ${nIn}, ${b}] for block size ${b}`,
+    );
+  }
+  // fft(w[m, n]) for every kernel block.
+  const zeros = new Float64Array(b);
+  const kernelFft = Array.from(
+    { length: nOut * nIn },
+    (_, mn) => dft(Float64Array.from(kernel.data.subarray(mn * b, (mn + 1) * b)), zeros, false),
+  );
+  const merged = Float64Array.from(w.data);
+  for (let j = 0; j < inF; j++) {
+    // ifft of each input block of e_j.
+    const blocks = Array.from({ length: nIn }, (_, n) => {
+      const x = new Float64Array(b);
+      if (Math.floor(j / b) === n) x[j % b] = 1;
+      return dft(x, zeros, true);
+    });
+    for (let m = 0; m < nOut; m++) {
+      const accRe = new Float64Array(b);
+      const accIm = new Float64Array(b);
+      for (let n = 0; n < nIn; n++) {
+        const [xr, xi] = blocks[n];
+        const [kr, ki] = kernelFft[m * nIn + n];
+        for (let k = 0; k < b; k++) {
+          accRe[k] += xr[k] * kr[k] - xi[k] * ki[k];
+          accIm[k] += xr[k] * ki[k] + xi[k] * kr[k];
+        }
+      }
+      const [yRe] = dft(accRe, accIm, false);
+      for (let s = 0; s < b; s++) merged[(m * b + s) * inF + j] += yRe[s] / inF;
+    }
+  }
+  return merged;
+}
+
+/**
  * The fields of PEFT's config dataclass for types whose class lacks some common ones, with
  * `PeftConfig`'s own (config.py). `PeftConfig.from_peft_type` drops any other key of
  * `adapter_config.json` with a warning ("Unexpected keyword arguments ... are ignored"), so e.g. a
@@ -635,6 +720,16 @@ function trainableTokensMerged(
 const CONFIG_FIELDS: Record<string, string[]> = {
   ROAD: ["variant", "group_size", "init_weights", "target_modules", "modules_to_save"],
   TRAINABLE_TOKENS: ["token_indices", "target_modules", "init_weights"],
+  C3A: [
+    "block_size",
+    "target_modules",
+    "bias",
+    "modules_to_save",
+    "layers_to_transform",
+    "layers_pattern",
+    "block_size_pattern",
+    "init_weights",
+  ],
 };
 const PEFT_CONFIG_FIELDS = [
   "base_model_name_or_path",
@@ -804,6 +899,8 @@ export function applyPeftExport(base: Map<string, NamedArray>, files: PeftFiles)
       merged = missMerged(config, w, take(`${prefix(key)}.miss_block`), key);
     } else if (type === "TRAINABLE_TOKENS") {
       merged = trainableTokensMerged(config, w, take(`${prefix(key)}.trainable_tokens_delta`), key);
+    } else if (type === "C3A") {
+      merged = c3aMerged(config, w, take(`${prefix(key)}.c3a_kernel`), key);
     } else if (type === "VBLORA") {
       expect(config, "save_only_topk_weights", (v) => v === undefined || v === false);
       merged = vbloraMerged(

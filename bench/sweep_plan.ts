@@ -2,7 +2,9 @@
  * Sweep files and their plans: parse a sweep file (format in README.md, "Sweep files"), expand its
  * factors into the cartesian product minus `exclude`, drop options a method does not take (entries
  * that become the same run collapse into one), and validate every entry through `buildRunConfigs`
- * before anything runs (the first invalid entry is an input error naming it, exit code 2).
+ * before anything runs (the first invalid entry is an input error naming it, exit code 2). A sweep
+ * file may also declare hypotheses about its factors (`hypotheses`), checked here against the
+ * factors and levels it declares; the report answers them (reports/hypotheses.ts).
  * @module
  */
 import { InputError, UsageError } from "../models/util/args.ts";
@@ -27,6 +29,33 @@ export interface SweepSpec {
   fixed: Record<string, FlagValue>;
   factors: { name: string; levels: Level[] }[];
   exclude: Record<string, string[]>[];
+  /** Hypotheses the study declares, checked against its factors and levels. */
+  hypotheses: Hypothesis[];
+}
+
+/** What a hypothesis claims about a factor (README.md, "Sweep files"). */
+export const CLAIMS = ["better", "worse", "equivalent", "no effect", "increases", "decreases"] as const;
+/** One claim of {@link CLAIMS}. */
+export type Claim = typeof CLAIMS[number];
+
+/** A hypothesis a sweep file declares, with its levels resolved to the factor's level names. */
+export interface Hypothesis {
+  /** Position in the file's `hypotheses` list (0-based), for messages. */
+  index: number;
+  /** The sweep factor it is about (never `seed`: seeds are the replicates). */
+  factor: string;
+  claim: Claim;
+  /**
+   * The levels compared, as the sweep names them: the two of `compare` for better / worse /
+   * equivalent (the claim is about the first against the second); for no effect every level (or
+   * `compare`); for increases / decreases the levels in rising order (`compare` as written, else
+   * every level by its leading number).
+   */
+  levels: string[];
+  /** Equivalence margin in the metric's own unit (accuracy 0.01 = 1 point); equivalent / no effect only. */
+  margin?: number;
+  /** The author's words for it ("QLoRA loses nothing"), shown beside the answer. */
+  name?: string;
 }
 
 /** One run of the plan. */
@@ -101,8 +130,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
 export function parseSweep(json: unknown, source = "sweep file"): SweepSpec {
   if (!isObject(json)) throw new InputError(`${source}: expected a JSON object with "factors"`);
   for (const key of Object.keys(json)) {
-    if (!["description", "fixed", "factors", "exclude"].includes(key)) {
-      throw new InputError(`${source}: unknown key '${key}' (use description, fixed, factors, exclude)`);
+    if (!["description", "fixed", "factors", "exclude", "hypotheses"].includes(key)) {
+      throw new InputError(
+        `${source}: unknown key '${key}' (use description, fixed, factors, exclude, hypotheses)`,
+      );
     }
   }
   const fixedIn = json.fixed ?? {};
@@ -171,7 +202,114 @@ export function parseSweep(json: unknown, source = "sweep file"): SweepSpec {
     return out;
   });
   const description = typeof json.description === "string" ? json.description : "";
-  return { description, fixed, factors, exclude };
+  const hypotheses = parseHypotheses(json.hypotheses ?? [], factors, source);
+  return { description, fixed, factors, exclude, hypotheses };
+}
+
+const HYPOTHESIS_KEYS = ["factor", "claim", "compare", "margin", "name"];
+/** The number a level name starts with ("32", "64/class", "1e-4"), or NaN. */
+const leadingNumber = (s: string) => {
+  const m = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?/.exec(s);
+  return m ? Number(m[0]) : NaN;
+};
+
+/**
+ * Check a sweep file's `hypotheses` against its factors: every entry names a factor other than
+ * seed, a claim of {@link CLAIMS}, levels the factor declares, and a margin only where a claim
+ * of equivalence uses one. The first bad entry is one InputError line naming it.
+ */
+export function parseHypotheses(
+  json: unknown,
+  factors: SweepSpec["factors"],
+  source = "sweep file",
+): Hypothesis[] {
+  if (!Array.isArray(json)) throw new InputError(`${source}: "hypotheses" must be a list of objects`);
+  return json.map((h, index): Hypothesis => {
+    const where = `${source}: hypotheses[${index}]`;
+    if (!isObject(h)) throw new InputError(`${where} must be an object with "factor" and "claim"`);
+    const unknown = Object.keys(h).find((k) => !HYPOTHESIS_KEYS.includes(k));
+    if (unknown !== undefined) {
+      throw new InputError(`${where}: unknown key '${unknown}' (use ${HYPOTHESIS_KEYS.join(", ")})`);
+    }
+    const names = factors.map((f) => f.name).filter((n) => n !== "seed");
+    if (typeof h.factor !== "string") {
+      throw new InputError(`${where}: "factor" must be one of ${names.join(", ")}`);
+    }
+    const factor = factors.find((f) => f.name === h.factor);
+    if (h.factor === "seed") {
+      throw new InputError(
+        `${where}: seeds are the replicates, not a factor to test; name one of ${names.join(", ")}`,
+      );
+    }
+    if (!factor) {
+      throw new InputError(`${where}: '${h.factor}' is not a factor of this sweep (${names.join(", ")})`);
+    }
+    const claim = h.claim as Claim;
+    if (!CLAIMS.includes(claim)) {
+      throw new InputError(`${where}: "claim" must be one of ${CLAIMS.map((c) => `"${c}"`).join(", ")}`);
+    }
+    const what = `${where} (${factor.name} ${claim})`;
+    if (factor.levels.length < 2) {
+      throw new InputError(`${what}: factor '${factor.name}' has one level; nothing to compare`);
+    }
+    const declared = factor.levels.map((l) => l.name);
+    let compare: string[] | undefined;
+    if (h.compare !== undefined) {
+      if (
+        !Array.isArray(h.compare) || !h.compare.every((v) => typeof v === "string" || typeof v === "number")
+      ) {
+        throw new InputError(`${what}: "compare" must be a list of level names of '${factor.name}'`);
+      }
+      compare = h.compare.map(String);
+      const missing = compare.find((l) => !declared.includes(l));
+      if (missing !== undefined) {
+        throw new InputError(
+          `${what}: '${missing}' is not a level of '${factor.name}' (${declared.join(", ")})`,
+        );
+      }
+      const dup = compare.find((l, i) => compare!.indexOf(l) !== i);
+      if (dup !== undefined) throw new InputError(`${what}: "compare" names '${dup}' twice`);
+    }
+    const pairwise = claim === "better" || claim === "worse" || claim === "equivalent";
+    if (pairwise && compare?.length !== 2) {
+      throw new InputError(
+        `${what}: needs "compare": [A, B], two levels of '${factor.name}' (${declared.join(", ")})`,
+      );
+    }
+    if (compare !== undefined && compare.length < 2) {
+      throw new InputError(`${what}: "compare" must name two or more levels`);
+    }
+    let levels = compare ?? declared;
+    if ((claim === "increases" || claim === "decreases") && compare === undefined) {
+      const bad = declared.find((l) => !Number.isFinite(leadingNumber(l)));
+      if (bad !== undefined) {
+        throw new InputError(
+          `${what}: level '${bad}' is not a number, so the levels have no order; list them in rising order in "compare"`,
+        );
+      }
+      // Numeric order; levels with equal numbers keep file order (sort is stable).
+      levels = [...declared].sort((a, b) => leadingNumber(a) - leadingNumber(b));
+    }
+    const out: Hypothesis = { index, factor: factor.name, claim, levels };
+    if (h.margin !== undefined) {
+      if (claim !== "equivalent" && claim !== "no effect") {
+        throw new InputError(`${what}: "margin" applies to "equivalent" and "no effect" claims only`);
+      }
+      if (typeof h.margin !== "number" || !Number.isFinite(h.margin) || h.margin <= 0) {
+        throw new InputError(
+          `${what}: "margin" must be a positive number in the metric's own unit (accuracy 0.01 = 1 point)`,
+        );
+      }
+      out.margin = h.margin;
+    }
+    if (h.name !== undefined) {
+      if (typeof h.name !== "string" || h.name.trim() === "") {
+        throw new InputError(`${what}: "name" must be a non-empty string`);
+      }
+      out.name = h.name;
+    }
+    return out;
+  });
 }
 
 /** Parse `--set KEY=VALUE` overrides of fixed options (numbers stay strings: flags are strings). */

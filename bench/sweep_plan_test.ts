@@ -140,3 +140,122 @@ Deno.test("sweep plan: the README's sweep file example is a valid plan (2 method
   assert.equal(plan.runs.length, 9);
   assert.ok(plan.runs.every((r) => r.config.dataset === "wordnet-lex" && r.config.epochs === 3));
 });
+
+Deno.test("sweep plan: hypotheses resolve to the factor's level names; numeric levels in rising order", () => {
+  const spec = parseSweep({
+    factors: {
+      method: ["frozen", "lora"],
+      quant: [{ name: "none", quant: "none" }, { name: "nf4+dq", quant: "nf4", "double-quant": true }],
+      rank: [16, 4],
+      "train-per-class": [32, 8, 128],
+      seed: [0, 1],
+    },
+    hypotheses: [
+      {
+        factor: "quant",
+        compare: ["none", "nf4+dq"],
+        claim: "equivalent",
+        margin: 0.01,
+        name: "QLoRA loses nothing",
+      },
+      { factor: "rank", claim: "no effect" },
+      { factor: "train-per-class", claim: "increases" },
+      { factor: "method", compare: ["lora", "frozen"], claim: "better" },
+      { factor: "rank", compare: [16, 4], claim: "decreases" },
+    ],
+  });
+  assert.deepEqual(spec.hypotheses, [
+    {
+      index: 0,
+      factor: "quant",
+      claim: "equivalent",
+      levels: ["none", "nf4+dq"],
+      margin: 0.01,
+      name: "QLoRA loses nothing",
+    },
+    { index: 1, factor: "rank", claim: "no effect", levels: ["16", "4"] },
+    // Without "compare", increases/decreases order the levels by their numbers, not file order.
+    { index: 2, factor: "train-per-class", claim: "increases", levels: ["8", "32", "128"] },
+    { index: 3, factor: "method", claim: "better", levels: ["lora", "frozen"] },
+    // With it, the author's order (numbers match level names: 16 is "16").
+    { index: 4, factor: "rank", claim: "decreases", levels: ["16", "4"] },
+  ]);
+  assert.deepEqual(parseSweep({ factors: { seed: [0] } }).hypotheses, []);
+});
+
+Deno.test("sweep plan: a bad hypothesis is one error line naming the entry and the fix", () => {
+  const factors = {
+    method: ["frozen", "lora"],
+    quant: ["none", "nf4"],
+    targets: ["q+v"],
+    seed: [0, 1],
+  };
+  const cases: [unknown, RegExp][] = [
+    [{}, /"hypotheses" must be a list of objects/],
+    [[3], /hypotheses\[0\] must be an object with "factor" and "claim"/],
+    [
+      [{ factor: "quant", claim: "better", comapre: [] }],
+      /hypotheses\[0\]: unknown key 'comapre' \(use factor, claim, compare, margin, name\)/,
+    ],
+    [
+      [{ factor: "rnak", claim: "no effect" }],
+      /hypotheses\[0\]: 'rnak' is not a factor of this sweep \(method, quant, targets\)/,
+    ],
+    [[{ factor: "seed", claim: "no effect" }], /hypotheses\[0\]: seeds are the replicates/],
+    [[{ factor: 3, claim: "no effect" }], /"factor" must be one of method, quant, targets/],
+    [
+      [{ factor: "quant", claim: "same" }],
+      /"claim" must be one of "better", "worse", "equivalent", "no effect", "increases", "decreases"/,
+    ],
+    [[{ factor: "targets", claim: "no effect" }], /\(targets no effect\): factor 'targets' has one level/],
+    [
+      [{ factor: "quant", claim: "better" }],
+      /\(quant better\): needs "compare": \[A, B\], two levels of 'quant' \(none, nf4\)/,
+    ],
+    [[{ factor: "quant", compare: ["none"], claim: "equivalent" }], /needs "compare": \[A, B\]/],
+    [
+      [{ factor: "quant", compare: ["none", "fp4"], claim: "worse" }],
+      /'fp4' is not a level of 'quant' \(none, nf4\)/,
+    ],
+    [[{ factor: "quant", compare: ["none", "none"], claim: "no effect" }], /"compare" names 'none' twice/],
+    [[{ factor: "quant", compare: "none", claim: "no effect" }], /"compare" must be a list of level names/],
+    [[{ factor: "quant", compare: ["none"], claim: "no effect" }], /"compare" must name two or more levels/],
+    [
+      [{ factor: "method", claim: "increases" }],
+      /level 'frozen' is not a number, so the levels have no order; list them in rising order in "compare"/,
+    ],
+    [
+      [{ factor: "quant", compare: ["none", "nf4"], claim: "better", margin: 0.01 }],
+      /"margin" applies to "equivalent" and "no effect" claims only/,
+    ],
+    [
+      [{ factor: "quant", claim: "no effect", margin: 0 }],
+      /"margin" must be a positive number in the metric's own unit/,
+    ],
+    [[{ factor: "quant", claim: "no effect", margin: "1%" }], /"margin" must be a positive number/],
+    [[{ factor: "quant", claim: "no effect", name: "" }], /"name" must be a non-empty string/],
+    [
+      [{ factor: "quant", claim: "no effect" }, { factor: "quant", claim: "nope" }],
+      /^s\.json: hypotheses\[1\]: "claim"/,
+    ],
+  ];
+  for (const [hypotheses, re] of cases) {
+    assert.throws(
+      () => parseSweep({ factors, hypotheses }, "s.json"),
+      (e: Error) => {
+        assert.ok(e instanceof InputError, e.message);
+        assert.match(e.message, re);
+        assert.match(e.message, /^s\.json: /);
+        assert.equal(e.message.split("\n").length, 1);
+        return true;
+      },
+      JSON.stringify(hypotheses),
+    );
+  }
+  // An ordered claim on non-numeric levels is fine once "compare" gives the order.
+  const ok = parseSweep({
+    factors,
+    hypotheses: [{ factor: "method", compare: ["frozen", "lora"], claim: "increases" }],
+  });
+  assert.deepEqual(ok.hypotheses[0].levels, ["frozen", "lora"]);
+});

@@ -55,6 +55,7 @@ import {
 } from "./trivial.ts";
 import { type CoverageRow, coverageRows, type RecordedBaseline, recordedBaselines } from "./baselines.ts";
 import { type ForgettingView, forgettingView } from "./forgetting.ts";
+import { answerHypotheses, type HypothesisAnswer } from "./hypotheses.ts";
 
 /** A value, or why it could not be computed. */
 export type Attempt<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -225,6 +226,8 @@ export interface StudyAnalysis {
   factors: FactorAnalysis[];
   /** One model over the whole design (null when no factor varies). */
   design: Attempt<DesignAnova> | null;
+  /** Answers to the hypotheses the sweep file declares (reports/hypotheses.ts); empty without any. */
+  hypotheses: HypothesisAnswer[];
   superscripts: Attempt<Superscripts> | null;
   /** Forgetting per configuration against its quality gain (reports/forgetting.ts); null when no run recorded it. */
   forgetting: ForgettingView | null;
@@ -677,8 +680,10 @@ export function analyzeStudy(study: Study, opts: AnalysisOptions = {}): StudyAna
   }
   const recorded = recordedBaselines(study);
   const baselines = baselineComparisons(study, opts);
+  const margin = opts.margin ?? defaultMargin(study);
+  const design = designAnova(study, opts);
   return {
-    margin: opts.margin ?? defaultMargin(study),
+    margin,
     baselines,
     trivial: trivialSummary(study),
     randomRanking: recorded.some((b) => b.name === "random")
@@ -691,7 +696,12 @@ export function analyzeStudy(study: Study, opts: AnalysisOptions = {}): StudyAna
     recorded,
     coverage: coverageRows(study),
     factors,
-    design: designAnova(study, opts),
+    design,
+    hypotheses: answerHypotheses(study, {
+      margin,
+      alpha: opts.alpha,
+      design: design?.ok ? design.value : null,
+    }),
     superscripts: retrievalSuperscripts(study, opts),
     forgetting: forgettingView(study, baselines),
     seedSd,

@@ -8,6 +8,7 @@ import { type Direction, metricSpec, rankingMetricOf } from "../bench/metrics/ta
 import { type Factor, FACTORS, factorsOf, type Level, sortLevels } from "../bench/factors.ts";
 import { mean, sd } from "./stats/mod.ts";
 import { InputError } from "../models/util/args.ts";
+import type { Hypothesis } from "../bench/sweep_plan.ts";
 
 export type { Direction } from "../bench/metrics/table.ts";
 export { FACTOR_LABELS, FACTORS, factorsOf, levelBoundOptions, sortLevels } from "../bench/factors.ts";
@@ -140,6 +141,8 @@ export interface Study {
   sweepSource?: string;
   /** Why the sweep's names were not used. */
   sweepNote?: string;
+  /** Hypotheses the sweep file declares (answered by reports/hypotheses.ts), when `--sweep` names one. */
+  hypotheses?: Hypothesis[];
 }
 
 /** Value of the study's primary metric for a run (undefined when absent or not finite). */
@@ -191,6 +194,8 @@ export interface SweepLevels {
   source: string;
   factors: string[];
   byRun: Map<string, Record<string, string>>;
+  /** The hypotheses the sweep file declares (bench/sweep_plan.ts parseHypotheses). */
+  hypotheses?: Hypothesis[];
 }
 
 /** Split records into studies (task + dataset), each with its configurations. */
@@ -249,6 +254,7 @@ export function buildStudies(records: readonly RunRecord[], opts: StudyOptions =
       ...(metricNote ? { metricNote } : {}),
       ...(sweep && sweepFactors ? { sweepFactors, sweepLevels: sweep.byRun, sweepSource: sweep.source } : {}),
       ...(sweepNote ? { sweepNote } : {}),
+      ...(opts.sweep?.hypotheses?.length ? { hypotheses: opts.sweep.hypotheses } : {}),
     });
   }
   if (

@@ -1,5 +1,6 @@
 /**
- * The findings of a study in plain language, for the top of the report: trivial baselines and
+ * The findings of a study in plain language, for the top of the report: the answers to the
+ * hypotheses its sweep file declares (reports/hypotheses.ts), trivial baselines and
  * collapsed runs, every configuration against the baselines (frozen, full), and each factor's
  * comparisons, each with the numbers behind it (reports/stats/verdict.ts says how they are judged).
  * @module
@@ -11,9 +12,19 @@ import type { VerdictKind } from "./stats/mod.ts";
 import { baselineFindings } from "./baselines.ts";
 import { forgettingFindings } from "./forgetting.ts";
 
-/** One study's findings: a heading and its lines. */
+/** One study's findings: a heading, the answers to the sweep file's hypotheses, and its lines. */
 export interface StudyFindings {
   title: string;
+  /** The declared hypotheses, in file order, each answered (reports/hypotheses.ts). */
+  hypotheses: {
+    /** 1-based position in the sweep file's list. */
+    n: number;
+    /** The author's words for it, when given. */
+    name?: string;
+    statement: string;
+    answer: string;
+    reason: string;
+  }[];
   lines: string[];
 }
 
@@ -105,5 +116,12 @@ export function studyFindings(study: Study, a: StudyAnalysis): StudyFindings {
     for (const p of f.pairs) lines.push(p.verdict);
   }
   if (a.factors.length === 0 && a.baselines.length === 0) lines.push("Nothing to compare: no factor varies.");
-  return { title: `${study.task} on ${study.dataset}`, lines };
+  const hypotheses = a.hypotheses.map((h) => ({
+    n: h.hypothesis.index + 1,
+    ...(h.hypothesis.name ? { name: h.hypothesis.name } : {}),
+    statement: h.statement,
+    answer: h.answer,
+    reason: h.reason,
+  }));
+  return { title: `${study.task} on ${study.dataset}`, hypotheses, lines };
 }

@@ -54,6 +54,7 @@ export async function sweepLevels(path: string): Promise<SweepLevels> {
     source: path,
     factors: spec.factors.map((f) => f.name),
     byRun: new Map(plan.runs.map((r) => [r.runId, r.levels])),
+    hypotheses: spec.hypotheses,
   };
 }
 

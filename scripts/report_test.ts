@@ -129,3 +129,81 @@ Deno.test("report --sweep names factors and levels as the sweep file does (recor
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("report --sweep answers the sweep file's hypotheses in the findings; a bad one is exit 2", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const sweep = {
+      fixed: { dataset: "wordnet-lex", steps: 2, rank: 4 },
+      factors: {
+        variant: [
+          { name: "lora", method: "lora" },
+          { name: "lora+nf4", method: "lora", quant: "nf4", "double-quant": true },
+          { name: "baseline", method: "frozen" },
+        ],
+        seed: [0, 1, 2],
+      },
+    };
+    const hypotheses = [
+      { factor: "variant", compare: ["lora+nf4", "lora"], claim: "equivalent", margin: 0.01 },
+      { factor: "variant", compare: ["lora", "baseline"], claim: "better", name: "adapting helps" },
+    ];
+    const sweepFile = join(dir, "study.json");
+    await Deno.writeTextFile(sweepFile, JSON.stringify({ ...sweep, hypotheses }));
+    const plan = await expandPlan(parseSweep(sweep));
+    // Accuracy set by hand: lora 0.60/0.62/0.64 by seed, nf4 within ±0.1 point of it, frozen 0.30.
+    const records = await Promise.all(plan.runs.map(async (r, i) => {
+      const rec = await fixtureRecord(r.config, new Rng(200 + i), 20, 4);
+      const seed = r.config.seed;
+      rec.metrics.accuracy = r.levels.variant === "baseline"
+        ? 0.30
+        : 0.60 + 0.02 * seed + (r.levels.variant === "lora+nf4" ? 0.001 * (seed - 1) : 0);
+      return rec;
+    }));
+    const results = join(dir, "results");
+    await writeResults(results, records);
+    const out = join(dir, "site");
+    const r = await run(["--results", results, "--out", out, "--sweep", sweepFile, "--resamples", "20"]);
+    assert.equal(r.code, 0, r.stderr);
+    const md = await Deno.readTextFile(join(out, "REPORT.md"));
+    assert.match(
+      md,
+      /\n1\. variant lora\+nf4 and lora are equivalent within ±1\.0 accuracy points — \*\*supported\*\*: the interval lies inside ±1\.0 accuracy points: lora\+nf4 − lora \+0\.0 accuracy points \(90% CI \[-0\.\d, 0\.\d\] over 3 matched pairs/,
+    );
+    assert.match(
+      md,
+      /\n2\. \*adapting helps\*: variant lora is better than baseline \(accuracy, higher is better\) — \*\*supported\*\*: lora − baseline \+32\.0 accuracy points/,
+    );
+    // A hypothesis naming a level the factor lacks: one line, exit 2, before anything is written.
+    const bad = join(dir, "bad.json");
+    await Deno.writeTextFile(
+      bad,
+      JSON.stringify({
+        ...sweep,
+        hypotheses: [{ factor: "variant", compare: ["lora", "qlora"], claim: "worse" }],
+      }),
+    );
+    const refused = await run(["--results", results, "--out", join(dir, "o2"), "--sweep", bad]);
+    assert.equal(refused.code, 2);
+    assert.match(
+      refused.stderr,
+      /bad\.json: hypotheses\[0\] \(variant worse\): 'qlora' is not a level of 'variant'/,
+    );
+    assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
+    // A margin in points where the metric's own unit is meant (accuracy 0.01 = 1 point).
+    const points = join(dir, "points.json");
+    await Deno.writeTextFile(
+      points,
+      JSON.stringify({ ...sweep, hypotheses: [{ factor: "variant", claim: "no effect", margin: 1 }] }),
+    );
+    const wrongUnit = await run(["--results", results, "--out", join(dir, "o3"), "--sweep", points]);
+    assert.equal(wrongUnit.code, 2);
+    assert.match(
+      wrongUnit.stderr,
+      /hypotheses\[0\] \(variant no effect\): margin 1 is in accuracy's own unit/,
+    );
+    assert.equal(wrongUnit.stderr.trim().split("\n").length, 1, wrongUnit.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

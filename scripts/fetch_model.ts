@@ -189,6 +189,15 @@ async function downloadBlob(
         have += chunk.length;
         downloaded += chunk.length;
       }
+    } catch (err) {
+      const message = (err as Error).message;
+      if (message.startsWith(`${f.rfilename}:`)) throw err;
+      // A dropped connection: what arrived stays in .incomplete for the next run's Range request.
+      throw new Error(
+        `${f.rfilename}: download cut at ${have} of ${f.size} bytes (${
+          message.split("\n")[0]
+        }); run the task again to resume`,
+      );
     } finally {
       file.close();
     }

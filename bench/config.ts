@@ -9,6 +9,7 @@ import { InputError, numberFlag, UsageError } from "../models/util/args.ts";
 import { datasetTask, parseDatasetOptions } from "../datasets/registry.ts";
 import type { Dataset } from "../datasets/types.ts";
 import { parseQuantOptions, QUANT_SCHEMES } from "../methods/quant/config.ts";
+import { resolveModelPath } from "../models/hub_cache.ts";
 import { BACKEND_NAMES } from "../models/backend.ts";
 import { type LoadedModel, loadModel } from "../models/load.ts";
 import { NAMED_OPTIONS, optionFlag, plainContext } from "../methods/common.ts";
@@ -232,8 +233,15 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
   const pooling = String(v.pooling);
   if (!["mean", "last"].includes(pooling)) throw new UsageError(`--pooling: use mean or last`);
   const model = String(v.model);
-  if (model !== "default" && !existsSync(model)) {
-    throw new InputError(`model not found: ${model} (check --model)`);
+  if (model !== "default") {
+    // A folder or file, or ORG/NAME[@REV] in the local Hugging Face hub cache (models/hub_cache.ts).
+    let resolved: string;
+    try {
+      resolved = resolveModelPath(model);
+    } catch (err) {
+      throw new InputError((err as Error).message.split("\n")[0]);
+    }
+    if (!existsSync(resolved)) throw new InputError(`model not found: ${model} (check --model)`);
   }
   if (model === "default" && !existsSync(modelPath(model))) {
     throw new InputError(

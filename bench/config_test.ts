@@ -231,3 +231,30 @@ Deno.test("--forgetting-text: in the config only when given; a missing file is a
   assert.equal(f.kind, "InputError");
   assert.match(f.message, /forgetting text not found: \/nonexistent.txt \(check --forgetting-text\)/);
 });
+
+Deno.test("--model ORG/NAME resolves in the local Hugging Face cache; a missing revision is one input error", async () => {
+  const cache = await Deno.makeTempDir();
+  const before = Deno.env.get("HF_HUB_CACHE");
+  try {
+    const commit = "0123456789abcdef0123456789abcdef01234567";
+    const snapshot = join(cache, "models--acme--tiny", "snapshots", commit);
+    await Deno.mkdir(snapshot, { recursive: true });
+    await Deno.mkdir(join(cache, "models--acme--tiny", "refs"));
+    await Deno.writeTextFile(join(cache, "models--acme--tiny", "refs", "main"), commit);
+    const defaultDir = fileURLToPath(new URL("../models/default/", import.meta.url));
+    for (const f of ["config.json", "model.safetensors", "tokenizer.json"]) {
+      await Deno.copyFile(join(defaultDir, f), join(snapshot, f));
+    }
+    Deno.env.set("HF_HUB_CACHE", cache);
+    const { values } = parseCli(["--model", "acme/tiny"], BENCH_SPEC);
+    assert.equal(buildRunConfigs(values as Record<string, unknown>)[0].model, "acme/tiny");
+    const missing = parseCli(["--model", "acme/tiny@v2"], BENCH_SPEC).values;
+    const f = failure(() => buildRunConfigs(missing as Record<string, unknown>));
+    assert.equal(f.kind, "InputError");
+    assert.match(f.message, /no revision 'v2'.*deno task fetch-model acme\/tiny@v2/);
+  } finally {
+    if (before === undefined) Deno.env.delete("HF_HUB_CACHE");
+    else Deno.env.set("HF_HUB_CACHE", before);
+    await Deno.remove(cache, { recursive: true });
+  }
+});

@@ -37,6 +37,7 @@ import { trainableTokens } from "./trainable_tokens.ts";
 import { llamaAdapter } from "./llama_adapter.ts";
 import { pTuning } from "./p_tuning.ts";
 import { c3a } from "./c3a.ts";
+import { lily } from "./lily.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -74,6 +75,7 @@ const ALL: MethodDefinition<any>[] = [
   llamaAdapter,
   pTuning,
   c3a,
+  lily,
 ];
 
 /** Methods by name, in listing order. */

@@ -6,80 +6,17 @@
  */
 import assert from "node:assert/strict";
 import { analyzeStudy } from "./analysis.ts";
-import { buildStudies, type SweepLevels } from "./data.ts";
+import { buildStudies } from "./data.ts";
 import { answerHypothesis, type HypothesisAnswer, pairedLevelDiffs } from "./hypotheses.ts";
 import { renderReport } from "./site.ts";
-import { fixtureConfig, fixtureRecord } from "./testing.ts";
+import { fixtureConfig, fixtureRecord, HYPOTHESIS_SWEEP, hypothesisStudy } from "./testing.ts";
 import { parseSweep } from "../bench/sweep_plan.ts";
 import { Rng } from "../models/util/rng.ts";
-import type { RunConfig, RunRecord } from "../bench/record.ts";
+import type { RunRecord } from "../bench/record.ts";
 import { InputError } from "../models/util/args.ts";
 
-/** The sweep file of the hand-built study (its factors as bench/sweeps/findings.json has them). */
-const SWEEP = {
-  fixed: { dataset: "wordnet-lex", targets: "q+v" },
-  factors: {
-    method: ["frozen", "lora"],
-    quant: [{ name: "none", quant: "none" }, { name: "nf4+dq", quant: "nf4", "double-quant": true }],
-    rank: [4, 16],
-    "train-per-class": [8, 32],
-    seed: [0, 1, 2],
-  },
-};
-
-/** Data effect of 32 examples per class over 8, by seed: +5, -3, +1 points. */
-const DATA = [0.05, -0.03, 0.01];
-
-/**
- * Records of the study and their sweep levels, built the way the plan expands it: frozen takes no
- * rank, so its rank is "n/a" and it runs once per (quant, train-per-class, seed).
- */
-async function handStudy(
-  hypotheses: unknown[],
-): Promise<{ records: RunRecord[]; sweep: SweepLevels }> {
-  const spec = parseSweep({ ...SWEEP, hypotheses }, "hand.json");
-  const records: RunRecord[] = [];
-  const byRun = new Map<string, Record<string, string>>();
-  for (const method of ["frozen", "lora"]) {
-    for (const quant of ["none", "nf4+dq"]) {
-      for (const rank of method === "frozen" ? [null] : [4, 16]) {
-        for (const tpc of [8, 32]) {
-          for (const seed of [0, 1, 2]) {
-            const over: Partial<RunConfig> = {
-              dataset: "wordnet-lex",
-              method,
-              methodOptions: rank === null ? {} : { targets: "q+v", rank, alpha: 16 },
-              quant: quant === "none" ? { scheme: "none" } : { scheme: "nf4", doubleQuant: true },
-              trainSize: null,
-              trainPerClass: tpc,
-              seed,
-            };
-            const config = fixtureConfig(over);
-            const r = await fixtureRecord(config, new Rng(seed).fork(JSON.stringify(over)), 4, 2);
-            r.metrics.accuracy = 0.40 + (method === "lora" ? 0.20 : 0) +
-              (quant === "nf4+dq" ? (seed % 2 ? 0.001 : -0.001) : 0) +
-              (rank === 16 ? 0.03 + 0.002 * (seed - 1) : 0) + (tpc === 32 ? DATA[seed] : 0);
-            records.push(r);
-            byRun.set(r.runId, {
-              method,
-              quant,
-              rank: rank === null ? "n/a" : String(rank),
-              "train-per-class": String(tpc),
-              seed: String(seed),
-            });
-          }
-        }
-      }
-    }
-  }
-  return {
-    records,
-    sweep: { source: "hand.json", factors: Object.keys(SWEEP.factors), byRun, hypotheses: spec.hypotheses },
-  };
-}
-
 async function answers(hypotheses: unknown[], margin?: number): Promise<HypothesisAnswer[]> {
-  const { records, sweep } = await handStudy(hypotheses);
+  const { records, sweep } = await hypothesisStudy(hypotheses);
   const [study] = buildStudies(records, { sweep });
   return analyzeStudy(study, { resamples: 20, margin }).hypotheses;
 }
@@ -180,7 +117,7 @@ Deno.test("hypotheses: known effects give supported, contradicted and inconclusi
 });
 
 Deno.test("hypotheses: matched pairs follow the sweep's levels; a factor one level lacks is averaged over", async () => {
-  const { records, sweep } = await handStudy([]);
+  const { records, sweep } = await hypothesisStudy([]);
   const [study] = buildStudies(records, { sweep });
   // rank 16 - rank 4 among lora runs only (frozen's rank is n/a): 2 quant x 2 data x 3 seeds.
   const rank = pairedLevelDiffs(study, "rank", "16", "4");
@@ -241,7 +178,7 @@ Deno.test("hypotheses: steps over three levels, an order given by compare, and a
 });
 
 Deno.test("hypotheses: without sweep names or with a margin in the wrong unit", async () => {
-  const { records, sweep } = await handStudy([{ factor: "rank", claim: "no effect" }]);
+  const { records, sweep } = await hypothesisStudy([{ factor: "rank", claim: "no effect" }]);
   // A run the plan does not have: the sweep's names do not apply, and the answer says why.
   const stray = await fixtureRecord(fixtureConfig({ dataset: "wordnet-lex", lr: 0.5 }), new Rng(9), 4, 2);
   stray.metrics.accuracy = 0.5;
@@ -251,7 +188,8 @@ Deno.test("hypotheses: without sweep names or with a margin in the wrong unit", 
   assert.match(a.reason, /^not tested: some runs are not in the plan of hand\.json/);
   const [ok] = buildStudies(records, { sweep });
   const h =
-    parseSweep({ ...SWEEP, hypotheses: [{ factor: "quant", claim: "no effect", margin: 1 }] }).hypotheses[0];
+    parseSweep({ ...HYPOTHESIS_SWEEP, hypotheses: [{ factor: "quant", claim: "no effect", margin: 1 }] })
+      .hypotheses[0];
   assert.throws(
     () => answerHypothesis(ok, h, { margin: 1 }),
     (e: Error) =>
@@ -263,7 +201,7 @@ Deno.test("hypotheses: without sweep names or with a margin in the wrong unit", 
 });
 
 Deno.test("hypotheses: answered in the findings of index.html and REPORT.md", async () => {
-  const { records, sweep } = await handStudy([
+  const { records, sweep } = await hypothesisStudy([
     {
       factor: "quant",
       compare: ["none", "nf4+dq"],

@@ -246,6 +246,9 @@ export function answerHypothesis(study: Study, h: Hypothesis, opts: HypothesisOp
         }` +
         (detected.length
           ? `; a difference smaller than the margin is detected (${detected.map(tView).join("; ")})`
+          : effect && effect.p < alpha
+          // The model's F test can find an effect the pairs do not; the intervals bound its size.
+          ? "; the factorial model below detects an effect, which the intervals put within the margin"
           : "");
     } else {
       answer = "inconclusive";

@@ -38,6 +38,7 @@ import { llamaAdapter } from "./llama_adapter.ts";
 import { pTuning } from "./p_tuning.ts";
 import { c3a } from "./c3a.ts";
 import { lily } from "./lily.ts";
+import { shira } from "./shira.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -76,6 +77,7 @@ const ALL: MethodDefinition<any>[] = [
   pTuning,
   c3a,
   lily,
+  shira,
 ];
 
 /** Methods by name, in listing order. */

@@ -31,7 +31,8 @@ export const OPTIONS = {
   sweep: {
     type: "string",
     help: "the sweep file the results came from: the report then names factors and levels as it does " +
-      "(records do not carry them; without it they are derived from each run's config)",
+      "(records do not carry them; without it they are derived from each run's config) and answers the " +
+      "hypotheses it declares in the findings",
   },
   help: { type: "boolean", short: "h", help: "show this help" },
 } satisfies Record<string, OptionSpec>;

@@ -39,6 +39,7 @@ import { pTuning } from "./p_tuning.ts";
 import { c3a } from "./c3a.ts";
 import { lily } from "./lily.ts";
 import { shira } from "./shira.ts";
+import { randlora } from "./randlora.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -78,6 +79,7 @@ const ALL: MethodDefinition<any>[] = [
   c3a,
   lily,
   shira,
+  randlora,
 ];
 
 /** Methods by name, in listing order. */

@@ -1,0 +1,169 @@
+/**
+ * RandLoRA, full-rank parameter-efficient fine-tuning of large models (Albert et al. 2025,
+ * arXiv 2502.00987), as Hugging Face PEFT's `randlora` (`RandLoraConfig`, `randlora.layer.Linear`,
+ * `RandLoraModel._init_randlora_A_randlora_B`, PEFT 0.20.1.dev0).
+ *
+ * Formula, per adapted layer W [out, in] with lo = min(in, out), hi = max(in, out) and
+ * n = ceil(lo / r) bases (enough for full rank):
+ *   UA[i n + k, d] = lambda[i, k] A[i, d] gamma[k, d]      [r n, lo]  (one base A, PEFT's UniqueBaseGrad)
+ *   UB[m, k r + j] = B[m, k, j]                              [hi, n r]
+ *   M = UB UA [hi, lo];  dW = s M when in <= out, s M^T otherwise;  s = alpha / r;  y = W x + dW x.
+ * The two flattenings pair column k r + j of UB with row i n + k' of UA, exactly as PEFT's
+ * `flatten(start_dim=1)` / `flatten(end_dim=1)` do (the paper writes sum_k B_k Lambda_k A Gamma_k).
+ *
+ * Shared frozen bases, as PEFT's default (`sparse=False`): from the elementwise largest target shape
+ * (HI, LO), A [r, LO] Kaiming-uniform (bound 1/sqrt LO) and B [HI, N, r] (N = ceil(LO / r), each
+ * basis Kaiming-uniform, bound 1/sqrt r), each then divided by its own sample std; every layer uses
+ * the leading [r, lo] of A and [hi, n, r] of B. They are drawn from `projectionPrngKey` (PEFT
+ * `projection_prng_key`, default 0), not from the run seed, so they depend only on the options
+ * (PEFT's torch generator is not reproduced; PEFT keeps them in bf16/fp16, here fp32).
+ *
+ * Initialisation, as PEFT (`init_weights=True`): lambda = 0 [r, n], gamma = 1 / max(n, lo) [n, lo]:
+ * dW = 0, the function is unchanged at init. Trainable parameters per layer: r n + n lo.
+ * Options (PEFT defaults): `targets` (PEFT's Llama default q_proj, v_proj), `rank` r (32; fewer
+ * rank means more bases and more parameters), `alpha` (640, s = alpha / r = 20),
+ * `projectionPrngKey` (0). PEFT's `sparse` / `very_sparse` ternary bases are not offered.
+ * Mergeable: W' = W + dW. No PEFT export (the export reader does not model RandLoRA yet).
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import { z } from "zod";
+import type { LinearModule } from "../models/linear.ts";
+import { Rng } from "../models/util/rng.ts";
+import type { MethodDefinition } from "./types.ts";
+import { selectTargets, sumOverTargets } from "./targets.ts";
+import { trainableVariable, wrapLinears } from "./common.ts";
+import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
+
+/** RandLoRA options (PEFT `RandLoraConfig`, with its defaults). */
+export const randloraSchema = z.object({
+  /** Target preset or pattern (PEFT's Llama default: q_proj, v_proj). */
+  targets: z.string().default("q+v"),
+  /** Rank r of each random basis (PEFT `r`); n = ceil(min(in, out) / r) bases per layer. */
+  rank: z.number().int().positive().default(32),
+  /** Scale numerator: s = alpha / r (PEFT `randlora_alpha`). */
+  alpha: z.number().default(640),
+  /** Seed of the shared frozen bases (PEFT `projection_prng_key`). */
+  projectionPrngKey: z.number().int().nonnegative().default(0),
+}).strict();
+
+/** RandLoRA options after defaults. */
+export type RandloraConfig = z.infer<typeof randloraSchema>;
+
+/** Number of bases for full rank: ceil(min(in, out) / r) (PEFT `num_bases`). */
+export function numBases(inF: number, out: number, r: number): number {
+  return Math.ceil(Math.min(inF, out) / r);
+}
+
+/** Divide by the sample (n - 1) standard deviation, as torch's `Tensor.std()`. */
+function stdNormalised(data: Float32Array): Float32Array {
+  const mean = data.reduce((s, v) => s + v, 0) / data.length;
+  const variance = data.reduce((s, v) => s + (v - mean) ** 2, 0) / (data.length - 1);
+  const sd = Math.sqrt(variance);
+  return data.map((v) => v / sd);
+}
+
+/** A frozen linear layer plus RandLoRA's trainable lambda, gamma over the shared random bases. */
+export class RandloraLinear extends AdaptedLinear {
+  constructor(
+    base: LinearModule,
+    /** This layer's slice of the shared A: [r, lo]. */
+    readonly a: tf.Tensor2D,
+    /** This layer's slice of the shared B: [hi, n, r]. */
+    readonly b: tf.Tensor3D,
+    /** lambda [r, n]. */
+    readonly lambda: tf.Variable,
+    /** gamma [n, lo]. */
+    readonly gamma: tf.Variable,
+    readonly scaling: number,
+  ) {
+    super(base);
+  }
+
+  /** UB [hi, n r] and the scaled UA [r n, lo] (PEFT `get_scaled_bases`). */
+  bases(): [tf.Tensor2D, tf.Tensor2D] {
+    const [r, n] = this.lambda.shape;
+    const lo = this.a.shape[1];
+    const ub = tf.reshape(this.b, [this.b.shape[0], n * r]) as tf.Tensor2D;
+    const ua = tf.mul(
+      tf.mul(tf.reshape(this.lambda, [r, n, 1]), tf.reshape(this.a, [r, 1, lo])),
+      tf.reshape(this.gamma, [1, n, lo]),
+    );
+    return [ub, tf.reshape(ua, [r * n, lo]) as tf.Tensor2D];
+  }
+
+  forward(x: tf.Tensor2D): tf.Tensor2D {
+    const [ub, ua] = this.bases();
+    // in is the small side: x UA^T UB^T; otherwise x UB UA (PEFT's two F.linear calls).
+    const update = this.inFeatures <= this.outFeatures
+      ? tf.matMul(tf.matMul(x, ua, false, true), ub, false, true)
+      : tf.matMul(tf.matMul(x, ub), ua);
+    return tf.add(this.base.forward(x), tf.mul(update, this.scaling));
+  }
+
+  delta(): tf.Tensor2D {
+    return tf.tidy(() => {
+      const [ub, ua] = this.bases();
+      const m = tf.mul(tf.matMul(ub, ua), this.scaling) as tf.Tensor2D;
+      return this.inFeatures <= this.outFeatures ? m : tf.transpose(m);
+    });
+  }
+}
+
+/** RandLoRA. */
+export const randlora: MethodDefinition<RandloraConfig> = {
+  name: "randlora",
+  description:
+    "Full-rank update from shared frozen random bases with trainable diagonal scalings lambda, gamma (Albert et al. 2025; PEFT RandLoRA)",
+  schema: randloraSchema,
+  mergeable: true,
+  contract: {
+    testOptions: { targets: "all-linear", rank: 4, alpha: 8 },
+    identityAtInit: true,
+    parameterCount: (m, c) =>
+      sumOverTargets(m, c.targets, (s) => {
+        const n = numBases(s.in, s.out, c.rank);
+        return c.rank * n + n * Math.min(s.in, s.out);
+      }),
+  },
+  apply: (model, config, ctx) => {
+    const targets = selectTargets(model, config.targets);
+    const r = config.rank;
+    // PEFT `_find_dim`: the elementwise largest (out, in) over the targets.
+    let [maxOut, maxIn] = [0, 0];
+    for (const t of targets) {
+      const l = model.linear(t);
+      maxOut = Math.max(maxOut, l.outFeatures);
+      maxIn = Math.max(maxIn, l.inFeatures);
+    }
+    const [hiAll, loAll] = [Math.max(maxOut, maxIn), Math.min(maxOut, maxIn)];
+    const nAll = Math.ceil(loAll / r);
+    const rng = new Rng(config.projectionPrngKey);
+    const aBound = 1 / Math.sqrt(loAll);
+    const sharedA = tf.tensor2d(
+      stdNormalised(rng.fork("randlora_A").uniformArray(r * loAll, -aBound, aBound)),
+      [r, loAll],
+    );
+    const bBound = 1 / Math.sqrt(r);
+    const sharedB = tf.tensor3d(
+      stdNormalised(rng.fork("randlora_B").uniformArray(hiAll * nAll * r, -bBound, bBound)),
+      [hiAll, nAll, r],
+    );
+    const owned: tf.Tensor[] = [sharedA, sharedB];
+    const vars = new Map<string, tf.Variable>();
+    const { wrapped, restore } = wrapLinears(model, targets, (base, name) => {
+      const [inF, out] = [base.inFeatures, base.outFeatures];
+      const [hi, lo] = [Math.max(inF, out), Math.min(inF, out)];
+      const n = numBases(inF, out, r);
+      const a = tf.slice(sharedA, [0, 0], [r, lo]);
+      const b = tf.slice(sharedB, [0, 0, 0], [hi, n, r]);
+      owned.push(a, b);
+      const lambda = trainableVariable(new Float32Array(r * n), [r, n]);
+      const gamma = trainableVariable(new Float32Array(n * lo).fill(1 / Math.max(n, lo)), [n, lo]);
+      vars.set(`${name}.randlora_lambda`, lambda);
+      vars.set(`${name}.randlora_gamma`, gamma);
+      return new RandloraLinear(base, a, b, lambda, gamma, config.alpha / r);
+    });
+    return adaptedMethod({ model, ctx, vars, wrapped, restore, owned, nominalRank: r });
+  },
+};

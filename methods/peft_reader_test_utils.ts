@@ -4,8 +4,8 @@
  * and returns the adapted weights (plus the `score` head of a sequence-classification export, and
  * the prompts of the prompt-side types, run through its own forward {@link peftLogits}). It is
  * written from PEFT's sources (tuners/lora/layer.py and dora.py, tuners/adalora/layer.py and
- * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss,vblora,trainable_tokens,c3a}/layer.py
- * and config.py, tuners/c3a/utils.py, tuners/adaption_prompt/{layer,utils,config,model}.py,
+ * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss,vblora,trainable_tokens,c3a,shira}/layer.py
+ * and config.py, tuners/shira/model.py, tuners/c3a/utils.py, tuners/adaption_prompt/{layer,utils,config,model}.py,
  * tuners/p_tuning/model.py, peft_model.py `get_prompt` and `PeftModelForCausalLM.forward`,
  * tuners/tuners_utils.py `check_target_module_exists`, config.py `from_peft_type`,
  * utils/save_and_load.py, utils/other.py `ModulesToSaveWrapper`), never from this project's method
@@ -38,6 +38,10 @@
  *   rows of the shared `vblora_vector_bank` ({@link vbloraMerged}; `save_only_topk_weights` false).
  * - C3A: W + dW with dW's columns PEFT's block-circular convolution (FFT) of the unit vectors,
  *   divided by in_features ({@link c3aMerged}; a naive DFT, not the circulant index formula).
+ * - SHIRA: W + dW with dW zero but at (`shira_indices`[0][k], `shira_indices`[1][k]), which hold
+ *   `shira_weight`[k] (scaling 1.0; PEFT's `get_delta_weight` sparse COO, duplicates summed); the
+ *   indices come from the file (`ShiraModel._remap_adapter_state_dict_for_load`, `.to(torch.int)`),
+ *   and `shira_weight` must have r (in + out) values (`ShiraLayer.update_layer`).
  * - ADAPTION_PROMPT and P_TUNING change the forward, not a weight: the reader returns their prompts
  *   ({@link promptSide}) and runs the model itself, from transformers' formulas ({@link peftLogits}).
  * - `modules_to_save` (SEQ_CLS): the saved copy of `score` replaces the model's head.
@@ -994,6 +998,15 @@ export function peftLogits(
  * `layers_to_transform` in a RoAd config (road/config.py has none) wraps every matching layer.
  */
 const CONFIG_FIELDS: Record<string, string[]> = {
+  SHIRA: [
+    "r",
+    "mask_type",
+    "random_seed",
+    "target_modules",
+    "fan_in_fan_out",
+    "init_weights",
+    "modules_to_save",
+  ],
   ROAD: ["variant", "group_size", "init_weights", "target_modules", "modules_to_save"],
   TRAINABLE_TOKENS: ["token_indices", "target_modules", "init_weights"],
   ADAPTION_PROMPT: ["target_modules", "adapter_len", "adapter_layers"],
@@ -1202,6 +1215,24 @@ export function applyPeftExport(base: Map<string, NamedArray>, files: PeftFiles)
         take("base_model.vblora_vector_bank"),
         key,
       );
+    } else if (type === "SHIRA") {
+      expect(config, "init_weights", (v) => v === undefined || v === true);
+      const sw = take(`${prefix(key)}.shira_weight`);
+      const si = take(`${prefix(key)}.shira_indices`);
+      const k = (config.r as number) * (out + inF);
+      if (sw.data.length !== k || si.shape.join() !== [2, k].join()) {
+        throw new Error(
+          `${key}: shira_weight [${sw.shape}] / shira_indices [${si.shape}] do not fit r (in + out) = ${k}`,
+        );
+      }
+      merged = Float64Array.from(w.data);
+      for (let t = 0; t < k; t++) {
+        const [row, col] = [Math.trunc(si.data[t]), Math.trunc(si.data[k + t])];
+        if (row < 0 || row >= out || col < 0 || col >= inF) {
+          throw new Error(`${key}: shira index (${row}, ${col}) outside W`);
+        }
+        merged[row * inF + col] += sw.data[t];
+      }
     } else {
       throw new Error(`reader does not model peft_type ${JSON.stringify(type)}`);
     }

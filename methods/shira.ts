@@ -19,17 +19,26 @@
  * training) is not an option. Mergeable: W' = W + dW. The saved state carries the mask too
  * (`${layer}.shira_indices` [2, K], rows then columns), so it loads into a run of another seed.
  *
- * No PEFT export: PEFT saves only `shira_weight`; the indices are rebuilt from the mask function
- * and torch's seeded generator, which no file written here could make PEFT reproduce.
+ * PEFT export: per module `shira_weight` [K] and `shira_indices` [2, K] (PEFT's
+ * `ShiraModel._get_adapter_state_dict` saves the indices, and `_remap_adapter_state_dict_for_load`
+ * loads them back with `.to(torch.int)`, so PEFT uses the exported mask, not its own draw; written
+ * as float32, PEFT's own Windows layout, exact below 2^24). On q/k of an interleaved-RoPE model the
+ * checkpoint permutes W's rows; the mask's rows are permuted the same way. ShiraConfig has no
+ * `layers_to_transform`: targets in only some layers are listed by full module name.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { Rng } from "../models/util/rng.ts";
+import type { LlamaConfig } from "../models/config.ts";
 import type { MethodDefinition } from "./types.ts";
-import { selectTargets, sumOverTargets } from "./targets.ts";
-import { trainableVariable, wrapLinears } from "./common.ts";
+import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
+import { peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
+import { peftTargetFields } from "./peft_export.ts";
+import { hfRowOrder } from "../models/hf.ts";
+import { hfModuleName } from "../models/util/hf_names.ts";
+import type { NamedArray } from "./types.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
 /** SHiRA options (PEFT `ShiraConfig`, with its defaults). */
@@ -99,6 +108,15 @@ export const shira: MethodDefinition<ShiraConfig> = {
     testOptions: { targets: "all-linear", rank: 2 },
     identityAtInit: true,
     parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => c.rank * (s.in + s.out)),
+    peftTensors: (m, c) => {
+      const out = new Map<string, number[]>();
+      for (const [n, s] of targetShapes(m, c.targets)) {
+        const k = c.rank * (s.in + s.out);
+        out.set(`${n}.shira_weight`, [k]);
+        out.set(`${n}.shira_indices`, [2, k]);
+      }
+      return out;
+    },
   },
   apply: (model, config, ctx) => {
     const targets = selectTargets(model, config.targets);
@@ -154,6 +172,57 @@ export const shira: MethodDefinition<ShiraConfig> = {
         tf.dispose([...wrapped.values()].map((l) => l.indices));
         applied.dispose();
       },
+      peftExport: () => {
+        const tensors = new Map<string, NamedArray>();
+        for (const [name, layer] of wrapped) {
+          const [w, idx] = peftLayout(name, layer, model.config);
+          tensors.set(`${peftModuleName(name)}.shira_weight`, w);
+          tensors.set(`${peftModuleName(name)}.shira_indices`, idx);
+        }
+        const fields = peftTargetFields(targets, model.config.nLayers);
+        return {
+          config: {
+            peft_type: "SHIRA",
+            task_type: "CAUSAL_LM",
+            r: config.rank,
+            mask_type: "random",
+            random_seed: null,
+            fan_in_fan_out: false,
+            init_weights: true,
+            target_modules: fields.layers_to_transform === undefined
+              ? fields.target_modules
+              : targets.map(hfModuleName).sort(),
+            base_model_name_or_path: null,
+          },
+          tensors,
+        };
+      },
     };
   },
 };
+
+/**
+ * One layer's `shira_weight` and `shira_indices` [2, K] in the Hugging Face checkpoint's row order:
+ * each masked entry's slot (k + 1) is written into a dense [out, in] map, its rows reordered as the
+ * checkpoint's (`hfRowOrder`: q/k of interleaved-RoPE models), and read back row-major.
+ */
+function peftLayout(name: string, layer: ShiraLinear, cfg: LlamaConfig): [NamedArray, NamedArray] {
+  const [out, inF] = [layer.outFeatures, layer.inFeatures];
+  const flat = layer.indices.dataSync();
+  const w = layer.weight.dataSync();
+  const slots = new Float32Array(out * inF);
+  flat.forEach((f, k) => (slots[f] = k + 1));
+  const hf = hfRowOrder(name, slots, cfg);
+  const k = flat.length;
+  const values = new Float32Array(k);
+  const idx = new Float32Array(2 * k);
+  let t = 0;
+  hf.forEach((slot, f) => {
+    if (slot === 0) return;
+    values[t] = w[slot - 1];
+    idx[t] = Math.floor(f / inF);
+    idx[k + t] = f % inF;
+    t++;
+  });
+  return [{ data: values, shape: [k] }, { data: idx, shape: [2, k] }];
+}

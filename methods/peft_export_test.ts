@@ -175,7 +175,7 @@ function exportOptions(name: string, method: AnyMethod): Record<string, unknown>
  * blocks. Those runs must refuse, naming q/k; the same method without q/k must export.
  */
 function refusesQkOnInterleaved(name: string, options: Record<string, unknown>): boolean {
-  return name === "road" || name === "vblora" || name === "c3a" ||
+  return name === "road" || name === "vblora" || name === "c3a" || name === "randlora" ||
     (name === "miss" && (options.init ?? "miss") !== "miss");
 }
 

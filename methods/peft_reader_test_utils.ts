@@ -4,7 +4,7 @@
  * and returns the adapted weights (plus the `score` head of a sequence-classification export, and
  * the prompts of the prompt-side types, run through its own forward {@link peftLogits}). It is
  * written from PEFT's sources (tuners/lora/layer.py and dora.py, tuners/adalora/layer.py and
- * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss,vblora,trainable_tokens,c3a,shira}/layer.py
+ * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss,vblora,trainable_tokens,c3a,shira,randlora}/layer.py
  * and config.py, tuners/shira/model.py, tuners/c3a/utils.py, tuners/adaption_prompt/{layer,utils,config,model}.py,
  * tuners/p_tuning/model.py, peft_model.py `get_prompt` and `PeftModelForCausalLM.forward`,
  * tuners/tuners_utils.py `check_target_module_exists`, config.py `from_peft_type`,
@@ -42,6 +42,11 @@
  *   `shira_weight`[k] (scaling 1.0; PEFT's `get_delta_weight` sparse COO, duplicates summed); the
  *   indices come from the file (`ShiraModel._remap_adapter_state_dict_for_load`, `.to(torch.int)`),
  *   and `shira_weight` must have r (in + out) values (`ShiraLayer.update_layer`).
+ * - RANDLORA: W + (alpha / r) M, or M^T when in > out, M = UB UA [hi, lo] from the shared
+ *   `randlora_A` [r, 1, LO] and `randlora_B` [HI, N, r] (LO, HI from the elementwise largest
+ *   (out, in) of the wrapped modules, `RandLoraModel._find_dim`; N = ceil(LO / r)) sliced to the
+ *   layer's lo, hi and n = ceil(lo / r): UA = (lambda[:, :, None] A[:, :, :lo] gamma[None]) flattened
+ *   over (r, n), UB = B[:hi, :n, :] flattened over (n, r) (`randlora/layer.py get_scaled_bases`).
  * - ADAPTION_PROMPT and P_TUNING change the forward, not a weight: the reader returns their prompts
  *   ({@link promptSide}) and runs the model itself, from transformers' formulas ({@link peftLogits}).
  * - `modules_to_save` (SEQ_CLS): the saved copy of `score` replaces the model's head.
@@ -991,6 +996,58 @@ export function peftLogits(
   return out;
 }
 
+/** RandLoRA's merged weight (see the module doc), in float64. */
+function randloraMerged(
+  config: Record<string, unknown>,
+  w: NamedArray,
+  shapes: number[][],
+  a: NamedArray,
+  b: NamedArray,
+  lambda: NamedArray,
+  gamma: NamedArray,
+  key: string,
+): Float64Array {
+  const [out, inF] = w.shape;
+  const r = config.r as number;
+  const maxOut = Math.max(...shapes.map((s) => s[0]));
+  const maxIn = Math.max(...shapes.map((s) => s[1]));
+  const [HI, LO] = [Math.max(maxOut, maxIn), Math.min(maxOut, maxIn)];
+  const N = Math.ceil(LO / r);
+  const [hi, lo] = [Math.max(out, inF), Math.min(out, inF)];
+  const n = Math.ceil(lo / r);
+  if (a.shape.join() !== [r, 1, LO].join() || b.shape.join() !== [HI, N, r].join()) {
+    throw new Error(
+      `${key}: randlora_A [${a.shape}] / randlora_B [${b.shape}] are not [${r}, 1, ${LO}] / [${HI}, ${N}, ${r}]`,
+    );
+  }
+  if (lambda.shape.join() !== [r, n].join() || gamma.shape.join() !== [n, lo].join()) {
+    throw new Error(
+      `${key}: randlora_lambda [${lambda.shape}] / randlora_gamma [${gamma.shape}] do not fit r ${r}, n ${n}`,
+    );
+  }
+  const c = r * n;
+  const ua = new Float64Array(c * lo); // row i n + k
+  for (let i = 0; i < r; i++) {
+    for (let k = 0; k < n; k++) {
+      for (let d = 0; d < lo; d++) {
+        ua[(i * n + k) * lo + d] = lambda.data[i * n + k] * a.data[i * LO + d] * gamma.data[k * lo + d];
+      }
+    }
+  }
+  const ub = new Float64Array(hi * c); // column k r + j
+  for (let m = 0; m < hi; m++) {
+    for (let k = 0; k < n; k++) {
+      for (let j = 0; j < r; j++) ub[m * c + k * r + j] = b.data[(m * N + k) * r + j];
+    }
+  }
+  const mm = matmul(ub, ua, hi, c, lo);
+  const s = (config.randlora_alpha as number) / r;
+  return Float64Array.from(w.data, (x, idx) => {
+    const [row, col] = [Math.floor(idx / inF), idx % inF];
+    return x + s * (inF <= out ? mm[row * lo + col] : mm[col * lo + row]);
+  });
+}
+
 /**
  * The fields of PEFT's config dataclass for types whose class lacks some common ones, with
  * `PeftConfig`'s own (config.py). `PeftConfig.from_peft_type` drops any other key of
@@ -1213,6 +1270,21 @@ export function applyPeftExport(base: Map<string, NamedArray>, files: PeftFiles)
         take(`${prefix(key)}.vblora_logits_A`),
         take(`${prefix(key)}.vblora_logits_B`),
         take("base_model.vblora_vector_bank"),
+        key,
+      );
+    } else if (type === "RANDLORA") {
+      expect(config, "save_projection", (v) => v === true);
+      expect(config, "sparse", (v) => v === undefined || v === false);
+      expect(config, "very_sparse", (v) => v === undefined || v === false);
+      expect(config, "init_weights", (v) => v === undefined || v === true);
+      merged = randloraMerged(
+        config,
+        w,
+        wrapped.map((k) => base.get(`${k}.weight`)!.shape),
+        take("base_model.randlora_A"),
+        take("base_model.randlora_B"),
+        take(`${prefix(key)}.randlora_lambda`),
+        take(`${prefix(key)}.randlora_gamma`),
         key,
       );
     } else if (type === "SHIRA") {

@@ -16,14 +16,21 @@
  * basis Kaiming-uniform, bound 1/sqrt r), each then divided by its own sample std; every layer uses
  * the leading [r, lo] of A and [hi, n, r] of B. They are drawn from `projectionPrngKey` (PEFT
  * `projection_prng_key`, default 0), not from the run seed, so they depend only on the options
- * (PEFT's torch generator is not reproduced; PEFT keeps them in bf16/fp16, here fp32).
+ * (PEFT's torch generator is not reproduced). PEFT's `_kaiming_init` makes them bfloat16 (float16
+ * without bf16 support); here they are rounded to bfloat16 after the normalisation and held in fp32,
+ * so PEFT loading them into its bf16 buffers changes nothing.
  *
  * Initialisation, as PEFT (`init_weights=True`): lambda = 0 [r, n], gamma = 1 / max(n, lo) [n, lo]:
  * dW = 0, the function is unchanged at init. Trainable parameters per layer: r n + n lo.
  * Options (PEFT defaults): `targets` (PEFT's Llama default q_proj, v_proj), `rank` r (32; fewer
  * rank means more bases and more parameters), `alpha` (640, s = alpha / r = 20),
  * `projectionPrngKey` (0). PEFT's `sparse` / `very_sparse` ternary bases are not offered.
- * Mergeable: W' = W + dW. No PEFT export (the export reader does not model RandLoRA yet).
+ * Mergeable: W' = W + dW.
+ *
+ * PEFT export (`save_projection=True`): per module `randlora_lambda`, `randlora_gamma`, and the
+ * shared `base_model.randlora_A` [r, 1, LO] and `base_model.randlora_B` [HI, N, r] once (PEFT's
+ * per-layer references to the same buffers load from them). On q/k of an interleaved-RoPE model
+ * the checkpoint permutes W's rows, which the shared bases cannot follow: that export is refused.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -31,8 +38,10 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import { Rng } from "../models/util/rng.ts";
 import type { MethodDefinition } from "./types.ts";
-import { selectTargets, sumOverTargets } from "./targets.ts";
-import { trainableVariable, wrapLinears } from "./common.ts";
+import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
+import { peftModuleName, stateOf, trainableVariable, wrapLinears } from "./common.ts";
+import { bf16BitsToF32, f32ToBf16Bits } from "../models/safetensors.ts";
+import { peftTargetFields, permutedInHf } from "./peft_export.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
 /** RandLoRA options (PEFT `RandLoraConfig`, with its defaults). */
@@ -60,7 +69,8 @@ function stdNormalised(data: Float32Array): Float32Array {
   const mean = data.reduce((s, v) => s + v, 0) / data.length;
   const variance = data.reduce((s, v) => s + (v - mean) ** 2, 0) / (data.length - 1);
   const sd = Math.sqrt(variance);
-  return data.map((v) => v / sd);
+  // Held as bfloat16 values, as PEFT's buffers are.
+  return data.map((v) => bf16BitsToF32(f32ToBf16Bits(v / sd)));
 }
 
 /** A frozen linear layer plus RandLoRA's trainable lambda, gamma over the shared random bases. */
@@ -125,6 +135,24 @@ export const randlora: MethodDefinition<RandloraConfig> = {
         const n = numBases(s.in, s.out, c.rank);
         return c.rank * n + n * Math.min(s.in, s.out);
       }),
+    peftTensors: (m, c) => {
+      const shapes = targetShapes(m, c.targets);
+      const [maxOut, maxIn] = [...shapes.values()].reduce(
+        ([o, i], s) => [Math.max(o, s.out), Math.max(i, s.in)],
+        [0, 0],
+      );
+      const [hi, lo] = [Math.max(maxOut, maxIn), Math.min(maxOut, maxIn)];
+      const out = new Map<string, number[]>([
+        ["randlora_A", [c.rank, 1, lo]],
+        ["randlora_B", [hi, Math.ceil(lo / c.rank), c.rank]],
+      ]);
+      for (const [name, s] of shapes) {
+        const n = numBases(s.in, s.out, c.rank);
+        out.set(`${name}.randlora_lambda`, [c.rank, n]);
+        out.set(`${name}.randlora_gamma`, [n, Math.min(s.in, s.out)]);
+      }
+      return out;
+    },
   },
   apply: (model, config, ctx) => {
     const targets = selectTargets(model, config.targets);
@@ -164,6 +192,48 @@ export const randlora: MethodDefinition<RandloraConfig> = {
       vars.set(`${name}.randlora_gamma`, gamma);
       return new RandloraLinear(base, a, b, lambda, gamma, config.alpha / r);
     });
-    return adaptedMethod({ model, ctx, vars, wrapped, restore, owned, nominalRank: r });
+    const applied = adaptedMethod({ model, ctx, vars, wrapped, restore, owned, nominalRank: r });
+    return {
+      ...applied,
+      peftExport: () => {
+        const tensors = new Map([...stateOf(vars)].map(([k, v]) => {
+          const dot = k.lastIndexOf(".");
+          return [`${peftModuleName(k.slice(0, dot))}.${k.slice(dot + 1)}`, v];
+        }));
+        tensors.set("base_model.randlora_A", {
+          data: sharedA.dataSync() as Float32Array,
+          shape: [r, 1, loAll],
+        });
+        tensors.set("base_model.randlora_B", {
+          data: sharedB.dataSync() as Float32Array,
+          shape: [hiAll, nAll, r],
+        });
+        const permuted = targets.filter((t) => permutedInHf(t, model.config));
+        return {
+          refused: permuted.length > 0
+            ? `randlora: the checkpoint permutes the output rows of ${
+              permuted[0]
+            } (interleaved RoPE), which the shared random bases cannot follow; use --targets without q,k`
+            : undefined,
+          config: {
+            peft_type: "RANDLORA",
+            task_type: "CAUSAL_LM",
+            r,
+            randlora_alpha: config.alpha,
+            projection_prng_key: config.projectionPrngKey,
+            save_projection: true,
+            sparse: false,
+            very_sparse: false,
+            randlora_dropout: 0,
+            fan_in_fan_out: false,
+            init_weights: true,
+            ...peftTargetFields(targets, model.config.nLayers),
+            bias: "none",
+            base_model_name_or_path: null,
+          },
+          tensors,
+        };
+      },
+    };
   },
 };

@@ -105,7 +105,10 @@ Deno.test("randlora: one pair of unit-std bases from projectionPrngKey, sliced p
   const bb = (big.model.linear("layers.0.mlp.up") as RandloraLinear).b.dataSync() as Float32Array;
   const mean = bb.reduce((s, x) => s + x, 0) / bb.length;
   const sd = Math.sqrt(bb.reduce((s, x) => s + (x - mean) ** 2, 0) / (bb.length - 1));
-  assert.ok(Math.abs(sd - 1) < 1e-5, `B std ${sd}`);
+  // Unit std up to the bfloat16 rounding PEFT's buffers have; every value is a bfloat16.
+  assert.ok(Math.abs(sd - 1) < 1e-2, `B std ${sd}`);
+  const bits = new Uint32Array(bb.buffer, bb.byteOffset, bb.length);
+  assert.ok(bits.every((u) => (u & 0xffff) === 0), "a base value is not a bfloat16");
   big.applied.dispose();
 });
 

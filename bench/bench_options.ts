@@ -28,7 +28,8 @@ export const BENCH_SPEC = {
   "quant-opt": {
     type: "string",
     multiple: true,
-    help: "quantization option KEY=VALUE (repeatable): outlierThreshold=6, actOrder=true, damping=0.01",
+    help:
+      "quantization option KEY=VALUE (repeatable): outlierThreshold=6, actOrder=true, damping=0.01, calibrationItems=32",
   },
   "double-quant": {
     type: "boolean",

@@ -22,8 +22,6 @@ export type LoftqFactors = NonNullable<MethodContext["initialFactors"]>;
 /** Input activations per decoder linear, for schemes that quantize against them (GPTQ). */
 export type LayerCalibration = ReadonlyMap<string, Calibration>;
 
-/** Training items (a seeded sample) whose tokens calibrate a scheme that needs activations. */
-export const CALIBRATION_ITEMS = 32;
 /** Input rows (tokens) kept per layer from those items. */
 export const CALIBRATION_ROWS = 2048;
 /** Rows of the fixed batch on which every quantized layer's output error is measured. */

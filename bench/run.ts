@@ -21,7 +21,6 @@ import { resolveRun } from "./run_resolve.ts";
 import { buildTask, loadRunDataset } from "./run_task.ts";
 import {
   calibrateFrozenBase,
-  CALIBRATION_ITEMS,
   type LayerCalibration,
   type LoftqFactors,
   quantizeFrozenBase,
@@ -124,7 +123,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
       calibration = await calibrateFrozenBase(
         model,
         run,
-        task.trainSequences(items.slice(0, CALIBRATION_ITEMS)),
+        task.trainSequences(items.slice(0, run.quant.calibrationItems)),
       );
       factors = quantizeFrozenBase(model, run, calibration, outputErrors);
       record.timing.inferLatencyQuantizedMs = latencyStats(await measureInference(task, 10));

@@ -189,6 +189,13 @@ Deno.test("bench: GPTQ calibrates on a seeded sample of training items; records 
   // The same seed draws the same calibration sample: identical metrics.
   const again = await executeRun(config(args), { backend, quiet: true });
   assert.deepEqual(again.metrics, r.metrics);
+  // --quant-opt calibrationItems=N records fewer items' tokens.
+  const few = await executeRun(config([...args, "--quant-opt", "calibrationItems=2"]), {
+    backend,
+    quiet: true,
+  });
+  const rows = (x: typeof r) => (x.quant as unknown as { calibrationRows: number }).calibrationRows;
+  assert.ok(rows(few) > 0 && rows(few) < rows(r), `${rows(few)} vs ${rows(r)}`);
 });
 
 Deno.test("bench: --max-eval-mode stratified scores a per-class sample; the default scores the split's first items", async () => {

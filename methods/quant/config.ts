@@ -11,6 +11,7 @@
 import { type QuantScheme, schemeModule, SCHEMES } from "./schemes.ts";
 import {
   DEFAULT_BLOCK_SIZE,
+  DEFAULT_CALIBRATION_ITEMS,
   DEFAULT_GPTQ_DAMPING,
   DEFAULT_OUTLIER_THRESHOLD,
   type QuantOptionKey,
@@ -49,6 +50,8 @@ export interface QuantConfig {
   actOrder?: boolean;
   /** GPTQ: Hessian damping as a fraction of its mean diagonal (default 0.01). */
   damping?: number;
+  /** GPTQ: training items (a seeded sample) recorded for calibration (default 32). */
+  calibrationItems?: number;
 }
 
 /** One option: its global default, help line and check (returns an error message or null). */
@@ -96,6 +99,14 @@ export const QUANT_OPTIONS: Readonly<Record<QuantOptionKey, QuantOptionSpec>> = 
     check: (v) =>
       typeof v !== "number" || !Number.isFinite(v) || v <= 0 || v > 1
         ? `damping must be a number in (0, 1], got ${JSON.stringify(v)}`
+        : null,
+  },
+  calibrationItems: {
+    default: DEFAULT_CALIBRATION_ITEMS,
+    help: "training items (a seeded sample) whose layer inputs calibrate gptq",
+    check: (v) =>
+      typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 4096
+        ? `calibrationItems must be an integer in [1, 4096], got ${JSON.stringify(v)}`
         : null,
   },
 };

@@ -226,6 +226,8 @@ Deno.test("config and weight errors are one clear line", () => {
     [{ scheme: "hqq4", actOrder: true }, /actOrder applies only to gptq4\/gptq3/],
     [{ scheme: "gptq4", damping: 0 }, /damping must be a number in \(0, 1\]/],
     [{ scheme: "gptq4", actOrder: "yes" }, /actOrder must be true or false/],
+    [{ scheme: "gptq4", calibrationItems: 0 }, /calibrationItems must be an integer in \[1, 4096\]/],
+    [{ scheme: "nf4", calibrationItems: 8 }, /calibrationItems applies only to gptq4\/gptq3/],
     [{ scheme: "hqq3", blockSize: 100 }, /power of two/],
     ["nf4", /must be an object/],
   ];
@@ -242,6 +244,7 @@ Deno.test("config and weight errors are one clear line", () => {
     outlierThreshold: 6,
     actOrder: false,
     damping: 0.01,
+    calibrationItems: 32,
   });
   // GPTQ's own default group size, 128.
   assert.equal(validateQuantConfig({ scheme: "gptq4" }).blockSize, 128);

@@ -210,7 +210,7 @@ function gptqScheme<N extends string>(name: N, bits: 3 | 4): QuantSchemeModule<N
       `GPTQ ${bits}-bit (Frantar et al. 2022): affine per group of blockSize (128) inputs, columns rounded in turn with the inverse-Hessian update (${
         bits === 3 ? "3.2" : bits
       } + 64/blockSize bits/param, + 32/out with actOrder)`,
-    options: ["blockSize", "actOrder", "damping"],
+    options: ["blockSize", "actOrder", "damping", "calibrationItems"],
     defaults: { blockSize: 128 },
     needsCalibration: true,
     quantize: (weight, shape, cfg: ResolvedQuantConfig, calibration: Calibration | null): QuantCodes => {

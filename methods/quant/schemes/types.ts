@@ -23,9 +23,17 @@ export const DQ_BLOCK_SIZE = 256;
 export const DEFAULT_OUTLIER_THRESHOLD = 6.0;
 /** GPTQ's Hessian damping, a fraction of the mean diagonal (`percdamp=.01` in IST-DASLab/gptq). */
 export const DEFAULT_GPTQ_DAMPING = 0.01;
+/** Training items (a seeded sample) whose activations calibrate a scheme that needs them. */
+export const DEFAULT_CALIBRATION_ITEMS = 32;
 
 /** Config keys a scheme may accept besides `scheme` (see `config.ts` QUANT_OPTIONS for each). */
-export type QuantOptionKey = "blockSize" | "doubleQuant" | "outlierThreshold" | "actOrder" | "damping";
+export type QuantOptionKey =
+  | "blockSize"
+  | "doubleQuant"
+  | "outlierThreshold"
+  | "actOrder"
+  | "damping"
+  | "calibrationItems";
 
 /** A validated config with every field filled in (fields that do not apply hold their defaults). */
 export interface ResolvedQuantConfig {
@@ -41,6 +49,8 @@ export interface ResolvedQuantConfig {
   actOrder: boolean;
   /** GPTQ: damping added to the Hessian diagonal, as a fraction of its mean. */
   damping: number;
+  /** GPTQ: training items (a seeded sample) whose layer inputs calibrate it. */
+  calibrationItems: number;
 }
 
 /** Double-quantized per-block scales: s_b ≈ fround(fround(dyn[codes[b]] · blockScales[g]) + mean). */

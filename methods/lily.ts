@@ -20,8 +20,9 @@
  * (32), `strideA` (1), `numB` (2), `scaling` s (1.0, a direct multiplier, no alpha / r).
  *
  * Not mergeable: the expert weights p are averaged over the batch's tokens, so the update depends
- * on the input (PEFT's `merge` raises NotImplementedError too). No PEFT export: PEFT saves the
- * shared A and B once per layer that uses them, and peft-bench's export reader does not model Lily.
+ * on the input (PEFT's `merge` raises NotImplementedError too). No PEFT export yet: the update depends
+ * on the input through the router, and the independent export reader (methods/peft_reader_test_utils.ts)
+ * proves exports through merged weights or a prompt-side forward only, so an export could not be checked.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";

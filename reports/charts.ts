@@ -678,7 +678,7 @@ function quantLayerChart(run: RunRecord): Chart | null {
           axis: { labelAngle: -60, labelLimit: FULL_LABELS },
         },
         y: { field: "error", type: "quantitative", title: "relative error", scale: { type: "log" } },
-        color: { field: "kind", type: "nominal", title: null },
+        color: { field: "kind", type: "nominal", title: null, legend: { labelLimit: FULL_LABELS } },
         tooltip: tooltip(["layer", "kind", "error"]),
       },
     },

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ChartRenderer, qualityAxis, studyCharts } from "./charts.ts";
+import { ChartRenderer, qualityAxis, runCharts, studyCharts } from "./charts.ts";
 import { buildStudies } from "./data.ts";
 import { fixtureConfig, fixtureRecord } from "./testing.ts";
 import { Rng } from "../models/util/rng.ts";
@@ -58,6 +58,12 @@ Deno.test("legends and configuration axes show full names (none cut with an elli
     for (const c of studyCharts(study)) {
       const svg = await r.render(c);
       assert.ok(!svg.includes("…"), `${c.id} cuts a label`);
+    }
+    // Run pages too: a quantized run's per-layer error chart names both kinds in its legend.
+    const quantized = study.runs.find((x) => x.config.quant.scheme !== "none")!;
+    for (const c of runCharts(quantized)) {
+      const svg = await r.render(c);
+      assert.ok(!svg.includes("…"), `run chart ${c.id} cuts a label`);
     }
     const loss = studyCharts(study).find((c) => c.id === "loss")!;
     const svg = await r.render(loss);

@@ -32,7 +32,7 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
-import { peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
+import { namedArray, peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
 import { outputRows, peftTargetFields } from "./peft_export.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 import { blockDiagRight, cayleyExact } from "./orthogonal.ts";
@@ -187,7 +187,7 @@ export class BoftLinear extends AdaptedLinear {
   }
 
   /** Free the permutation indices. */
-  disposeOwned(): void {
+  override disposeOwned(): void {
     tf.dispose(this.#perms.flatMap((p) => [p.perm, p.inv]));
   }
 }
@@ -235,20 +235,12 @@ export const boft: MethodDefinition<BoftConfig> = {
       return new BoftLinear(base, r, s, perms);
     });
     const applied = adaptedMethod({ model, ctx, vars, wrapped, restore });
-    const named = (v: tf.Variable): NamedArray => ({
-      data: v.dataSync() as Float32Array,
-      shape: [...v.shape],
-    });
     return {
       ...applied,
-      dispose: () => {
-        applied.dispose();
-        wrapped.forEach((l) => l.disposeOwned());
-      },
       peftExport: () => {
         const tensors = new Map<string, NamedArray>();
         for (const [name, l] of wrapped) {
-          tensors.set(`${peftModuleName(name)}.boft_R`, named(l.r));
+          tensors.set(`${peftModuleName(name)}.boft_R`, namedArray(l.r));
           // boft_s runs over the outputs: q/k rows in the checkpoint's order.
           tensors.set(`${peftModuleName(name)}.boft_s`, outputRows(name, l.s, model.config));
         }

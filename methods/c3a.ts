@@ -28,7 +28,7 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
-import { peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
+import { namedArray, peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
 import { peftTargetFields, permutedInHf } from "./peft_export.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
@@ -89,7 +89,7 @@ export class C3aLinear extends AdaptedLinear {
   }
 
   /** Free the index tensor. */
-  disposeOwned(): void {
+  override disposeOwned(): void {
     this.#index.dispose();
   }
 }
@@ -141,17 +141,10 @@ export const c3a: MethodDefinition<C3aConfig> = {
     const applied = adaptedMethod({ model, ctx, vars, wrapped, restore });
     return {
       ...applied,
-      dispose: () => {
-        applied.dispose();
-        wrapped.forEach((l) => l.disposeOwned());
-      },
       peftExport: () => {
         const tensors = new Map<string, NamedArray>();
         for (const [name, l] of wrapped) {
-          tensors.set(`${peftModuleName(name)}.c3a_kernel`, {
-            data: l.kernel.dataSync() as Float32Array,
-            shape: [...l.kernel.shape],
-          });
+          tensors.set(`${peftModuleName(name)}.c3a_kernel`, namedArray(l.kernel));
         }
         return {
           // Permuting q/k output rows (interleaved-RoPE checkpoints) breaks the circulant blocks.

@@ -80,10 +80,15 @@ export function wrapLinears<T extends LinearModule>(
   return { wrapped, restore: () => originals.forEach((base, name) => model.linears.set(name, base)) };
 }
 
+/** One tensor's values and shape, for saving. */
+export function namedArray(t: tf.Tensor): NamedArray {
+  return { data: t.dataSync() as Float32Array, shape: [...t.shape] };
+}
+
 /** Read variables into named arrays (for `AppliedMethod.state`). */
 export function stateOf(vars: Map<string, tf.Variable>): Map<string, NamedArray> {
   const out = new Map<string, NamedArray>();
-  for (const [name, v] of vars) out.set(name, { data: v.dataSync() as Float32Array, shape: [...v.shape] });
+  for (const [name, v] of vars) out.set(name, namedArray(v));
   return out;
 }
 

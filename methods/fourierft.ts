@@ -135,7 +135,7 @@ export class FourierftLinear extends AdaptedLinear {
   }
 
   /** Free the location tensors. */
-  disposeLocations(): void {
+  override disposeOwned(): void {
     tf.dispose([this.#j, this.#k]);
   }
 }
@@ -175,13 +175,6 @@ export const fourierft: MethodDefinition<FourierftConfig> = {
       vars.set(`${name}.fourierft_spectrum`, spectrum);
       return new FourierftLinear(base, spectrum, locations, config.scaling);
     });
-    const applied = adaptedMethod({ model, ctx, vars, wrapped, restore, nominalRank: undefined });
-    return {
-      ...applied,
-      dispose: () => {
-        applied.dispose();
-        for (const l of wrapped.values()) l.disposeLocations();
-      },
-    };
+    return adaptedMethod({ model, ctx, vars, wrapped, restore, nominalRank: undefined });
   },
 };

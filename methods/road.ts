@@ -27,7 +27,7 @@ import { z } from "zod";
 import type { LinearModule } from "../models/linear.ts";
 import type { MethodDefinition, NamedArray } from "./types.ts";
 import { selectTargets, sumOverTargets, targetShapes } from "./targets.ts";
-import { peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
+import { namedArray, peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
 import { peftTargetFields, permutedInHf } from "./peft_export.ts";
 import { hfModuleName } from "../models/util/hf_names.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
@@ -153,7 +153,7 @@ export class RoadLinear extends AdaptedLinear {
   }
 
   /** Free the pairing tensors. */
-  disposeOwned(): void {
+  override disposeOwned(): void {
     tf.dispose([this.#partner, this.#sign]);
   }
 }
@@ -208,21 +208,13 @@ export const road: MethodDefinition<RoadConfig> = {
       return new RoadLinear(base, theta, alpha, config.variant, config.groupSize);
     });
     const applied = adaptedMethod({ model, ctx, vars, wrapped, restore });
-    const named = (v: tf.Variable): NamedArray => ({
-      data: v.dataSync() as Float32Array,
-      shape: [...v.shape],
-    });
     return {
       ...applied,
-      dispose: () => {
-        applied.dispose();
-        wrapped.forEach((l) => l.disposeOwned());
-      },
       peftExport: () => {
         const tensors = new Map<string, NamedArray>();
         for (const [name, l] of wrapped) {
-          tensors.set(`${peftModuleName(name)}.road_theta`, named(l.theta));
-          tensors.set(`${peftModuleName(name)}.road_alpha`, named(l.alpha));
+          tensors.set(`${peftModuleName(name)}.road_theta`, namedArray(l.theta));
+          tensors.set(`${peftModuleName(name)}.road_alpha`, namedArray(l.alpha));
         }
         return {
           // RoAd pairs outputs (k, k+g/2); the checkpoint's q/k row permutation of interleaved-RoPE

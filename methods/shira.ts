@@ -95,6 +95,11 @@ export class ShiraLinear extends AdaptedLinear {
       )
     );
   }
+
+  /** Free the mask's index tensor. */
+  override disposeOwned(): void {
+    this.indices.dispose();
+  }
 }
 
 /** SHiRA. */
@@ -167,10 +172,6 @@ export const shira: MethodDefinition<ShiraConfig> = {
           layer.indices.dispose();
           layer.indices = tf.tensor1d(flat, "int32");
         }
-      },
-      dispose: () => {
-        tf.dispose([...wrapped.values()].map((l) => l.indices));
-        applied.dispose();
       },
       peftExport: () => {
         const tensors = new Map<string, NamedArray>();

@@ -46,6 +46,9 @@ export abstract class AdaptedLinear implements LinearModule {
   mergedBias(): tf.Tensor1D | null {
     return null;
   }
+
+  /** Free tensors the layer itself owns (index or permutation tables); the method's dispose calls it. */
+  disposeOwned(): void {}
 }
 
 /**
@@ -88,7 +91,8 @@ export interface AdaptedParts {
 /**
  * The {@link AppliedMethod} of a method built on {@link AdaptedLinear}: trains and saves `vars` by
  * name, merges with {@link mergeAdapted}, reports each layer's `delta()`; dispose frees the
- * method's tensors and puts the original layers back unless it was merged (the merged layers stay).
+ * method's tensors and each layer's own (`disposeOwned`) and puts the original layers back unless it
+ * was merged (the merged layers stay).
  */
 export function adaptedMethod(p: AdaptedParts): AppliedMethod {
   let merged = false;
@@ -105,6 +109,7 @@ export function adaptedMethod(p: AdaptedParts): AppliedMethod {
     dispose: () => {
       if (!merged) p.restore();
       tf.dispose([...p.vars.values(), ...(p.owned ?? [])]);
+      for (const l of p.wrapped.values()) l.disposeOwned();
     },
   };
 }

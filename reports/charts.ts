@@ -133,27 +133,7 @@ function paretoChart(
     spec: {
       width: 420,
       height: 260,
-      layer: [
-        {
-          transform: [{ filter: "datum.frontier === 'frontier'" }],
-          mark: { type: "line", interpolate: "step-after", color: "#d62728" },
-          encoding: { x, y, order: { field: "order", type: "quantitative" } },
-        },
-        {
-          mark: { type: "point", filled: true, size: 60 },
-          encoding: {
-            x,
-            y,
-            color: {
-              field: "frontier",
-              type: "nominal",
-              scale: { domain: ["frontier", "dominated"], range: ["#d62728", "#9ca3af"] },
-              title: null,
-            },
-            tooltip: tooltip(["config", "cost", "quality"]),
-          },
-        },
-      ],
+      layer: frontierLayers(x, y, ["config", "cost", "quality"]),
     },
   };
 }
@@ -498,29 +478,37 @@ function forgettingChart(study: Study, view: ForgettingView | null): Chart | nul
     spec: {
       width: 420,
       height: 260,
-      layer: [
-        {
-          transform: [{ filter: "datum.frontier === 'frontier'" }],
-          mark: { type: "line", interpolate: "step-after", color: "#d62728" },
-          encoding: { x, y, order: { field: "order", type: "quantitative" } },
-        },
-        {
-          mark: { type: "point", filled: true, size: 60 },
-          encoding: {
-            x,
-            y,
-            color: {
-              field: "frontier",
-              type: "nominal",
-              scale: { domain: ["frontier", "dominated"], range: ["#d62728", "#9ca3af"] },
-              title: null,
-            },
-            tooltip: tooltip(["config", "forgetting", "gain", "seeds"]),
-          },
-        },
-      ],
+      layer: frontierLayers(x, y, ["config", "forgetting", "gain", "seeds"]),
     },
   };
+}
+
+/**
+ * The layers of a Pareto chart: the frontier as a red step line (points carry `frontier` =
+ * "frontier" | "dominated" and the frontier's `order`), every point coloured by that flag.
+ */
+function frontierLayers(x: unknown, y: unknown, tooltipFields: string[]): unknown[] {
+  return [
+    {
+      transform: [{ filter: "datum.frontier === 'frontier'" }],
+      mark: { type: "line", interpolate: "step-after", color: "#d62728" },
+      encoding: { x, y, order: { field: "order", type: "quantitative" } },
+    },
+    {
+      mark: { type: "point", filled: true, size: 60 },
+      encoding: {
+        x,
+        y,
+        color: {
+          field: "frontier",
+          type: "nominal",
+          scale: { domain: ["frontier", "dominated"], range: ["#d62728", "#9ca3af"] },
+          title: null,
+        },
+        tooltip: tooltip(tooltipFields),
+      },
+    },
+  ];
 }
 
 /** Colour of scheme configurations, in order of bits. */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs-core";
 import { initBackend } from "./backend.ts";
+import { NAMED_MODELS } from "./named_models.ts";
 import { validateConfig } from "./config.ts";
 import { STORIES_MODEL, STORIES_SENTENCE_IDS, STORIES_SENTENCE_LOSS, STORIES_TOKENIZER } from "./fixtures.ts";
 import { configToHf, toHfName, writeHfFolder } from "./hf.ts";
@@ -125,20 +126,7 @@ Deno.test({
 });
 
 /** The published Qwen3-0.6B config (config.json on the Hugging Face hub). */
-export const QWEN3_06B_HF = {
-  architectures: ["Qwen3ForCausalLM"],
-  hidden_size: 1024,
-  intermediate_size: 3072,
-  num_hidden_layers: 28,
-  num_attention_heads: 16,
-  num_key_value_heads: 8,
-  head_dim: 128,
-  vocab_size: 151936,
-  max_position_embeddings: 40960,
-  rms_norm_eps: 1e-6,
-  rope_theta: 1000000,
-  tie_word_embeddings: true,
-};
+const QWEN3_06B_HF = NAMED_MODELS["qwen3-0.6b"].config;
 
 /**
  * A Qwen3-0.6B folder whose safetensors file has the real header and the real size but is sparse

@@ -4,11 +4,13 @@
  * embedded default model.
  * @module
  */
-import { helpText, parseCli, runMain } from "../models/util/args.ts";
+import { asInputError, helpText, parseCli, runMain } from "../models/util/args.ts";
 import { BENCH_SPEC } from "./bench_options.ts";
 import { type BackendName, describeBackend, initBackend } from "../models/backend.ts";
-import { buildRunConfigs, checkOutDir, checkRunConfig } from "./config.ts";
+import { buildRunConfigs, checkOutDir } from "./config.ts";
 import { executeRun } from "./run.ts";
+import { resolveRun } from "./run_resolve.ts";
+import { loadRunDataset } from "./run_task.ts";
 import { recordPath, type RunRecord, writeRecord } from "./record.ts";
 import { METHODS } from "../methods/registry.ts";
 import { knownDatasets } from "../datasets/registry.ts";
@@ -32,18 +34,22 @@ if (import.meta.main) {
     const configs = buildRunConfigs(values as Record<string, unknown>);
     const out = values.out as string;
     checkOutDir(out);
+    // The config's own checks, then the dataset's (files, columns, UTF-8): the seeds differ only
+    // in the run seed, so they share it. The first seed's setup (model, task, method) is checked as
+    // it runs: its errors exit 2 before anything is written.
+    resolveRun(configs[0]);
+    const dataset = await loadRunDataset(configs[0]).catch((err) => {
+      throw asInputError(err);
+    });
     const backend = await initBackend(configs[0].backend as BackendName);
     console.error(describeBackend(backend));
-    // Loads the model, applies the method once, loads the dataset and builds the task: errors exit
-    // 2 before anything is written. The seeds differ only in the run seed, so they share the dataset.
-    const dataset = (await checkRunConfig(configs[0]))!;
-    startWork();
     const records: RunRecord[] = [];
-    for (const config of configs) {
+    for (const [i, config] of configs.entries()) {
       const record = await executeRun(config, {
         backend,
         dataset,
         saveAdapterDir: values["save-adapter"] ? `${out}/adapters` : undefined,
+        ...(i === 0 ? { validateSetup: { ready: startWork } } : {}),
       });
       const path = await writeRecord(out, record);
       records.push(record);

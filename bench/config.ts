@@ -5,7 +5,7 @@
  */
 import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { InputError, numberFlag, UsageError } from "../models/util/args.ts";
+import { asInputError, InputError, numberFlag, UsageError } from "../models/util/args.ts";
 import { datasetTask, parseDatasetOptions } from "../datasets/registry.ts";
 import type { Dataset } from "../datasets/types.ts";
 import { parseQuantOptions, QUANT_SCHEMES } from "../methods/quant/config.ts";
@@ -15,6 +15,7 @@ import { type LoadedModel, loadModel } from "../models/load.ts";
 import { NAMED_OPTIONS, optionFlag, plainContext } from "../methods/common.ts";
 import { Rng } from "../models/util/rng.ts";
 import type { RunConfig } from "./record.ts";
+import type { LoftqPlan } from "../methods/types.ts";
 import {
   checkLoftq,
   modelPath,
@@ -307,8 +308,8 @@ export interface CheckParts {
   data: boolean;
 }
 
-const asInputError = (err: unknown): never => {
-  throw err instanceof InputError || err instanceof UsageError ? err : new InputError((err as Error).message);
+const throwAsInput = (err: unknown): never => {
+  throw asInputError(err);
 };
 
 /** `--max-length` must fit the model's context (the positions it was trained for). */
@@ -321,16 +322,8 @@ export function checkMaxLength(config: RunConfig, maxSeqLen: number): void {
   }
 }
 
-/**
- * The checks only the model's layers can answer, on the resolved method: apply it once (targets
- * that match no layer, ranks beyond a layer's shape, options that do not fit the model; each
- * method states these in its `apply`), and with `--loftq` its plan's layers and rank.
- */
-function checkMethod(run: ResolvedRun, model: LoadedModel["model"]): void {
-  const { definition, options } = run.method;
-  definition.apply(model, options, plainContext(new Rng(0), 10)).dispose();
-  if (run.loftqIterations === 0) return;
-  const plan = definition.loftqPlan!(model, options);
+/** LoftQ's plan must fit its layers: rank r at most min(out, in) of each planned layer. */
+export function checkLoftqPlan(model: LoadedModel["model"], plan: LoftqPlan): void {
   for (const name of plan.targets) {
     const layer = model.linear(name);
     if (plan.rank > Math.min(layer.inFeatures, layer.outFeatures)) {
@@ -340,6 +333,17 @@ function checkMethod(run: ResolvedRun, model: LoadedModel["model"]): void {
       );
     }
   }
+}
+
+/**
+ * The checks only the model's layers can answer, on the resolved method: apply it once (targets
+ * that match no layer, ranks beyond a layer's shape, options that do not fit the model; each
+ * method states these in its `apply`), and with `--loftq` its plan's layers and rank.
+ */
+function checkMethod(run: ResolvedRun, model: LoadedModel["model"]): void {
+  const { definition, options } = run.method;
+  definition.apply(model, options, plainContext(new Rng(0), 10)).dispose();
+  if (run.loftqIterations > 0) checkLoftqPlan(model, definition.loftqPlan!(model, options));
 }
 
 async function checkData(config: RunConfig, loaded: LoadedModel): Promise<Dataset> {
@@ -354,7 +358,9 @@ async function checkData(config: RunConfig, loaded: LoadedModel): Promise<Datase
  * load it (with `--tokenizer`), check `--max-length` against its context, apply the method once
  * (see `checkMethod`) and load the dataset and build the task on it (missing files and columns,
  * one class, bad UTF-8, ...). Every failure is an InputError or UsageError. Returns the loaded
- * dataset (null when `parts.data` is false), which `executeRun` can reuse for every seed.
+ * dataset (null when `parts.data` is false), which `executeRun` can reuse for every seed. Sweeps
+ * check every planned run with it before the first starts; `bench` instead checks its first run's
+ * setup as that run makes it (`ExecuteOptions.validateSetup`), so the model loads once.
  */
 export async function checkRunConfig(
   config: RunConfig,
@@ -364,15 +370,15 @@ export async function checkRunConfig(
   try {
     run = resolveRun(config);
   } catch (err) {
-    return asInputError(err);
+    return throwAsInput(err);
   }
-  const loaded = await loadModel(run.modelPath, config.tokenizer).catch(asInputError);
+  const loaded = await loadModel(run.modelPath, config.tokenizer).catch(throwAsInput);
   try {
     checkMaxLength(config, loaded.model.config.maxSeqLen);
     if (parts.method) checkMethod(run, loaded.model);
     return parts.data ? await checkData(config, loaded) : null;
   } catch (err) {
-    return asInputError(err);
+    return throwAsInput(err);
   } finally {
     loaded.model.dispose();
   }

@@ -12,12 +12,14 @@ import { join } from "node:path";
 import type { BackendInfo } from "../models/backend.ts";
 import { type LoadedModel, loadModel } from "../models/load.ts";
 import { Rng } from "../models/util/rng.ts";
+import { asInputError } from "../models/util/args.ts";
 import type { Dataset } from "../datasets/types.ts";
 import type { AppliedMethod } from "../methods/types.ts";
 import { calibrationMs, environment, latencyStats } from "./env.ts";
 import { type RunConfig, runIdOf, runName, type RunRecord, SCHEMA_VERSION } from "./record.ts";
 import type { TaskRunner } from "./tasks/types.ts";
 import { resolveRun } from "./run_resolve.ts";
+import { checkLoftqPlan, checkMaxLength } from "./config.ts";
 import { buildTask, loadRunDataset } from "./run_task.ts";
 import {
   calibrateFrozenBase,
@@ -51,6 +53,13 @@ export interface ExecuteOptions {
    * for all seeds); loaded here when absent.
    */
   dataset?: Dataset;
+  /**
+   * Treat the run's setup (config, model, `--max-length`, task, frozen base, method) as input
+   * validation: an error there is thrown as an InputError, nothing recorded, and `ready()` is called
+   * once setup has passed, before training. `bench` checks its first seed this way, so a bad model,
+   * dataset or method option exits 2 with nothing written, and the model loads once.
+   */
+  validateSetup?: { ready: () => void };
 }
 
 /** A record of a run that has not started: status failed, zero timings, sizes and memory. */
@@ -102,12 +111,17 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
   let task: TaskRunner | undefined;
   let applied: AppliedMethod | undefined;
   let optimizers: RunOptimizers | undefined;
+  let setupDone = false;
   try {
     const run = resolveRun(config);
     record.timing.calibrationMs = await calibrationMs();
     const rng = new Rng(config.seed);
     loaded = await loadModel(run.modelPath, config.tokenizer);
     const model = loaded.model;
+    checkMaxLength(config, model.config.maxSeqLen);
+    if (run.loftqIterations > 0) {
+      checkLoftqPlan(model, run.method.definition.loftqPlan!(model, run.method.options));
+    }
     model.gradCheckpoint = config.gradCheckpoint === true;
     task = buildTask(loaded, config, options.dataset ?? await loadRunDataset(config), rng.fork("task"));
 
@@ -142,6 +156,8 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     const headVars = task.headVariables;
     record.size = adaptedSize(model, applied, headVars);
     record.quant = quantSummary(model, config, record.timing);
+    setupDone = true;
+    options.validateSetup?.ready();
 
     // Training; a failed run keeps its curve up to the failure.
     optimizers = makeOptimizers(applied, headVars, config);
@@ -210,6 +226,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     }
     record.status = "success";
   } catch (err) {
+    if (!setupDone && options.validateSetup) throw asInputError(err);
     record.status = "failed";
     record.error = (err as Error).message.split("\n")[0];
   } finally {

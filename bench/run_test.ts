@@ -5,7 +5,7 @@ import { initBackend } from "../models/backend.ts";
 import { executeRun } from "./run.ts";
 import { buildRunConfigs } from "./config.ts";
 import { BENCH_SPEC } from "./bench_options.ts";
-import { parseCli } from "../models/util/args.ts";
+import { InputError, parseCli } from "../models/util/args.ts";
 import type { RunConfig } from "./record.ts";
 
 const CLI = fileURLToPath(new URL("./cli.ts", import.meta.url));
@@ -52,6 +52,47 @@ Deno.test("bench: a diverging run is recorded as failed with its reason", async 
   const r = await executeRun(c, { backend, quiet: true });
   assert.equal(r.status, "failed");
   assert.match(r.error!, /loss became (NaN|Infinity|-Infinity) at step \d/);
+});
+
+Deno.test("bench: validateSetup throws setup errors as input errors and records training failures", async () => {
+  // A method option that fits no layer is bad input: thrown before training, ready() never called.
+  let ready = 0;
+  const setup = { ready: () => ready++ };
+  await assert.rejects(
+    () =>
+      executeRun(config(["--steps", "2", "--opt", "targets=nowhere"]), {
+        backend,
+        quiet: true,
+        validateSetup: setup,
+      }),
+    (err: Error) => err instanceof InputError && /nowhere/.test(err.message),
+  );
+  await assert.rejects(
+    () =>
+      executeRun(config(["--steps", "2", "--max-length", "100000"]), {
+        backend,
+        quiet: true,
+        validateSetup: setup,
+      }),
+    (err: Error) => err instanceof InputError && /--max-length 100000 exceeds the context/.test(err.message),
+  );
+  assert.equal(ready, 0);
+  // A diverging run passed setup: ready() once, and its failure is a record, not an exception.
+  const diverging = [
+    "--train-per-class",
+    "2",
+    "--steps",
+    "4",
+    "--lr",
+    "1e30",
+    "--head-lr",
+    "1e30",
+    "--clip",
+    "0",
+  ];
+  const r = await executeRun(config(diverging), { backend, quiet: true, validateSetup: setup });
+  assert.equal(ready, 1);
+  assert.equal(r.status, "failed");
 });
 
 Deno.test("bench: --lr 1e30 whose loss stays finite (chance level) is failed: its parameters overflowed", async () => {

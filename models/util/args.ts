@@ -53,6 +53,13 @@ export function helpText(usage: string, spec: Record<string, OptionSpec>): strin
 /** Bad input (missing file, impossible option): exit code 2 wherever it is detected. */
 export class InputError extends Error {}
 
+/** `err` as bad input: usage and input errors as they are, anything else as an InputError with its message. */
+export function asInputError(err: unknown): InputError | UsageError {
+  return err instanceof InputError || err instanceof UsageError
+    ? err
+    : new InputError((err as Error).message);
+}
+
 /**
  * Run a command's main function. Errors print one line to stderr; the exit code is 2 for usage
  * errors, bad input, and any error raised before `startWork()` (validation: loading and checking

@@ -226,13 +226,7 @@ export class LlamaModel {
     const cfg = validateConfig(config);
     const weights = new Map<string, Float32Array>();
     for (const [name, shape] of LlamaModel.parameterShapes(cfg)) {
-      const size = shape.reduce((a, b) => a * b, 1);
-      if (name.endsWith("norm.weight")) weights.set(name, new Float32Array(size).fill(1));
-      else if (name.endsWith(".bias")) weights.set(name, new Float32Array(size));
-      else {
-        const scale = /attn\.o\.|mlp\.down\./.test(name) ? std / Math.sqrt(2 * cfg.nLayers) : std;
-        weights.set(name, rng.fork(name).normalArray(size, scale));
-      }
+      weights.set(name, initValues(name, shape.reduce((a, b) => a * b, 1), cfg.nLayers, rng, std));
     }
     return LlamaModel.fromWeights(cfg, weights, "random init");
   }
@@ -498,6 +492,19 @@ export class LlamaModel {
     for (const e of this.#ropeCache.values()) tf.dispose([e.cos, e.sin]);
     for (const m of this.#maskCache.values()) m.dispose();
   }
+}
+
+/**
+ * Values of the parameter `name` (size values) as {@link LlamaModel.random} draws them: unit norm
+ * gains, zero biases, normal(0, std) elsewhere with output projections (`attn.o`, `mlp.down`)
+ * scaled by 1/sqrt(2 nLayers); drawn from `rng` forked by the name, so a tensor's values do not
+ * depend on which others are drawn.
+ */
+export function initValues(name: string, size: number, nLayers: number, rng: Rng, std = 0.02): Float32Array {
+  if (name.endsWith("norm.weight")) return new Float32Array(size).fill(1);
+  if (name.endsWith(".bias")) return new Float32Array(size);
+  const scale = /attn\.o\.|mlp\.down\./.test(name) ? std / Math.sqrt(2 * nLayers) : std;
+  return rng.fork(name).normalArray(size, scale);
 }
 
 /**

@@ -7,17 +7,16 @@
  * quality numbers mean nothing. `--dry-run` prints the config and its parameter count and writes
  * nothing.
  *
- * Weights are drawn as `LlamaModel.random` draws them (normal(0, 0.02), output projections scaled
- * by 1/sqrt(2 layers), unit norm gains, zero biases; every tensor from the seeded generator forked
- * by its name) and written one tensor at a time, so the peak memory is one tensor, not the model.
+ * Weights are drawn as `LlamaModel.random` draws them (models/random_weights.ts) and written one
+ * tensor at a time, so the peak memory is one tensor, not the model.
  * @module
  */
 import { join } from "node:path";
 import { helpText, InputError, type OptionSpec, parseCli, runMain, UsageError } from "../models/util/args.ts";
 import { configFromHf, toHfName } from "../models/hf.ts";
 import { countParameters } from "../models/config.ts";
-import { LlamaModel } from "../models/llama.ts";
-import { f32ToBf16Bits } from "../models/safetensors.ts";
+import { initValues, LlamaModel } from "../models/llama.ts";
+import { toBf16Bits } from "../models/random_weights.ts";
 import { writeFileAtomic } from "../models/util/io.ts";
 import { Rng } from "../models/util/rng.ts";
 import { NAMED_MODELS, namedModel } from "../models/named_models.ts";
@@ -61,14 +60,6 @@ export function tokenizerVocabSize(json: Record<string, unknown>): number {
   return top + 1;
 }
 
-/** Values of one tensor as `LlamaModel.random` initialises it. */
-function initValues(name: string, size: number, nLayers: number, rng: Rng, std = 0.02): Float32Array {
-  if (name.endsWith("norm.weight")) return new Float32Array(size).fill(1);
-  if (name.endsWith(".bias")) return new Float32Array(size);
-  const scale = /attn\.o\.|mlp\.down\./.test(name) ? std / Math.sqrt(2 * nLayers) : std;
-  return rng.fork(name).normalArray(size, scale);
-}
-
 /**
  * Write `model.safetensors` (BF16, tensors in name order, one at a time, through a temp file renamed
  * into place) for the Hugging Face `config` into `out`, seeded by `seed`. Returns the file's bytes.
@@ -104,10 +95,7 @@ export async function writeRandomWeights(
   try {
     for (let done = 0; done < prefix.length;) done += await file.write(prefix.subarray(done));
     for (const t of tensors) {
-      const values = initValues(t.name, t.size, c.nLayers, rng);
-      const bits = new Uint16Array(t.size);
-      for (let i = 0; i < t.size; i++) bits[i] = f32ToBf16Bits(values[i]);
-      const bytes = new Uint8Array(bits.buffer);
+      const bytes = new Uint8Array(toBf16Bits(initValues(t.name, t.size, c.nLayers, rng)).buffer);
       for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
     }
   } catch (err) {

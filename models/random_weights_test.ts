@@ -26,10 +26,10 @@ Deno.test("randomStoredWeights: LlamaModel.random's draws, linear weights and em
     const w = stored.get(name)!;
     if (w instanceof StoredTensor) {
       assert.equal(w.dtype, "BF16", name);
-      // bf16 keeps 8 significant bits: round-to-nearest errs by at most 2^-9 relative.
+      // bf16 keeps 8 significant bits: round-to-nearest errs by at most half an ulp, 2^-8 relative.
       const values = w.decodeRows(0, w.rows);
       for (let i = 0; i < size; i++) {
-        assert.ok(Math.abs(values[i] - reference[i]) <= Math.abs(reference[i]) * 2 ** -9, `${name}[${i}]`);
+        assert.ok(Math.abs(values[i] - reference[i]) <= Math.abs(reference[i]) * 2 ** -8, `${name}[${i}]`);
       }
       assert.ok(/weight$/.test(name) && !/norm/.test(name), name);
     } else {

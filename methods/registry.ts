@@ -40,6 +40,7 @@ import { c3a } from "./c3a.ts";
 import { lily } from "./lily.ts";
 import { shira } from "./shira.ts";
 import { randlora } from "./randlora.ts";
+import { waveft } from "./waveft.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -80,6 +81,7 @@ const ALL: MethodDefinition<any>[] = [
   lily,
   shira,
   randlora,
+  waveft,
 ];
 
 /** Methods by name, in listing order. */

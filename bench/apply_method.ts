@@ -18,7 +18,9 @@ import { frozenFootprint, type LayerCalibration, type LoftqFactors } from "./fro
 
 /**
  * The context a method applies under: frozen layers it rebuilds (PiSSA's residual, merges) are
- * stored like the run's base (quantized or fp32), and LoftQ's factors, when any, start its adapters.
+ * stored like the run's base (quantized or fp32), LoftQ's factors, when any, start its adapters,
+ * and `initData` (the run's `initDataProviders`, bench/init_data.ts) lets data-driven inits
+ * (LoRA's `init=eva|corda|lora_ga`) record layer inputs or estimate gradients on demand.
  */
 export function methodContext(
   run: ResolvedRun,
@@ -26,6 +28,7 @@ export function methodContext(
   totalSteps: number,
   factors: LoftqFactors,
   calibration: LayerCalibration = new Map(),
+  initData: Pick<MethodContext, "layerActivations" | "weightGradients"> = {},
 ): MethodContext {
   const quant = run.quant;
   return {
@@ -36,6 +39,7 @@ export function methodContext(
         ? QuantizedLinear.fromDense(name, weight, quant, bias, calibration.get(name) ?? null)
         : new Linear(name, variableOf(() => tf.clone(weight), false), bias),
     ...(factors.size > 0 ? { initialFactors: factors } : {}),
+    ...initData,
   };
 }
 

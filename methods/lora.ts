@@ -6,8 +6,10 @@
  * one at init. Scale s = alpha / r for LoRA and alpha / sqrt(r) for rsLoRA.
  * Trainable parameters per adapted layer: r (in + out).
  * `--opt init=olora|pissa|pissa_niter_K|milora` starts A, B from the frozen weight instead (PEFT's
- * `init_lora_weights`, lora_init.ts) with the base replaced by W - s B0 A0; absent by default, so
- * default runs parse to the same config.
+ * `init_lora_weights`, lora_init.ts) with the base replaced by W - s B0 A0; `init=corda|lora_ga`
+ * likewise from the run's layer inputs or gradient estimate, and `init=eva` sets A from the layer
+ * inputs' principal directions with B = 0 and per-layer ranks (lora_data_init.ts). Absent by
+ * default, so default runs parse to the same config.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -20,9 +22,21 @@ import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 import { loraOptimizerParts } from "./lora_optim.ts";
 import { kaimingUniform, peftModuleName, trainableVariable, wrapLinears } from "./common.ts";
 import { outputRows, peftTargetFields } from "./peft_export.ts";
-import { LORA_INIT_PATTERN, loraInitStart, type LoraWeightInit, sketchRng } from "./lora_init.ts";
+import { loraInitStart, type LoraStart, type LoraWeightInit, sketchRng } from "./lora_init.ts";
+import {
+  cordaCovariance,
+  cordaStart,
+  type EvaLayerStart,
+  evaStarts,
+  type LoraDataInit,
+  loraGaStart,
+} from "./lora_data_init.ts";
+import { hfModuleName } from "../models/util/hf_names.ts";
 import { Linear } from "../models/linear.ts";
 import type { LlamaConfig } from "../models/config.ts";
+
+/** Accepted `init` values: the weight-derived inits and the data-driven ones. */
+const LORA_INIT_PATTERN_ALL = /^(olora|pissa|milora|pissa_niter_\d+|eva|corda|lora_ga)$/;
 
 /** Options shared by the LoRA family. */
 export const loraSchema = z.object({
@@ -48,10 +62,40 @@ export const loraRunSchema = loraSchema.extend({
   loraFa: z.boolean().optional(),
   /**
    * A start taken from the frozen weight (PEFT `init_lora_weights`: olora, pissa, pissa_niter_K,
-   * milora; see lora_init.ts), the base becoming W - s B0 A0. Absent: Kaiming A, zero B.
+   * milora; see lora_init.ts), the base becoming W - s B0 A0, or from the run's data (eva, corda,
+   * lora_ga; see lora_data_init.ts). Absent: Kaiming A, zero B.
    */
-  init: z.string().regex(LORA_INIT_PATTERN, "expected olora, pissa, pissa_niter_K or milora").optional(),
+  init: z.string().regex(
+    LORA_INIT_PATTERN_ALL,
+    "expected olora, pissa, pissa_niter_K, milora, eva, corda or lora_ga",
+  ).optional(),
+  /** EVA (PEFT `EvaConfig.rho`, default 2): a layer's rank is at most round(rho r). */
+  evaRho: z.number().min(1).optional(),
+  /** EVA (`EvaConfig.whiten`, default false): A's rows divided by sqrt of their singular values. */
+  evaWhiten: z.boolean().optional(),
+  /** EVA (`EvaConfig.adjust_scaling_factors`, default true): alpha_l = alpha r_l / r. */
+  evaAdjustScaling: z.boolean().optional(),
+  /** CorDA (`CordaConfig.corda_method`, default ipm): largest (ipm) or smallest (kpm) triplets. */
+  cordaMethod: z.enum(["ipm", "kpm"]).optional(),
+  /** LoRA-GA (`LoraGAConfig.direction`, default ArB2r). */
+  loraGaDirection: z.enum(["ArB2r", "A2rBr", "ArBr", "random"]).optional(),
+  /** LoRA-GA (`LoraGAConfig.scale`, default stable). */
+  loraGaScale: z.enum(["stable", "weight_svd", "gd_scale", "unit"]).optional(),
+  /** LoRA-GA (`LoraGAConfig.stable_gamma`, default 16). */
+  loraGaStableGamma: z.number().positive().optional(),
+  /** LoRA-GA: training batches the gradient estimate averages (default 8; PEFT's is the user's loop). */
+  loraGaBatches: z.number().int().positive().optional(),
 }).strict();
+
+/** Options that belong to one data-driven init. */
+const DATA_INIT_OPTIONS: Record<LoraDataInit, readonly string[]> = {
+  eva: ["evaRho", "evaWhiten", "evaAdjustScaling"],
+  corda: ["cordaMethod"],
+  lora_ga: ["loraGaDirection", "loraGaScale", "loraGaStableGamma", "loraGaBatches"],
+};
+
+/** Default batches of LoRA-GA's gradient estimate. */
+export const LORA_GA_BATCHES = 8;
 
 /** `lora` / `rslora` options after defaults. */
 export type LoraRunConfig = z.infer<typeof loraRunSchema>;
@@ -146,34 +190,143 @@ function loraLoftqPlan(model: LlamaModel, config: LoraConfig): LoftqPlan {
   return { targets: selectTargets(model, config.targets), rank: config.rank };
 }
 
+/** Whether `init` is one of the data-driven inits. */
+function isDataInit(init: string | undefined): init is LoraDataInit {
+  return init === "eva" || init === "corda" || init === "lora_ga";
+}
+
+/** Reject data-init options given without their init (a silent no-op otherwise). */
+function checkDataInitOptions(config: LoraRunConfig): void {
+  for (const [init, keys] of Object.entries(DATA_INIT_OPTIONS)) {
+    for (const key of keys) {
+      if (key in config && config.init !== init) {
+        throw new Error(`--opt ${key} applies only with --opt init=${init}; drop it or set init=${init}`);
+      }
+    }
+  }
+}
+
+/**
+ * Starts of the data-driven inits for the targets, from the context's providers: EVA's per-layer
+ * rank, A0 and alpha (B0 = 0, base unchanged), or CorDA's / LoRA-GA's A0, B0 and residual base.
+ */
+function dataStarts(
+  model: LlamaModel,
+  targets: string[],
+  config: LoraRunConfig,
+  scale: number,
+  ctx: MethodContext,
+): { eva?: Map<string, EvaLayerStart>; residual?: Map<string, LoraStart> } {
+  const init = config.init as LoraDataInit;
+  const denseOf = (name: string) =>
+    tf.tidy(() => model.linear(name).denseWeight().dataSync() as Float32Array);
+  if (init === "lora_ga") {
+    if (!ctx.weightGradients) {
+      throw new Error("--opt init=lora_ga needs the run's gradient estimate, which only `bench` computes");
+    }
+    const grads = ctx.weightGradients(targets, config.loraGaBatches ?? LORA_GA_BATCHES);
+    const o = {
+      direction: config.loraGaDirection ?? "ArB2r",
+      scale: config.loraGaScale ?? "stable",
+      stableGamma: config.loraGaStableGamma ?? 16,
+    } as const;
+    return {
+      residual: new Map(targets.map((name) => {
+        const l = model.linear(name);
+        const g = grads.get(name)!;
+        const rng = ctx.rng.fork(`${name}.lora_ga`);
+        return [
+          name,
+          loraGaStart(denseOf(name), g, l.outFeatures, l.inFeatures, config.rank, scale, o, rng, name),
+        ];
+      })),
+    };
+  }
+  if (!ctx.layerActivations) {
+    throw new Error(`--opt init=${init} needs the run's recorded layer inputs, which only \`bench\` records`);
+  }
+  const acts = ctx.layerActivations(targets);
+  if (init === "eva") {
+    const layers = new Map(targets.map((name) => {
+      const act = acts.get(name)!;
+      return [name, { inputs: act.inputs, rows: act.rows, cols: model.linear(name).inFeatures }];
+    }));
+    return {
+      eva: evaStarts(layers, config.rank, config.alpha, {
+        rho: config.evaRho ?? 2,
+        whiten: config.evaWhiten ?? false,
+        adjustScalingFactors: config.evaAdjustScaling ?? true,
+      }),
+    };
+  }
+  // CorDA: layers sharing one input array share its covariance.
+  const covs = new Map<Float32Array, ReturnType<typeof cordaCovariance>>();
+  return {
+    residual: new Map(targets.map((name) => {
+      const l = model.linear(name);
+      const act = acts.get(name)!;
+      let cov = covs.get(act.inputs);
+      if (!cov) {
+        cov = cordaCovariance(act, l.inFeatures, name);
+        covs.set(act.inputs, cov);
+      }
+      const method = config.cordaMethod ?? "ipm";
+      return [
+        name,
+        cordaStart(denseOf(name), l.outFeatures, l.inFeatures, cov, config.rank, scale, method, name),
+      ];
+    })),
+  };
+}
+
 function applyLora(model: LlamaModel, config: LoraRunConfig, ctx: MethodContext, rs: boolean): AppliedMethod {
-  const targets = selectTargets(model, config.targets);
-  const scale = rs ? config.alpha / Math.sqrt(config.rank) : config.alpha / config.rank;
+  checkDataInitOptions(config);
+  const allTargets = selectTargets(model, config.targets);
+  const scaleOf = (alpha: number, rank: number) => rs ? alpha / Math.sqrt(rank) : alpha / rank;
+  const scale = scaleOf(config.alpha, config.rank);
   const vars = new Map<string, tf.Variable>();
-  const start = initialLoraFactors(targets, scale, ctx);
-  const init = config.init as LoraWeightInit | undefined;
+  const start = initialLoraFactors(allTargets, scale, ctx);
+  const init = config.init as LoraWeightInit | LoraDataInit | undefined;
   if (init && start.size > 0) {
     throw new Error(`--loftq and --opt init=${init} both set LoRA's start; use one of them`);
   }
-  // Weight-derived inits: the starting factors [A0, B0] per layer and what the method owns.
+  for (const name of allTargets) checkRank(config.rank, model.linear(name));
+  const data = isDataInit(init) ? dataStarts(model, allTargets, config, scale, ctx) : {};
+  // EVA adapts only the layers its redistribution gives a rank (PEFT restores the others' base).
+  const eva = data.eva;
+  const targets = eva ? allTargets.filter((n) => eva.get(n)!.rank > 0) : allTargets;
+  const rankOf = (name: string) => eva?.get(name)?.rank ?? config.rank;
+  const alphaOf = (name: string) => eva?.get(name)?.alpha ?? config.alpha;
+  // Inits that rewrite the base (W - s B0 A0): the starting factors [A0, B0] per layer.
+  const rewritesBase = init !== undefined && init !== "eva";
   const initial = new Map<string, [tf.Tensor2D, tf.Tensor2D]>();
   const owned: tf.Tensor[] = [];
   const { wrapped, restore } = wrapLinears(model, targets, (original, name) => {
-    checkRank(config.rank, original);
     let base = original;
-    let from = start.get(name);
+    const rank = rankOf(name);
+    const layerScale = eva ? scaleOf(alphaOf(name), rank) : scale;
+    let from: { a: Float32Array; b: Float32Array } | undefined = start.get(name);
     if (
       from &&
       (from.a.length !== config.rank * base.inFeatures || from.b.length !== base.outFeatures * config.rank)
     ) {
       throw new Error(`--loftq: the factors for ${name} do not have --rank ${config.rank} and its shape`);
     }
-    if (init) {
-      // PEFT replaces the base weight by W - s B0 A0 (olora_init, pissa_init): through
-      // makeFrozenLinear, so a quantized run stores the residual like its other frozen weights.
+    if (eva) from = { a: eva.get(name)!.a, b: new Float32Array(base.outFeatures * rank) };
+    if (rewritesBase) {
+      // PEFT replaces the base weight by W - s B0 A0 (olora_init, pissa_init, corda_init,
+      // lora_ga_init): through makeFrozenLinear, so a quantized run stores the residual like its
+      // other frozen weights.
       const [out, inF] = [original.outFeatures, original.inFeatures];
-      const w = tf.tidy(() => original.denseWeight().dataSync() as Float32Array);
-      const f = loraInitStart(init, w, out, inF, config.rank, scale, sketchRng(name));
+      const f = data.residual?.get(name) ?? loraInitStart(
+        init as LoraWeightInit,
+        tf.tidy(() => original.denseWeight().dataSync() as Float32Array),
+        out,
+        inF,
+        config.rank,
+        scale,
+        sketchRng(name),
+      );
       const res = tf.tensor2d(f.residual, [out, inF]);
       base = ctx.makeFrozenLinear(name, res, original.bias);
       res.dispose();
@@ -187,21 +340,25 @@ function applyLora(model: LlamaModel, config: LoraRunConfig, ctx: MethodContext,
       from = f;
     }
     const a = trainableVariable(
-      from?.a ?? kaimingUniform(ctx.rng.fork(`${name}.lora_A`), [config.rank, base.inFeatures]),
-      [
-        config.rank,
-        base.inFeatures,
-      ],
+      from?.a ?? kaimingUniform(ctx.rng.fork(`${name}.lora_A`), [rank, base.inFeatures]),
+      [rank, base.inFeatures],
     );
-    const b = trainableVariable(from?.b ?? new Float32Array(base.outFeatures * config.rank), [
+    const b = trainableVariable(from?.b ?? new Float32Array(base.outFeatures * rank), [
       base.outFeatures,
-      config.rank,
+      rank,
     ]);
     vars.set(`${name}.lora_A`, a);
     vars.set(`${name}.lora_B`, b);
-    return new LoraLinear(base, a, b, scale);
+    return new LoraLinear(base, a, b, layerScale);
   });
-  // With a weight-derived init the update relative to the original W is s (B A - B0 A0), exported
+  // LoRA-FA's gradient projection divides by the layer's scale: EVA layers must share one.
+  const layers = [...wrapped.values()];
+  if (config.loraFa && layers.some((l) => l.scale !== layers[0].scale)) {
+    throw new Error(
+      "--opt loraFa needs one LoRA scale for all layers; with init=eva keep evaAdjustScaling=true",
+    );
+  }
+  // With a base-rewriting init the update relative to the original W is s (B A - B0 A0), exported
   // as PEFT's conversion (`subtract_mutated_init`): rank 2r, A' = [A; A0], B' = [B, -B0], alpha
   // doubled (times sqrt 2 with rsLoRA) so the scale stays, on the original base.
   const convertedTensors = (): Map<string, NamedArray> => {
@@ -216,6 +373,16 @@ function applyLora(model: LlamaModel, config: LoraRunConfig, ctx: MethodContext,
     }
     return out;
   };
+  // EVA's redistributed ranks and adjusted alphas, as PEFT's `_load_eva_state_dict` records them.
+  const evaPatterns = (): Record<string, unknown> => {
+    const rankPattern: Record<string, number> = {};
+    const alphaPattern: Record<string, number> = {};
+    for (const name of targets) {
+      if (rankOf(name) !== config.rank) rankPattern[hfModuleName(name)] = rankOf(name);
+      if (alphaOf(name) !== config.alpha) alphaPattern[hfModuleName(name)] = alphaOf(name);
+    }
+    return { rank_pattern: rankPattern, alpha_pattern: alphaPattern };
+  };
   return {
     ...adaptedMethod({
       model,
@@ -225,7 +392,7 @@ function applyLora(model: LlamaModel, config: LoraRunConfig, ctx: MethodContext,
       restore,
       owned,
       nominalRank: config.rank,
-      deltaWeights: init
+      deltaWeights: rewritesBase
         ? () =>
           new Map([...wrapped].map(([n, l]) => {
             const [a0, b0] = initial.get(n)!;
@@ -233,15 +400,16 @@ function applyLora(model: LlamaModel, config: LoraRunConfig, ctx: MethodContext,
           }))
         : undefined,
     }),
-    ...loraOptimizerParts([...wrapped.values()], scale, config),
+    ...loraOptimizerParts(layers, layers[0]?.scale ?? scale, config),
     peftExport: () => ({
       config: {
         peft_type: "LORA",
         task_type: "CAUSAL_LM",
-        r: init ? 2 * config.rank : config.rank,
-        lora_alpha: init ? config.alpha * (rs ? Math.SQRT2 : 2) : config.alpha,
+        r: rewritesBase ? 2 * config.rank : config.rank,
+        lora_alpha: rewritesBase ? config.alpha * (rs ? Math.SQRT2 : 2) : config.alpha,
         lora_dropout: 0,
         ...peftTargetFields(targets, model.config.nLayers),
+        ...(eva ? evaPatterns() : {}),
         bias: "none",
         use_rslora: rs,
         use_dora: false,
@@ -249,7 +417,7 @@ function applyLora(model: LlamaModel, config: LoraRunConfig, ctx: MethodContext,
         init_lora_weights: true,
         base_model_name_or_path: null,
       },
-      tensors: init ? convertedTensors() : loraPeftTensors(wrapped, model.config),
+      tensors: rewritesBase ? convertedTensors() : loraPeftTensors(wrapped, model.config),
       refused: start.size > 0 ? LOFTQ_EXPORT_REFUSAL : undefined,
     }),
   };
@@ -264,8 +432,9 @@ const loraContract: MethodDefinition<LoraRunConfig>["contract"] = {
   identityAtInit: true,
   // LoRA-FA trains only lora_B [out, r] (PEFT sets lora_A's requires_grad False).
   parameterCount: (m, c) => sumOverTargets(m, c.targets, (s) => c.rank * ((c.loraFa ? 0 : s.in) + s.out)),
-  // A weight-derived init exports PEFT's rank-2r conversion (see applyLora).
-  peftTensors: (m, c) => loraTensorShapes(m, c.targets, c.init ? 2 * c.rank : c.rank),
+  // A base-rewriting init exports PEFT's rank-2r conversion (see applyLora); EVA's ranks depend on
+  // the run's data (its export carries rank_pattern), not covered by this closed form.
+  peftTensors: (m, c) => loraTensorShapes(m, c.targets, c.init && c.init !== "eva" ? 2 * c.rank : c.rank),
 };
 
 /** LoRA: scale alpha / r. */

@@ -37,6 +37,26 @@ export interface MethodContext {
    * layer's update from them instead of its own init; others never receive them.
    */
   initialFactors?: ReadonlyMap<string, { a: Float32Array; b: Float32Array }>;
+  /**
+   * Data-driven inits (LoRA's `init=eva|corda`): the input rows each named linear layer sees while
+   * the frozen model reads seeded training items, recorded when called (the harness's
+   * `bench/init_data.ts`; absent outside a run). Layers fed the same tensor share one array.
+   */
+  layerActivations?(names: readonly string[]): ReadonlyMap<string, LayerActivations>;
+  /**
+   * LoRA-GA's gradient estimate: per named linear layer, the mean over `batches` seeded training
+   * batches of dLoss/dW [out, in] (row-major) at the frozen weights, computed when called.
+   */
+  weightGradients?(names: readonly string[], batches: number): ReadonlyMap<string, Float32Array>;
+}
+
+/** Input rows a linear layer saw: [rows, in] row-major, grouped by the sequence that produced them. */
+export interface LayerActivations {
+  /** The rows, row-major [rows, in]. */
+  inputs: Float32Array;
+  rows: number;
+  /** Row index where each sequence starts, then `rows` (length: sequences + 1). */
+  sequenceStarts: readonly number[];
 }
 
 /** The layers and rank whose LoftQ factors a method can start from (see `MethodDefinition.loftqPlan`). */

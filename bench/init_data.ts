@@ -1,0 +1,208 @@
+/**
+ * The data that data-driven LoRA inits read (`--opt init=eva|corda|lora_ga`, see
+ * methods/lora_data_init.ts), offered to a method as lazy providers on its `MethodContext`: nothing
+ * is computed unless the method calls them (other methods and inits cost nothing).
+ *
+ * - `layerActivations(names)`: the frozen model reads {@link INIT_ITEMS} training items drawn from
+ *   the run's seeded generator (whole sequences, at most {@link INIT_ROWS} rows in all, one forward
+ *   pass each) and each named linear's input rows are recorded, grouped by sequence. Layers fed the
+ *   same tensor (q, k, v; gate, up) share one array, as PEFT's EVA hashes equal inputs.
+ * - `weightGradients(names, batches)`: the mean over `batches` seeded training batches (the run's
+ *   batch size) of the task loss's gradient with respect to each named linear's weight, at the
+ *   frozen weights (PEFT `preprocess_loraga`'s accumulated `weight.grad` / count). A zero trainable
+ *   delta D [out, in] is added to each layer (y = f(x) + x D^T), so dL/dD = dL/dW for any base
+ *   (plain, quantized or off-heap).
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { LinearModule } from "../models/linear.ts";
+import type { LlamaModel } from "../models/llama.ts";
+import type { Rng } from "../models/util/rng.ts";
+import type { LayerActivations, MethodContext } from "../methods/types.ts";
+
+/** Training items whose sequences the activation recording reads. */
+export const INIT_ITEMS = 64;
+/** Most input rows (tokens) recorded per layer: whole sequences up to this total. */
+export const INIT_ROWS = 2048;
+
+/** What the providers need of the run's task (a `TaskRunner`). */
+export interface InitDataSource {
+  readonly trainItems: number;
+  trainSequences(items: readonly number[]): number[][];
+  loss(items: number[]): tf.Scalar;
+}
+
+/**
+ * Each named layer's input rows while `model.hidden` reads `sequences` one at a time (whole
+ * sequences while the total stays within `maxRows`; a longer first one is cut to `maxRows`).
+ * The model's layers are restored afterwards, even when the forward pass throws.
+ */
+export function recordLayerActivations(
+  model: LlamaModel,
+  names: readonly string[],
+  sequences: readonly number[][],
+  maxRows = INIT_ROWS,
+): Map<string, LayerActivations> {
+  const chosen: number[][] = [];
+  let total = 0;
+  for (const ids of sequences) {
+    if (ids.length === 0) continue;
+    if (total + ids.length > maxRows) {
+      if (chosen.length === 0) chosen.push(ids.slice(0, maxRows));
+      break;
+    }
+    chosen.push(ids);
+    total += ids.length;
+  }
+  if (chosen.length === 0) throw new Error("init data: no training sequence to record layer inputs from");
+  const parts = new Map<string, Float32Array[]>(names.map((n) => [n, []]));
+  const originals = new Map<string, LinearModule>();
+  let seen = new Map<number, Float32Array>(); // tensor id -> its rows, within one forward pass
+  for (const name of names) {
+    const layer = model.linears.get(name);
+    if (!layer) throw new Error(`init data: no linear layer named '${name}'`);
+    originals.set(name, layer);
+    const recorder: LinearModule = {
+      name: layer.name,
+      inFeatures: layer.inFeatures,
+      outFeatures: layer.outFeatures,
+      bias: layer.bias,
+      base: layer,
+      forward(x: tf.Tensor2D): tf.Tensor2D {
+        let rows = seen.get(x.id);
+        if (!rows) {
+          rows = (x.dataSync() as Float32Array).slice();
+          seen.set(x.id, rows);
+        }
+        parts.get(name)!.push(rows);
+        return layer.forward(x);
+      },
+      denseWeight: () => layer.denseWeight(),
+    };
+    model.linears.set(name, recorder);
+  }
+  try {
+    for (const ids of chosen) {
+      seen = new Map();
+      tf.tidy(() => {
+        model.hidden(tf.tensor2d(ids, [1, ids.length], "int32"));
+      });
+    }
+  } finally {
+    for (const [name, layer] of originals) model.linears.set(name, layer);
+  }
+  // Layers that saw the very same tensors share one concatenated array.
+  const out = new Map<string, LayerActivations>();
+  const shared: { parts: Float32Array[]; act: LayerActivations }[] = [];
+  for (const name of names) {
+    const p = parts.get(name)!;
+    const cols = originals.get(name)!.inFeatures;
+    if (p.length !== chosen.length) {
+      throw new Error(`init data: layer '${name}' ran ${p.length} times for ${chosen.length} sequences`);
+    }
+    const same = shared.find((s) => s.parts.length === p.length && s.parts.every((q, i) => q === p[i]));
+    if (same) {
+      out.set(name, same.act);
+      continue;
+    }
+    const rows = p.reduce((s, q) => s + q.length / cols, 0);
+    const inputs = new Float32Array(rows * cols);
+    const sequenceStarts = [0];
+    let off = 0;
+    for (const q of p) {
+      inputs.set(q, off * cols);
+      off += q.length / cols;
+      sequenceStarts.push(off);
+    }
+    const act = { inputs, rows, sequenceStarts };
+    shared.push({ parts: p, act });
+    out.set(name, act);
+  }
+  return out;
+}
+
+/**
+ * The mean over `batches` of d lossOf(batch) / dW [out, in] for each named linear, at its current
+ * weight (row-major float32). The model's layers are restored afterwards.
+ */
+export function estimateWeightGradients(
+  model: LlamaModel,
+  names: readonly string[],
+  lossOf: (items: number[]) => tf.Scalar,
+  batches: readonly number[][],
+): Map<string, Float32Array> {
+  if (batches.length === 0) throw new Error("init data: the gradient estimate needs at least one batch");
+  const originals = new Map<string, LinearModule>();
+  const deltas = new Map<string, tf.Variable>();
+  const sums = new Map<string, Float64Array>();
+  try {
+    for (const name of names) {
+      const layer = model.linears.get(name);
+      if (!layer) throw new Error(`init data: no linear layer named '${name}'`);
+      originals.set(name, layer);
+      const d = tf.variable(tf.zeros([layer.outFeatures, layer.inFeatures]), true, `${name}.init_grad_probe`);
+      deltas.set(name, d);
+      sums.set(name, new Float64Array(layer.outFeatures * layer.inFeatures));
+      model.linears.set(name, {
+        name: layer.name,
+        inFeatures: layer.inFeatures,
+        outFeatures: layer.outFeatures,
+        bias: layer.bias,
+        base: layer,
+        forward: (x: tf.Tensor2D) => tf.add(layer.forward(x), tf.matMul(x, d, false, true)) as tf.Tensor2D,
+        denseWeight: () => layer.denseWeight(),
+      });
+    }
+    const vars = [...deltas.values()];
+    for (const items of batches) {
+      const { value, grads } = tf.variableGrads(() => lossOf(items), vars);
+      value.dispose();
+      for (const [name, d] of deltas) {
+        const g = grads[d.name];
+        if (g) {
+          const data = g.dataSync();
+          const sum = sums.get(name)!;
+          for (let i = 0; i < sum.length; i++) sum[i] += data[i];
+        }
+      }
+      tf.dispose(Object.values(grads));
+    }
+  } finally {
+    for (const [name, layer] of originals) model.linears.set(name, layer);
+    for (const d of deltas.values()) d.dispose();
+  }
+  return new Map([...sums].map(([name, s]) => [name, Float32Array.from(s, (x) => x / batches.length)]));
+}
+
+/**
+ * The lazy providers of a run (see the module doc), drawing items from `rng` (the run's
+ * `rng.fork("init-data")`) so a seed fixes them.
+ */
+export function initDataProviders(
+  model: LlamaModel,
+  task: InitDataSource,
+  batchSize: number,
+  rng: Rng,
+): Pick<MethodContext, "layerActivations" | "weightGradients"> {
+  const items = (label: string) =>
+    rng.fork(label).shuffle(Array.from({ length: task.trainItems }, (_, i) => i));
+  return {
+    layerActivations: (names) =>
+      recordLayerActivations(model, names, task.trainSequences(items("activations").slice(0, INIT_ITEMS))),
+    weightGradients: (names, batches) => {
+      if (!Number.isInteger(batches) || batches < 1) {
+        throw new Error(`init data: gradient batches must be an integer >= 1, got ${batches}`);
+      }
+      // Successive batches of one seeded order, reshuffled when the items run out.
+      const order: number[] = [];
+      const stream = rng.fork("gradients");
+      const list = Array.from({ length: batches }, () => {
+        while (order.length < batchSize) {
+          order.push(...stream.shuffle(Array.from({ length: task.trainItems }, (_, i) => i)));
+        }
+        return order.splice(0, batchSize);
+      });
+      return estimateWeightGradients(model, names, (b) => task.loss(b), list);
+    },
+  };
+}

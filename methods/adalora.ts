@@ -1,50 +1,31 @@
 /**
- * AdaLoRA, adaptive budget allocation (Zhang et al., 2023, arXiv:2303.10512).
+ * AdaLoRA, adaptive budget allocation (Zhang et al., 2023, arXiv:2303.10512), as Hugging Face PEFT's
+ * tuners/adalora (layer.py `SVDLinear`, `RankAllocator`; model.py `AdaLoraModel`).
  *
  * Formula: dW = s P diag(Λ) Q with P [out, r] (PEFT `lora_B`), Λ [r] (`lora_E`), Q [r, in]
- * (`lora_A`), r = initR, s = alpha / initR (PEFT divides lora_alpha by `ranknum`, which stays at
- * init_r; we omit its +1e-5). Loss term as PEFT's `AdaLoraModel.forward`:
- *   orthReg · mean over the 2n matrices of (||P^T P - I||_F and ||Q Q^T - I||_F)
- * (unsquared Frobenius norms averaged over every P and Q, n adapted layers; the paper's R(P, Q)
- * squares them, and an earlier version here did, averaging per layer). The norm is floored at
- * 1e-12 (its square at 1e-24) so an exactly orthonormal factor has a zero, not NaN, gradient, as
- * torch.norm's subgradient.
+ * (`lora_A`), r = initR, s = alpha / initR. Loss term (PEFT's, see `AdaloraLinear.orthogonality`):
+ *   orthReg · mean over the 2n matrices of (||P^T P - I||_F and ||Q Q^T - I||_F), n adapted layers.
+ * Rank allocation (paper Sec. 3.2-3.3, `afterStep`): after update t of T, the initR·n - b(t)
+ * triplets (P_:i, Λ_i, Q_i:) with the lowest smoothed sensitivity scores get Λ_i = 0, b(t) the cubic
+ * budget of {@link adaloraBudget}; from t = T - tfinal the pattern is fixed at targetR·n.
  *
  * Initialisation (paper Sec. 3.1, PEFT `reset_lora_parameters`): Λ = 0, P and Q ~ N(0, 0.02²)
  * from `ctx.rng.fork(name + ".lora_B" / ".lora_A")`; the model is unchanged at init.
  *
- * Rank allocation (paper Sec. 3.2-3.3, PEFT `RankAllocator`), in the afterStep hook, with
- * t = the 0-based update index + 1 (updates done) and T = ctx.totalSteps:
- * - sensitivity of every entry w of P, Λ, Q: I = |w · grad| (after the update, as PEFT calls
- *   `update_and_allocate` after `optimizer.step()`); smoothed Ī = β1 Ī + (1-β1) I and uncertainty
- *   Ū = β2 Ū + (1-β2) |I - Ī|; entry score Ī · Ū; triplet score
- *   S_i = score(Λ_i) + mean_j score(P_ji) + mean_j score(Q_ij). Importance is updated while t < T - tfinal.
- * - budget (PEFT `budget_schedule`, paper eq. 11): b(t) = initR·n for t <= tinit; targetR·n for
- *   t > T - tfinal; otherwise floor((initR·n - targetR·n)(1 - (t - tinit)/(T - tfinal - tinit))^3 + targetR·n),
- *   allocating when t % deltaT == 0; n = number of adapted layers.
- * - allocation: the initR·n - b(t) lowest-scored triplets over all layers get Λ_i = 0. Exactly that
- *   many (ties broken by layer order, then index), where PEFT's kthvalue threshold with `<=` may
- *   mask more on ties. The mask is re-applied after every update until the next allocation ("keep
- *   masked"; PEFT re-applies it only at allocations before the final phase, the same for deltaT = 1).
- * - at t = T - tfinal the allocation is forced to the target budget and frozen: the pattern is
- *   re-applied after every later update (PEFT `mask_using_rank_pattern`) and the scores are dropped.
- *   With t counting updates done, even tfinal = 0 ends on the target budget.
- *
- * Options and defaults: initR 12, targetR 8, alpha 16 (the project's LoRA default; PEFT's is 8),
- * beta1 = beta2 = 0.85 (PEFT), orthReg 0.5 (PEFT's orth_reg_weight; the paper's γ is 0.1), deltaT 1
- * (PEFT). tinit = floor(tinitFraction·T), tfinal = floor(tfinalFraction·T) unless given in updates,
- * with tinitFraction 0.1 and tfinalFraction 0.2: a deliberate difference from PEFT, whose tinit and
- * tfinal default to 0 (placeholders next to its required total_step). With tfinal = 0 the last
- * pruning happens at the last update, so the kept triplets never train at the target budget; the
- * paper's runs use warm-up and final phases of a few percent to a third of training. The fractions
- * are options so the run record states the schedule (`--opt tinitFraction=0 --opt
- * tfinalFraction=0` gives PEFT's). Needs tinit < T - tfinal.
- *
  * Trainable parameters per adapted layer: initR (in + out + 1). nominalRank = targetR.
- * Mergeable: merge writes W + s P diag(Λ) Q (masked triplets contribute nothing).
- * PEFT export: `AdaLoraConfig` and tensors `lora_A` [r, in], `lora_B` [out, r], `lora_E` [r, 1] per
- * module, resized to the kept triplets with `rank_pattern` (keyed `model.layers.N.self_attn.q_proj.lora_E`)
- * once an allocation happened, as PEFT's `resize_state_dict_by_rank_pattern` saves them.
+ * Mergeable: merge writes W + s P diag(Λ) Q. PEFT export: `AdaLoraConfig`, resized to the kept
+ * triplets by `rank_pattern` (see `peftExport`).
+ *
+ * Deviations from PEFT, each with its reason:
+ * - s omits the +1e-5 of PEFT's lora_alpha / (ranknum + 1e-5) (ranknum stays init_r): a relative
+ *   change below 1e-5.
+ * - tinit, tfinal default to 10% and 20% of the updates (PEFT: 0): with tfinal = 0 the kept triplets
+ *   never train at the target budget ({@link adaloraSchema}; 0 and 0 give PEFT's).
+ * - exactly initR·n - b(t) triplets are masked (ties by layer, then index): PEFT's kthvalue
+ *   threshold with `<=` may mask more on ties, below the budget.
+ * - the mask is re-applied after every update (PEFT: at allocations; the same for deltaT = 1), so
+ *   masked triplets stay off between allocations.
+ * - alpha defaults to 16, the project's LoRA default (PEFT's is 8).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -58,7 +39,17 @@ import { LoraLinear } from "./lora.ts";
 import { namedArray } from "./lora_variants.ts";
 import { adaptedMethod } from "./wrapped.ts";
 
-/** AdaLoRA options. */
+/**
+ * AdaLoRA options. Defaults: beta1 = beta2 = 0.85 and deltaT 1 (PEFT's), orthReg 0.5 (PEFT's
+ * orth_reg_weight; the paper's γ is 0.1), alpha 16 (the project's LoRA default; PEFT's is 8).
+ * tinit = floor(tinitFraction·T), tfinal = floor(tfinalFraction·T) unless given in updates, with
+ * tinitFraction 0.1 and tfinalFraction 0.2: a deliberate difference from PEFT, whose tinit and
+ * tfinal default to 0 (placeholders next to its required total_step). With tfinal = 0 the last
+ * pruning happens at the last update, so the kept triplets never train at the target budget; the
+ * paper's runs use warm-up and final phases of a few percent to a third of training. The fractions
+ * are options so the run record states the schedule (`--opt tinitFraction=0 --opt
+ * tfinalFraction=0` gives PEFT's). Needs tinit < T - tfinal.
+ */
 export const adaloraSchema = z.object({
   /** Target preset or pattern (see targets.ts). */
   targets: z.string().default("q+v"),
@@ -99,7 +90,12 @@ export interface BudgetSchedule {
   deltaT: number;
 }
 
-/** Total rank budget after t updates and whether to allocate now (PEFT `budget_schedule`). */
+/**
+ * Total rank budget after t updates and whether to allocate now (PEFT `budget_schedule`, paper
+ * eq. 11), with n adapted layers and T = totalSteps: b(t) = initR·n for t <= tinit; targetR·n for
+ * t > T - tfinal; otherwise floor((initR·n - targetR·n)(1 - (t - tinit)/(T - tfinal - tinit))^3 +
+ * targetR·n), allocating when t % deltaT == 0.
+ */
 export function adaloraBudget(t: number, s: BudgetSchedule): { budget: number; mask: boolean } {
   if (t <= s.tinit) return { budget: s.initBudget, mask: false };
   if (t > s.totalSteps - s.tfinal) return { budget: s.targetBudget, mask: true };
@@ -131,7 +127,13 @@ export class AdaloraLinear extends LoraLinear {
     );
   }
 
-  /** ||P^T P - I||_F + ||Q Q^T - I||_F (each norm floored at 1e-12, see the module doc). */
+  /**
+   * ||P^T P - I||_F + ||Q Q^T - I||_F. The regularizer is orthReg times the mean of these norms over
+   * the 2n matrices, as PEFT's `AdaLoraModel.forward` (unsquared Frobenius norms averaged over every
+   * P and Q; the paper's R(P, Q) squares them, and an earlier version here did, averaging per
+   * layer). Each norm is floored at 1e-12 (its square at 1e-24) so an exactly orthonormal factor
+   * has a zero, not NaN, gradient, as torch.norm's subgradient.
+   */
   orthogonality(eye: tf.Tensor2D): tf.Scalar {
     const norm = (m: tf.Tensor) => tf.sqrt(tf.maximum(tf.sum(tf.square(tf.sub(m, eye))), 1e-24));
     return tf.add(
@@ -230,6 +232,11 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
     let masks: tf.Tensor1D[] | null = null;
     let frozenPattern = false;
 
+    /**
+     * Sensitivity of every entry w of P, Λ, Q: I = |w · grad| (after the update, as PEFT calls
+     * `update_and_allocate` after `optimizer.step()`); smoothed Ī = β1 Ī + (1-β1) I and
+     * uncertainty Ū = β2 Ū + (1-β2) |I - Ī|.
+     */
     const updateImportance = (grads: Map<tf.Variable, tf.Tensor>) => {
       const { beta1, beta2 } = config;
       for (const v of vars.values()) {
@@ -248,6 +255,7 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
       }
     };
 
+    /** Entry score Ī · Ū of a variable, averaged over `axis` when given. */
     const score = (v: tf.Variable, axis: number | null): tf.Tensor1D => {
       const e = importance.get(v);
       if (!e) return tf.zeros([r]);
@@ -255,7 +263,7 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
       return (axis === null ? s : tf.mean(s, axis)) as tf.Tensor1D;
     };
 
-    /** Triplet scores per layer [n][r]. */
+    /** Triplet scores per layer [n][r]: S_i = score(Λ_i) + mean_j score(P_ji) + mean_j score(Q_ij). */
     const tripletScores = (): Float32Array[] =>
       layers.map((l) =>
         tf.tidy(() =>
@@ -263,6 +271,11 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
         )
       );
 
+    /**
+     * The initR·n - budget lowest-scored triplets over all layers get Λ_i = 0: exactly that many
+     * (ties broken by layer order, then index), where PEFT's kthvalue threshold with `<=` may mask
+     * more on ties.
+     */
     const allocate = (budget: number) => {
       const scores = tripletScores();
       const all: { s: number; layer: number; i: number }[] = [];
@@ -274,6 +287,10 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
       masks = keep.map((m) => tf.tensor1d(m));
     };
 
+    /**
+     * Re-applies the mask after every update until the next allocation ("keep masked"; PEFT
+     * re-applies it only at allocations before the final phase, the same for deltaT = 1).
+     */
     const applyMasks = () => {
       if (!masks) return;
       layers.forEach((l, i) => tf.tidy(() => l.lambda.assign(tf.mul(l.lambda, masks![i]))));
@@ -300,6 +317,14 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
           tf.addN(layers.map((l) => l.orthogonality(eye))),
           config.orthReg / (2 * layers.length),
         ) as tf.Scalar,
+      /**
+       * Rank allocation (paper Sec. 3.2-3.3, PEFT `RankAllocator`), with t = the 0-based update
+       * index + 1 (updates done) and T = ctx.totalSteps: importance is updated while t < T - tfinal,
+       * allocating by {@link adaloraBudget}. At t = T - tfinal the allocation is forced to the target
+       * budget and frozen: the pattern is re-applied after every later update (PEFT
+       * `mask_using_rank_pattern`) and the scores are dropped. With t counting updates done, even
+       * tfinal = 0 ends on the target budget.
+       */
       afterStep: (grads, step) => {
         const t = step + 1;
         const finalAt = total - schedule.tfinal;
@@ -314,6 +339,11 @@ export const adalora: MethodDefinition<AdaloraConfig> = {
         }
         applyMasks();
       },
+      /**
+       * `AdaLoraConfig` and tensors `lora_A` [r, in], `lora_B` [out, r], `lora_E` [r, 1] per module,
+       * resized to the kept triplets with `rank_pattern` (keyed `model.layers.N.self_attn.q_proj.lora_E`)
+       * once an allocation happened, as PEFT's `resize_state_dict_by_rank_pattern` saves them.
+       */
       peftExport: () => {
         const tensors = new Map<string, NamedArray>();
         const rankPattern: Record<string, boolean[]> = {};

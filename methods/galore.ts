@@ -1,35 +1,25 @@
 /**
  * GaLore (Zhao et al., 2024, "GaLore: Memory-Efficient LLM Training by Gradient Low-Rank
- * Projection").
+ * Projection"), following the authors' GaLore projector.
  *
  * What trains: the full weights W [m, n] of the target linears (set trainable while applied; the
- * flags are restored on dispose). Nothing is added to the model: the saving is in the optimizer,
- * provided through `AppliedMethod.makeOptimizer`.
+ * flags are restored on dispose). Nothing is added to the model: the saving is in the optimizer
+ * ({@link GaLoreOptimizer}), provided through `AppliedMethod.makeOptimizer`.
  *
- * Optimizer, per weight with gradient G [m, n], following GaLore's projector:
- * - side: for m >= n (rows not fewer than columns) the right projection P [n, r] = top-r right
- *   singular vectors of G and R = G P [m, r]; otherwise the left one, P [m, r] = top-r left
- *   singular vectors and R = P^T G [r, n] -- the projected gradient always has r times the larger
- *   side;
- * - P is recomputed from the current gradient every `updateProjGap` updates (default 200, the
- *   paper's T), at updates 0, T, 2T, ...; the Adam moments are kept across refreshes, as GaLore does;
- * - Adam on R: M = b1 M + (1 - b1) R, V = b2 V + (1 - b2) R^2,
- *   N = (M / (1 - b1^t)) / (sqrt(V / (1 - b2^t)) + eps);
- * - update W -= lr (alpha P N  (or alpha N P^T)  + wd W), alpha = `scale` (default 0.25, the
- *   paper's), decoupled weight decay on the full weight; gradients are clipped by global norm
- *   first, like AdamW.
- * The SVD is exact (ml-matrix, thin, on the CPU in float64), as GaLore's torch.linalg.svd; it costs
- * O(m n min(m, n)) per weight once every T steps, the price of an exact projection.
- * Optimizer state: 2 r max(m, n) moment values plus r min(m, n) projection values per weight, in
- * fp32: stateBytes = 4 (2 r max(m, n) + r min(m, n)) summed over the targets (AdamW would hold
- * 8 m n bytes).
+ * Formula, per weight with gradient G [m, n] (clipped by global norm first, like AdamW), rank r:
+ *   m >= n: P [n, r] = top-r right singular vectors of G, R = G P [m, r];
+ *   m < n:  P [m, r] = top-r left singular vectors of G,  R = P^T G [r, n];
+ *   N = Adam(R) (bias-corrected moments of R),  W -= lr (alpha P N  (or alpha N P^T)  + wd W),
+ * alpha = `scale`, P recomputed from the current gradient every `updateProjGap` updates.
  *
- * Options: `targets` (default all-linear, as GaLore projects every attention and MLP matrix),
- * `rank` r (default 32 so it fits the embedded model's 64-wide k/v projections; the paper used 128
- * for its smallest model; must be <= min(m, n)),
- * `updateProjGap`, `scale`. Not "mergeable" as an adapter: the weights are trained in place, so
- * merge() is a no-op and state() holds the trained target weights. Trainable parameters: the
- * targets' full sizes.
+ * Initialisation: W starts as the frozen model's weight (the model is unchanged at init), the Adam
+ * moments at zero; P comes from the first gradient.
+ *
+ * Trainable parameters: the targets' full sizes. Optimizer state: 2 r max(m, n) moment values plus
+ * r min(m, n) projection values per weight, in fp32: stateBytes = 4 (2 r max(m, n) + r min(m, n))
+ * summed over the targets (AdamW would hold 8 m n bytes).
+ * Not "mergeable" as an adapter: the weights are trained in place, so merge() is a no-op and
+ * state() holds the trained target weights.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -53,13 +43,19 @@ import { toMatrix } from "./diagnostics/linalg.ts";
 
 /** GaLore options. */
 export const galoreSchema = z.object({
-  /** Target preset or pattern (see targets.ts). */
+  /**
+   * Target preset or pattern (see targets.ts); all-linear by default, as GaLore projects every
+   * attention and MLP matrix.
+   */
   targets: z.string().default("all-linear"),
-  /** Rank r of the gradient projection. */
+  /**
+   * Rank r of the gradient projection, at most min(m, n): 32 so it fits the embedded model's 64-wide
+   * k/v projections (the paper used 128 for its smallest model).
+   */
   rank: z.number().int().positive().default(32),
-  /** Updates between projection refreshes (the paper's T). */
+  /** Updates between projection refreshes (the paper's T, 200). */
   updateProjGap: z.number().int().positive().default(200),
-  /** Scale alpha of the projected-back update. */
+  /** Scale alpha of the projected-back update (the paper's 0.25). */
   scale: z.number().positive().default(0.25),
 }).strict();
 
@@ -68,7 +64,8 @@ export type GaloreConfig = z.infer<typeof galoreSchema>;
 
 /**
  * Top-r singular vectors of a gradient [m, n]: the left ones [m, r] when `left`, else the right ones
- * [n, r].
+ * [n, r]. The SVD is exact (ml-matrix, thin, on the CPU in float64), as GaLore's torch.linalg.svd; it
+ * costs O(m n min(m, n)) per weight once every T steps, the price of an exact projection.
  */
 export function topSingularVectors(g: tf.Tensor2D, r: number, left: boolean): tf.Tensor2D {
   const [m, n] = g.shape;
@@ -84,7 +81,19 @@ export function topSingularVectors(g: tf.Tensor2D, r: number, left: boolean): tf
   return tf.tensor2d(out, [rows, r]);
 }
 
-/** The GaLore optimizer over 2-D variables (see the module doc). */
+/**
+ * The GaLore optimizer over 2-D variables, following GaLore's projector. Per weight with gradient
+ * G [m, n], after clipping all gradients by global norm like AdamW:
+ * - side: for m >= n (rows not fewer than columns) the right projection P [n, r] and R = G P [m, r];
+ *   otherwise the left one, P [m, r] and R = P^T G [r, n] -- the projected gradient always has r
+ *   times the larger side;
+ * - P is recomputed from the current gradient every `updateProjGap` updates (the paper's T), at
+ *   updates 0, T, 2T, ...; the Adam moments are kept across refreshes, as GaLore does;
+ * - Adam on R: M = b1 M + (1 - b1) R, V = b2 V + (1 - b2) R^2,
+ *   N = (M / (1 - b1^t)) / (sqrt(V / (1 - b2^t)) + eps);
+ * - update W -= lr (alpha P N  (or alpha N P^T)  + wd W), alpha = `scale`, decoupled weight decay
+ *   on the full weight.
+ */
 export class GaLoreOptimizer implements Optimizer {
   readonly vars: tf.Variable[];
   readonly rank: number;

@@ -2,23 +2,15 @@
  * GLoRA: Generalized LoRA (Chavan et al. 2023, "One-for-All: Generalized LoRA for
  * Parameter-Efficient Fine-tuning"; Hugging Face PEFT `GloraConfig`).
  *
- * The paper's unified formulation of a linear layer with frozen W0 [out, in] and bias b0:
- *   W' = W0 + W0 ⊙ A + B,   b' = b0 + b0 ⊙ D + E + W0 C,   y = W' x + b'.
- * Support tensors as used here (one fixed configuration; the paper searches per-layer choices
- * among LoRA / vector / scalar / none with an evolutionary search, which we do not run):
- * - A = Ad Au, low-rank (PEFT `config_A_B = "lora"`): Ad [out, r], Au [r, in]; scales W0 elementwise;
- * - B = Bd Bu, low-rank: Bd [out, r], Bu [r, in]; an additive LoRA-style update;
- * - bias side: C [in], vector (the paper's "prompt" term; W0 C is an input-independent shift of the
- *   output), E [out], vector (a learned bias), D [out], vector scaling b0.
- *
- * Convention for the bias side (option `biasTerms`):
- * - "if-bias" (default, PEFT's GLoRA as audited in issue #18): C, D and E exist only on layers whose
- *   base has a bias (Qwen2 q/k/v). A bias-less layer (every Llama layer) gets A and B only and stays
- *   bias-less after merging.
- * - "always" (the paper's formulation): C and E on every adapted layer, D only where there is a b0
- *   to scale; a bias-less layer gains a bias b' = E + W0 C when merged. Adds in + out parameters per
- *   bias-less layer. Use `--opt biasTerms=always`.
- * The run record's method options say which one a run used.
+ * Formula, the paper's unified formulation of a linear layer with frozen W0 [out, in] and bias b0:
+ *   W' = W0 + W0 ⊙ A + B,   b' = b0 + b0 ⊙ D + E + W0 C,   y = W' x + b',
+ * with A = Ad Au (Ad [out, r], Au [r, in]; PEFT `config_A_B = "lora"`) scaling W0 elementwise,
+ * B = Bd Bu (Bd [out, r], Bu [r, in]) an additive LoRA-style update, and vectors C [in] (the paper's
+ * "prompt" term: W0 C is an input-independent shift of the output), E [out] (a learned bias) and
+ * D [out] (scaling b0); no alpha scaling, as in the paper and PEFT. One fixed configuration: the
+ * paper's evolutionary search over per-layer LoRA / vector / scalar / none choices is not run.
+ * Bias side (`biasTerms`, see {@link gloraSchema}): "if-bias" (default, PEFT's) creates C, D, E only
+ * on layers whose base has a bias; "always" (the paper's) puts C and E on every adapted layer.
  *
  * Initialisation (PEFT `reset_glora_parameters`): Au, Bu Kaiming-uniform (a = sqrt(5)); Ad, Bd, C,
  * D, E zeros, so A = B = 0, b' = b0 and the adapted model equals the frozen one at init.
@@ -26,8 +18,7 @@
  * Trainable parameters per adapted layer: 2 r (in + out), plus in + 2 out on a layer with a bias;
  * with "always", 2 r (in + out) + in + out on a layer without one.
  * Mergeable (the paper's structural re-parameterisation): W' and b' are computed explicitly and
- * stored as a plain layer. The forward pass also builds W' and does one matmul (no alpha scaling,
- * as in the paper and PEFT). Options: `targets` (q+v) and `rank` (8), LoRA's defaults; `biasTerms`.
+ * stored as a plain layer.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -39,9 +30,20 @@ import { layerFactors, wrapLinears } from "./common.ts";
 import { checkRank, loraSchema } from "./lora.ts";
 import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 
-/** GLoRA options: LoRA's without alpha, and where the bias-side terms C, D, E are created. */
+/**
+ * GLoRA options: LoRA's without alpha (`targets` q+v and `rank` 8, LoRA's defaults), and where the
+ * bias-side terms C, D, E are created (`biasTerms`).
+ */
 export const gloraSchema = loraSchema.omit({ alpha: true }).extend({
-  /** "if-bias": only on layers with a bias (PEFT); "always": C and E on every layer (the paper). */
+  /**
+   * - "if-bias" (default, PEFT's GLoRA as audited in issue #18): C, D and E exist only on layers
+   *   whose base has a bias (Qwen2 q/k/v). A bias-less layer (every Llama layer) gets A and B only
+   *   and stays bias-less after merging.
+   * - "always" (the paper's formulation): C and E on every adapted layer, D only where there is a
+   *   b0 to scale; a bias-less layer gains a bias b' = E + W0 C when merged. Adds in + out
+   *   parameters per bias-less layer. Use `--opt biasTerms=always`.
+   * The run record's method options say which one a run used.
+   */
   biasTerms: z.enum(["if-bias", "always"]).default("if-bias"),
 }).strict();
 
@@ -54,7 +56,7 @@ export interface GloraTensors {
   au: tf.Variable;
   bd: tf.Variable;
   bu: tf.Variable;
-  /** Bias side: null where not created (see the module doc's `biasTerms`). */
+  /** Bias side: null where not created (see {@link gloraSchema}'s `biasTerms`). */
   c: tf.Variable | null;
   e: tf.Variable | null;
   /** Only where the base layer has a bias. */
@@ -85,6 +87,7 @@ export class GloraLinear extends AdaptedLinear {
     return terms.length === 0 ? null : terms.reduce((a, b) => tf.add(a, b) as tf.Tensor1D);
   }
 
+  /** Builds W' and does one matmul (no alpha scaling, as in the paper and PEFT), then adds b'. */
   forward(x: tf.Tensor2D): tf.Tensor2D {
     const w0 = this.base.denseWeight();
     const y = tf.matMul(x, tf.add(w0, this.#delta(w0)), false, true) as tf.Tensor2D;

@@ -1,7 +1,8 @@
 /**
  * Structure-Aware Intrinsic Dimension, SAID (Aghajanyan, Zettlemoyer & Gupta, 2021, "Intrinsic
  * Dimensionality Explains the Effectiveness of Language Model Fine-Tuning"), on the Fastfood
- * subspace of Li et al. (2018, "Measuring the Intrinsic Dimension of Objective Landscapes").
+ * subspace of Li et al. (2018, "Measuring the Intrinsic Dimension of Objective Landscapes"),
+ * normalised as their reference code (`fastfood_torched`; see {@link FastfoodProjection}).
  *
  * Formula: the whole adaptation is one trainable vector of `intrinsicDim` d values, split into
  * z [d - m] and one scale lambda_i per adapted layer (m = number of target linears; SAID's "one
@@ -11,30 +12,15 @@
  * restricted to its first D_i rows, where D'_i is max(D_i, d - m) padded to a power of two (z is
  * zero-padded to D'_i), H the D'_i x D'_i Walsh-Hadamard matrix (Sylvester order, unnormalised),
  * B_i a random +-1 diagonal, Pi_i a random permutation, G_i a N(0, 1) diagonal and
- * sigma_i = ||G_i||_2.
- * Normalisation on sizes that are not powers of two, as the reference code (Li et al.'s and
- * Aghajanyan et al.'s `fastfood_torched`: divisor sqrt(LL ||G||^2) times sqrt(DD / LL), i.e.
- * ||G|| sqrt(DD) with DD the layer's size): every row of the unscaled D'_i x D'_i transform has
- * squared norm D'_i sigma_i^2, so the kept D_i rows of F_i have squared Frobenius norm exactly D'_i
- * and a column of the truncated F_i has squared norm 1 on average (exactly 1 when D_i = D'_i). An
- * earlier version divided by sqrt(D'_i), giving the untruncated columns unit norm and the kept
- * ones D_i / D'_i on average (a smaller effective step on layers whose size is not a power of two).
- * "Per layer-block"
- * means per target linear: each has its own B, G, Pi (seeded from ctx.rng.fork(name + ".fastfood"),
- * frozen) and sees the same z.
- * H is applied as a fast Walsh-Hadamard transform written in tfjs ops (log2 D' butterfly stages on
- * a [.., 2, ..] reshape; differentiable), so F_i z costs O(D' log D') per layer and forward, and the
- * permutation is a gather whose gradient is the inverse gather (a custom gradient: tfjs's own gather
- * gradient needs a kernel the wasm backend lacks).
+ * sigma_i = ||G_i||_2. "Per layer-block" means per target linear: each has its own frozen B, G, Pi
+ * and sees the same z.
  *
  * Initialisation: z = 0 (so the model is exactly the frozen one) and lambda_i = 1 (with both zero
- * every gradient would vanish). Defaults: targets `q+v`, intrinsicDim 100 -- sized for the tiny
- * test models; the paper measures d90 in the hundreds to thousands for real models (pass e.g.
- * --opt intrinsicDim=1000), at the cost of O(D' log D') work per target per step.
+ * every gradient would vanish); B, G, Pi from `new Rng(ctx.rng.seed).fork(name + ".fastfood")`.
  *
- * State: z, lambda and the seed of the Fastfood matrices (`said.fastfood_seed`, rebuilt on load).
  * Trainable parameters: exactly d (= intrinsicDim). Mergeable: W_i0 + lambda_i F_i z is
- * materialised into a plain frozen weight.
+ * materialised into a plain frozen weight. State: z, lambda and the seed of the Fastfood matrices
+ * (`said.fastfood_seed`, rebuilt on load).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -56,7 +42,12 @@ function seedToArray(seed: number): Float32Array {
 export const saidSchema = z.object({
   /** Target preset or pattern (see targets.ts). */
   targets: z.string().default("q+v"),
-  /** Intrinsic dimension d: the total number of trainable values (z plus one lambda per layer). */
+  /**
+   * Intrinsic dimension d: the total number of trainable values (z plus one lambda per layer).
+   * 100 is sized for the tiny test models; the paper measures d90 in the hundreds to thousands for
+   * real models (pass e.g. --opt intrinsicDim=1000), at the cost of O(D' log D') work per target per
+   * step.
+   */
   intrinsicDim: z.number().int().positive().default(100),
 }).strict();
 
@@ -70,7 +61,11 @@ export function nextPow2(n: number): number {
   return p;
 }
 
-/** Fast Walsh-Hadamard transform H x of a vector whose length is a power of two (unnormalised). */
+/**
+ * Fast Walsh-Hadamard transform H x of a vector whose length is a power of two (unnormalised,
+ * Sylvester order), in tfjs ops: log2 n butterfly stages on a [.., 2, ..] reshape, differentiable,
+ * O(n log n).
+ */
 export function fwht(x: tf.Tensor1D): tf.Tensor1D {
   const n = x.shape[0];
   if (n !== nextPow2(n)) throw new Error(`fwht needs a power-of-two length, got ${n}`);
@@ -84,14 +79,29 @@ export function fwht(x: tf.Tensor1D): tf.Tensor1D {
   return tf.reshape(y, [n]);
 }
 
-/** A frozen Fastfood projection R^dIn -> R^dOut (see the module doc). */
+/**
+ * A frozen Fastfood projection R^dIn -> R^dOut: F z = (H G Pi H B z) / (sigma sqrt(dOut)), z
+ * zero-padded to D' = max(dIn, dOut) padded to a power of two, the first dOut rows kept (see the
+ * module doc), so F z costs O(D' log D') per forward.
+ *
+ * Normalisation on sizes that are not powers of two, as the reference code (Li et al.'s and
+ * Aghajanyan et al.'s `fastfood_torched`: divisor sqrt(LL ||G||^2) times sqrt(DD / LL), i.e.
+ * ||G|| sqrt(DD) with DD the layer's size): every row of the unscaled D' x D' transform has
+ * squared norm D' sigma^2, so the kept dOut rows of F have squared Frobenius norm exactly D' and a
+ * column of the truncated F has squared norm 1 on average (exactly 1 when dOut = D'). An earlier
+ * version divided by sqrt(D'), giving the untruncated columns unit norm and the kept ones dOut / D'
+ * on average (a smaller effective step on layers whose size is not a power of two).
+ *
+ * The permutation is a gather whose gradient is the inverse gather (a custom gradient: tfjs's own
+ * gather gradient needs a kernel the wasm backend lacks).
+ */
 export class FastfoodProjection {
   readonly dIn: number;
   readonly dOut: number;
   /** Padded size D' (a power of two). */
   readonly size: number;
   readonly #b: tf.Tensor1D;
-  /** G / (sigma sqrt(dOut)): the reference's normalisation by the kept size (module doc). */
+  /** G / (sigma sqrt(dOut)): the reference's normalisation by the kept size (see the class doc). */
   readonly #g: tf.Tensor1D;
   readonly #permute: (x: tf.Tensor1D) => tf.Tensor1D;
   readonly #owned: tf.Tensor[];

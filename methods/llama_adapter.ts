@@ -10,26 +10,15 @@
  * softmax, separate from the tokens' (the paper's independent softmax):
  *   a_h = g_l softmax(q_h K_{kv(h)}^T / sqrt(headDim)) V_{kv(h)},
  * with kv(h) the key/value head of h's group (PEFT's `repeat_interleave` for grouped-query
- * attention). The layer's attention output becomes o_proj(attn) + o_proj(a); the heads' a is added
- * to the attention context before o_proj (`model.hooks.attentionContext`), which is the same
- * because o_proj has no bias in these models.
+ * attention). The layer's attention output becomes o_proj(attn) + o_proj(a).
  *
  * Initialisation: P_l ~ N(0, 1) (PEFT's `normal_()`, after the official repository's nn.Embedding),
  * from ctx.rng.fork(`layers.${l}.adaption_prompt`); g_l = 0 ("zero-init attention"), so the
  * method is exactly the identity at init, and at init only the gates receive a gradient.
  * PEFT keeps the gate raw (no tanh, unlike the paper's later code) and one gate per layer: so here.
  *
- * Defaults: PEFT's `AdaptionPromptConfig` has none (both fields must be given); its documentation
- * and the paper use adapter_len 10 and adapter_layers 30 (of LLaMA-7B's 32): `adapterLen` 10, and
- * `adapterLayers` min(30, nLayers) when not given (a given value above the model's depth is an error,
- * as in PEFT).
- *
  * Trainable parameters: adapterLayers (L dim + 1). Not mergeable (the prompt is attention memory).
- * PEFT export: `peft_type: ADAPTION_PROMPT`, `target_modules: self_attn`, adapter_len, adapter_layers,
- * tensors `base_model.model.model.layers.{l}.self_attn.adaption_prompt` [1, L, dim] and
- * `.adaption_gate` [1]. The prompt lives in the hidden space and q/k are permuted alike within each
- * head in a llama2.c model's Hugging Face checkpoint, so it needs no permutation; PEFT supports only
- * `llama`/`mistral` model types, so the export is refused for Qwen architectures.
+ * Defaults: {@link llamaAdapterSchema}; PEFT export (refused for Qwen architectures): `peftExport`.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -42,7 +31,12 @@ import { setHook } from "./bottleneck.ts";
 /** The paper's (and PEFT's documented) number of adapted layers, capped at the model's depth. */
 export const DEFAULT_ADAPTER_LAYERS = 30;
 
-/** LLaMA-Adapter options. */
+/**
+ * LLaMA-Adapter options. PEFT's `AdaptionPromptConfig` has no defaults (both fields must be given);
+ * its documentation and the paper use adapter_len 10 and adapter_layers 30 (of LLaMA-7B's 32):
+ * `adapterLen` 10, and `adapterLayers` min(30, nLayers) when not given (a given value above the
+ * model's depth is an error, as in PEFT).
+ */
 export const llamaAdapterSchema = z.object({
   /** Adaption prompt length L per layer (PEFT `adapter_len`). */
   adapterLen: z.number().int().positive().default(10),
@@ -96,6 +90,8 @@ export const llamaAdapter: MethodDefinition<LlamaAdapterConfig> = {
       vars.set(`layers.${l}.adaption_gate`, constantVariable(0, [1]));
     }
     const groups = nHeads / nKvHeads;
+    // The heads' a is added to the attention context before o_proj (`model.hooks.attentionContext`),
+    // which gives o_proj(attn) + o_proj(a) because o_proj has no bias in these models.
     const restore = setHook(model, "attentionContext", (layer, q) => {
       if (layer < first) return null;
       const prompt = vars.get(`layers.${layer}.adaption_prompt`)! as tf.Tensor2D;
@@ -120,6 +116,14 @@ export const llamaAdapter: MethodDefinition<LlamaAdapterConfig> = {
     }, "llama-adapter");
     const llamaFamily = /^(Llama|Mistral)ForCausalLM$/.test(model.config.architecture);
     return ownedVariablesMethod(vars, restore, {
+      /**
+       * PEFT export: `peft_type: ADAPTION_PROMPT`, `target_modules: self_attn`, adapter_len,
+       * adapter_layers, tensors `base_model.model.model.layers.{l}.self_attn.adaption_prompt`
+       * [1, L, dim] and `.adaption_gate` [1]. The prompt lives in the hidden space and q/k are
+       * permuted alike within each head in a llama2.c model's Hugging Face checkpoint, so it needs no
+       * permutation; PEFT supports only `llama`/`mistral` model types, so the export is refused for
+       * Qwen architectures.
+       */
       peftExport: () => {
         const tensors = new Map<string, { data: Float32Array; shape: number[] }>();
         for (let l = first; l < nLayers; l++) {

@@ -4,32 +4,23 @@
  * `OFTConfig` / `oft.layer.Linear` (PEFT 0.20).
  *
  * Formula: the input of a frozen linear layer is rotated block by block, y = W (R x) + b with
- * R = diag(R_1, ..., R_nb) of nb = in / bs orthogonal blocks of size bs (PEFT's `oft_block_size`),
- * each R_i from a skew-symmetric Q_i (its strict upper triangle, bs (bs - 1) / 2 values, is the
- * trainable `oft_R.weight` row). In PEFT's row-vector form the rotated input is x R, so the merged
- * weight is W' = W R^T (PEFT's `merge`: (R W^T)^T); the bias is not rotated.
- * R_i = Cayley(Q_i): with `useCayleyNeumann` (PEFT's default since 0.18, 5 terms) the truncated
- * series R = I + 2 Q + 2 Q^2 + 2 Q^3 + Q^4 (nearly orthogonal for small Q; the sign convention is
- * (I + Q)(I - Q)^{-1}, the transpose of the exact branch's, as in PEFT); otherwise the exact
- * (I - Q)(I + Q)^{-1}, orthogonal with det 1.
+ * R = diag(R_1, ..., R_nb) of nb = in / bs orthogonal blocks of size bs (PEFT's `oft_block_size`,
+ * or `r` blocks; adjusted per layer as {@link oftBlocks}), each R_i the Cayley(-Neumann) transform
+ * ({@link oftRotation}) of a skew-symmetric Q_i (its strict upper triangle, bs (bs - 1) / 2 values,
+ * is the trainable `oft_R.weight` row). In PEFT's row-vector form the rotated input is x R, so the
+ * merged weight is W' = W R^T (PEFT's `merge`: (R W^T)^T); the bias is not rotated. `blockShare`:
+ * one Q shared by all blocks of a layer; `coft`: each Q_i kept in a Frobenius ball
+ * ({@link OftLinear.project}).
  *
  * Initialisation (PEFT `reset_oft_parameters`, init_weights=True): Q = 0, so R = I and the adapted
  * model equals the frozen one.
- *
- * Block size (PEFT `update_layer`): exactly one of `r` (blocks per layer) and `blockSize` is
- * non-zero (PEFT defaults r = 0, oft_block_size = 32); when it does not divide a layer's in_features
- * it is moved to the nearest divisor as PEFT's `adjust_oft_parameters` does (ties to the smaller;
- * at least in_features -> in_features), per layer. `blockShare`: one Q shared by all blocks of a
- * layer. `coft` (constrained OFT): after every update each Q_i is projected onto the Frobenius ball
- * ||Q_i||_F <= eps / sqrt(rows) (rows = number of Q vectors of the layer), as PEFT's `_project_batch`
- * does before each forward; the sequence of weights used is the same.
  *
  * Trainable parameters per adapted layer: (blockShare ? 1 : in / bs) * bs (bs - 1) / 2.
  * Mergeable: W' = W R^T.
  *
  * Differences from PEFT: no multiplicative module dropout (PEFT's default is 0 anyway); the exact
  * Cayley transform inverts each block in float64 on the CPU (tfjs has no solve op), with the exact
- * gradient.
+ * gradient; COFT projects after every update instead of before each forward (the same weights).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -81,7 +72,13 @@ export function adjustOftParameter(n: number, p: number): number {
   return p - lower <= higher - p ? lower : higher;
 }
 
-/** A layer's block size and block count from the options (PEFT `update_layer`). */
+/**
+ * A layer's block size and block count from the options (PEFT `update_layer`): exactly one of `r`
+ * (blocks per layer) and `blockSize` is non-zero (PEFT defaults r = 0, oft_block_size = 32); when it
+ * does not divide the layer's in_features it is moved to the nearest divisor as PEFT's
+ * `adjust_oft_parameters` does ({@link adjustOftParameter}: ties to the smaller; at least
+ * in_features -> in_features), per layer.
+ */
 export function oftBlocks(
   inFeatures: number,
   c: Pick<OftConfig, "r" | "blockSize">,
@@ -94,7 +91,13 @@ export function oftBlocks(
   return { bs: inFeatures / nb, nb };
 }
 
-/** The orthogonal blocks [nb, bs, bs] of Q vectors [rows, bs(bs-1)/2] (rows 1 when shared). */
+/**
+ * The orthogonal blocks [nb, bs, bs] of Q vectors [rows, bs(bs-1)/2] (rows 1 when shared).
+ * R_i = Cayley(Q_i): with `useCayleyNeumann` (PEFT's default since 0.18, 5 terms) the truncated
+ * series R = I + 2 Q + 2 Q^2 + 2 Q^3 + Q^4 (nearly orthogonal for small Q; the sign convention is
+ * (I + Q)(I - Q)^{-1}, the transpose of the exact branch's, as in PEFT); otherwise the exact
+ * (I - Q)(I + Q)^{-1}, orthogonal with det 1.
+ */
 export function oftRotation(q: tf.Tensor2D, bs: number, nb: number, c: OftConfig): tf.Tensor3D {
   return tf.tidy(() => {
     const skew = skewSymmetric(q, bs);
@@ -133,7 +136,11 @@ export class OftLinear extends AdaptedLinear {
     });
   }
 
-  /** COFT: project each Q_i onto ||Q_i||_F <= eps / sqrt(rows) (PEFT `_project_batch`). */
+  /**
+   * COFT (constrained OFT), run after every update: project each Q_i onto the Frobenius ball
+   * ||Q_i||_F <= eps / sqrt(rows) (rows = number of Q vectors of the layer), as PEFT's
+   * `_project_batch` does before each forward; the sequence of weights used is the same.
+   */
   project(): void {
     tf.tidy(() => {
       const rows = this.q.shape[0];

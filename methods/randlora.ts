@@ -8,29 +8,20 @@
  *   UA[i n + k, d] = lambda[i, k] A[i, d] gamma[k, d]      [r n, lo]  (one base A, PEFT's UniqueBaseGrad)
  *   UB[m, k r + j] = B[m, k, j]                              [hi, n r]
  *   M = UB UA [hi, lo];  dW = s M when in <= out, s M^T otherwise;  s = alpha / r;  y = W x + dW x.
- * The two flattenings pair column k r + j of UB with row i n + k' of UA, exactly as PEFT's
- * `flatten(start_dim=1)` / `flatten(end_dim=1)` do (the paper writes sum_k B_k Lambda_k A Gamma_k).
- *
- * Shared frozen bases, as PEFT's default (`sparse=False`): from the elementwise largest target shape
- * (HI, LO), A [r, LO] Kaiming-uniform (bound 1/sqrt LO) and B [HI, N, r] (N = ceil(LO / r), each
- * basis Kaiming-uniform, bound 1/sqrt r), each then divided by its own sample std; every layer uses
- * the leading [r, lo] of A and [hi, n, r] of B. They are drawn from `projectionPrngKey` (PEFT
- * `projection_prng_key`, default 0), not from the run seed, so they depend only on the options
- * (PEFT's torch generator is not reproduced). PEFT's `_kaiming_init` makes them bfloat16 (float16
- * without bf16 support); here they are rounded to bfloat16 after the normalisation and held in fp32,
- * so PEFT loading them into its bf16 buffers changes nothing.
  *
  * Initialisation, as PEFT (`init_weights=True`): lambda = 0 [r, n], gamma = 1 / max(n, lo) [n, lo]:
- * dW = 0, the function is unchanged at init. Trainable parameters per layer: r n + n lo.
- * Options (PEFT defaults): `targets` (PEFT's Llama default q_proj, v_proj), `rank` r (32; fewer
- * rank means more bases and more parameters), `alpha` (640, s = alpha / r = 20),
- * `projectionPrngKey` (0). PEFT's `sparse` / `very_sparse` ternary bases are not offered.
- * Mergeable: W' = W + dW.
+ * dW = 0, the function is unchanged at init. Shared frozen bases, as PEFT's default (`sparse=False`):
+ * from the elementwise largest target shape (HI, LO), A [r, LO] Kaiming-uniform (bound 1/sqrt LO) and
+ * B [HI, N, r] (N = ceil(LO / r), each basis Kaiming-uniform, bound 1/sqrt r), each then divided by
+ * its own sample std and rounded to bfloat16 (`stdNormalised`); every layer uses the leading
+ * [r, lo] of A and [hi, n, r] of B.
  *
- * PEFT export (`save_projection=True`): per module `randlora_lambda`, `randlora_gamma`, and the
- * shared `base_model.randlora_A` [r, 1, LO] and `base_model.randlora_B` [HI, N, r] once (PEFT's
- * per-layer references to the same buffers load from them). On q/k of an interleaved-RoPE model
- * the checkpoint permutes W's rows, which the shared bases cannot follow: that export is refused.
+ * Trainable parameters per layer: r n + n lo. Mergeable: W' = W + dW.
+ *
+ * Differences from PEFT: the bases are drawn from `projectionPrngKey` with this project's Rng, since
+ * PEFT's torch generator is not reproduced (the export saves them: `save_projection=True`); PEFT's
+ * `sparse` / `very_sparse` ternary bases are not offered (PEFT's default is the dense ones). PEFT
+ * export: see `peftExport`.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -48,11 +39,17 @@ import { AdaptedLinear, adaptedMethod } from "./wrapped.ts";
 export const randloraSchema = z.object({
   /** Target preset or pattern (PEFT's Llama default: q_proj, v_proj). */
   targets: z.string().default("q+v"),
-  /** Rank r of each random basis (PEFT `r`); n = ceil(min(in, out) / r) bases per layer. */
+  /**
+   * Rank r of each random basis (PEFT `r`); n = ceil(min(in, out) / r) bases per layer, so a smaller
+   * rank means more bases and more parameters.
+   */
   rank: z.number().int().positive().default(32),
-  /** Scale numerator: s = alpha / r (PEFT `randlora_alpha`). */
+  /** Scale numerator: s = alpha / r (PEFT `randlora_alpha`; 640, s = 20 at the default rank). */
   alpha: z.number().default(640),
-  /** Seed of the shared frozen bases (PEFT `projection_prng_key`). */
+  /**
+   * Seed of the shared frozen bases (PEFT `projection_prng_key`, default 0), not the run seed, so
+   * the bases depend only on the options.
+   */
   projectionPrngKey: z.number().int().nonnegative().default(0),
 }).strict();
 
@@ -64,7 +61,12 @@ export function numBases(inF: number, out: number, r: number): number {
   return Math.ceil(Math.min(inF, out) / r);
 }
 
-/** Divide by the sample (n - 1) standard deviation, as torch's `Tensor.std()`. */
+/**
+ * Divide by the sample (n - 1) standard deviation, as torch's `Tensor.std()`, then round to bfloat16:
+ * PEFT's `_kaiming_init` makes the bases bfloat16 (float16 without bf16 support); here they are
+ * rounded to bfloat16 after the normalisation and held in fp32, so PEFT loading them into its bf16
+ * buffers changes nothing.
+ */
 function stdNormalised(data: Float32Array): Float32Array {
   const mean = data.reduce((s, v) => s + v, 0) / data.length;
   const variance = data.reduce((s, v) => s + (v - mean) ** 2, 0) / (data.length - 1);
@@ -90,7 +92,11 @@ export class RandloraLinear extends AdaptedLinear {
     super(base);
   }
 
-  /** UB [hi, n r] and the scaled UA [r n, lo] (PEFT `get_scaled_bases`). */
+  /**
+   * UB [hi, n r] and the scaled UA [r n, lo] (PEFT `get_scaled_bases`). The two flattenings pair
+   * column k r + j of UB with row i n + k' of UA, exactly as PEFT's `flatten(start_dim=1)` /
+   * `flatten(end_dim=1)` do (the paper writes sum_k B_k Lambda_k A Gamma_k).
+   */
   bases(): [tf.Tensor2D, tf.Tensor2D] {
     const [r, n] = this.lambda.shape;
     const lo = this.a.shape[1];
@@ -195,6 +201,13 @@ export const randlora: MethodDefinition<RandloraConfig> = {
     const applied = adaptedMethod({ model, ctx, vars, wrapped, restore, owned, nominalRank: r });
     return {
       ...applied,
+      /**
+       * PEFT export (`save_projection=True`): per module `randlora_lambda`, `randlora_gamma`, and
+       * the shared `base_model.randlora_A` [r, 1, LO] and `base_model.randlora_B` [HI, N, r] once
+       * (PEFT's per-layer references to the same buffers load from them). On q/k of an
+       * interleaved-RoPE model the checkpoint permutes W's rows, which the shared bases cannot
+       * follow: that export is refused.
+       */
       peftExport: () => {
         const tensors = new Map([...stateOf(vars)].map(([k, v]) => {
           const dot = k.lastIndexOf(".");

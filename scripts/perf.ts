@@ -1,14 +1,18 @@
 /**
- * `deno task perf [--workload reference] [--backend B] [--repeats N] [--peer] [--json]`: the
+ * `deno task perf [--workload reference|NAME] [--backend B] [--repeats N] [--peer] [--json]`: the
  * performance benchmark (not a test).
  *
  * The reference workload (the one `scripts/peer/torch_llama_lora.py` runs in PyTorch):
  * Llama-family decoder, dim 128, 4 layers, 4 heads, 2 KV heads, SwiGLU 384, vocabulary 4096,
  * batch 16 x 64 tokens, LoRA rank 8 (alpha 16) on q and v through peft-bench's own LoRA module,
  * AdamW; a train step (forward, backward, update) and a frozen inference forward with logits.
+ * A named workload (`qwen3-0.6b`, `qwen2.5-1.5b`, ... as `deno task make-model` names them) is that
+ * model's published shape with `make-model`'s seed-0 random weights, built in memory with its frozen
+ * base in bfloat16 outside the tfjs heap (native backend only), batch 4 x 128, LoRA r16 (alpha 32)
+ * on q, k, v and o; the peer gets the same shapes as flags.
  *
- * Counted FLOPs follow the peer's formula for the forward pass (matmuls only):
- * 2 (L (2 D^2 + 2 kvDim D + 3 F D) + V D) + 4 L T D per token. A LoRA train step counts
+ * Counted FLOPs follow the peer's formula for the forward pass (matmuls only, Q = heads x headDim):
+ * 2 (L (2 Q D + 2 kvDim D + 3 F D) + V D) + 4 L T Q per token. A LoRA train step counts
  * 2x forward: every matmul also runs once backward for its input gradient, while weight gradients
  * exist only for the LoRA factors (negligible); the common "6N" rule would count 3x.
  * The sgemm peak is reported at 1024^3 and "for this size": the backend's matMul running exactly the
@@ -21,8 +25,12 @@ import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs-core";
 import { helpText, numberFlag, type OptionSpec, parseCli, runMain, UsageError } from "../models/util/args.ts";
 import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from "../models/backend.ts";
-import { validateConfig } from "../models/config.ts";
+import { countParameters, type LlamaConfig, validateConfig } from "../models/config.ts";
 import { LlamaModel } from "../models/llama.ts";
+import { configFromHf } from "../models/hf.ts";
+import { NAMED_MODELS, namedModel } from "../models/named_models.ts";
+import { randomStoredWeights } from "../models/random_weights.ts";
+import { storedKernelsActive } from "../models/offheap_linear.ts";
 import { Rng } from "../models/util/rng.ts";
 import { AdamW } from "../methods/optim.ts";
 import { lora } from "../methods/lora.ts";
@@ -31,34 +39,105 @@ import { plainContext } from "../methods/common.ts";
 import { matMulMs } from "../bench/env.ts";
 import { median } from "../models/util/numeric.ts";
 
+const WORKLOADS = ["reference", ...Object.keys(NAMED_MODELS)];
+
 const SPEC = {
-  workload: { type: "string", default: "reference", help: "workload: reference" },
+  workload: { type: "string", default: "reference", help: `workload: ${WORKLOADS.join(" | ")}` },
   backend: { type: "string", default: "auto", help: `compute backend: ${BACKEND_NAMES.join("|")}` },
   repeats: { type: "string", default: "5", help: "measurements per figure (median reported)" },
   steps: { type: "string", default: "10", help: "timed steps per measurement" },
   peer: { type: "boolean", default: false, help: "also run the PyTorch peer (needs python3-torch)" },
+  "peer-dtype": {
+    type: "string",
+    default: "float32",
+    help: "the peer's frozen weights: float32 | bfloat16 (with bf16 autocast)",
+  },
   json: { type: "boolean", default: false, help: "print JSON" },
   help: { type: "boolean", default: false, help: "show this help" },
 } satisfies Record<string, OptionSpec>;
 
+/** A workload's shapes: the model's, the batch and the LoRA rank. */
+export interface Workload {
+  dim: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  hidden: number;
+  vocab: number;
+  seq: number;
+  batch: number;
+  rank: number;
+  alpha: number;
+  targets: string;
+}
+
 /** The reference workload's shapes. */
-export const REFERENCE = {
+export const REFERENCE: Workload = {
   dim: 128,
   layers: 4,
   heads: 4,
   kvHeads: 2,
+  headDim: 32,
   hidden: 384,
   vocab: 4096,
   seq: 64,
   batch: 16,
   rank: 8,
+  alpha: 16,
+  targets: "q,v",
 };
 
-/** Forward FLOPs per token of the reference model, by the peer's formula. */
-export function forwardFlopsPerToken(w = REFERENCE): number {
-  const hs = w.dim / w.heads;
-  const perLayer = 2 * w.dim * w.dim + 2 * w.kvHeads * hs * w.dim + 3 * w.hidden * w.dim;
-  return 2 * (w.layers * perLayer + w.vocab * w.dim) + w.layers * 4 * w.seq * w.dim;
+/** A named model's workload: its shapes, batch 4 x 128, LoRA r16 (alpha 32) on q, k, v and o. */
+export function namedWorkload(config: LlamaConfig): Workload {
+  return {
+    dim: config.dim,
+    layers: config.nLayers,
+    heads: config.nHeads,
+    kvHeads: config.nKvHeads,
+    headDim: config.headDim,
+    hidden: config.hiddenDim,
+    vocab: config.vocabSize,
+    seq: 128,
+    batch: 4,
+    rank: 16,
+    alpha: 32,
+    targets: "q,k,v,o",
+  };
+}
+
+/** Forward FLOPs per token of a workload's model, by the peer's formula. */
+export function forwardFlopsPerToken(w: Workload = REFERENCE): number {
+  const q = w.heads * w.headDim;
+  const perLayer = 2 * q * w.dim + 2 * w.kvHeads * w.headDim * w.dim + 3 * w.hidden * w.dim;
+  return 2 * (w.layers * perLayer + w.vocab * w.dim) + w.layers * 4 * w.seq * q;
+}
+
+/** The peer's flags for a workload on `config` (its norms, RoPE and biases). */
+export function peerArgs(w: Workload, config: LlamaConfig, dtype: string): string[] {
+  const flags: [string, number | string][] = [
+    ["dim", w.dim],
+    ["layers", w.layers],
+    ["heads", w.heads],
+    ["kv-heads", w.kvHeads],
+    ["head-dim", w.headDim],
+    ["hidden", w.hidden],
+    ["vocab", w.vocab],
+    ["seq", w.seq],
+    ["batch", w.batch],
+    ["rank", w.rank],
+    ["alpha", w.alpha],
+    ["targets", w.targets],
+    ["norm-eps", config.normEps],
+    ["rope-theta", config.ropeTheta],
+    ["rope-style", config.ropeStyle],
+    ["dtype", dtype],
+  ];
+  return [
+    ...flags.flatMap(([k, v]) => [`--${k}`, String(v)]),
+    ...(config.qkNorm ? ["--qk-norm"] : []),
+    ...(config.qkvBias ? ["--qkv-bias"] : []),
+  ];
 }
 
 async function sgemmGflops(n: number, repeats: number): Promise<number> {
@@ -133,11 +212,11 @@ async function timeLoop(
   return median(per);
 }
 
-async function runPeer(): Promise<Record<string, number> | { error: string }> {
+async function runPeer(args: string[]): Promise<Record<string, number> | { error: string }> {
   const script = fileURLToPath(new URL("./peer/torch_llama_lora.py", import.meta.url));
   try {
     const out = await new Deno.Command("/usr/bin/python3", {
-      args: [script, "--threads", "2"],
+      args: [script, "--threads", "2", ...args],
       stdout: "piped",
       stderr: "piped",
     })
@@ -154,31 +233,61 @@ async function runPeer(): Promise<Record<string, number> | { error: string }> {
   }
 }
 
+/**
+ * The seeded model of a workload: the reference decoder in the heap (drawn from `rng`), or a named
+ * model's published shapes with make-model's seed-0 weights, frozen base in bf16 off the heap.
+ */
+function buildModel(workload: string, rng: Rng): { model: LlamaModel; config: LlamaConfig; w: Workload } {
+  if (workload === "reference") {
+    const w = REFERENCE;
+    const config = validateConfig({
+      dim: w.dim,
+      nLayers: w.layers,
+      nHeads: w.heads,
+      nKvHeads: w.kvHeads,
+      hiddenDim: w.hidden,
+      vocabSize: w.vocab,
+      maxSeqLen: w.seq,
+      ropeStyle: "interleaved",
+      tiedEmbeddings: true,
+    });
+    return { model: LlamaModel.random(config, rng), config, w };
+  }
+  if (!storedKernelsActive()) {
+    throw new UsageError(
+      `--workload ${workload} keeps its frozen base outside the tfjs heap, which needs the native backend: ` +
+        "use --backend native (after deno task build-native)",
+    );
+  }
+  const config = configFromHf(namedModel(workload).config, `${workload} config`);
+  const model = LlamaModel.fromWeights(
+    config,
+    randomStoredWeights(config, new Rng(0)),
+    `synthetic ${workload}`,
+  );
+  return { model, config, w: namedWorkload(config) };
+}
+
 await runMain(async () => {
   const { values: o } = parseCli(Deno.args, SPEC);
-  if (o.help) return console.log(helpText("deno task perf [--workload reference] [--peer] [--json]", SPEC));
-  if (o.workload !== "reference") throw new UsageError(`unknown --workload '${o.workload}'; use reference`);
+  if (o.help) {
+    return console.log(helpText("deno task perf [--workload reference|NAME] [--peer] [--json]", SPEC));
+  }
+  if (!WORKLOADS.includes(o.workload)) {
+    throw new UsageError(`unknown --workload '${o.workload}'; use ${WORKLOADS.join(", ")}`);
+  }
+  if (!["float32", "bfloat16"].includes(o["peer-dtype"])) {
+    throw new UsageError(`--peer-dtype: invalid value '${o["peer-dtype"]}'; use float32 or bfloat16`);
+  }
   const repeats = numberFlag("repeats", o.repeats, (n) => Number.isInteger(n) && n > 0);
   const steps = numberFlag("steps", o.steps, (n) => Number.isInteger(n) && n > 0);
   const backend = await initBackend(o.backend as BackendName);
   if (!o.json) console.error(describeBackend(backend));
-  const w = REFERENCE;
-  const config = validateConfig({
-    dim: w.dim,
-    nLayers: w.layers,
-    nHeads: w.heads,
-    nKvHeads: w.kvHeads,
-    hiddenDim: w.hidden,
-    vocabSize: w.vocab,
-    maxSeqLen: w.seq,
-    ropeStyle: "interleaved",
-    tiedEmbeddings: true,
-  });
   const rng = new Rng(0);
-  const model = LlamaModel.random(config, rng);
+  const { model, config, w } = buildModel(o.workload, rng);
   const applied = lora.apply(
     model,
-    parseMethodConfig(lora, { rank: w.rank, alpha: 16, targets: "q,v" }),
+    parseMethodConfig(lora, { rank: w.rank, alpha: w.alpha, targets: w.targets }),
     plainContext(rng),
   );
   const optimizer = new AdamW(applied.trainable);
@@ -198,44 +307,21 @@ await runMain(async () => {
     await logits.data();
     logits.dispose();
   };
-  const sgemm256 = await sgemmGflops(256, 10);
-  const { products, peakBytes } = await profileStep(trainStep);
-  const replay = productsReplay(products);
   const tokens = w.batch * w.seq;
-  const fwd = forwardFlopsPerToken();
-  // Each round measures the sgemm peaks and the train step back to back, and the shares are
-  // medians of per-round ratios: these machines' speed drifts within a run, and a peak measured
-  // at a quiet moment against steps timed at a busy one (or the reverse) would skew the share.
-  const rounds: { sgemm1024: number; sgemmShapes: number; trainS: number }[] = [];
-  for (let i = 0; i < 3; i++) await trainStep(); // warm-up
-  for (let r = 0; r < repeats; r++) {
-    const sgemm1024 = await sgemmGflops(1024, 1);
-    const sgemmShapes = await replay.gflops();
-    const trainS = await timeLoop(trainStep, steps, 1, 0);
-    rounds.push({ sgemm1024, sgemmShapes, trainS });
-  }
-  replay.dispose();
-  const trainS = median(rounds.map((r) => r.trainS));
+  const fwd = forwardFlopsPerToken(w);
   const trainGflops = (s: number) => (2 * fwd * tokens) / s / 1e9;
-  const inferS = await timeLoop(inferStep, steps, repeats);
   const result: Record<string, unknown> = {
     backend: `${backend.name} (${backend.detail})`,
-    workload: w,
-    sgemmGflops1024: median(rounds.map((r) => r.sgemm1024)),
-    sgemmGflops256: sgemm256,
-    sgemmGflopsTrainShapes: median(rounds.map((r) => r.sgemmShapes)),
-    trainMatmuls: products.length,
-    trainPeakTensorMiB: peakBytes / 2 ** 20,
-    trainStepMs: trainS * 1000,
-    trainTokensPerSecond: tokens / trainS,
-    inferTokensPerSecond: tokens / inferS,
-    trainGflops: trainGflops(trainS),
-    inferGflops: (fwd * tokens) / inferS / 1e9,
-    trainGflopsOverSgemm: median(rounds.map((r) => trainGflops(r.trainS) / r.sgemm1024)),
-    trainGflopsOverSgemmTrainShapes: median(rounds.map((r) => trainGflops(r.trainS) / r.sgemmShapes)),
+    workload: o.workload,
+    shapes: w,
   };
+  if (o.workload === "reference") Object.assign(result, await measureReference());
+  else Object.assign(result, await measureNamed());
   if (o.peer) {
-    const peer = await runPeer();
+    const peer = await runPeer([
+      ...peerArgs(w, config, o["peer-dtype"]),
+      ...(o.workload === "reference" ? [] : ["--steps", String(steps), "--warmup", "1"]),
+    ]);
     result.peer = peer;
     if (!("error" in peer)) {
       result.trainRatio = (result.trainTokensPerSecond as number) / peer.train_tokens_per_s;
@@ -247,36 +333,111 @@ await runMain(async () => {
   applied.dispose();
   model.dispose();
   if (o.json) return console.log(JSON.stringify(result, null, 2));
+  printResult(result, o.peer);
+
+  /**
+   * The reference workload: rounds of the sgemm peaks and the train step back to back, and the
+   * train step's share of each peak.
+   */
+  async function measureReference(): Promise<Record<string, unknown>> {
+    const sgemm256 = await sgemmGflops(256, 10);
+    const { products, peakBytes } = await profileStep(trainStep);
+    const replay = productsReplay(products);
+    // Each round measures the sgemm peaks and the train step back to back, and the shares are
+    // medians of per-round ratios: these machines' speed drifts within a run, and a peak measured
+    // at a quiet moment against steps timed at a busy one (or the reverse) would skew the share.
+    const rounds: { sgemm1024: number; sgemmShapes: number; trainS: number }[] = [];
+    for (let i = 0; i < 3; i++) await trainStep(); // warm-up
+    for (let r = 0; r < repeats; r++) {
+      const sgemm1024 = await sgemmGflops(1024, 1);
+      const sgemmShapes = await replay.gflops();
+      const trainS = await timeLoop(trainStep, steps, 1, 0);
+      rounds.push({ sgemm1024, sgemmShapes, trainS });
+    }
+    replay.dispose();
+    const trainS = median(rounds.map((r) => r.trainS));
+    const inferS = await timeLoop(inferStep, steps, repeats);
+    return {
+      sgemmGflops1024: median(rounds.map((r) => r.sgemm1024)),
+      sgemmGflops256: sgemm256,
+      sgemmGflopsTrainShapes: median(rounds.map((r) => r.sgemmShapes)),
+      trainMatmuls: products.length,
+      trainPeakTensorMiB: peakBytes / 2 ** 20,
+      trainStepMs: trainS * 1000,
+      trainTokensPerSecond: tokens / trainS,
+      inferTokensPerSecond: tokens / inferS,
+      trainGflops: trainGflops(trainS),
+      inferGflops: (fwd * tokens) / inferS / 1e9,
+      trainGflopsOverSgemm: median(rounds.map((r) => trainGflops(r.trainS) / r.sgemm1024)),
+      trainGflopsOverSgemmTrainShapes: median(rounds.map((r) => trainGflops(r.trainS) / r.sgemmShapes)),
+    };
+  }
+
+  /**
+   * A named (real-size) workload: one profiled step (heap peak, and the warm-up), then the timed
+   * train and inference steps; memory in and out of the heap, and the process RSS after them.
+   */
+  async function measureNamed(): Promise<Record<string, unknown>> {
+    const { peakBytes } = await profileStep(trainStep);
+    const trainS = await timeLoop(trainStep, steps, repeats, 0);
+    const inferS = await timeLoop(inferStep, steps, repeats, 1);
+    return {
+      model: namedModel(o.workload).hubId,
+      parameters: countParameters(config),
+      frozenOffHeapMiB: model.storedBytes() / 2 ** 20,
+      trainPeakTensorMiB: peakBytes / 2 ** 20,
+      rssMiB: Deno.memoryUsage().rss / 2 ** 20,
+      sgemmGflops1024: await sgemmGflops(1024, 3),
+      trainStepMs: trainS * 1000,
+      trainTokensPerSecond: tokens / trainS,
+      inferTokensPerSecond: tokens / inferS,
+      trainGflops: trainGflops(trainS),
+      inferGflops: (fwd * tokens) / inferS / 1e9,
+    };
+  }
+});
+
+/** The human-readable table of a perf result. */
+function printResult(result: Record<string, unknown>, peer: boolean): void {
   const f = (x: unknown, d = 1) => (typeof x === "number" ? x.toFixed(d) : String(x));
   console.log(`backend                 ${result.backend}`);
-  console.log(
-    `sgemm GFLOP/s           ${f(result.sgemmGflops1024)} (1024^3), ${f(sgemm256)} (256^3), ${
-      f(result.sgemmGflopsTrainShapes)
-    } (the train step's ${products.length} products)`,
-  );
+  console.log(`workload                ${result.workload}${result.model ? ` (${result.model} shapes)` : ""}`);
+  if (result.sgemmGflopsTrainShapes !== undefined) {
+    console.log(
+      `sgemm GFLOP/s           ${f(result.sgemmGflops1024)} (1024^3), ${f(result.sgemmGflops256)} (256^3), ${
+        f(result.sgemmGflopsTrainShapes)
+      } (the train step's ${result.trainMatmuls} products)`,
+    );
+  } else console.log(`sgemm GFLOP/s           ${f(result.sgemmGflops1024)} (1024^3)`);
   console.log(
     `train tokens/s          ${f(result.trainTokensPerSecond, 0)}  (step ${f(result.trainStepMs)} ms)`,
   );
   console.log(`inference tokens/s      ${f(result.inferTokensPerSecond, 0)}`);
   console.log(`train peak tensor MiB   ${f(result.trainPeakTensorMiB)} (tf.profile of one step)`);
-  console.log(
-    `train GFLOP/s           ${f(result.trainGflops)} = ${
-      f(100 * (result.trainGflopsOverSgemm as number))
-    }% of sgemm 1024^3, ${
-      f(100 * (result.trainGflopsOverSgemmTrainShapes as number))
-    }% of sgemm on its shapes`,
-  );
+  if (result.frozenOffHeapMiB !== undefined) {
+    console.log(`frozen off the heap MiB ${f(result.frozenOffHeapMiB)} (bf16 linear weights and embeddings)`);
+    console.log(`RSS MiB                 ${f(result.rssMiB)} (after the timed steps)`);
+  }
+  if (result.trainGflopsOverSgemm !== undefined) {
+    console.log(
+      `train GFLOP/s           ${f(result.trainGflops)} = ${
+        f(100 * (result.trainGflopsOverSgemm as number))
+      }% of sgemm 1024^3, ${
+        f(100 * (result.trainGflopsOverSgemmTrainShapes as number))
+      }% of sgemm on its shapes`,
+    );
+  } else console.log(`train GFLOP/s           ${f(result.trainGflops)}`);
   console.log(`inference GFLOP/s       ${f(result.inferGflops)}`);
-  if (o.peer) {
+  if (peer) {
     const p = result.peer as Record<string, unknown>;
     if ("error" in p) console.log(`peer                    ${p.error}`);
     else {
       console.log(
-        `peer (PyTorch ${p.torch}) train ${p.train_tokens_per_s} tok/s, inference ${p.infer_tokens_per_s} tok/s`,
+        `peer (PyTorch ${p.torch}, ${p.dtype}) train ${p.train_tokens_per_s} tok/s, inference ${p.infer_tokens_per_s} tok/s`,
       );
       console.log(
         `ratio peft-bench/peer   train ${f(result.trainRatio, 2)}, inference ${f(result.inferRatio, 2)}`,
       );
     }
   }
-});
+}

@@ -268,134 +268,136 @@ function buildModel(workload: string, rng: Rng): { model: LlamaModel; config: Ll
   return { model, config, w: namedWorkload(config) };
 }
 
-await runMain(async () => {
-  const { values: o } = parseCli(Deno.args, SPEC);
-  if (o.help) {
-    return console.log(helpText("deno task perf [--workload reference|NAME] [--peer] [--json]", SPEC));
-  }
-  if (!WORKLOADS.includes(o.workload)) {
-    throw new UsageError(`unknown --workload '${o.workload}'; use ${WORKLOADS.join(", ")}`);
-  }
-  if (!["float32", "bfloat16"].includes(o["peer-dtype"])) {
-    throw new UsageError(`--peer-dtype: invalid value '${o["peer-dtype"]}'; use float32 or bfloat16`);
-  }
-  const repeats = numberFlag("repeats", o.repeats, (n) => Number.isInteger(n) && n > 0);
-  const steps = numberFlag("steps", o.steps, (n) => Number.isInteger(n) && n > 0);
-  const backend = await initBackend(o.backend as BackendName);
-  if (!o.json) console.error(describeBackend(backend));
-  const rng = new Rng(0);
-  const { model, config, w } = buildModel(o.workload, rng);
-  const applied = lora.apply(
-    model,
-    parseMethodConfig(lora, { rank: w.rank, alpha: w.alpha, targets: w.targets }),
-    plainContext(rng),
-  );
-  const optimizer = new AdamW(applied.trainable);
-  const ids = tf.tensor2d(
-    Array.from({ length: w.batch * w.seq }, () => rng.int(w.vocab)),
-    [w.batch, w.seq],
-    "int32",
-  );
-  const trainStep = async () => {
-    const { value, grads } = tf.variableGrads(() => model.lmLoss(ids).loss, applied.trainable);
-    optimizer.apply(applied.trainable.map((v) => grads[v.name]), 1e-3).dispose();
-    await value.data();
-    tf.dispose([value, ...Object.values(grads)]);
-  };
-  const inferStep = async () => {
-    const logits = tf.tidy(() => model.logits(tf.reshape(model.hidden(ids), [-1, w.dim]) as tf.Tensor2D));
-    await logits.data();
-    logits.dispose();
-  };
-  const tokens = w.batch * w.seq;
-  const fwd = forwardFlopsPerToken(w);
-  const trainGflops = (s: number) => (2 * fwd * tokens) / s / 1e9;
-  const result: Record<string, unknown> = {
-    backend: `${backend.name} (${backend.detail})`,
-    workload: o.workload,
-    shapes: w,
-  };
-  if (o.workload === "reference") Object.assign(result, await measureReference());
-  else Object.assign(result, await measureNamed());
-  if (o.peer) {
-    const peer = await runPeer([
-      ...peerArgs(w, config, o["peer-dtype"]),
-      ...(o.workload === "reference" ? [] : ["--steps", String(steps), "--warmup", "1"]),
-    ]);
-    result.peer = peer;
-    if (!("error" in peer)) {
-      result.trainRatio = (result.trainTokensPerSecond as number) / peer.train_tokens_per_s;
-      result.inferRatio = (result.inferTokensPerSecond as number) / peer.infer_tokens_per_s;
+if (import.meta.main) {
+  await runMain(async () => {
+    const { values: o } = parseCli(Deno.args, SPEC);
+    if (o.help) {
+      return console.log(helpText("deno task perf [--workload reference|NAME] [--peer] [--json]", SPEC));
     }
-  }
-  tf.dispose([ids]);
-  optimizer.dispose();
-  applied.dispose();
-  model.dispose();
-  if (o.json) return console.log(JSON.stringify(result, null, 2));
-  printResult(result, o.peer);
-
-  /**
-   * The reference workload: rounds of the sgemm peaks and the train step back to back, and the
-   * train step's share of each peak.
-   */
-  async function measureReference(): Promise<Record<string, unknown>> {
-    const sgemm256 = await sgemmGflops(256, 10);
-    const { products, peakBytes } = await profileStep(trainStep);
-    const replay = productsReplay(products);
-    // Each round measures the sgemm peaks and the train step back to back, and the shares are
-    // medians of per-round ratios: these machines' speed drifts within a run, and a peak measured
-    // at a quiet moment against steps timed at a busy one (or the reverse) would skew the share.
-    const rounds: { sgemm1024: number; sgemmShapes: number; trainS: number }[] = [];
-    for (let i = 0; i < 3; i++) await trainStep(); // warm-up
-    for (let r = 0; r < repeats; r++) {
-      const sgemm1024 = await sgemmGflops(1024, 1);
-      const sgemmShapes = await replay.gflops();
-      const trainS = await timeLoop(trainStep, steps, 1, 0);
-      rounds.push({ sgemm1024, sgemmShapes, trainS });
+    if (!WORKLOADS.includes(o.workload)) {
+      throw new UsageError(`unknown --workload '${o.workload}'; use ${WORKLOADS.join(", ")}`);
     }
-    replay.dispose();
-    const trainS = median(rounds.map((r) => r.trainS));
-    const inferS = await timeLoop(inferStep, steps, repeats);
-    return {
-      sgemmGflops1024: median(rounds.map((r) => r.sgemm1024)),
-      sgemmGflops256: sgemm256,
-      sgemmGflopsTrainShapes: median(rounds.map((r) => r.sgemmShapes)),
-      trainMatmuls: products.length,
-      trainPeakTensorMiB: peakBytes / 2 ** 20,
-      trainStepMs: trainS * 1000,
-      trainTokensPerSecond: tokens / trainS,
-      inferTokensPerSecond: tokens / inferS,
-      trainGflops: trainGflops(trainS),
-      inferGflops: (fwd * tokens) / inferS / 1e9,
-      trainGflopsOverSgemm: median(rounds.map((r) => trainGflops(r.trainS) / r.sgemm1024)),
-      trainGflopsOverSgemmTrainShapes: median(rounds.map((r) => trainGflops(r.trainS) / r.sgemmShapes)),
+    if (!["float32", "bfloat16"].includes(o["peer-dtype"])) {
+      throw new UsageError(`--peer-dtype: invalid value '${o["peer-dtype"]}'; use float32 or bfloat16`);
+    }
+    const repeats = numberFlag("repeats", o.repeats, (n) => Number.isInteger(n) && n > 0);
+    const steps = numberFlag("steps", o.steps, (n) => Number.isInteger(n) && n > 0);
+    const backend = await initBackend(o.backend as BackendName);
+    if (!o.json) console.error(describeBackend(backend));
+    const rng = new Rng(0);
+    const { model, config, w } = buildModel(o.workload, rng);
+    const applied = lora.apply(
+      model,
+      parseMethodConfig(lora, { rank: w.rank, alpha: w.alpha, targets: w.targets }),
+      plainContext(rng),
+    );
+    const optimizer = new AdamW(applied.trainable);
+    const ids = tf.tensor2d(
+      Array.from({ length: w.batch * w.seq }, () => rng.int(w.vocab)),
+      [w.batch, w.seq],
+      "int32",
+    );
+    const trainStep = async () => {
+      const { value, grads } = tf.variableGrads(() => model.lmLoss(ids).loss, applied.trainable);
+      optimizer.apply(applied.trainable.map((v) => grads[v.name]), 1e-3).dispose();
+      await value.data();
+      tf.dispose([value, ...Object.values(grads)]);
     };
-  }
+    const inferStep = async () => {
+      const logits = tf.tidy(() => model.logits(tf.reshape(model.hidden(ids), [-1, w.dim]) as tf.Tensor2D));
+      await logits.data();
+      logits.dispose();
+    };
+    const tokens = w.batch * w.seq;
+    const fwd = forwardFlopsPerToken(w);
+    const trainGflops = (s: number) => (2 * fwd * tokens) / s / 1e9;
+    const result: Record<string, unknown> = {
+      backend: `${backend.name} (${backend.detail})`,
+      workload: o.workload,
+      shapes: w,
+    };
+    if (o.workload === "reference") Object.assign(result, await measureReference());
+    else Object.assign(result, await measureNamed());
+    if (o.peer) {
+      const peer = await runPeer([
+        ...peerArgs(w, config, o["peer-dtype"]),
+        ...(o.workload === "reference" ? [] : ["--steps", String(steps), "--warmup", "1"]),
+      ]);
+      result.peer = peer;
+      if (!("error" in peer)) {
+        result.trainRatio = (result.trainTokensPerSecond as number) / peer.train_tokens_per_s;
+        result.inferRatio = (result.inferTokensPerSecond as number) / peer.infer_tokens_per_s;
+      }
+    }
+    tf.dispose([ids]);
+    optimizer.dispose();
+    applied.dispose();
+    model.dispose();
+    if (o.json) return console.log(JSON.stringify(result, null, 2));
+    printResult(result, o.peer);
 
-  /**
-   * A named (real-size) workload: one profiled step (heap peak, and the warm-up), then the timed
-   * train and inference steps; memory in and out of the heap, and the process RSS after them.
-   */
-  async function measureNamed(): Promise<Record<string, unknown>> {
-    const { peakBytes } = await profileStep(trainStep);
-    const trainS = await timeLoop(trainStep, steps, repeats, 0);
-    const inferS = await timeLoop(inferStep, steps, repeats, 1);
-    return {
-      model: namedModel(o.workload).hubId,
-      parameters: countParameters(config),
-      frozenOffHeapMiB: model.storedBytes() / 2 ** 20,
-      trainPeakTensorMiB: peakBytes / 2 ** 20,
-      rssMiB: Deno.memoryUsage().rss / 2 ** 20,
-      sgemmGflops1024: await sgemmGflops(1024, 3),
-      trainStepMs: trainS * 1000,
-      trainTokensPerSecond: tokens / trainS,
-      inferTokensPerSecond: tokens / inferS,
-      trainGflops: trainGflops(trainS),
-      inferGflops: (fwd * tokens) / inferS / 1e9,
-    };
-  }
-});
+    /**
+     * The reference workload: rounds of the sgemm peaks and the train step back to back, and the
+     * train step's share of each peak.
+     */
+    async function measureReference(): Promise<Record<string, unknown>> {
+      const sgemm256 = await sgemmGflops(256, 10);
+      const { products, peakBytes } = await profileStep(trainStep);
+      const replay = productsReplay(products);
+      // Each round measures the sgemm peaks and the train step back to back, and the shares are
+      // medians of per-round ratios: these machines' speed drifts within a run, and a peak measured
+      // at a quiet moment against steps timed at a busy one (or the reverse) would skew the share.
+      const rounds: { sgemm1024: number; sgemmShapes: number; trainS: number }[] = [];
+      for (let i = 0; i < 3; i++) await trainStep(); // warm-up
+      for (let r = 0; r < repeats; r++) {
+        const sgemm1024 = await sgemmGflops(1024, 1);
+        const sgemmShapes = await replay.gflops();
+        const trainS = await timeLoop(trainStep, steps, 1, 0);
+        rounds.push({ sgemm1024, sgemmShapes, trainS });
+      }
+      replay.dispose();
+      const trainS = median(rounds.map((r) => r.trainS));
+      const inferS = await timeLoop(inferStep, steps, repeats);
+      return {
+        sgemmGflops1024: median(rounds.map((r) => r.sgemm1024)),
+        sgemmGflops256: sgemm256,
+        sgemmGflopsTrainShapes: median(rounds.map((r) => r.sgemmShapes)),
+        trainMatmuls: products.length,
+        trainPeakTensorMiB: peakBytes / 2 ** 20,
+        trainStepMs: trainS * 1000,
+        trainTokensPerSecond: tokens / trainS,
+        inferTokensPerSecond: tokens / inferS,
+        trainGflops: trainGflops(trainS),
+        inferGflops: (fwd * tokens) / inferS / 1e9,
+        trainGflopsOverSgemm: median(rounds.map((r) => trainGflops(r.trainS) / r.sgemm1024)),
+        trainGflopsOverSgemmTrainShapes: median(rounds.map((r) => trainGflops(r.trainS) / r.sgemmShapes)),
+      };
+    }
+
+    /**
+     * A named (real-size) workload: one profiled step (heap peak, and the warm-up), then the timed
+     * train and inference steps; memory in and out of the heap, and the process RSS after them.
+     */
+    async function measureNamed(): Promise<Record<string, unknown>> {
+      const { peakBytes } = await profileStep(trainStep);
+      const trainS = await timeLoop(trainStep, steps, repeats, 0);
+      const inferS = await timeLoop(inferStep, steps, repeats, 1);
+      return {
+        model: namedModel(o.workload).hubId,
+        parameters: countParameters(config),
+        frozenOffHeapMiB: model.storedBytes() / 2 ** 20,
+        trainPeakTensorMiB: peakBytes / 2 ** 20,
+        rssMiB: Deno.memoryUsage().rss / 2 ** 20,
+        sgemmGflops1024: await sgemmGflops(1024, 3),
+        trainStepMs: trainS * 1000,
+        trainTokensPerSecond: tokens / trainS,
+        inferTokensPerSecond: tokens / inferS,
+        trainGflops: trainGflops(trainS),
+        inferGflops: (fwd * tokens) / inferS / 1e9,
+      };
+    }
+  });
+}
 
 /** The human-readable table of a perf result. */
 function printResult(result: Record<string, unknown>, peer: boolean): void {

@@ -331,6 +331,10 @@ Deno.test("harness data: recorded inputs are the layers' real inputs; the gradie
   assert.ok(model.linear("layers.0.attn.q") instanceof Linear, "layers restored");
 });
 
+/** Number of LoRA-wrapped layers of a model. */
+const adaptedCount = (model: LlamaModel) =>
+  [...model.linears.values()].filter((l) => l instanceof LoraLinear).length;
+
 /** A plain context plus the harness's providers over the tiny task. */
 function dataContext(model: LlamaModel, seed = 1): MethodContext {
   return { ...plainContext(new Rng(seed)), ...initDataProviders(model, tinyTask(model), 4, new Rng(5)) };
@@ -406,7 +410,10 @@ Deno.test("lora init=eva: A's rows are the recorded inputs' components, ranks re
   assert.equal(total, 2 * targets.length, "budget r * layers");
   applied.dispose();
   // rsLoRA without adjustment: scale alpha / sqrt(r_l).
-  const rs = applyData({ rank: 2, alpha: 4, targets: "q+k+v+o", init: "eva", evaAdjustScaling: false }, rslora);
+  const rs = applyData(
+    { rank: 2, alpha: 4, targets: "q+k+v+o", init: "eva", evaAdjustScaling: false },
+    rslora,
+  );
   for (const l of rs.model.linears.values()) {
     if (l instanceof LoraLinear) assert.ok(Math.abs(l.scale - 4 / Math.sqrt(l.a.shape[0])) < 1e-12);
   }
@@ -436,4 +443,49 @@ Deno.test("lora data inits: deterministic per seed, options only with their init
     );
   assert.throws(() => bare("eva"), /init=eva needs the run's recorded layer inputs/);
   assert.throws(() => bare("lora_ga"), /init=lora_ga needs the run's gradient estimate/);
+});
+
+Deno.test("lora data inits: the PEFT export, read with PEFT's formulas (rank_pattern, alpha_pattern), is the run's weight", () => {
+  for (
+    const [init, method] of [["eva", lora], ["eva", rslora], ["corda", lora], ["lora_ga", rslora]] as const
+  ) {
+    // EVA at rank 1 on o and down: these layers' spectra differ enough to move ranks (one to 0).
+    const options = init === "eva"
+      ? { rank: 1, alpha: 4, targets: "o,down", init }
+      : { rank: 2, alpha: 4, targets: "v,o,up,down", init };
+    const { model, applied } = applyData(options, method);
+    trainSteps(model, applied, 3);
+    const e = applied.peftExport!();
+    const c = e.config;
+    const ranks = (c.rank_pattern ?? {}) as Record<string, number>;
+    const alphas = (c.alpha_pattern ?? {}) as Record<string, number>;
+    if (init !== "eva") assert.ok(c.rank_pattern === undefined && c.r === 4, "rank-2r conversion");
+    else {
+      assert.ok(Object.keys(ranks).length > 0, "eva: some layer's rank moved (the pattern is exercised)");
+      assert.ok(adaptedCount(model) < 4, "eva: a layer left at rank 0 is not adapted");
+    }
+    let adapted = 0;
+    for (const [name, l] of model.linears) {
+      if (!(l instanceof LoraLinear)) continue;
+      adapted++;
+      // PEFT's LoraLayer: r and alpha from the patterns (key: the module's name in the base model).
+      const m = name.replace(/^layers\.(\d+)\.attn\.(\w)$/, "model.layers.$1.self_attn.$2_proj")
+        .replace(/^layers\.(\d+)\.mlp\.(\w+)$/, "model.layers.$1.mlp.$2_proj");
+      const r = ranks[m] ?? (c.r as number);
+      const alpha = alphas[m] ?? (c.lora_alpha as number);
+      const s = c.use_rslora ? alpha / Math.sqrt(r) : alpha / r;
+      const a = e.tensors.get(`base_model.model.${m}.lora_A.weight`)!;
+      const b = e.tensors.get(`base_model.model.${m}.lora_B.weight`)!;
+      assert.equal(a.shape[0], r, `${init} ${m}`);
+      const [out, inF] = [l.outFeatures, l.inFeatures];
+      const w = rowsOf(model.param(`${name}.weight`).dataSync(), out, inF); // the original W
+      const viaPeft = w.map((row, i) =>
+        row.map((x, j) => x + s * mul(rowsOf(b.data, out, r), rowsOf(a.data, r, inF))[i][j])
+      );
+      const run = tf.tidy(() => tf.add(l.base.denseWeight(), l.delta()).dataSync());
+      assert.ok(maxDiff(viaPeft, rowsOf(run, out, inF)) < 1e-5, `${init} ${m}`);
+    }
+    assert.equal(e.tensors.size, 2 * adapted, `${init}: one A and B per adapted layer`);
+    applied.dispose();
+  }
 });

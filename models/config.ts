@@ -10,6 +10,23 @@ export type RopeStyle =
   /** Hugging Face's rotate_half: features (i, i + headDim/2) form a rotation pair. */
   | "half";
 
+/**
+ * RoPE frequency scaling, as Hugging Face's `rope_scaling` (transformers `modeling_rope_utils`):
+ * `linear` divides every inverse frequency by `factor`; `llama3` (Llama 3.1/3.2) divides only the
+ * low frequencies (wavelength above originalMaxPositionEmbeddings / lowFreqFactor) by `factor`,
+ * keeps the high ones (wavelength below originalMaxPositionEmbeddings / highFreqFactor), and blends
+ * linearly in 1/wavelength between them.
+ */
+export type RopeScaling =
+  | { type: "linear"; factor: number }
+  | {
+    type: "llama3";
+    factor: number;
+    lowFreqFactor: number;
+    highFreqFactor: number;
+    originalMaxPositionEmbeddings: number;
+  };
+
 /** Every shape and option the decoder needs. */
 export interface LlamaConfig {
   /** Architecture name, e.g. `LlamaForCausalLM`, `Qwen2ForCausalLM`, `Qwen3ForCausalLM`, `llama2.c`. */
@@ -32,6 +49,8 @@ export interface LlamaConfig {
   /** RoPE base frequency. */
   ropeTheta: number;
   ropeStyle: RopeStyle;
+  /** RoPE frequency scaling (null: none). */
+  ropeScaling: RopeScaling | null;
   /** Output head shares the embedding table. */
   tiedEmbeddings: boolean;
   /** Per-head RMSNorm on queries and keys (Qwen3). */
@@ -96,6 +115,7 @@ export function validateConfig(
     normEps: c.normEps ?? 1e-5,
     ropeTheta: c.ropeTheta ?? 10000,
     ropeStyle: c.ropeStyle ?? "half",
+    ropeScaling: c.ropeScaling ?? null,
     tiedEmbeddings: c.tiedEmbeddings ?? false,
     qkNorm: c.qkNorm ?? false,
     qkvBias: c.qkvBias ?? false,

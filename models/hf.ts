@@ -10,7 +10,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import { type LlamaConfig, validateConfig } from "./config.ts";
+import { type LlamaConfig, type RopeScaling, validateConfig } from "./config.ts";
 import {
   readSafetensorsFile,
   readSafetensorsHeaderFile,
@@ -141,6 +141,7 @@ export function configFromHf(hf: Record<string, unknown>, source = "config.json"
       normEps: num("rms_norm_eps", 1e-6),
       ropeTheta: num("rope_theta", 10000),
       ropeStyle: "half",
+      ropeScaling: ropeScalingFromHf(hf.rope_scaling, source),
       tiedEmbeddings: Boolean(hf.tie_word_embeddings ?? false),
       qkNorm: kind.qkNorm,
       qkvBias: kind.qkvBias || Boolean(hf.attention_bias),
@@ -151,6 +152,58 @@ export function configFromHf(hf: Record<string, unknown>, source = "config.json"
     source,
     HF_CONFIG_KEYS,
   );
+}
+
+/**
+ * A `rope_scaling` entry of `config.json` (null or absent: none). Types that change nothing within
+ * the trained context (`default`) are none; `linear` and `llama3` are applied; the others (yarn,
+ * dynamic, longrope) are refused rather than silently ignored.
+ */
+export function ropeScalingFromHf(raw: unknown, source = "config.json"): RopeScaling | null {
+  if (raw === null || raw === undefined) return null;
+  const r = raw as Record<string, unknown>;
+  const type = r.rope_type ?? r.type;
+  const num = (key: string): number => {
+    const v = r[key];
+    if (typeof v !== "number" || !(v > 0)) {
+      throw new Error(`${source}: rope_scaling.${key} must be a positive number`);
+    }
+    return v;
+  };
+  if (type === "default") return null;
+  if (type === "linear") return { type, factor: num("factor") };
+  if (type === "llama3") {
+    const scaling = {
+      type,
+      factor: num("factor"),
+      lowFreqFactor: num("low_freq_factor"),
+      highFreqFactor: num("high_freq_factor"),
+      originalMaxPositionEmbeddings: num("original_max_position_embeddings"),
+    } as const;
+    if (scaling.highFreqFactor <= scaling.lowFreqFactor) {
+      throw new Error(`${source}: rope_scaling.high_freq_factor must exceed low_freq_factor`);
+    }
+    return scaling;
+  }
+  throw new Error(
+    `${source}: rope_scaling type '${
+      String(type)
+    }' is not supported (peft-bench applies linear and llama3); ` +
+      "use a model without it",
+  );
+}
+
+/** A {@link RopeScaling} as `config.json` writes it. */
+function ropeScalingToHf(s: RopeScaling | null): Record<string, unknown> | null {
+  if (s === null) return null;
+  if (s.type === "linear") return { rope_type: "linear", factor: s.factor };
+  return {
+    rope_type: "llama3",
+    factor: s.factor,
+    low_freq_factor: s.lowFreqFactor,
+    high_freq_factor: s.highFreqFactor,
+    original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+  };
 }
 
 /** The `config.json` object for a decoder config (rotate-half RoPE, as Hugging Face computes). */
@@ -175,6 +228,7 @@ export function configToHf(c: LlamaConfig): Record<string, unknown> {
     max_position_embeddings: c.maxSeqLen,
     rms_norm_eps: c.normEps,
     rope_theta: c.ropeTheta,
+    rope_scaling: ropeScalingToHf(c.ropeScaling),
     tie_word_embeddings: c.tiedEmbeddings,
     attention_bias: c.qkvBias && arch === "LlamaForCausalLM",
     hidden_act: "silu",

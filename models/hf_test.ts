@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { validateConfig } from "./config.ts";
-import { inspectHfFolder, readHfFolder, writeHfFolder } from "./hf.ts";
-import { LlamaModel } from "./llama.ts";
+import { configFromHf, configToHf, inspectHfFolder, readHfFolder, writeHfFolder } from "./hf.ts";
+import { LlamaModel, ropeInvFreq } from "./llama.ts";
+import { namedModel } from "./named_models.ts";
 import { readSafetensorsFile, writeSafetensorsFile } from "./safetensors.ts";
 
 /** A tiny untied Llama whose MLP is not square (dim 16, hidden 48), so a transposed matrix has the same size. */
@@ -210,3 +211,42 @@ Deno.test("hf: sharded folders: a shard outside the folder, a missing shard, a l
       new RegExp(`tensor '${names[0].replaceAll(".", "\\.")}' is also in`),
     );
   }));
+
+Deno.test("rope_scaling: Llama 3.2's llama3 scaling matches transformers' _compute_llama3_parameters", () => {
+  const config = configFromHf(namedModel("llama-3.2-1b").config);
+  assert.deepEqual(config.ropeScaling, {
+    type: "llama3",
+    factor: 32,
+    lowFreqFactor: 1,
+    highFreqFactor: 4,
+    originalMaxPositionEmbeddings: 8192,
+  });
+  const scaled = ropeInvFreq(config.headDim, config.ropeTheta, config.ropeScaling);
+  const plain = ropeInvFreq(config.headDim, config.ropeTheta);
+  // Reference: transformers' _compute_llama3_parameters retyped in float64 with PyTorch 1.13
+  // (theta 500000, head_dim 64): pairs 0-14 keep their frequency (wavelength < 8192 / 4), 15-17
+  // are blended, 18-31 are divided by 32 (wavelength > 8192).
+  for (let i = 0; i <= 14; i++) assert.equal(scaled[i], plain[i], `pair ${i}`);
+  const blended = [0.0012905479282092638, 0.00042955679655936815, 9.70828780262767e-05];
+  blended.forEach((want, k) => assert.ok(Math.abs(scaled[15 + k] - want) <= 1e-15 * want, `pair ${15 + k}`));
+  for (let i = 18; i < 32; i++) assert.ok(Math.abs(scaled[i] - plain[i] / 32) <= 1e-18, `pair ${i}`);
+  // The config round-trips through config.json.
+  assert.deepEqual(configFromHf(configToHf(config)).ropeScaling, config.ropeScaling);
+});
+
+Deno.test("rope_scaling: none and default change nothing, linear divides, unknown types are refused", () => {
+  const base = namedModel("qwen3-0.6b").config;
+  assert.equal(configFromHf(base).ropeScaling, null);
+  assert.equal(configFromHf({ ...base, rope_scaling: { rope_type: "default" } }).ropeScaling, null);
+  const linear = configFromHf({ ...base, rope_scaling: { type: "linear", factor: 4 } });
+  const f = ropeInvFreq(linear.headDim, linear.ropeTheta, linear.ropeScaling);
+  assert.equal(f[0], 0.25);
+  assert.throws(
+    () => configFromHf({ ...base, rope_scaling: { rope_type: "yarn", factor: 4 } }, "m/config.json"),
+    /^Error: m\/config\.json: rope_scaling type 'yarn' is not supported \(peft-bench applies linear and llama3\)/,
+  );
+  assert.throws(
+    () => configFromHf({ ...base, rope_scaling: { rope_type: "linear" } }),
+    /rope_scaling\.factor must be a positive number/,
+  );
+});

@@ -23,7 +23,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { variableOf } from "./variables.ts";
-import { type LlamaConfig, validateConfig } from "./config.ts";
+import { type LlamaConfig, type RopeScaling, validateConfig } from "./config.ts";
 import { Linear, type LinearModule } from "./linear.ts";
 import { checkpointed, type CheckpointVars } from "./checkpoint.ts";
 import { OffHeapLinear, storedGather, storedLinear } from "./offheap_linear.ts";
@@ -404,7 +404,8 @@ export class LlamaModel {
     const key = String(t);
     let entry = this.#ropeCache.get(key);
     if (!entry) {
-      const { cos, sin } = ropeTables(t, this.config.headDim, this.config.ropeTheta, this.config.ropeStyle);
+      const { headDim, ropeTheta, ropeStyle, ropeScaling } = this.config;
+      const { cos, sin } = ropeTables(t, headDim, ropeTheta, ropeStyle, ropeScaling);
       entry = {
         cos: tf.keep(tf.tensor(cos, [t, 1, this.config.headDim])),
         sin: tf.keep(tf.tensor(sin, [t, 1, this.config.headDim])),
@@ -517,19 +518,52 @@ export function isStorableWeight(name: string): boolean {
     /^layers\.\d+\.(attn\.[qkvo]|mlp\.(gate|up|down))\.weight$/.test(name);
 }
 
+/**
+ * RoPE's inverse frequencies theta^(-2i/hd), i < hd/2, under a frequency scaling (transformers'
+ * `_compute_default_rope_parameters`, `_compute_linear_scaling_rope_parameters` and
+ * `_compute_llama3_parameters`). llama3: with wavelength w = 2 pi / f, L = originalMax /
+ * lowFreqFactor and H = originalMax / highFreqFactor, f / factor when w > L, f when w < H, else
+ * (1 - s) f / factor + s f with s = (originalMax / w - lowFreqFactor) / (highFreqFactor - lowFreqFactor).
+ */
+export function ropeInvFreq(
+  headDim: number,
+  theta: number,
+  scaling: RopeScaling | null = null,
+): Float64Array {
+  const out = new Float64Array(headDim / 2);
+  for (let i = 0; i < out.length; i++) {
+    const f = Math.pow(theta, (-2 * i) / headDim);
+    if (scaling === null) out[i] = f;
+    else if (scaling.type === "linear") out[i] = f / scaling.factor;
+    else {
+      const { factor, lowFreqFactor: lo, highFreqFactor: hi, originalMaxPositionEmbeddings: ctx } = scaling;
+      const wavelen = (2 * Math.PI) / f;
+      if (wavelen > ctx / lo) out[i] = f / factor;
+      else if (wavelen < ctx / hi) out[i] = f;
+      else {
+        const smooth = (ctx / wavelen - lo) / (hi - lo);
+        out[i] = ((1 - smooth) * f) / factor + smooth * f;
+      }
+    }
+  }
+  return out;
+}
+
 /** cos and sin tables [T * hd] for angle t * theta^(-2i/hd) on pair i, laid out by the pairing style. */
 export function ropeTables(
   t: number,
   headDim: number,
   theta: number,
   style: LlamaConfig["ropeStyle"],
+  scaling: RopeScaling | null = null,
 ): { cos: Float32Array; sin: Float32Array } {
   const cos = new Float32Array(t * headDim);
   const sin = new Float32Array(t * headDim);
   const half = headDim / 2;
+  const invFreq = ropeInvFreq(headDim, theta, scaling);
   for (let pos = 0; pos < t; pos++) {
     for (let i = 0; i < half; i++) {
-      const angle = pos * Math.pow(theta, (-2 * i) / headDim);
+      const angle = pos * invFreq[i];
       const [a, b] = style === "interleaved" ? [2 * i, 2 * i + 1] : [i, i + half];
       cos[pos * headDim + a] = cos[pos * headDim + b] = Math.cos(angle);
       sin[pos * headDim + a] = sin[pos * headDim + b] = Math.sin(angle);

@@ -125,8 +125,7 @@ export const NAMED_MODELS: Record<string, NamedModel> = {
       max_position_embeddings: 131072,
       rms_norm_eps: 1e-5,
       rope_theta: 500000,
-      // peft-bench's decoder ignores rope_scaling (kept so the config is the published one): it
-      // changes the low RoPE frequencies, not any shape, memory or speed figure.
+      // Applied by the decoder (models/llama.ts ropeInvFreq, as transformers' llama3 rope type).
       rope_scaling: {
         factor: 32,
         high_freq_factor: 4,

@@ -111,16 +111,11 @@ export async function writeRandomWeights(
 /** The folder's README: what it is, what it is not, and where its config comes from. */
 function readmeText(name: string, seed: number, tokenizerPath: string): string {
   const m = NAMED_MODELS[name];
-  const ropeNote = m.config.rope_scaling
-    ? `\n\nThe config keeps the published \`rope_scaling\` (${
-      (m.config.rope_scaling as { rope_type: string }).rope_type
-    }); peft-bench's decoder ignores it (it changes low RoPE frequencies, no shape, memory or speed).`
-    : "";
   return `# SYNTHETIC ${m.hubId} shapes (random weights)\n\n` +
     `Written by peft-bench's scripts/make_random_model.ts (\`deno task make-model ${name}\`) with seed ${seed}: ` +
     `the published config of ${m.hubId} (${m.source}) with RANDOM bfloat16 weights. ` +
     `For memory and speed measurements only; its quality numbers say nothing about the pretrained model.\n\n` +
-    `Tokenizer: ${m.tokenizerNote} (copied from ${tokenizerPath}).${ropeNote}\n`;
+    `Tokenizer: ${m.tokenizerNote} (copied from ${tokenizerPath}).\n`;
 }
 
 const SPEC = {

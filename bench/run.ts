@@ -54,10 +54,10 @@ export interface ExecuteOptions {
    */
   dataset?: Dataset;
   /**
-   * Treat the run's setup (config, model, `--max-length`, task, frozen base, method) as input
+   * Treat the run's input checks (config, model, `--max-length`, task, applying the method) as
    * validation: an error there is thrown as an InputError, nothing recorded, and `ready()` is called
-   * once setup has passed, before training. `bench` checks its first seed this way, so a bad model,
-   * dataset or method option exits 2 with nothing written, and the model loads once.
+   * once the method applied, before training. `bench` checks its first seed this way, so a bad
+   * model, dataset or method option exits 2 with nothing written, and the model loads once.
    */
   validateSetup?: { ready: () => void };
 }
@@ -111,7 +111,10 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
   let task: TaskRunner | undefined;
   let applied: AppliedMethod | undefined;
   let optimizers: RunOptimizers | undefined;
-  let setupDone = false;
+  // While true, a failure is the run's input at fault (config, model, dataset, method options): with
+  // validateSetup it is thrown as an InputError. The forward passes in between (calibration,
+  // latency, forgetting) are work: their failures are recorded like a training failure.
+  let checkingInput = true;
   try {
     const run = resolveRun(config);
     record.timing.calibrationMs = await calibrationMs();
@@ -124,6 +127,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     }
     model.gradCheckpoint = config.gradCheckpoint === true;
     task = buildTask(loaded, config, options.dataset ?? await loadRunDataset(config), rng.fork("task"));
+    checkingInput = false;
 
     // Frozen base, quantized (calibrated on a seeded sample of training items where the scheme
     // needs activations; with LoftQ's factors for the method's plan): the frozen model's latency
@@ -148,6 +152,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     const frozenAttention = config.diagnostics ? probeTaskAttention(model, task) : null;
     const generic = genericText(config.dataset, config.forgettingText);
     const genericBefore = await genericNll(model, loaded.tokenizer, generic.text);
+    checkingInput = true;
     applied = applyMethod(
       model,
       run,
@@ -156,7 +161,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     const headVars = task.headVariables;
     record.size = adaptedSize(model, applied, headVars);
     record.quant = quantSummary(model, config, record.timing);
-    setupDone = true;
+    checkingInput = false;
     options.validateSetup?.ready();
 
     // Training; a failed run keeps its curve up to the failure.
@@ -226,7 +231,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     }
     record.status = "success";
   } catch (err) {
-    if (!setupDone && options.validateSetup) throw asInputError(err);
+    if (checkingInput && options.validateSetup) throw asInputError(err);
     record.status = "failed";
     record.error = (err as Error).message.split("\n")[0];
   } finally {

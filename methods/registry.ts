@@ -41,6 +41,7 @@ import { lily } from "./lily.ts";
 import { shira } from "./shira.ts";
 import { randlora } from "./randlora.ts";
 import { waveft } from "./waveft.ts";
+import { tinylora } from "./tinylora.ts";
 
 // deno-lint-ignore no-explicit-any
 const ALL: MethodDefinition<any>[] = [
@@ -82,6 +83,7 @@ const ALL: MethodDefinition<any>[] = [
   shira,
   randlora,
   waveft,
+  tinylora,
 ];
 
 /** Methods by name, in listing order. */

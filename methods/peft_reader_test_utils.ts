@@ -4,9 +4,9 @@
  * and returns the adapted weights (plus the `score` head of a sequence-classification export, and
  * the prompts of the prompt-side types, run through its own forward {@link peftLogits}). It is
  * written from PEFT's sources (tuners/lora/layer.py and dora.py, tuners/adalora/layer.py and
- * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss,vblora,trainable_tokens,c3a,shira,randlora}/layer.py
+ * model.py, tuners/vera/layer.py, tuners/{oft,hra,boft,road,delora,miss,vblora,trainable_tokens,c3a,shira,randlora,tinylora}/layer.py
  * and config.py, tuners/shira/model.py, tuners/c3a/utils.py, tuners/adaption_prompt/{layer,utils,config,model}.py,
- * tuners/p_tuning/model.py, peft_model.py `get_prompt` and `PeftModelForCausalLM.forward`,
+ * tuners/tinylora/model.py, tuners/p_tuning/model.py, peft_model.py `get_prompt` and `PeftModelForCausalLM.forward`,
  * tuners/tuners_utils.py `check_target_module_exists`, config.py `from_peft_type`,
  * utils/save_and_load.py, utils/other.py `ModulesToSaveWrapper`), never from this project's method
  * code (it imports nothing from `methods/` but types), so a test that compares its logits with a
@@ -47,6 +47,9 @@
  *   (out, in) of the wrapped modules, `RandLoraModel._find_dim`; N = ceil(LO / r)) sliced to the
  *   layer's lo, hi and n = ceil(lo / r): UA = (lambda[:, :, None] A[:, :, :lo] gamma[None]) flattened
  *   over (r, n), UB = B[:hi, :n, :] flattened over (n, r) (`randlora/layer.py get_scaled_bases`).
+ * - TINYLORA: W + B (sum_i v_i P_i) A from the saved `tinylora_A` [r, in], `tinylora_B` [out, r],
+ *   `tinylora_P` [u, r, r] (`save_projection`) and the shared `base_model.tinylora_v.{g}` [u], g
+ *   from `weight_tying` over the wrapped modules in model order ({@link tinyloraGroup}).
  * - ADAPTION_PROMPT and P_TUNING change the forward, not a weight: the reader returns their prompts
  *   ({@link promptSide}) and runs the model itself, from transformers' formulas ({@link peftLogits}).
  * - `modules_to_save` (SEQ_CLS): the saved copy of `score` replaces the model's head.
@@ -144,6 +147,37 @@ function expect(config: Record<string, unknown>, key: string, ok: (v: unknown) =
 
 const empty = (v: unknown) =>
   v === undefined || v === null || (typeof v === "object" && Object.keys(v!).length === 0);
+
+/**
+ * TinyLoRA's group of a wrapped module (`tinylora/model.py _create_and_replace`): the T wrapped
+ * modules indexed in the model's module order (decoder layer, then q, k, v, o, gate, up, down, as
+ * transformers' Llama/Qwen layers register them: `_build_target_key_mapping`), G = max(1,
+ * round(T (1 - weight_tying))) with Python's half-to-even round, size = max(1, T // G), group
+ * min(index // size, G - 1).
+ */
+function tinyloraGroup(config: Record<string, unknown>, wrapped: string[], key: string): number {
+  const order = [
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+  ];
+  const rank = (k: string) => {
+    const m = /\.layers\.(\d+)\.(.+)$/.exec(k);
+    if (!m || !order.includes(m[2])) throw new Error(`tinylora: no module order known for ${k}`);
+    return Number(m[1]) * order.length + order.indexOf(m[2]);
+  };
+  const sorted = [...wrapped].sort((x, y) => rank(x) - rank(y));
+  const t = sorted.length;
+  const x = t * (1 - (config.weight_tying as number ?? 0));
+  const f = Math.floor(x);
+  const g = Math.max(1, x - f === 0.5 ? (f % 2 === 0 ? f : f + 1) : Math.round(x));
+  const size = Math.max(1, Math.floor(t / g));
+  return Math.min(Math.floor(sorted.indexOf(key) / size), g - 1);
+}
 
 /** Row-major product [m, k] x [k, n] in float64. */
 function matmul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
@@ -1055,6 +1089,22 @@ function randloraMerged(
  * `layers_to_transform` in a RoAd config (road/config.py has none) wraps every matching layer.
  */
 const CONFIG_FIELDS: Record<string, string[]> = {
+  TINYLORA: [
+    "r",
+    "u",
+    "weight_tying",
+    "projection_seed",
+    "save_projection",
+    "init_v_bound",
+    "target_modules",
+    "tinylora_dropout",
+    "fan_in_fan_out",
+    "bias",
+    "modules_to_save",
+    "init_weights",
+    "layers_to_transform",
+    "layers_pattern",
+  ],
   SHIRA: [
     "r",
     "mask_type",
@@ -1287,6 +1337,25 @@ export function applyPeftExport(base: Map<string, NamedArray>, files: PeftFiles)
         take(`${prefix(key)}.randlora_gamma`),
         key,
       );
+    } else if (type === "TINYLORA") {
+      expect(config, "save_projection", (v) => v === true);
+      expect(config, "tinylora_dropout", (v) => v === undefined || v === 0);
+      const a = take(`${prefix(key)}.tinylora_A`);
+      const b = take(`${prefix(key)}.tinylora_B`);
+      const p = take(`${prefix(key)}.tinylora_P`);
+      const v = take(`base_model.tinylora_v.${tinyloraGroup(config, wrapped, key)}`);
+      const [r, u] = [Math.min(config.r as number, out, inF), config.u as number];
+      const fits = a.shape.join() === [r, inF].join() && b.shape.join() === [out, r].join() &&
+        p.shape.join() === [u, r, r].join() && v.shape.join() === [u].join();
+      if (!fits) {
+        throw new Error(
+          `${key}: tinylora_A [${a.shape}] / B [${b.shape}] / P [${p.shape}] / v [${v.shape}] do not fit r ${r}, u ${u}`,
+        );
+      }
+      const R = new Float64Array(r * r);
+      for (let i = 0; i < u; i++) for (let e = 0; e < r * r; e++) R[e] += v.data[i] * p.data[i * r * r + e];
+      const d = matmul(matmul(b.data, R, out, r, r), a.data, out, r, inF);
+      merged = Float64Array.from(w.data, (x, i) => x + d[i]);
     } else if (type === "SHIRA") {
       expect(config, "init_weights", (v) => v === undefined || v === true);
       const sw = take(`${prefix(key)}.shira_weight`);

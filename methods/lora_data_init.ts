@@ -12,7 +12,8 @@
  *   is not adapted; `adjust_scaling_factors` sets alpha_l = alpha r_l / r. `whiten` divides A0's
  *   rows by sqrt(S_i). PEFT runs an incremental PCA over minibatches until consecutive components
  *   agree (cosine >= tau); here one exact SVD of the whole recorded sample, the fixed point that
- *   incremental PCA reaches when it has seen the same rows (so tau has no role and is not an option).
+ *   incremental PCA reaches when it has seen the same rows (so tau has no role and is not an option),
+ *   taken as the top eigenvectors of X_c^T X_c.
  * - `corda` (Yang et al. 2024): C = mean over sequences of X_i^T X_i / max(X_i)^2 (PEFT's hook),
  *   damped C_f = C + d mean(diag C) I with d = 0.01 doubled until ||C_f C_f^-1 - I||_F < 0.05;
  *   SVD W C_f = U S V^T; `ipm` keeps the r largest triplets, `kpm` the r smallest;
@@ -28,7 +29,7 @@
  * Trainable parameters: r_l (in + out) per adapted layer (EVA's r_l from the redistribution).
  * @module
  */
-import { inverse, Matrix } from "ml-matrix";
+import { EigenvalueDecomposition, inverse, Matrix } from "ml-matrix";
 import type { Rng } from "../models/util/rng.ts";
 import type { LayerActivations } from "./types.ts";
 import { exactSvd, type LoraStart, type Mat } from "./lora_init.ts";
@@ -77,8 +78,9 @@ export interface EvaPca {
 }
 
 /**
- * The top `k` principal components of X [rows, cols] (row-major): exact SVD of X minus its column
- * means, each component's sign set so its largest |entry| (first one on ties) is positive
+ * The top `k` principal components of X [rows, cols] (row-major): the right-singular vectors of X
+ * minus its column means, computed exactly as the top eigenvectors of X_c^T X_c (S^2 its
+ * eigenvalues), each component's sign set so its largest |entry| (first one on ties) is positive
  * (sklearn/PEFT `svd_flip(u_based_decision=False)`).
  */
 export function evaPca(x: ArrayLike<number>, rows: number, cols: number, k: number, layer = "layer"): EvaPca {
@@ -95,29 +97,46 @@ export function evaPca(x: ArrayLike<number>, rows: number, cols: number, k: numb
   const mean = new Float64Array(cols);
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) mean[j] += x[i * cols + j];
   for (let j = 0; j < cols; j++) mean[j] /= rows;
-  const xc = mat(rows, cols);
-  let total = 0;
+  // X_c^T X_c (upper triangle, then mirrored): its eigenvectors are X_c's right-singular vectors and
+  // its eigenvalues their S^2 (an [in, in] eigenproblem, several times cheaper than X_c's SVD when
+  // rows exceed in).
+  const gram = new Matrix(cols, cols);
+  const g = new Float64Array(cols * cols);
+  const row = new Float64Array(cols);
   for (let i = 0; i < rows; i++) {
-    for (let j = 0; j < cols; j++) {
-      const v = x[i * cols + j] - mean[j];
-      xc.data[i * cols + j] = v;
-      total += v * v;
+    for (let j = 0; j < cols; j++) row[j] = x[i * cols + j] - mean[j];
+    for (let p = 0; p < cols; p++) {
+      const xp = row[p];
+      if (xp === 0) continue;
+      for (let q = p; q < cols; q++) g[p * cols + q] += xp * row[q];
+    }
+  }
+  let total = 0;
+  for (let p = 0; p < cols; p++) {
+    total += g[p * cols + p];
+    for (let q = p; q < cols; q++) {
+      gram.set(p, q, g[p * cols + q]);
+      gram.set(q, p, g[p * cols + q]);
     }
   }
   if (!(total > 0)) throw new Error(`--opt init=eva: ${layer}'s inputs do not vary; give the run more items`);
-  const svd = exactSvd(xc);
+  const eig = new EigenvalueDecomposition(gram, { assumeSymmetric: true });
+  const order = eig.realEigenvalues.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0]).map(([, i]) => i);
+  const vectors = eig.eigenvectorMatrix;
   const components = mat(k, cols);
   const singularValues = new Float64Array(k);
   const explainedVarianceRatio = new Float64Array(k);
   for (let c = 0; c < k; c++) {
+    const col = order[c];
     let best = 0;
     for (let j = 1; j < cols; j++) {
-      if (Math.abs(svd.v.data[j * svd.v.cols + c]) > Math.abs(svd.v.data[best * svd.v.cols + c])) best = j;
+      if (Math.abs(vectors.get(j, col)) > Math.abs(vectors.get(best, col))) best = j;
     }
-    const sign = svd.v.data[best * svd.v.cols + c] < 0 ? -1 : 1;
-    for (let j = 0; j < cols; j++) components.data[c * cols + j] = sign * svd.v.data[j * svd.v.cols + c];
-    singularValues[c] = svd.s[c];
-    explainedVarianceRatio[c] = (svd.s[c] * svd.s[c]) / total;
+    const sign = vectors.get(best, col) < 0 ? -1 : 1;
+    for (let j = 0; j < cols; j++) components.data[c * cols + j] = sign * vectors.get(j, col);
+    const lambda = Math.max(0, eig.realEigenvalues[col]);
+    singularValues[c] = Math.sqrt(lambda);
+    explainedVarianceRatio[c] = lambda / total;
   }
   return { components, singularValues, explainedVarianceRatio };
 }
@@ -226,18 +245,24 @@ export function cordaCovariance(act: LayerActivations, cols: number, layer = "la
         `--opt init=corda: a calibration sequence of ${layer} has largest input ${max}; check the data`,
       );
     }
+    const row = new Float64Array(cols);
     for (let i = from; i < to; i++) {
-      const row = act.inputs.subarray(i * cols, (i + 1) * cols);
+      for (let p = 0; p < cols; p++) row[p] = act.inputs[i * cols + p] / norm;
       for (let p = 0; p < cols; p++) {
-        const xp = row[p] / norm;
+        const xp = row[p];
         if (xp === 0) continue;
-        for (let q = 0; q < cols; q++) c.data[p * cols + q] += xp * (row[q] / norm);
+        for (let q = p; q < cols; q++) c.data[p * cols + q] += xp * row[q];
       }
     }
     count++;
   }
   if (count === 0) throw new Error(`--opt init=corda: ${layer} saw no calibration rows`);
-  for (let i = 0; i < c.data.length; i++) c.data[i] /= count;
+  for (let p = 0; p < cols; p++) {
+    for (let q = p; q < cols; q++) {
+      c.data[p * cols + q] /= count;
+      c.data[q * cols + p] = c.data[p * cols + q];
+    }
+  }
   return c;
 }
 

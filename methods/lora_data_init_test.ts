@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs-core";
-import { EigenvalueDecomposition, Matrix } from "ml-matrix";
+import { EigenvalueDecomposition, Matrix, SingularValueDecomposition } from "ml-matrix";
 import { initBackend } from "../models/backend.ts";
 import { Linear } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
@@ -47,7 +47,6 @@ const scaleRows = (a: Rows, s: number): Rows => a.map((r) => r.map((x) => x * s)
 const maxDiff = (a: Rows, b: Rows): number =>
   Math.max(...a.flatMap((r, i) => r.map((x, j) => Math.abs(x - b[i][j]))));
 const fro2 = (a: Rows): number => a.flat().reduce((s, x) => s + x * x, 0);
-const matOf = (a: Rows): Mat => ({ rows: a.length, cols: a[0].length, data: Float64Array.from(a.flat()) });
 
 /** Eigenpairs of a symmetric matrix, descending (ml-matrix's tridiagonal QL, not an SVD). */
 function eigenDesc(sym: Rows): { values: number[]; vectors: Rows } {
@@ -63,24 +62,29 @@ function eigenDesc(sym: Rows): { values: number[]; vectors: Rows } {
 const randomRows = (rng: Rng, rows: number, cols: number): Rows =>
   rowsOf(rng.normalArray(rows * cols), rows, cols);
 
-Deno.test("EVA: components are the centered inputs' top eigenvectors (sign: largest entry positive), ratios S^2 / total", () => {
+Deno.test("EVA: components are the centered inputs' top right-singular vectors (SVD; sign: largest entry positive), ratios S^2 / total", () => {
   const rng = new Rng(4);
   const [n, d, k] = [40, 6, 3];
   // Anisotropic inputs with an offset, so centering matters.
   const x = randomRows(rng, n, d).map((r) => r.map((v, j) => v * (j + 1) + 3));
   const pca = evaPca(Float64Array.from(x.flat()), n, d, k);
+  // Reference: ml-matrix's SVD of the centered rows (evaPca takes an eigenproblem of X_c^T X_c).
   const mean = x[0].map((_, j) => x.reduce((s, r) => s + r[j], 0) / n);
   const xc = x.map((r) => r.map((v, j) => v - mean[j]));
-  const eig = eigenDesc(mul(tr(xc), xc));
-  const total = eig.values.reduce((s, v) => s + v, 0);
+  const svd = new SingularValueDecomposition(new Matrix(xc));
+  const total = fro2(xc);
   for (let c = 0; c < k; c++) {
-    const want = eig.vectors[c];
+    const want = Array.from({ length: d }, (_, j) => svd.rightSingularVectors.get(j, c));
     const big = want.reduce((b, v, j) => (Math.abs(v) > Math.abs(want[b]) ? j : b), 0);
     const signed = want.map((v) => v * Math.sign(want[big]));
     const got = Array.from(pca.components.data.slice(c * d, (c + 1) * d));
     assert.ok(maxAbsDiff(got, signed) < 1e-9, `component ${c}: ${got} vs ${signed}`);
-    assert.ok(Math.abs(pca.singularValues[c] ** 2 - eig.values[c]) < 1e-8 * eig.values[0]);
-    assert.ok(Math.abs(pca.explainedVarianceRatio[c] - eig.values[c] / total) < 1e-12);
+    assert.ok(Math.abs(pca.singularValues[c] - svd.diagonal[c]) < 1e-9 * svd.diagonal[0]);
+    assert.ok(Math.abs(pca.explainedVarianceRatio[c] - svd.diagonal[c] ** 2 / total) < 1e-12);
+    assert.ok(
+      big === Array.from(got).reduce((b, v, j) => (Math.abs(v) > Math.abs(got[b]) ? j : b), 0) &&
+        got[big] > 0,
+    );
   }
   // Closed form: points on the line t (1, 2) + (5, 5) have one component (1, 2)/sqrt 5, ratio 1.
   const line = [-2, -1, 0.5, 3].flatMap((t) => [5 + t, 5 + 2 * t]);

@@ -134,7 +134,7 @@ function tinyloraParameterCount(cfg: LlamaConfig, c: TinyloraConfig): number {
 export const tinylora: MethodDefinition<TinyloraConfig> = {
   name: "tinylora",
   description:
-    "dW = B (sum_i v_i P_i) A on frozen top-r SVD factors and fixed random P; a tiny v, shareable across layers (Morris et al. 2026; PEFT TinyLoRA)",
+    "dW = B (sum of v[i] P[i]) A on frozen top-r SVD factors, fixed random P, a tiny v shared across layers (Morris et al. 2026; PEFT TinyLoRA)",
   schema: tinyloraSchema,
   mergeable: true,
   // PEFT's MetaMathQA comparison trains TinyLoRA at 10x its default lr (1e-3 vs 1e-4); the same

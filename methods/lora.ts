@@ -4,7 +4,7 @@
  * A frozen linear layer W [out, in] gains a low-rank update: y = W x + s B A x with A [r, in]
  * (Kaiming-uniform init, as PEFT) and B [out, r] (zeros), so the adapted model equals the frozen
  * one at init. Scale s = alpha / r for LoRA and alpha / sqrt(r) for rsLoRA.
- * Trainable parameters per adapted layer: r (in + out).
+ * Trainable parameters per adapted layer: r (in + out) (with `init=eva`, the layer's redistributed r_l).
  * `--opt init=olora|pissa|pissa_niter_K|milora` starts A, B from the frozen weight instead (PEFT's
  * `init_lora_weights`, lora_init.ts) with the base replaced by W - s B0 A0; `init=corda|lora_ga`
  * likewise from the run's layer inputs or gradient estimate, and `init=eva` sets A from the layer

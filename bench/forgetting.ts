@@ -3,8 +3,8 @@
  * did, as Hugging Face PEFT's method-comparison benchmark records it (`forgetting`: cross-entropy on
  * generic text after training minus before). Measured here as the mean negative log-likelihood per
  * token, in nats, of the first {@link FORGETTING_TOKENS} tokens of a fixed text, scored in rolling
- * windows of the model's context: before the method applies (on the possibly quantized frozen base)
- * and after training. Positive values mean the run forgot.
+ * windows of the model's context (at most 512 tokens, `scoringWindow`): before the method applies
+ * (on the possibly quantized frozen base) and after training. Positive values mean the run forgot.
  *
  * The text is `--forgetting-text FILE` when given (the way to measure other models on their own kind
  * of text), else the held-out State of the Union speeches (prose no task trains on), or, when the run's
@@ -15,7 +15,7 @@ import type { LlamaModel } from "../models/llama.ts";
 import type { Tokenizer } from "../models/tokenizers/types.ts";
 import { isSotuTest, sotuSpeeches } from "../datasets/sotu.ts";
 import { checkText } from "../datasets/pretrain_corpus.ts";
-import { scoreWindows } from "./tasks/lm_score.ts";
+import { scoreWindows, scoringWindow } from "./tasks/lm_score.ts";
 import { rollingTokenWindows } from "./metrics/lm.ts";
 
 /** Tokens of the generic text that are scored (its beginning). */
@@ -61,7 +61,7 @@ export async function genericNll(
   const prefix = tokenizer.bosId ?? tokenizer.eosId ?? ids[0];
   const { nll, tokens } = await scoreWindows(
     model,
-    rollingTokenWindows(ids, prefix, model.config.maxSeqLen, 1),
+    rollingTokenWindows(ids, prefix, scoringWindow(model), 1),
   );
   return { nll: nll / tokens, tokens };
 }

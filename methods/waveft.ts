@@ -291,9 +291,8 @@ export const waveft: MethodDefinition<WaveftConfig> = {
       const n = budgets.get(name)!;
       const size = base.outFeatures * base.inFeatures;
       if (n > size) {
-        throw new Error(
-          `waveft: --opt nFrequency=${n} exceeds out * in = ${size} of ${name}; lower nFrequency`,
-        );
+        const what = config.proportionalParameters ? `the proportional share ${n}` : `--opt nFrequency=${n}`;
+        throw new Error(`waveft: ${what} exceeds out * in = ${size} of ${name}; lower nFrequency`);
       }
       const locations = frequencyLocations(n, base.outFeatures, base.inFeatures, config.randomLocSeed);
       const data = config.initWeights

@@ -32,6 +32,7 @@ import {
 import { type QuantLayerReport, quantLayerReport } from "../methods/quant/report.ts";
 import { forgettingOf, genericNll, genericText } from "./forgetting.ts";
 import { adaptedSize, applyMethod, methodContext } from "./apply_method.ts";
+import { initDataProviders } from "./init_data.ts";
 import { makeOptimizers, type RunOptimizers, totalSteps, trainLoop } from "./train_loop.ts";
 import { evaluateAndMeasure, measureInference, memoryRecord } from "./measure.ts";
 import { diagnose, probeTaskAttention } from "./run_diagnostics.ts";
@@ -156,7 +157,14 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     applied = applyMethod(
       model,
       run,
-      methodContext(run, rng.fork("method"), steps, factors, schemeCalibration(run, calibration)),
+      methodContext(
+        run,
+        rng.fork("method"),
+        steps,
+        factors,
+        schemeCalibration(run, calibration),
+        initDataProviders(model, task, config.batchSize, rng.fork("init-data")),
+      ),
     );
     const headVars = task.headVariables;
     record.size = adaptedSize(model, applied, headVars);

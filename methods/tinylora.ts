@@ -1,5 +1,5 @@
 /**
- * TinyLoRA (Morris et al. 2026, "Learning to Reason in 13 Parameters", arXiv:2602.04118), as
+ * TinyLoRA ("Learning to Reason in 13 Parameters", arXiv:2602.04118, 2026; built on LoRA-XS), as
  * Hugging Face PEFT's `TinyLoraConfig` / `tinylora.layer.Linear` (PEFT 0.20.1.dev0).
  *
  * Formula: per adapted W [out, in], the frozen truncated SVD W ~ U_r S_r V_r^T gives
@@ -134,7 +134,7 @@ function tinyloraParameterCount(cfg: LlamaConfig, c: TinyloraConfig): number {
 export const tinylora: MethodDefinition<TinyloraConfig> = {
   name: "tinylora",
   description:
-    "dW = B (sum of v[i] P[i]) A on frozen top-r SVD factors, fixed random P, a tiny v shared across layers (Morris et al. 2026; PEFT TinyLoRA)",
+    "dW = B (sum of v[i] P[i]) A on frozen top-r SVD factors, fixed random P, a tiny v shared across layers (arXiv:2602.04118; PEFT TinyLoRA)",
   schema: tinyloraSchema,
   mergeable: true,
   // PEFT's MetaMathQA comparison trains TinyLoRA at 10x its default lr (1e-3 vs 1e-4); the same

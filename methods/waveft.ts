@@ -1,6 +1,6 @@
 /**
  * WaveFT (Bilican et al. 2025, "Exploring Sparsity for Parameter Efficient Fine Tuning Using
- * Wavelets"), as Hugging Face PEFT's `WaveFTConfig` / `waveft.layer.WaveFTLinear` (PEFT 0.20.1.dev0).
+ * Wavelets", arXiv:2505.12532), as PEFT's `WaveFTConfig` / `waveft.layer.WaveFTLinear` (0.20.1.dev0).
  *
  * Formula: each adapted W [out, in] trains n wavelet coefficients c at fixed positions of a grid;
  * dW = scaling * IDWT2(grid), one level of PEFT's `waverec2d`. As PEFT: the grid is [out, in] plus

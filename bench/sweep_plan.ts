@@ -11,7 +11,7 @@ import { InputError, UsageError } from "../models/util/args.ts";
 import { BENCH_SPEC } from "./bench_options.ts";
 import { buildRunConfigs, methodOptionsFromFlags } from "./config.ts";
 import { type RunConfig, runIdOf, runName } from "./record.ts";
-import { getMethod } from "../methods/registry.ts";
+import { getMethod, METHODS } from "../methods/registry.ts";
 import { NAMED_OPTIONS } from "../methods/common.ts";
 
 /** A flag value as written in a sweep file. */
@@ -37,6 +37,19 @@ export interface SweepSpec {
 export const CLAIMS = ["better", "worse", "equivalent", "no effect", "increases", "decreases"] as const;
 /** One claim of {@link CLAIMS}. */
 export type Claim = typeof CLAIMS[number];
+
+/**
+ * The `method` factor's levels with a `"*"` level replaced, in place, by every registered method
+ * that no other level names (as its value or its `method` flag), in registry order: a study of the
+ * whole catalogue lists only the methods it runs with non-default options, and a newly registered
+ * method joins it without an edit.
+ */
+function withAllMethods(levels: unknown[]): unknown[] {
+  if (!levels.includes("*")) return levels;
+  const named = new Set(levels.map((lv) => (isObject(lv) ? lv.method : lv)));
+  const rest = [...METHODS.keys()].filter((m) => !named.has(m));
+  return levels.flatMap((lv) => (lv === "*" ? rest : [lv]));
+}
 
 /** A hypothesis a sweep file declares, with its levels resolved to the factor's level names. */
 export interface Hypothesis {
@@ -150,7 +163,7 @@ export function parseSweep(json: unknown, source = "sweep file"): SweepSpec {
     if (!Array.isArray(levelsIn) || levelsIn.length === 0) {
       throw new InputError(`${where}: expected a non-empty list of levels`);
     }
-    const levels: Level[] = levelsIn.map((lv, i) => {
+    const levels: Level[] = (name === "method" ? withAllMethods(levelsIn) : levelsIn).map((lv, i) => {
       if (isPlain(lv)) return { name: String(lv), flags: { [name]: checkFlag(where, name, lv) } };
       if (!isObject(lv)) throw new InputError(`${where}: level ${i} must be a value or an object of flags`);
       const flags: Record<string, FlagValue> = {};

@@ -3,6 +3,7 @@ import { STORIES_MODEL as STORIES } from "../models/fixtures.ts";
 import { fileURLToPath } from "node:url";
 import { InputError, UsageError } from "../models/util/args.ts";
 import { expandPlan, parseOverrides, parseShard, parseSweep, shardRuns } from "./sweep_plan.ts";
+import { METHODS } from "../methods/registry.ts";
 
 const STUDY = fileURLToPath(new URL("./sweeps/study.json", import.meta.url));
 const SMOKE = fileURLToPath(new URL("./sweeps/smoke.json", import.meta.url));
@@ -263,4 +264,14 @@ Deno.test("sweep plan: a bad hypothesis is one error line naming the entry and t
     hypotheses: [{ factor: "method", compare: ["frozen", "lora"], claim: "increases" }],
   });
   assert.deepEqual(ok.hypotheses[0].levels, ["frozen", "lora"]);
+});
+
+Deno.test('sweep files: a "*" method level is every registered method no other level names, in registry order', () => {
+  const spec = parseSweep({
+    factors: { method: [{ name: "lora-r2", method: "lora", rank: 2 }, "*", "dora"] },
+  });
+  const names = spec.factors[0].levels.map((l) => l.name);
+  const rest = [...METHODS.keys()].filter((m) => m !== "lora" && m !== "dora");
+  assert.deepEqual(names, ["lora-r2", ...rest, "dora"]);
+  assert.equal(new Set(names).size, METHODS.size);
 });

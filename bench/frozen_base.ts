@@ -128,6 +128,7 @@ export function quantizeFrozenBase(
     if (!(w instanceof tf.Variable)) w.dispose();
     model.params.get(`${name}.weight`)?.dispose();
     model.params.delete(`${name}.weight`);
+    model.releaseStored(`${name}.weight`);
   }
   return factors;
 }

@@ -178,6 +178,8 @@ Deno.test({
         return tf.memory().numTensors - before;
       };
       assert.equal(count(off.model), count(heap.model) + 35);
+      // The replaced layers' stored weights are released; the embedding table stays.
+      assert.deepEqual([...off.model.storedWeights.keys()], ["embed.weight"]);
       assert.equal(
         quantSummary(off.model, r.config, {})!.bitsPerParam,
         quantSummary(heap.model, r.config, {})!.bitsPerParam,

@@ -103,7 +103,10 @@ export class LlamaModel {
   /** Linear layers by name; PEFT methods replace entries with wrappers. */
   readonly linears: Map<string, LinearModule>;
   /** Frozen weights held outside the tfjs heap by parameter name (linear weights, `embed.weight`). */
-  readonly storedWeights: ReadonlyMap<string, StoredTensor>;
+  get storedWeights(): ReadonlyMap<string, StoredTensor> {
+    return this.#stored;
+  }
+  #stored: Map<string, StoredTensor>;
   /** Method hooks; empty for the plain model. */
   hooks: ModelHooks = {};
   /**
@@ -123,7 +126,7 @@ export class LlamaModel {
   ) {
     this.config = config;
     this.params = params;
-    this.storedWeights = stored;
+    this.#stored = stored;
     this.linears = new Map();
     const layer = (name: string, bias: tf.Variable | null): LinearModule => {
       const w = stored.get(`${name}.weight`);
@@ -470,6 +473,15 @@ export class LlamaModel {
         perToken: tf.reshape(nll, [batch, t - 1]) as tf.Tensor2D,
       };
     });
+  }
+
+  /**
+   * Drop the stored weight `name` once no layer multiplies with it (its layer was replaced by a
+   * quantized one), so its memory can be reclaimed: a stored table is otherwise held for the
+   * model's lifetime (a 0.6B model's bf16 linears, 0.9 GB, beside their 4-bit codes).
+   */
+  releaseStored(name: string): void {
+    this.#stored.delete(name);
   }
 
   /** Bytes of the weights held outside the tfjs heap ({@link storedWeights}). */

@@ -127,6 +127,10 @@ const SYMBOLS = {
     parameters: ["buffer", "buffer", "i32", "i32", "i32", "buffer"],
     result: "void",
   },
+  peft_decode_affine: {
+    parameters: ["buffer", "i32", "buffer", "buffer", "buffer", "i32", "i32", "i32", "i32", "i32", "buffer"],
+    result: "void",
+  },
 } as const;
 
 /** The kernel library's functions, as Deno FFI binds them. */

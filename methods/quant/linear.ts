@@ -6,11 +6,13 @@
  * between its uses. Gradients flow to the input (and so to adapters), never to the codes.
  *
  * On the native backend with its kernels built, a scheme that declares a C decoder
- * (`nativeDecode`: nf4, fp4, int4 with or without double quantization, int8, fp16, bf16) keeps its
- * packed codes outside the wasm heap and multiplies through the off-heap product
- * (`native_decode.ts`, `models/offheap_linear.ts` storedLinear): the codes are decoded in C, tile
- * by tile, straight into `cblas_sgemm`'s operand, for x W^T and dy W. Everywhere else (and for
- * HQQ, GPTQ, LLM.int8()) the tfjs decode below runs; both give the same W bit for bit.
+ * (`nativeDecode`: nf4, fp4, int4 with or without double quantization, int8, fp16, bf16, hqq4/3/2,
+ * gptq4/3 with or without act-order) keeps its packed codes outside the wasm heap and multiplies
+ * through the off-heap product (`native_decode.ts`, `models/offheap_linear.ts` storedLinear): the
+ * codes are decoded in C, tile by tile, straight into `cblas_sgemm`'s operand, for x W^T and
+ * dy W. Everywhere else (and for
+ * LLM.int8(), whose outlier decomposition is its own product) the tfjs decode below runs; both give
+ * the same W bit for bit.
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";

@@ -10,9 +10,11 @@
  * lookup and a multiply per element. And the packed codes of a large model (0.4 GB for a 0.6B model
  * in nf4) no longer count against the 4 GiB wasm heap.
  *
- * Which schemes: those whose module declares a `nativeDecode` (schemes/types.ts). The others (HQQ,
- * GPTQ, LLM.int8()) keep the tfjs decode on every backend, as every scheme does off native or when
- * the kernels are not built (`deno task build-native`; native then says so once).
+ * Which schemes: those whose module declares a `nativeDecode` (schemes/types.ts): nf4, fp4, int4
+ * (with or without double quant), int8, fp16, bf16, and the affine group codes of hqq4/3/2 and
+ * gptq4/3 (with act-order's g_idx too). LLM.int8() (its outlier decomposition is its own product,
+ * not a weight decode) keeps the tfjs path on every backend, as every scheme does off native or
+ * when the kernels are not built (`deno task build-native`; native then says so once).
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
@@ -96,6 +98,53 @@ export class PackedRowDecoder implements RowDecoder {
       const scales = need("scales", Float32Array);
       this.#decode = (_start, _n, row, count, out) =>
         kernels.peft_decode_rowwise_int8(packed, scales, cols, row, count, out);
+    } else if (spec.kind === "affine") {
+      const per = Math.floor(32 / spec.bits);
+      const groups = Math.ceil(cols / blockSize);
+      const words = need("packed", Int32Array);
+      const scales = need("scales", Float32Array);
+      const zeros = need("zeros", Float32Array);
+      if (
+        words.length < Math.ceil((rows * cols) / per) || scales.length < rows * groups ||
+        zeros.length < rows * groups
+      ) {
+        throw new Error(
+          `native quantized decode (affine): buffers too short for [${shape}] with ${spec.bits}-bit codes and blockSize ${blockSize}; quantize the weight again with this blockSize`,
+        );
+      }
+      // GPTQ act-order maps each input column to its group (g_idx); C indexes scales with it unchecked.
+      const gidx = arrays.groupIndex ? need("groupIndex", Int32Array) : new Int32Array(0);
+      if (arrays.groupIndex) {
+        if (gidx.length !== cols) {
+          throw new Error(
+            `native quantized decode (affine): groupIndex has ${gidx.length} entries for ${cols} columns; quantize the weight again`,
+          );
+        }
+        for (let j = 0; j < cols; j++) {
+          if (!(gidx[j] >= 0 && gidx[j] < groups)) {
+            throw new Error(
+              `native quantized decode (affine): groupIndex[${j}] = ${
+                gidx[j]
+              } is outside [0, ${groups}); quantize the weight again`,
+            );
+          }
+        }
+      }
+      const hasIndex = arrays.groupIndex ? 1 : 0;
+      this.#decode = (_start, _n, row, count, out) =>
+        kernels.peft_decode_affine(
+          words,
+          spec.bits,
+          scales,
+          zeros,
+          gidx,
+          hasIndex,
+          cols,
+          blockSize,
+          row,
+          count,
+          out,
+        );
     } else {
       const words = need("packed", Int32Array);
       const halves = new Uint16Array(words.buffer, words.byteOffset, 2 * words.length);

@@ -4,7 +4,7 @@ import { initBackend } from "../../models/backend.ts";
 import { openBlas } from "../../models/native.ts";
 import { openNativeKernels } from "../../models/native_kernels.ts";
 import { Rng } from "../../models/util/rng.ts";
-import { validateQuantConfig } from "./config.ts";
+import { type ResolvedQuantConfig, validateQuantConfig } from "./config.ts";
 import { QuantizedLinear } from "./linear.ts";
 import { nativeDecodeActive, PackedRowDecoder } from "./native_decode.ts";
 import { fromCodes } from "./quantize.ts";
@@ -14,17 +14,45 @@ import { schemeModule, SCHEMES } from "./schemes.ts";
 const kernels = openNativeKernels();
 const nativeReady = openBlas() !== null && kernels !== null;
 
-/** Every configuration with a C decoder: the 4-bit block schemes with and without double quant, int8, 16-bit. */
-const CONFIGS: { scheme: string; blockSize?: number; doubleQuant?: boolean }[] = [
+/**
+ * Every configuration with a C decoder: the 4-bit block schemes with and without double quant, int8,
+ * 16-bit, HQQ at 4, 3 and 2 bits and GPTQ at 4 and 3 bits with and without act-order (group sizes
+ * that do and do not divide the odd column counts below).
+ */
+const CONFIGS: { scheme: string; blockSize?: number; doubleQuant?: boolean; actOrder?: boolean }[] = [
   ...["nf4", "fp4", "int4"].flatMap((scheme) =>
     [64, 32].flatMap((blockSize) => [false, true].map((doubleQuant) => ({ scheme, blockSize, doubleQuant })))
   ),
   { scheme: "int8" },
   { scheme: "fp16" },
   { scheme: "bf16" },
+  ...["hqq4", "hqq3", "hqq2"].flatMap((scheme) => [64, 32].map((blockSize) => ({ scheme, blockSize }))),
+  ...["gptq4", "gptq3"].flatMap((scheme) =>
+    [128, 32].flatMap((blockSize) => [false, true].map((actOrder) => ({ scheme, blockSize, actOrder })))
+  ),
 ];
 const label = (c: Record<string, unknown>) =>
-  `${c.scheme}${c.blockSize ? `/${c.blockSize}` : ""}${c.doubleQuant ? "+dq" : ""}`;
+  `${c.scheme}${c.blockSize ? `/${c.blockSize}` : ""}${c.doubleQuant ? "+dq" : ""}${
+    c.actOrder ? "+act" : ""
+  }`;
+
+/**
+ * GPTQ calibration rows X [n, cols]: normal values with unequal column energies in a scrambled order
+ * (column j scaled by 0.2 + 3 · ((37 j) mod cols) / cols), so act-order permutes the columns and g_idx
+ * is not monotone.
+ */
+function calibrationFor(cols: number, seed: number) {
+  const n = 2 * cols + 8;
+  const x = new Rng(seed).normalArray(n * cols);
+  for (let i = 0; i < x.length; i++) x[i] *= 0.2 + 3 * (((i % cols) * 37) % cols) / cols;
+  return { inputs: x, rows: n };
+}
+
+/** Codes of a test weight under `config`, with calibration rows when the scheme needs them. */
+function codesFor(w: Float32Array, shape: [number, number], config: ResolvedQuantConfig, seed: number) {
+  const calibration = schemeModule(config.scheme).needsCalibration ? calibrationFor(shape[1], seed) : null;
+  return quantizeCodes(w, shape, config, calibration);
+}
 
 /**
  * A weight with what the decoders must get right: normal values, a few large outliers, an all-zero
@@ -47,7 +75,21 @@ Deno.test("every quant scheme states its native decoder (a descriptor or null, n
     assert.ok("nativeDecode" in s && s.nativeDecode !== undefined, `${s.name} does not state nativeDecode`);
   }
   const covered = SCHEMES.filter((s) => s.nativeDecode !== null).map((s) => s.name).sort();
-  assert.deepEqual(covered, ["bf16", "fp16", "fp4", "int4", "int8", "nf4"]);
+  assert.deepEqual(covered, [
+    "bf16",
+    "fp16",
+    "fp4",
+    "gptq3",
+    "gptq4",
+    "hqq2",
+    "hqq3",
+    "hqq4",
+    "int4",
+    "int8",
+    "nf4",
+  ]);
+  // And every covered scheme is in the bit-identity checks below.
+  assert.deepEqual([...new Set(CONFIGS.map((c) => c.scheme))].sort(), covered);
 });
 
 Deno.test({
@@ -61,7 +103,14 @@ Deno.test({
       for (const c of CONFIGS) {
         const config = validateQuantConfig(c);
         const mod = schemeModule(config.scheme);
-        const q = quantizeCodes(testWeight(rows, cols, rows * 1000 + cols), [rows, cols], config);
+        const q = codesFor(testWeight(rows, cols, rows * 1000 + cols), [rows, cols], config, cols);
+        if (config.actOrder && cols > config.blockSize) {
+          // The act-order case must exercise a scrambled column -> group map.
+          assert.ok(
+            q.groupIndex.some((g, j) => j > 0 && g < q.groupIndex[j - 1]),
+            `${label(c)} g_idx is monotone`,
+          );
+        }
         const packed = fromCodes(q);
         const arrays = Object.fromEntries(
           Object.entries(packed.tensors).map(([k, t]) => [k, t.dataSync() as Int32Array | Float32Array]),
@@ -87,6 +136,77 @@ Deno.test({
         packed.dispose();
       }
     }
+  },
+});
+
+Deno.test({
+  name:
+    "C affine decode of hand-packed codes: w = (c - z) · s per (row, group), 3-bit rows starting mid-word, g_idx, bad g_idx refused",
+  ignore: kernels === null,
+  fn: () => {
+    // [3, 7], 3-bit codes c = (5 i + j) mod 8 (10 per int32 word: row 1 starts at field 7, row 2 spans
+    // words 1 and 2), groups of 4 columns (two per row, the second short), s = 0.5 + r, z = g + 0.25 r.
+    const [rows, cols, blockSize] = [3, 7, 4];
+    const code = (i: number, j: number) => (5 * i + j) % 8;
+    const words = new Int32Array(3);
+    for (let i = 0; i < rows; i++) {
+      for (let j = 0; j < cols; j++) {
+        const f = i * cols + j;
+        words[Math.floor(f / 10)] |= code(i, j) << (3 * (f % 10));
+      }
+    }
+    const scales = new Float32Array([0.5, 0.5, 1.5, 1.5, 2.5, 2.5]);
+    const zeros = new Float32Array([0, 1, 0.25, 1.25, 0.5, 1.5]);
+    // Every value is exact in float32: (c - z) has at most 5 significant bits, s at most 3.
+    const expected = (groupOf: (j: number) => number) =>
+      Float32Array.from({ length: rows * cols }, (_, f) => {
+        const [i, j] = [Math.floor(f / cols), f % cols];
+        const g = groupOf(j);
+        return (code(i, j) - (g + 0.25 * i)) * (0.5 + i);
+      });
+    const plain = new PackedRowDecoder({ kind: "affine", bits: 3 }, [rows, cols], blockSize, {
+      packed: words,
+      scales,
+      zeros,
+    }, kernels!);
+    const got = new Float32Array(rows * cols);
+    plain.decodeRowsInto(0, rows, got);
+    assert.deepEqual(Array.from(got), Array.from(expected((j) => Math.floor(j / blockSize))));
+    const mid = new Float32Array(cols);
+    plain.decodeRowsInto(2, 1, mid);
+    assert.deepEqual(
+      Array.from(mid),
+      Array.from(expected((j) => Math.floor(j / blockSize)).subarray(2 * cols)),
+    );
+    // With g_idx (act-order) the group is read per column.
+    const gidx = new Int32Array([1, 0, 0, 1, 1, 0, 1]);
+    const act = new PackedRowDecoder({ kind: "affine", bits: 3 }, [rows, cols], blockSize, {
+      packed: words,
+      scales,
+      zeros,
+      groupIndex: gidx,
+    }, kernels!);
+    act.decodeRowsInto(0, rows, got);
+    assert.deepEqual(Array.from(got), Array.from(expected((j) => gidx[j])));
+    assert.throws(
+      () =>
+        new PackedRowDecoder({ kind: "affine", bits: 3 }, [rows, cols], blockSize, {
+          packed: words,
+          scales,
+          zeros,
+          groupIndex: new Int32Array([0, 0, 0, 0, 0, 0, 2]),
+        }, kernels!),
+      /groupIndex\[6\] = 2 is outside \[0, 2\)/,
+    );
+    assert.throws(
+      () =>
+        new PackedRowDecoder({ kind: "affine", bits: 3 }, [rows, cols], blockSize, {
+          packed: words.subarray(0, 2),
+          scales,
+          zeros,
+        }, kernels!),
+      /buffers too short/,
+    );
   },
 });
 
@@ -128,7 +248,14 @@ Deno.test({
 
       // Reference: the tfjs path (cpu backend), and the dequantized weight it multiplies with.
       await initBackend("cpu");
-      const cpuLayer = QuantizedLinear.fromDense("l", tf.tensor2d(wv, [rows, cols]), config);
+      const calibration = schemeModule(config.scheme).needsCalibration ? calibrationFor(cols, 7) : null;
+      const cpuLayer = QuantizedLinear.fromDense(
+        "l",
+        tf.tensor2d(wv, [rows, cols]),
+        config,
+        null,
+        calibration,
+      );
       assert.ok(Object.keys(cpuLayer.weight.tensors).length > 0, "cpu keeps the tfjs path");
       const x0 = tf.tensor2d(xv, [m, cols]);
       const r0 = tf.tensor2d(rv, [m, rows]);
@@ -142,7 +269,7 @@ Deno.test({
       assert.ok(nativeDecodeActive(config.scheme));
       const heapBefore = tf.memory().numBytes;
       const dense = tf.tensor2d(wv, [rows, cols]);
-      const layer = QuantizedLinear.fromDense("l", dense, config);
+      const layer = QuantizedLinear.fromDense("l", dense, config, null, calibration);
       dense.dispose();
       // The packed codes left the heap: no stored tensors, no heap bytes.
       assert.deepEqual(Object.keys(layer.weight.tensors), [], label(c));
@@ -181,13 +308,12 @@ Deno.test({
 });
 
 Deno.test({
-  name:
-    "schemes without a C decoder keep the tfjs path on native (hqq4, llm-int8): packed tensors on the heap",
+  name: "a scheme without a C decoder keeps the tfjs path on native (llm-int8): packed tensors on the heap",
   ignore: !nativeReady,
   fn: async () => {
     await initBackend("native");
     const [rows, cols] = [12, 64];
-    for (const scheme of ["hqq4", "llm-int8"]) {
+    for (const scheme of ["llm-int8"]) {
       const config = validateQuantConfig({ scheme });
       assert.equal(nativeDecodeActive(scheme), false);
       const dense = tf.tensor2d(testWeight(rows, cols, 5), [rows, cols]);
@@ -198,7 +324,7 @@ Deno.test({
       const w = layer.denseWeight();
       const y = layer.forward(x).dataSync();
       const yRef = tf.matMul(x, w, false, true).dataSync();
-      // hqq4 multiplies the dequantized weight; llm-int8 its own int8/fp16 product (close to it).
+      // llm-int8 computes its own int8/fp16 product (close to x W^T with the dequantized weight).
       for (let i = 0; i < y.length; i++) assert.ok(Math.abs(y[i] - yRef[i]) < 0.05, `${scheme} y[${i}]`);
       tf.dispose([x, w]);
       layer.dispose();

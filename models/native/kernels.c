@@ -338,3 +338,46 @@ void peft_decode_rowwise_int8(const uint8_t *packed, const float *scales, int32_
     for (int32_t j = 0; j < cols; j++) d[j] = (float)((int32_t)c[j] - 128) * s;
   }
 }
+
+/*
+ * Affine per-group codes (hqq2/3/4, gptq3/4; methods/quant/schemes/common.ts affineRows): rows
+ * [row, row + count) of w = (c - z) * s, two float32 roundings as the reference (the difference,
+ * then the product; no fused multiply-add can form from a subtraction feeding a product). c is the
+ * bits-bit field of element i = r * cols + j (bits 2, 3 or 4: 16, 10 or 8 fields per int32 word,
+ * the top 2 bits of a 3-bit word unused), (s, z) = (scales, zeros)[r * groups + g] with g =
+ * group_index[j] when has_group_index (GPTQ act-order's g_idx; the caller checked each g <
+ * groups), else j / block_size (a short last group when cols % block_size != 0).
+ */
+void peft_decode_affine(const uint32_t *words, int32_t bits, const float *scales, const float *zeros,
+                        const int32_t *group_index, int32_t has_group_index, int32_t cols, int32_t block_size,
+                        int32_t row, int32_t count, float *dst) {
+  const int32_t per = 32 / bits;
+  const uint32_t mask = (1u << bits) - 1u;
+  const int64_t groups = ((int64_t)cols + block_size - 1) / block_size;
+  for (int32_t r = 0; r < count; r++) {
+    const int64_t first = (int64_t)(row + r) * cols;
+    const float *s = scales + (int64_t)(row + r) * groups;
+    const float *z = zeros + (int64_t)(row + r) * groups;
+    float *d = dst + (int64_t)r * cols;
+    int64_t w = first / per;
+    int32_t k = (int32_t)(first - w * per);
+    uint32_t word = words[w] >> (k * bits);
+    int64_t g = 0;
+    int64_t group_end = block_size;
+    for (int32_t j = 0; j < cols; j++) {
+      if (has_group_index) {
+        g = group_index[j];
+      } else if (j == group_end) {
+        g++;
+        group_end += block_size;
+      }
+      const float diff = (float)(word & mask) - z[g];
+      d[j] = diff * s[g];
+      word >>= bits;
+      if (++k == per && j + 1 < cols) {
+        k = 0;
+        word = words[++w];
+      }
+    }
+  }
+}

@@ -227,8 +227,9 @@ function gptqScheme<N extends string>(name: N, bits: 3 | 4): QuantSchemeModule<N
     dequantizeRows: affineRows,
     layout: (shape, cfg) => affineLayout(shape, cfg, bits as FieldBits, cfg.actOrder),
     pack: (q) => packAffine(q, bits as FieldBits),
-    // No C decoder yet: GPTQ decodes with tfjs ops on every backend.
-    nativeDecode: null,
+    // On native: the C kernel peft_decode_affine reads the same packed buffers (affineRows bit for bit).
+    // With actOrder it reads g_idx (`groupIndex`) to find each column's group.
+    nativeDecode: { kind: "affine", bits },
   };
 }
 

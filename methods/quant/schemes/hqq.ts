@@ -145,8 +145,8 @@ function hqqScheme<N extends string>(name: N, bits: 2 | 3 | 4): QuantSchemeModul
     dequantizeRows: affineRows,
     layout: (shape, cfg) => affineLayout(shape, cfg, bits as FieldBits, false),
     pack: (q) => packAffine(q, bits as FieldBits),
-    // No C decoder yet: HQQ decodes with tfjs ops on every backend.
-    nativeDecode: null,
+    // On native: the C kernel peft_decode_affine reads the same packed buffers (affineRows bit for bit).
+    nativeDecode: { kind: "affine", bits },
   };
 }
 

@@ -135,6 +135,9 @@ export interface ForwardStats {
  *   w_i = table[k_i] · s_b, with s_b = fround(fround(dqTable[c_b] · S_g) + mean) under double quant.
  * - `rowwise-int8`: `packed` (8-bit fields) and `scales` (fp32 per output row); w = (c - 128) · s_row.
  * - `half16`: `packed` (16-bit fields), the fp16 or bf16 bit pattern of each element.
+ * - `affine` (HQQ, GPTQ): `packed` (`bits`-bit fields, row-major), `scales` and `zeros` (fp32 per
+ *   (row, group) of `blockSize` input columns) and, with GPTQ's act-order, `groupIndex` (the group
+ *   of each input column); w = fround(c - z) · s.
  */
 export type NativeDecode =
   | {
@@ -147,7 +150,12 @@ export type NativeDecode =
     readonly dqBlockSize: number;
   }
   | { readonly kind: "rowwise-int8" }
-  | { readonly kind: "half16"; readonly format: "fp16" | "bf16" };
+  | { readonly kind: "half16"; readonly format: "fp16" | "bf16" }
+  | {
+    readonly kind: "affine";
+    /** Bits per code (2, 3 or 4; 16, 10 or 8 fields per int32 word). */
+    readonly bits: 2 | 3 | 4;
+  };
 
 /** A scheme: data plus its quantizer, decoders and packed layout. */
 export interface QuantSchemeModule<N extends string = string> {
@@ -176,7 +184,7 @@ export interface QuantSchemeModule<N extends string = string> {
   pack(q: QuantCodes): PackedWeight;
   /**
    * The C decoder of its packed tensors on the native backend (equal to `dequantizeRows` bit for
-   * bit), or null where there is none: those schemes (HQQ, GPTQ, LLM.int8() with its own product)
+   * bit), or null where there is none: those schemes (LLM.int8() with its own product, none)
    * decode with tfjs ops on every backend. Required, so that every scheme states which path it takes.
    */
   readonly nativeDecode: NativeDecode | null;

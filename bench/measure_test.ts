@@ -53,7 +53,7 @@ function fakeTask(testItems: number, calls: number[], evaluated: unknown[]): Tas
     batchTokens: () => 0,
     evaluate: (split, maxItems) => {
       evaluated.push([split, maxItems]);
-      return Promise.resolve({ metrics: { accuracy: 0.25 }, perItem: [{ correct: true }] });
+      return Promise.resolve({ metrics: { accuracy: 0.25 }, perItem: [{ correct: true }], tokens: 7 });
     },
     inferOne: (i) => {
       calls.push(i);

@@ -121,6 +121,8 @@ export interface RunRecord {
     trainSeconds: number;
     /** Test-set evaluation (model compute plus metric computation). */
     evalSeconds?: number;
+    /** Tokens the evaluation's forward passes read per second of evalSeconds. */
+    evalTokensPerSecond?: number;
     totalSeconds: number;
     stepLatencyMs: LatencyStats;
     trainTokensPerSecond: number;
@@ -317,6 +319,7 @@ export const RunRecordSchema = z.looseObject({
   timing: z.looseObject({
     trainSeconds: measured,
     evalSeconds: measured.optional(),
+    evalTokensPerSecond: measured.optional(),
     totalSeconds: measured,
     stepLatencyMs: latency,
     trainTokensPerSecond: measured,

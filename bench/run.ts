@@ -218,6 +218,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
       ...record.timing,
       trainSeconds: trained.trainSeconds,
       evalSeconds: measured.evalSeconds,
+      evalTokensPerSecond: measured.evalSeconds > 0 ? measured.evaluation.tokens / measured.evalSeconds : 0,
       stepLatencyMs: latencyStats(trained.stepTimes),
       trainTokensPerSecond: trained.trainSeconds > 0 ? trained.tokens / trained.trainSeconds : 0,
       inferLatencyMs: latencyStats(measured.inferTimes),

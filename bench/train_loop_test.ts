@@ -113,7 +113,7 @@ function rowsTask(model: LlamaModel): TrainLoopInput["task"] {
     trainItems: ROWS.length,
     loss: lmLossOf(model),
     batchTokens: (items) => 6 * items.length,
-    evaluate: () => Promise.resolve({ metrics: { accuracy: 0.5 }, perItem: [] }),
+    evaluate: () => Promise.resolve({ metrics: { accuracy: 0.5 }, perItem: [], tokens: 0 }),
     primaryMetric: "accuracy",
   };
 }
@@ -193,7 +193,7 @@ Deno.test("trainLoop: a non-finite loss stops the run with the curve up to it", 
       trainItems: 4,
       loss: () => (++calls >= 3 ? tf.mul(v, NaN) : tf.mul(v, 2)) as tf.Scalar,
       batchTokens: () => 1,
-      evaluate: () => Promise.resolve({ metrics: {}, perItem: [] }),
+      evaluate: () => Promise.resolve({ metrics: {}, perItem: [], tokens: 0 }),
       primaryMetric: "accuracy",
     },
     method: {},

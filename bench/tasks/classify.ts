@@ -117,6 +117,7 @@ export function classifyTask(
           correct: yPred[i] === e.label ? 1 : 0,
         })),
         details: { perClass, confusion: confusionMatrix(yTrue, yPred, data.labels) },
+        tokens: items.reduce((s, i) => s + enc[split][i].length, 0),
       };
     },
     sampleSequences: (n) => enc.test.slice(0, n).map((s) => s.slice()),

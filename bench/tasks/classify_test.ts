@@ -67,3 +67,27 @@ Deno.test("classify --max-eval: first N by default (unchanged); stratified on re
   task.dispose();
   model.dispose();
 });
+
+Deno.test("classify evaluation counts the tokens it reads: each scored text's ids, cut at --max-length", async () => {
+  const model = tinyModel(1);
+  const task = classifyTask(
+    model,
+    tokenizer,
+    data,
+    { maxLength: 6, pooling: "mean", maxEvalMode: "first" },
+    new Rng(0),
+  );
+  // "item 0" .. "item 9" are 6 characters (6 ids), "item 10" .. 7 characters cut to 6.
+  assert.equal((await task.evaluate("test", 8)).tokens, 8 * 6);
+  const short = classifyTask(
+    model,
+    tokenizer,
+    data,
+    { maxLength: 4, pooling: "mean", maxEvalMode: "first" },
+    new Rng(0),
+  );
+  assert.equal((await short.evaluate("test", 24)).tokens, 24 * 4);
+  task.dispose();
+  short.dispose();
+  model.dispose();
+});

@@ -99,6 +99,7 @@ export function lmTask(
         },
         perItem,
         details: { tokens, bytes, words, documents: docs.length },
+        tokens, // the predicted tokens; windows after the first re-read up to a window of context
       };
     },
     trivialBaselines(maxItems) {

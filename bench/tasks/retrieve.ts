@@ -178,8 +178,10 @@ export function retrieveTask(
     async evaluate(split, maxItems): Promise<Evaluation> {
       const { queries, qrels, corpus } = evaluationSet(split, maxItems);
       const dim = model.config.dim;
-      const qEmb = await embedAll(queries.map((q) => encodeTexts(tokenizer, [q.text], options.maxLength)[0]));
-      const dEmb = await embedAll(corpus.map((d) => docTokens(d.id)));
+      const queryIds = queries.map((q) => encodeTexts(tokenizer, [q.text], options.maxLength)[0]);
+      const docIds = corpus.map((d) => docTokens(d.id));
+      const qEmb = await embedAll(queryIds);
+      const dEmb = await embedAll(docIds);
       const run = new Map<string, Map<string, number>>();
       const scores = tf.tidy(() =>
         tf.matMul(
@@ -207,6 +209,7 @@ export function retrieveTask(
         metrics,
         perItem: [...perQuery.values()],
         details: { corpusSize: corpus.length, queries: queries.length },
+        tokens: [...queryIds, ...docIds].reduce((s, ids) => s + ids.length, 0),
       };
     },
     trivialBaselines(maxItems): TrivialBaseline[] {

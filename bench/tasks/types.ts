@@ -11,6 +11,8 @@ export interface Evaluation {
   metrics: Record<string, number>;
   perItem: Record<string, unknown>[];
   details?: Record<string, unknown>;
+  /** Tokens the model read to score the items (inputs of every forward pass, padding excluded). */
+  tokens: number;
 }
 
 /** A trivial baseline scored by the task on the run's evaluation items, with the task's measures. */

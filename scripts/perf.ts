@@ -1,12 +1,13 @@
 /**
- * `deno task perf [--workload reference|NAME] [--backend B] [--repeats N] [--peer] [--json]`: the
+ * `deno task perf [--workload reference|default|NAME] [--backend B] [--repeats N] [--peer] [--json]`: the
  * performance benchmark (not a test).
  *
  * The reference workload (the one `scripts/peer/torch_llama_lora.py` runs in PyTorch):
  * Llama-family decoder, dim 128, 4 layers, 4 heads, 2 KV heads, SwiGLU 384, vocabulary 4096,
  * batch 16 x 64 tokens, LoRA rank 8 (alpha 16) on q and v through peft-bench's own LoRA module,
  * AdamW; a train step (forward, backward, update) and a frozen inference forward with logits.
- * A named workload (`qwen3-0.6b`, `qwen2.5-1.5b`, ... as `deno task make-model` names them) is that
+ * `default` is the embedded model `deno task bench` trains by default (batch 16 x 64, LoRA r8 on q
+ * and v), the figure its evaluation throughput is compared with. A named workload (`qwen3-0.6b`, `qwen2.5-1.5b`, ... as `deno task make-model` names them) is that
  * model's published shape with `make-model`'s seed-0 random weights, built in memory with its frozen
  * base in bfloat16 outside the tfjs heap (native backend only), batch 4 x 128, LoRA r16 (alpha 32)
  * on q, k, v and o; the peer gets the same shapes as flags.
@@ -28,6 +29,7 @@ import { BACKEND_NAMES, type BackendName, describeBackend, initBackend } from ".
 import { countParameters, type LlamaConfig, validateConfig } from "../models/config.ts";
 import { LlamaModel } from "../models/llama.ts";
 import { configFromHf } from "../models/hf.ts";
+import { DEFAULT_MODEL_DIR, loadModel } from "../models/load.ts";
 import { NAMED_MODELS, namedModel } from "../models/named_models.ts";
 import { randomStoredWeights } from "../models/random_weights.ts";
 import { storedKernelsActive } from "../models/offheap_linear.ts";
@@ -39,7 +41,7 @@ import { plainContext } from "../methods/common.ts";
 import { matMulMs } from "../bench/env.ts";
 import { median } from "../models/util/numeric.ts";
 
-const WORKLOADS = ["reference", ...Object.keys(NAMED_MODELS)];
+const WORKLOADS = ["reference", "default", ...Object.keys(NAMED_MODELS)];
 
 const SPEC = {
   workload: { type: "string", default: "reference", help: `workload: ${WORKLOADS.join(" | ")}` },
@@ -87,6 +89,14 @@ export const REFERENCE: Workload = {
   alpha: 16,
   targets: "q,v",
 };
+
+/**
+ * The embedded default model's workload, what `deno task bench` trains by default: its shapes,
+ * batch 16 x 64, LoRA r8 (alpha 16) on q and v.
+ */
+export function defaultWorkload(config: LlamaConfig): Workload {
+  return { ...namedWorkload(config), seq: 64, batch: 16, rank: 8, alpha: 16, targets: "q,v" };
+}
 
 /** A named model's workload: its shapes, batch 4 x 128, LoRA r16 (alpha 32) on q, k, v and o. */
 export function namedWorkload(config: LlamaConfig): Workload {
@@ -237,7 +247,10 @@ async function runPeer(args: string[]): Promise<Record<string, number> | { error
  * The seeded model of a workload: the reference decoder in the heap (drawn from `rng`), or a named
  * model's published shapes with make-model's seed-0 weights, frozen base in bf16 off the heap.
  */
-function buildModel(workload: string, rng: Rng): { model: LlamaModel; config: LlamaConfig; w: Workload } {
+async function buildModel(
+  workload: string,
+  rng: Rng,
+): Promise<{ model: LlamaModel; config: LlamaConfig; w: Workload }> {
   if (workload === "reference") {
     const w = REFERENCE;
     const config = validateConfig({
@@ -252,6 +265,10 @@ function buildModel(workload: string, rng: Rng): { model: LlamaModel; config: Ll
       tiedEmbeddings: true,
     });
     return { model: LlamaModel.random(config, rng), config, w };
+  }
+  if (workload === "default") {
+    const { model } = await loadModel(DEFAULT_MODEL_DIR);
+    return { model, config: model.config, w: defaultWorkload(model.config) };
   }
   if (!storedKernelsActive()) {
     throw new UsageError(
@@ -285,7 +302,7 @@ if (import.meta.main) {
     const backend = await initBackend(o.backend as BackendName);
     if (!o.json) console.error(describeBackend(backend));
     const rng = new Rng(0);
-    const { model, config, w } = buildModel(o.workload, rng);
+    const { model, config, w } = await buildModel(o.workload, rng);
     const applied = lora.apply(
       model,
       parseMethodConfig(lora, { rank: w.rank, alpha: w.alpha, targets: w.targets }),
@@ -316,12 +333,13 @@ if (import.meta.main) {
       workload: o.workload,
       shapes: w,
     };
-    if (o.workload === "reference") Object.assign(result, await measureReference());
-    else Object.assign(result, await measureNamed());
+    // The small in-heap models get the sgemm comparison; real sizes the memory figures.
+    const small = o.workload === "reference" || o.workload === "default";
+    Object.assign(result, small ? await measureSmall() : await measureNamed());
     if (o.peer) {
       const peer = await runPeer([
         ...peerArgs(w, config, o["peer-dtype"]),
-        ...(o.workload === "reference" ? [] : ["--steps", String(steps), "--warmup", "1"]),
+        ...(small ? [] : ["--steps", String(steps), "--warmup", "1"]),
       ]);
       result.peer = peer;
       if (!("error" in peer)) {
@@ -337,10 +355,10 @@ if (import.meta.main) {
     printResult(result, o.peer);
 
     /**
-     * The reference workload: rounds of the sgemm peaks and the train step back to back, and the
+     * A small workload (reference, default): rounds of the sgemm peaks and the train step back to back, and the
      * train step's share of each peak.
      */
-    async function measureReference(): Promise<Record<string, unknown>> {
+    async function measureSmall(): Promise<Record<string, unknown>> {
       const sgemm256 = await sgemmGflops(256, 10);
       const { products, peakBytes } = await profileStep(trainStep);
       const replay = productsReplay(products);

@@ -56,7 +56,7 @@ Deno.test("perf: an unknown workload, and a real-size one off the native backend
   };
   const unknown = await run(["--workload", "gpt-5"]);
   assert.equal(unknown.code, 2);
-  assert.match(unknown.stderr, /unknown --workload 'gpt-5'; use reference, qwen3-0.6b/);
+  assert.match(unknown.stderr, /unknown --workload 'gpt-5'; use reference, default, qwen3-0.6b/);
   const wasm = await run(["--workload", "qwen3-0.6b", "--backend", "wasm"]);
   assert.equal(wasm.code, 2);
   assert.match(wasm.stderr, /needs the native backend: use --backend native/);

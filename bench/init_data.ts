@@ -16,6 +16,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../models/linear.ts";
+import { watchLayerInputs } from "../models/layer_inputs.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import type { Rng } from "../models/util/rng.ts";
 import type { LayerActivations, MethodContext } from "../methods/types.ts";
@@ -56,47 +57,29 @@ export function recordLayerActivations(
   }
   if (chosen.length === 0) throw new Error("init data: no training sequence to record layer inputs from");
   const parts = new Map<string, Float32Array[]>(names.map((n) => [n, []]));
-  const originals = new Map<string, LinearModule>();
+  const cols = new Map(names.map((n) => [n, model.linear(n).inFeatures]));
   let seen = new Map<number, Float32Array>(); // tensor id -> its rows, within one forward pass
-  for (const name of names) {
-    const layer = model.linears.get(name);
-    if (!layer) throw new Error(`init data: no linear layer named '${name}'`);
-    originals.set(name, layer);
-    const recorder: LinearModule = {
-      name: layer.name,
-      inFeatures: layer.inFeatures,
-      outFeatures: layer.outFeatures,
-      bias: layer.bias,
-      base: layer,
-      forward(x: tf.Tensor2D): tf.Tensor2D {
-        let rows = seen.get(x.id);
-        if (!rows) {
-          rows = (x.dataSync() as Float32Array).slice();
-          seen.set(x.id, rows);
-        }
-        parts.get(name)!.push(rows);
-        return layer.forward(x);
-      },
-      denseWeight: () => layer.denseWeight(),
-    };
-    model.linears.set(name, recorder);
-  }
-  try {
+  watchLayerInputs(model, names, (name, x) => {
+    let rows = seen.get(x.id);
+    if (!rows) {
+      rows = (x.dataSync() as Float32Array).slice();
+      seen.set(x.id, rows);
+    }
+    parts.get(name)!.push(rows);
+  }, () => {
     for (const ids of chosen) {
       seen = new Map();
       tf.tidy(() => {
         model.hidden(tf.tensor2d(ids, [1, ids.length], "int32"));
       });
     }
-  } finally {
-    for (const [name, layer] of originals) model.linears.set(name, layer);
-  }
+  });
   // Layers that saw the very same tensors share one concatenated array.
   const out = new Map<string, LayerActivations>();
   const shared: { parts: Float32Array[]; act: LayerActivations }[] = [];
   for (const name of names) {
     const p = parts.get(name)!;
-    const cols = originals.get(name)!.inFeatures;
+    const width = cols.get(name)!;
     if (p.length !== chosen.length) {
       throw new Error(`init data: layer '${name}' ran ${p.length} times for ${chosen.length} sequences`);
     }
@@ -105,13 +88,13 @@ export function recordLayerActivations(
       out.set(name, same.act);
       continue;
     }
-    const rows = p.reduce((s, q) => s + q.length / cols, 0);
-    const inputs = new Float32Array(rows * cols);
+    const rows = p.reduce((s, q) => s + q.length / width, 0);
+    const inputs = new Float32Array(rows * width);
     const sequenceStarts = [0];
     let off = 0;
     for (const q of p) {
-      inputs.set(q, off * cols);
-      off += q.length / cols;
+      inputs.set(q, off * width);
+      off += q.length / width;
       sequenceStarts.push(off);
     }
     const act = { inputs, rows, sequenceStarts };

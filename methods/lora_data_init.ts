@@ -32,7 +32,7 @@
 import { EigenvalueDecomposition, inverse, Matrix } from "ml-matrix";
 import type { Rng } from "../models/util/rng.ts";
 import type { LayerActivations } from "./types.ts";
-import { exactSvd, type LoraStart, type Mat } from "./lora_init.ts";
+import { exactSvd, type LoraStart, type Mat, residualOf } from "./lora_init.ts";
 
 /** The LoRA inits that need the run's data. */
 export type LoraDataInit = "eva" | "corda" | "lora_ga";
@@ -291,19 +291,6 @@ export function cordaDamped(cov: Mat, layer = "layer"): { damped: Mat; inv: Mat;
     if (Math.sqrt(err) < 0.05) return { damped, inv, damp };
   }
   throw new Error(`--opt init=corda: ${layer}'s input covariance could not be inverted; check the data`);
-}
-
-/** W - s B A in float64, rounded once to float32. */
-function residualOf(w: Mat, a: Float32Array, b: Float32Array, r: number, scale: number): Float32Array {
-  const out = new Float32Array(w.rows * w.cols);
-  for (let i = 0; i < w.rows; i++) {
-    for (let j = 0; j < w.cols; j++) {
-      let ba = 0;
-      for (let k = 0; k < r; k++) ba += b[i * r + k] * a[k * w.cols + j];
-      out[i * w.cols + j] = w.data[i * w.cols + j] - scale * ba;
-    }
-  }
-  return out;
 }
 
 /** CorDA's mode: instruction-previewed (largest triplets) or knowledge-preserved (smallest). */

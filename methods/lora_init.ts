@@ -217,7 +217,7 @@ function svdStart(w: Mat, svd: Svd, indices: number[], scale: number): LoraStart
 }
 
 /** W - s B A in float64, rounded once to float32. */
-function residualOf(w: Mat, a: Float32Array, b: Float32Array, r: number, scale: number): Float32Array {
+export function residualOf(w: Mat, a: Float32Array, b: Float32Array, r: number, scale: number): Float32Array {
   const out = new Float32Array(w.rows * w.cols);
   for (let i = 0; i < w.rows; i++) {
     for (let j = 0; j < w.cols; j++) {

@@ -8,6 +8,8 @@ import * as tf from "@tensorflow/tfjs-core";
 import { Linear, type LinearModule } from "../models/linear.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import { QuantizedLinear } from "../methods/quant/linear.ts";
+import { quantize } from "../methods/quant/quantize.ts";
+import { decodeAll, OffHeapLinear } from "../models/offheap_linear.ts";
 import { loftqInit } from "../methods/quant/loftq.ts";
 import { collectLayerInputs } from "../methods/quant/calibration.ts";
 import { schemeModule } from "../methods/quant/schemes.ts";
@@ -87,6 +89,16 @@ export function allLinears(model: LlamaModel): LinearModule[] {
 }
 
 /**
+ * A frozen linear's weight values [out, in] as float32: an off-heap weight decoded straight from
+ * its stored form (no heap tensor: at 1.5B a layer's transient copies would grow the wasm heap for
+ * good), a heap weight copied out of its variable.
+ */
+function weightValues(layer: LinearModule): Float32Array {
+  if (layer instanceof OffHeapLinear) return decodeAll(layer.weight);
+  return layer.denseWeight().dataSync() as Float32Array;
+}
+
+/**
  * Replace every decoder linear (`layers.*`) by its quantized form, freeing the fp32 weights; a
  * no-op returning no factors when the run is unquantized. With LoftQ on, the layers of the
  * method's plan (`loftqPlan`, read before the method applies) get Q_T from LoftQ and their factors
@@ -107,25 +119,20 @@ export function quantizeFrozenBase(
   const loftqTargets = new Set(plan?.targets ?? []);
   for (const [name, layer] of [...model.linears]) {
     if (!name.startsWith("layers.")) continue;
-    const w = layer.denseWeight();
+    const shape: [number, number] = [layer.outFeatures, layer.inFeatures];
+    const values = weightValues(layer);
     if (plan && loftqTargets.has(name)) {
-      const r = loftqInit(w.dataSync() as Float32Array, w.shape as [number, number], {
-        config: q,
-        rank: plan.rank,
-        iterations: run.loftqIterations,
-      });
+      const r = loftqInit(values, shape, { config: q, rank: plan.rank, iterations: run.loftqIterations });
       model.linears.set(name, new QuantizedLinear(name, r.quantized, layer.bias));
       factors.set(name, { a: r.a, b: r.b });
     } else {
       const inputs = schemeCalibration(run, calibration).get(name) ?? null;
-      model.linears.set(name, QuantizedLinear.fromDense(name, w, q, layer.bias, inputs));
+      model.linears.set(name, new QuantizedLinear(name, quantize(values, shape, q, inputs), layer.bias));
     }
     const recorded = calibration.get(name);
     if (outputErrors && recorded && recorded.rows > 0) {
       outputErrors.set(name, outputRelativeError(layer, model.linears.get(name)!, recorded));
     }
-    // A heap layer's weight is its variable (freed below); an off-heap layer decoded a temporary.
-    if (!(w instanceof tf.Variable)) w.dispose();
     model.params.get(`${name}.weight`)?.dispose();
     model.params.delete(`${name}.weight`);
     model.releaseStored(`${name}.weight`);

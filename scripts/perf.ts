@@ -406,7 +406,7 @@ if (import.meta.main) {
       const inferS = await timeLoop(inferStep, steps, repeats, 1);
       return {
         model: namedModel(o.workload).hubId,
-      gradCheckpoint: model.gradCheckpoint,
+        gradCheckpoint: model.gradCheckpoint,
         parameters: countParameters(config),
         frozenOffHeapMiB: model.storedBytes() / 2 ** 20,
         trainPeakTensorMiB: peakBytes / 2 ** 20,
@@ -426,7 +426,8 @@ if (import.meta.main) {
 function printResult(result: Record<string, unknown>, peer: boolean): void {
   const f = (x: unknown, d = 1) => (typeof x === "number" ? x.toFixed(d) : String(x));
   console.log(`backend                 ${result.backend}`);
-  console.log(`workload                ${result.workload}${result.model ? ` (${result.model} shapes)` : ""}`);
+  const shapes = result.model ? ` (${result.model} shapes, activation checkpointing)` : "";
+  console.log(`workload                ${result.workload}${shapes}`);
   if (result.sgemmGflopsTrainShapes !== undefined) {
     console.log(
       `sgemm GFLOP/s           ${f(result.sgemmGflops1024)} (1024^3), ${f(result.sgemmGflops256)} (256^3), ${

@@ -242,7 +242,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
   } catch (err) {
     if (checkingInput && options.validateSetup) throw asInputError(err);
     record.status = "failed";
-    record.error = (err as Error).message.split("\n")[0];
+    record.error = failureReason(err);
   } finally {
     optimizers?.method?.dispose();
     optimizers?.head?.dispose();
@@ -256,6 +256,16 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
     }
   }
   return record;
+}
+
+/**
+ * A failed run's reason: the error's first line, with the fix when the wasm heap ran out (tfjs
+ * reports it as `Aborted()` or an out-of-bounds access).
+ */
+export function failureReason(err: unknown): string {
+  const line = (err as Error).message.split("\n")[0];
+  if (!/Aborted\(\)|memory access out of bounds|out of memory/i.test(line)) return line;
+  return `${line}: the 4 GiB wasm heap ran out; add --grad-checkpoint, or lower --batch-size or --max-length`;
 }
 
 /**

@@ -312,3 +312,14 @@ Deno.test("bench: every quantized layer's output error on the fixed batch; 8-bit
     (r.quant as unknown as { meanOutputRelativeError: number }).meanOutputRelativeError;
   assert.ok(mean(int8) < mean(nf4) / 10, `${mean(int8)} vs ${mean(nf4)}`);
 });
+
+Deno.test("failureReason: a run that exhausts the wasm heap names the flags that fix it", async () => {
+  const { failureReason } = await import("./run.ts");
+  assert.equal(failureReason(new Error("loss became NaN at step 3\nstack")), "loss became NaN at step 3");
+  for (const m of ["Aborted()", "memory access out of bounds"]) {
+    assert.equal(
+      failureReason(new Error(m)),
+      `${m}: the 4 GiB wasm heap ran out; add --grad-checkpoint, or lower --batch-size or --max-length`,
+    );
+  }
+});

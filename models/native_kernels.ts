@@ -55,6 +55,7 @@ export function kernelsSourceHash(source = Deno.readTextFileSync(KERNELS_SOURCE)
 const SYMBOLS = {
   peft_kernels_source_hash: { parameters: [], result: "u32" },
   peft_copy_cstring: { parameters: ["pointer", "buffer", "i32"], result: "i32" },
+  peft_malloc_fixed_mmap_threshold: { parameters: [], result: "i32" },
   peft_softmax_xent_fwd: {
     parameters: ["buffer", "buffer", "i32", "i32", "buffer", "buffer"],
     result: "void",
@@ -144,7 +145,11 @@ export function openNativeKernels(): Kernels | null {
   if (kernels || unavailable) return kernels;
   const opened = openKernelsAt(KERNELS_LIBRARY);
   if ("reason" in opened) unavailable = opened.reason;
-  else kernels = opened.kernels;
+  else {
+    kernels = opened.kernels;
+    // Freed large buffers go back to the system at once (see kernels.c): real-size runs' RSS.
+    kernels.peft_malloc_fixed_mmap_threshold();
+  }
   return kernels;
 }
 

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { KERNELS_SOURCE, kernelsSourceHash, openKernelsAt } from "./native_kernels.ts";
+import {
+  KERNELS_SOURCE,
+  kernelsSourceHash,
+  nativeKernelsUnavailableReason,
+  openKernelsAt,
+  openNativeKernels,
+} from "./native_kernels.ts";
 
 /** Compile kernels.c with the given source hash into `dir`; false when there is no C compiler. */
 async function build(dir: string, hash: number): Promise<string | null> {
@@ -43,4 +49,15 @@ Deno.test("fused kernels: a library built from another kernels.c is refused with
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: "fused kernels: opening them fixes glibc's mmap threshold (freed large buffers leave RSS at once)",
+  ignore: Deno.build.os !== "linux",
+  fn: () => {
+    const k = openNativeKernels();
+    if (k === null) throw new Error(`native kernels unavailable: ${nativeKernelsUnavailableReason()}`);
+    // mallopt returns 1 on success; a glibc-less build would return 0.
+    assert.equal(k.peft_malloc_fixed_mmap_threshold(), 1);
+  },
 });

@@ -218,7 +218,7 @@ Deno.test("lora init: options absent by default, bad values and --loftq together
   assert.equal("init" in parseMethodConfig(lora, {}), false);
   assert.throws(
     () => parseMethodConfig(lora, { init: "gauss" }),
-    /option 'init': expected olora, pissa, pissa_niter_K, milora, eva, corda or lora_ga/
+    /option 'init': expected olora, pissa, pissa_niter_K, milora, eva, corda or lora_ga/,
   );
   assert.throws(() => parseMethodConfig(lora, { init: "pissa_niter_" }), /option 'init'/);
   const cfg = parseMethodConfig(lora, { rank: 4, targets: "q", init: "olora" });

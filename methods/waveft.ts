@@ -233,7 +233,9 @@ export class WaveftLinear extends AdaptedLinear {
     const L = this.#length;
     const k = tf.sub(tf.reshape(tf.range(0, size, 1, "int32"), [size, 1]), shift);
     const inside = tf.logicalAnd(tf.greaterEqual(k, 0), tf.less(k, L));
-    const taps: tf.Tensor = tf.gather(this.#table, tf.add(tf.clipByValue(k, 0, L - 1), sel));
+    // Clamped in float32: on the wasm backend ClipByValue of int32 indices gave out-of-range ones.
+    const clamped = tf.cast(tf.clipByValue(tf.cast(k, "float32"), 0, L - 1), "int32");
+    const taps: tf.Tensor = tf.gather(this.#table, tf.add(clamped, sel));
     return tf.where(inside, taps, tf.zerosLike(taps)) as tf.Tensor2D;
   }
 

@@ -16,7 +16,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../models/linear.ts";
-import { watchLayerInputs } from "../models/layer_inputs.ts";
+import { watchLayerInputs, withWrappedLayers } from "../models/layer_inputs.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import type { Rng } from "../models/util/rng.ts";
 import type { LayerActivations, MethodContext } from "../methods/types.ts";
@@ -115,43 +115,35 @@ export function estimateWeightGradients(
   batches: readonly number[][],
 ): Map<string, Float32Array> {
   if (batches.length === 0) throw new Error("init data: the gradient estimate needs at least one batch");
-  const originals = new Map<string, LinearModule>();
   const deltas = new Map<string, tf.Variable>();
   const sums = new Map<string, Float64Array>();
   try {
     for (const name of names) {
       const layer = model.linears.get(name);
       if (!layer) throw new Error(`init data: no linear layer named '${name}'`);
-      originals.set(name, layer);
       const d = tf.variable(tf.zeros([layer.outFeatures, layer.inFeatures]), true, `${name}.init_grad_probe`);
       deltas.set(name, d);
       sums.set(name, new Float64Array(layer.outFeatures * layer.inFeatures));
-      model.linears.set(name, {
-        name: layer.name,
-        inFeatures: layer.inFeatures,
-        outFeatures: layer.outFeatures,
-        bias: layer.bias,
-        base: layer,
-        forward: (x: tf.Tensor2D) => tf.add(layer.forward(x), tf.matMul(x, d, false, true)) as tf.Tensor2D,
-        denseWeight: () => layer.denseWeight(),
-      });
     }
     const vars = [...deltas.values()];
-    for (const items of batches) {
-      const { value, grads } = tf.variableGrads(() => lossOf(items), vars);
-      value.dispose();
-      for (const [name, d] of deltas) {
-        const g = grads[d.name];
-        if (g) {
-          const data = g.dataSync();
-          const sum = sums.get(name)!;
-          for (let i = 0; i < sum.length; i++) sum[i] += data[i];
+    const probed = (name: string, layer: LinearModule, x: tf.Tensor2D) =>
+      tf.add(layer.forward(x), tf.matMul(x, deltas.get(name)!, false, true)) as tf.Tensor2D;
+    withWrappedLayers(model, names, probed, () => {
+      for (const items of batches) {
+        const { value, grads } = tf.variableGrads(() => lossOf(items), vars);
+        value.dispose();
+        for (const [name, d] of deltas) {
+          const g = grads[d.name];
+          if (g) {
+            const data = g.dataSync();
+            const sum = sums.get(name)!;
+            for (let i = 0; i < sum.length; i++) sum[i] += data[i];
+          }
         }
+        tf.dispose(Object.values(grads));
       }
-      tf.dispose(Object.values(grads));
-    }
+    });
   } finally {
-    for (const [name, layer] of originals) model.linears.set(name, layer);
     for (const d of deltas.values()) d.dispose();
   }
   return new Map([...sums].map(([name, s]) => [name, Float32Array.from(s, (x) => x / batches.length)]));

@@ -1,8 +1,7 @@
 /**
- * Watching what linear layers read: each named layer is wrapped, for the duration of a run, by a
- * pass-through module that shows every input to a callback before the layer's own forward; the
- * originals are restored afterwards, even when the run throws. Calibration (GPTQ) and the
- * data-driven LoRA inits (EVA, CorDA) record their activations through it.
+ * Linear layers wrapped for the duration of a run, restored afterwards even when the run throws:
+ * watching what they read (GPTQ calibration, the EVA/CorDA activations) or adding a probe to their
+ * output (LoRA-GA's weight gradients).
  * @module
  */
 import type * as tf from "@tensorflow/tfjs-core";
@@ -15,14 +14,14 @@ export interface HasLinears {
 }
 
 /**
- * Run `run` with every layer of `names` showing its inputs to `onInput(name, x)` (x is the
- * layer's input [rows, in]; copy what you keep, it is freed after the pass), then restore the
- * layers; `run` may return a promise, awaited before the layers are restored.
+ * Run `run` with every layer of `names` replaced by a pass-through whose forward is
+ * `forward(name, layer, x)` (`layer` the original), then restore the layers, even when `run`
+ * throws; `run` may return a promise, awaited before the layers are restored.
  */
-export function watchLayerInputs<T>(
+export function withWrappedLayers<T>(
   model: HasLinears,
   names: readonly string[],
-  onInput: (name: string, x: tf.Tensor2D) => void,
+  forward: (name: string, layer: LinearModule, x: tf.Tensor2D) => tf.Tensor2D,
   run: () => T,
 ): T {
   const originals = new Map<string, LinearModule>();
@@ -38,10 +37,7 @@ export function watchLayerInputs<T>(
       outFeatures: layer.outFeatures,
       bias: layer.bias,
       base: layer,
-      forward(x: tf.Tensor2D): tf.Tensor2D {
-        onInput(name, x);
-        return layer.forward(x);
-      },
+      forward: (x: tf.Tensor2D) => forward(name, layer, x),
       denseWeight: () => layer.denseWeight(),
     });
   }
@@ -58,4 +54,21 @@ export function watchLayerInputs<T>(
   if (result instanceof Promise) return result.finally(restore) as T;
   restore();
   return result;
+}
+
+/**
+ * Run `run` with every layer of `names` showing its inputs to `onInput(name, x)` (x is the
+ * layer's input [rows, in]; copy what you keep, it is freed after the pass), then restore the
+ * layers; `run` may return a promise, awaited before the layers are restored.
+ */
+export function watchLayerInputs<T>(
+  model: HasLinears,
+  names: readonly string[],
+  onInput: (name: string, x: tf.Tensor2D) => void,
+  run: () => T,
+): T {
+  return withWrappedLayers(model, names, (name, layer, x) => {
+    onInput(name, x);
+    return layer.forward(x);
+  }, run);
 }

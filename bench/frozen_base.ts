@@ -15,6 +15,7 @@ import { collectLayerInputs } from "../methods/quant/calibration.ts";
 import { schemeModule } from "../methods/quant/schemes.ts";
 import type { Calibration } from "../methods/quant/schemes/types.ts";
 import type { MethodContext } from "../methods/types.ts";
+import { collectGarbage } from "../models/util/gc.ts";
 import type { RunRecord } from "./record.ts";
 import type { ResolvedRun } from "./run_resolve.ts";
 
@@ -28,6 +29,8 @@ export type LayerCalibration = ReadonlyMap<string, Calibration>;
 export const CALIBRATION_ROWS = 2048;
 /** Rows of the fixed batch on which every quantized layer's output error is measured. */
 export const OUTPUT_ERROR_ROWS = 256;
+/** Released stored bytes after which quantizing collects garbage, so they leave the process. */
+const COLLECT_EVERY_BYTES = 64 * 2 ** 20;
 
 /**
  * The input rows each decoder linear sees while the full-precision model reads `sequences` (token
@@ -36,11 +39,11 @@ export const OUTPUT_ERROR_ROWS = 256;
  * is measured; empty when the run is unquantized. All layers are recorded in one pass of the
  * unquantized model (GPTQ's repository feeds each block the previous quantized blocks' outputs).
  */
-export async function calibrateFrozenBase(
+export function calibrateFrozenBase(
   model: LlamaModel,
   run: ResolvedRun,
   sequences: readonly number[][],
-): Promise<LayerCalibration> {
+): LayerCalibration {
   if (run.quant === null) return new Map();
   const rows = schemeModule(run.quant.scheme).needsCalibration ? CALIBRATION_ROWS : OUTPUT_ERROR_ROWS;
   const names = [...model.linears.keys()].filter((name) => name.startsWith("layers."));
@@ -52,7 +55,7 @@ export async function calibrateFrozenBase(
       });
     }
   };
-  return await collectLayerInputs(model, names, forward, rows);
+  return collectLayerInputs(model, names, forward, rows);
 }
 
 /** The calibration a scheme quantizes against: the recorded inputs when it needs them, else none. */
@@ -117,8 +120,9 @@ export function quantizeFrozenBase(
     ? run.method.definition.loftqPlan?.(model, run.method.options) ?? null
     : null;
   const loftqTargets = new Set(plan?.targets ?? []);
-  for (const [name, layer] of [...model.linears]) {
-    if (!name.startsWith("layers.")) continue;
+  /** Quantize one layer in place; returns the stored bytes it released. */
+  const replace = (name: string): number => {
+    const layer = model.linears.get(name)!;
     const shape: [number, number] = [layer.outFeatures, layer.inFeatures];
     const values = weightValues(layer);
     if (plan && loftqTargets.has(name)) {
@@ -135,8 +139,21 @@ export function quantizeFrozenBase(
     }
     model.params.get(`${name}.weight`)?.dispose();
     model.params.delete(`${name}.weight`);
+    const releasedBytes = model.storedWeights.get(`${name}.weight`)?.storedBytes ?? 0;
     model.releaseStored(`${name}.weight`);
+    return releasedBytes;
+  };
+  // One layer at a time, collecting garbage as released tables add up. Only `replace`'s finished
+  // frame ever references a layer, so the collection frees it (a local here would keep the last).
+  let released = 0;
+  for (const name of [...model.linears.keys()].filter((n) => n.startsWith("layers."))) {
+    released += replace(name);
+    if (released >= COLLECT_EVERY_BYTES) {
+      collectGarbage();
+      released = 0;
+    }
   }
+  collectGarbage();
   return factors;
 }
 

@@ -191,6 +191,31 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "quantizing leaves nothing holding the replaced stored tables: a full collection frees them",
+  ignore: !(await initBackend("native").then(() => true, () => false)) ||
+    typeof (globalThis as { gc?: unknown }).gc !== "function",
+  fn: async () => {
+    const { loadModel } = await import("../models/load.ts");
+    const { STORIES_TOKENIZER } = await import("../models/fixtures.ts");
+    await initBackend("native");
+    const { model } = await loadModel(STORIES_MODEL, STORIES_TOKENIZER, { offHeap: "always" });
+    try {
+      const refs = [...model.storedWeights.keys()].filter((name) => name.startsWith("layers."))
+        .map((name) => [name, new WeakRef(model.storedWeights.get(name)!)] as const);
+      assert.equal(refs.length, 35);
+      const embed = new WeakRef(model.storedWeights.get("embed.weight")!);
+      // A WeakRef's target stays alive until the job that made it ends.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      quantizeFrozenBase(model, run(["--quant", "nf4"]));
+      assert.deepEqual(refs.filter(([, ref]) => ref.deref() !== undefined).map(([name]) => name), []);
+      assert.ok(embed.deref() !== undefined, "the embedding table is still in use");
+    } finally {
+      model.dispose();
+    }
+  },
+});
+
 Deno.test("output error: ||f(X) - f_q(X)||^2 / ||f(X)||^2 on the recorded rows (closed form for a scaled weight)", async () => {
   const { outputRelativeError } = await import("./frozen_base.ts");
   const { Linear } = await import("../models/linear.ts");

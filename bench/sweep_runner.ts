@@ -80,7 +80,17 @@ class WorkerProcess {
     // `deno` from PATH, the binary `--allow-run=deno` grants (Deno.execPath() may be another path,
     // e.g. the real binary behind an npm wrapper, which the permission would not cover).
     this.#child = new Deno.Command("deno", {
-      args: ["run", "--config", DENO_JSON, ...WORKER_PERMISSIONS, WORKER, "--out", out],
+      // --expose-gc: quantizing hands released frozen tables back at once (models/util/gc.ts).
+      args: [
+        "run",
+        "--config",
+        DENO_JSON,
+        "--v8-flags=--expose-gc",
+        ...WORKER_PERMISSIONS,
+        WORKER,
+        "--out",
+        out,
+      ],
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",

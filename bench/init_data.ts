@@ -16,7 +16,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { LinearModule } from "../models/linear.ts";
-import { watchLayerInputs, withWrappedLayers } from "../models/layer_inputs.ts";
+import { type RecordedInputs, recordLayerInputs, withWrappedLayers } from "../models/layer_inputs.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import type { Rng } from "../models/util/rng.ts";
 import type { LayerActivations, MethodContext } from "../methods/types.ts";
@@ -56,50 +56,24 @@ export function recordLayerActivations(
     total += ids.length;
   }
   if (chosen.length === 0) throw new Error("init data: no training sequence to record layer inputs from");
-  const parts = new Map<string, Float32Array[]>(names.map((n) => [n, []]));
-  const cols = new Map(names.map((n) => [n, model.linear(n).inFeatures]));
-  let seen = new Map<number, Float32Array>(); // tensor id -> its rows, within one forward pass
-  watchLayerInputs(model, names, (name, x) => {
-    let rows = seen.get(x.id);
-    if (!rows) {
-      rows = (x.dataSync() as Float32Array).slice();
-      seen.set(x.id, rows);
-    }
-    parts.get(name)!.push(rows);
-  }, () => {
+  const recorded = recordLayerInputs(model, names, () => {
     for (const ids of chosen) {
-      seen = new Map();
       tf.tidy(() => {
         model.hidden(tf.tensor2d(ids, [1, ids.length], "int32"));
       });
     }
   });
-  // Layers that saw the very same tensors share one concatenated array.
   const out = new Map<string, LayerActivations>();
-  const shared: { parts: Float32Array[]; act: LayerActivations }[] = [];
+  const shared = new Map<RecordedInputs, LayerActivations>(); // layers that saw the very same tensors
   for (const name of names) {
-    const p = parts.get(name)!;
-    const width = cols.get(name)!;
-    if (p.length !== chosen.length) {
-      throw new Error(`init data: layer '${name}' ran ${p.length} times for ${chosen.length} sequences`);
+    const r = recorded.get(name)!;
+    if (r.callStarts.length !== chosen.length + 1) {
+      throw new Error(
+        `init data: layer '${name}' ran ${r.callStarts.length - 1} times for ${chosen.length} sequences`,
+      );
     }
-    const same = shared.find((s) => s.parts.length === p.length && s.parts.every((q, i) => q === p[i]));
-    if (same) {
-      out.set(name, same.act);
-      continue;
-    }
-    const rows = p.reduce((s, q) => s + q.length / width, 0);
-    const inputs = new Float32Array(rows * width);
-    const sequenceStarts = [0];
-    let off = 0;
-    for (const q of p) {
-      inputs.set(q, off * width);
-      off += q.length / width;
-      sequenceStarts.push(off);
-    }
-    const act = { inputs, rows, sequenceStarts };
-    shared.push({ parts: p, act });
-    out.set(name, act);
+    if (!shared.has(r)) shared.set(r, { inputs: r.inputs, rows: r.rows, sequenceStarts: r.callStarts });
+    out.set(name, shared.get(r)!);
   }
   return out;
 }

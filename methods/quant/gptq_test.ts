@@ -146,7 +146,7 @@ Deno.test("collectLayerInputs records each layer's input rows and restores the l
   const names = [...model.linears.keys()].filter((k) => k.startsWith("layers."));
   const before = names.map((k) => model.linears.get(k));
   const ids = tf.tensor2d([[1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1]], [2, 6], "int32");
-  const cal = await collectLayerInputs(model, names, () => {
+  const cal = collectLayerInputs(model, names, () => {
     tf.tidy(() => {
       model.hidden(ids);
     });

@@ -22,7 +22,7 @@ export async function realLayers(names: string[], texts = 16, maxRows = 512): Pr
   const { model, tokenizer } = await loadModel();
   try {
     const sample = pretrainCorpus().texts.slice(0, texts);
-    const inputs = await collectLayerInputs(model, names, () => {
+    const inputs = collectLayerInputs(model, names, () => {
       for (const text of sample) {
         const ids = [tokenizer.bosId ?? 0, ...tokenizer.encode(text)].slice(0, model.config.maxSeqLen);
         tf.tidy(() => {

@@ -193,18 +193,7 @@ export function buildRunConfigs(v: Record<string, unknown>): RunConfig[] {
       `--task ${v.task} does not fit dataset ${dataset} (a ${task} dataset); drop --task or pick another dataset`,
     );
   }
-  const scheme = String(v.quant);
-  if (!QUANT_SCHEMES.includes(scheme as typeof QUANT_SCHEMES[number])) {
-    throw new UsageError(`unknown --quant '${scheme}'; use one of ${QUANT_SCHEMES.join(", ")}`);
-  }
-  const quant: RunConfig["quant"] = { scheme };
-  if (v["double-quant"]) quant.doubleQuant = true;
-  if (v["block-size"] !== undefined) quant.blockSize = numberFlag("block-size", String(v["block-size"]));
-  try {
-    Object.assign(quant, parseQuantOptions((v["quant-opt"] as string[] | undefined) ?? []));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const quant = quantFromFlags(v);
   const loftq = numberFlag("loftq", String(v.loftq ?? 0), (n) => Number.isInteger(n) && n >= 0);
   checkLoftq(loftq, resolveQuant(quant), method);
   let trainPerClass = optionalInt("train-per-class", v["train-per-class"]);
@@ -382,4 +371,24 @@ export async function checkRunConfig(
   } finally {
     loaded.model.dispose();
   }
+}
+
+/**
+ * The quantization a command line asks for (`--quant`, `--double-quant`, `--block-size`,
+ * `--quant-opt`, as `BENCH_SPEC` in bench_options.ts declares them), not yet validated against the scheme.
+ */
+export function quantFromFlags(v: Record<string, unknown>): RunConfig["quant"] {
+  const scheme = String(v.quant ?? "none");
+  if (!QUANT_SCHEMES.includes(scheme as typeof QUANT_SCHEMES[number])) {
+    throw new UsageError(`unknown --quant '${scheme}'; use one of ${QUANT_SCHEMES.join(", ")}`);
+  }
+  const quant: RunConfig["quant"] = { scheme };
+  if (v["double-quant"]) quant.doubleQuant = true;
+  if (v["block-size"] !== undefined) quant.blockSize = numberFlag("block-size", String(v["block-size"]));
+  try {
+    Object.assign(quant, parseQuantOptions((v["quant-opt"] as string[] | undefined) ?? []));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return quant;
 }

@@ -14,6 +14,7 @@ import { loftqInit } from "../methods/quant/loftq.ts";
 import { collectLayerInputs } from "../methods/quant/calibration.ts";
 import { schemeModule } from "../methods/quant/schemes.ts";
 import type { Calibration } from "../methods/quant/schemes/types.ts";
+import type { ResolvedQuantConfig } from "../methods/quant/config.ts";
 import type { MethodContext } from "../methods/types.ts";
 import { collectGarbage } from "../models/util/gc.ts";
 import type { RunRecord } from "./record.ts";
@@ -113,24 +114,46 @@ export function quantizeFrozenBase(
   calibration: LayerCalibration = new Map(),
   outputErrors?: Map<string, number>,
 ): LoftqFactors {
-  const factors = new Map<string, { a: Float32Array; b: Float32Array }>();
-  const q = run.quant;
-  if (q === null) return factors;
+  if (run.quant === null) return new Map();
   const plan = run.loftqIterations > 0
     ? run.method.definition.loftqPlan?.(model, run.method.options) ?? null
     : null;
-  const loftqTargets = new Set(plan?.targets ?? []);
+  const loftq = plan && { targets: new Set(plan.targets), rank: plan.rank, iterations: run.loftqIterations };
+  return quantizeDecoder(model, run.quant, { loftq, calibration, outputErrors });
+}
+
+/** What {@link quantizeDecoder} does besides quantizing. */
+export interface QuantizeDecoderOptions {
+  /** LoftQ on these layers (Q_T, and their factors returned), with this rank and alternating steps. */
+  loftq?: { targets: ReadonlySet<string>; rank: number; iterations: number } | null;
+  /** Recorded layer inputs: what a calibration-based scheme quantizes against, and output errors. */
+  calibration?: LayerCalibration;
+  /** Receives each layer's output error on its recorded inputs ({@link outputRelativeError}). */
+  outputErrors?: Map<string, number>;
+}
+
+/**
+ * Quantize the decoder linears (`layers.*`) of `model` under `q` in place, one layer at a time,
+ * releasing each replaced weight; returns LoftQ's factors of the `loftq` layers (else none).
+ */
+export function quantizeDecoder(
+  model: LlamaModel,
+  q: ResolvedQuantConfig,
+  { loftq = null, calibration = new Map(), outputErrors }: QuantizeDecoderOptions = {},
+): LoftqFactors {
+  const factors = new Map<string, { a: Float32Array; b: Float32Array }>();
+  const schemeInputs = schemeModule(q.scheme).needsCalibration ? calibration : new Map();
   /** Quantize one layer in place; returns the stored bytes it released. */
   const replace = (name: string): number => {
     const layer = model.linears.get(name)!;
     const shape: [number, number] = [layer.outFeatures, layer.inFeatures];
     const values = weightValues(layer);
-    if (plan && loftqTargets.has(name)) {
-      const r = loftqInit(values, shape, { config: q, rank: plan.rank, iterations: run.loftqIterations });
+    if (loftq?.targets.has(name)) {
+      const r = loftqInit(values, shape, { config: q, rank: loftq.rank, iterations: loftq.iterations });
       model.linears.set(name, new QuantizedLinear(name, r.quantized, layer.bias));
       factors.set(name, { a: r.a, b: r.b });
     } else {
-      const inputs = schemeCalibration(run, calibration).get(name) ?? null;
+      const inputs = schemeInputs.get(name) ?? null;
       model.linears.set(name, new QuantizedLinear(name, quantize(values, shape, q, inputs), layer.bias));
     }
     const recorded = calibration.get(name);

@@ -1,6 +1,7 @@
 /**
- * `deno task perf [--workload reference|default|NAME] [--backend B] [--repeats N] [--peer] [--json]`: the
- * performance benchmark (not a test).
+ * `deno task perf [--workload reference|default|NAME] [--backend B] [--repeats N] [--peer] [--json]
+ * [--quant SCHEME [--double-quant]]`: the performance benchmark (not a test). With `--quant` the
+ * frozen base's decoder linears are packed first (QLoRA; calibration-free schemes).
  *
  * The reference workload (the one `scripts/peer/torch_llama_lora.py` runs in PyTorch):
  * Llama-family decoder, dim 128, 4 layers, 4 heads, 2 KV heads, SwiGLU 384, vocabulary 4096,
@@ -41,6 +42,12 @@ import { parseMethodConfig } from "../methods/registry.ts";
 import { plainContext } from "../methods/common.ts";
 import { matMulMs } from "../bench/env.ts";
 import { median } from "../models/util/numeric.ts";
+import { BENCH_SPEC } from "../bench/bench_options.ts";
+import { quantFromFlags } from "../bench/config.ts";
+import { resolveQuant } from "../bench/run_resolve.ts";
+import { frozenFootprint, quantizeDecoder } from "../bench/frozen_base.ts";
+import { schemeModule } from "../methods/quant/schemes.ts";
+import { runQuant } from "../bench/factors.ts";
 
 const WORKLOADS = ["reference", "default", ...Object.keys(NAMED_MODELS)];
 
@@ -55,6 +62,10 @@ const SPEC = {
     default: "float32",
     help: "the peer's frozen weights: float32 | bfloat16 (with bf16 autocast)",
   },
+  quant: BENCH_SPEC.quant,
+  "double-quant": BENCH_SPEC["double-quant"],
+  "block-size": BENCH_SPEC["block-size"],
+  "quant-opt": BENCH_SPEC["quant-opt"],
   json: { type: "boolean", default: false, help: "print JSON" },
   help: { type: "boolean", default: false, help: "show this help" },
 } satisfies Record<string, OptionSpec>;
@@ -301,12 +312,25 @@ if (import.meta.main) {
     if (!["float32", "bfloat16"].includes(o["peer-dtype"])) {
       throw new UsageError(`--peer-dtype: invalid value '${o["peer-dtype"]}'; use float32 or bfloat16`);
     }
+    const quantFlags = quantFromFlags(o);
+    const quant = resolveQuant(quantFlags);
+    if (quant && schemeModule(quant.scheme).needsCalibration) {
+      throw new UsageError(
+        `--quant ${quant.scheme} quantizes against recorded activations, which perf's random tokens are not: ` +
+          `time it with deno task bench --quant ${quant.scheme}`,
+      );
+    }
+    if (quant && o.peer) {
+      throw new UsageError("--peer runs an unquantized PyTorch base: drop --peer or --quant");
+    }
     const repeats = numberFlag("repeats", o.repeats, (n) => Number.isInteger(n) && n > 0);
     const steps = numberFlag("steps", o.steps, (n) => Number.isInteger(n) && n > 0);
     const backend = await initBackend(o.backend as BackendName);
     if (!o.json) console.error(describeBackend(backend));
     const rng = new Rng(0);
     const { model, config, w } = await buildModel(o.workload, rng);
+    // QLoRA: the frozen base's decoder linears packed before LoRA wraps them.
+    if (quant) quantizeDecoder(model, quant);
     const applied = lora.apply(
       model,
       parseMethodConfig(lora, { rank: w.rank, alpha: w.alpha, targets: w.targets }),
@@ -335,7 +359,9 @@ if (import.meta.main) {
     const result: Record<string, unknown> = {
       backend: `${backend.name} (${backend.detail})`,
       workload: o.workload,
+      quant: runQuant({ quant: quantFlags }),
       shapes: w,
+      frozenMiB: frozenFootprint(model, new Set(applied.trainable)).bytes / 2 ** 20,
     };
     // The small in-heap models get the sgemm comparison; real sizes the memory figures.
     const small = o.workload === "reference" || o.workload === "default";
@@ -408,7 +434,6 @@ if (import.meta.main) {
         model: namedModel(o.workload).hubId,
         gradCheckpoint: model.gradCheckpoint,
         parameters: countParameters(config),
-        frozenOffHeapMiB: model.storedBytes() / 2 ** 20,
         trainPeakTensorMiB: peakBytes / 2 ** 20,
         rssMiB: Deno.memoryUsage().rss / 2 ** 20,
         sgemmGflops1024: await sgemmGflops(1024, 3),
@@ -428,6 +453,7 @@ function printResult(result: Record<string, unknown>, peer: boolean): void {
   console.log(`backend                 ${result.backend}`);
   const shapes = result.model ? ` (${result.model} shapes, activation checkpointing)` : "";
   console.log(`workload                ${result.workload}${shapes}`);
+  console.log(`frozen base quant       ${result.quant}`);
   if (result.sgemmGflopsTrainShapes !== undefined) {
     console.log(
       `sgemm GFLOP/s           ${f(result.sgemmGflops1024)} (1024^3), ${f(result.sgemmGflops256)} (256^3), ${
@@ -440,8 +466,8 @@ function printResult(result: Record<string, unknown>, peer: boolean): void {
   );
   console.log(`inference tokens/s      ${f(result.inferTokensPerSecond, 0)}`);
   console.log(`train peak tensor MiB   ${f(result.trainPeakTensorMiB)} (tf.profile of one step)`);
-  if (result.frozenOffHeapMiB !== undefined) {
-    console.log(`frozen off the heap MiB ${f(result.frozenOffHeapMiB)} (bf16 linear weights and embeddings)`);
+  console.log(`frozen base MiB         ${f(result.frozenMiB)} (stored precision, or packed codes)`);
+  if (result.rssMiB !== undefined) {
     console.log(`RSS MiB                 ${f(result.rssMiB)} (after the timed steps)`);
   }
   if (result.trainGflopsOverSgemm !== undefined) {

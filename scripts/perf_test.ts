@@ -61,3 +61,35 @@ Deno.test("perf: an unknown workload, and a real-size one off the native backend
   assert.equal(wasm.code, 2);
   assert.match(wasm.stderr, /needs the native backend: use --backend native/);
 });
+
+Deno.test("perf --quant: usage errors for calibration schemes and the peer; nf4 packs the reference decoder to 4.5 bits", async () => {
+  const run = async (args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", PERF, "--backend", "wasm", "--repeats", "1", "--steps", "1", "--json", ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+    return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+  };
+  const gptq = await run(["--quant", "gptq4"]);
+  assert.equal(gptq.code, 2);
+  assert.match(
+    gptq.stderr,
+    /--quant gptq4 quantizes against recorded activations.*deno task bench --quant gptq4/,
+  );
+  const peer = await run(["--quant", "nf4", "--peer"]);
+  assert.equal(peer.code, 2);
+  assert.match(peer.stderr, /drop --peer or --quant/);
+  const nf4 = await run(["--quant", "nf4"]);
+  assert.equal(nf4.code, 0, nf4.stderr);
+  const result = JSON.parse(nf4.stdout);
+  assert.equal(result.quant, "nf4");
+  // Frozen: the fp32 embedding (4096 x 128) and 9 RMSNorm gains of 128, plus every decoder linear
+  // (4 x (q 128x128, k 64x128, v 64x128, o 128x128, gate/up/down 3 x 384x128)) at 4 bits and one
+  // float32 absmax per block of 64: 4.5 bits per weight.
+  const linearParams = 4 * (2 * 128 * 128 + 2 * 64 * 128 + 3 * 384 * 128);
+  const bytes = 4 * (4096 * 128 + 9 * 128) + linearParams * 4.5 / 8;
+  assert.equal(result.frozenMiB, bytes / 2 ** 20);
+  assert.ok(result.trainStepMs > 0);
+});

@@ -10,7 +10,7 @@ import type { Tokenizer } from "../../models/tokenizers/types.ts";
 import { Rng } from "../../models/util/rng.ts";
 import type { ClassificationDataset } from "../../datasets/types.ts";
 import { accuracy, confusionMatrix, macroF1, perClassScores } from "../metrics/classification.ts";
-import { chunks, encodeTexts, padBatch, pooledEmbedding, type Pooling } from "./encode.ts";
+import { encodeTexts, lengthBatches, padBatch, pooledEmbedding, type Pooling } from "./encode.ts";
 import type { Evaluation, TaskRunner } from "./types.ts";
 import { taskPrimary } from "../metrics/table.ts";
 import { stratifiedSubset } from "./stratified.ts";
@@ -72,11 +72,12 @@ export function classifyTask(
       return tf.add(tf.matMul(pooled, head, false, true), headBias) as tf.Tensor2D;
     });
   const predict = async (split: "dev" | "test", items: readonly number[]) => {
-    const preds: number[] = [];
-    for (const idx of chunks(items.length, options.evalBatch ?? 32)) {
-      const logits = logitsOf(idx.map((i) => enc[split][items[i]]));
+    const seqs = items.map((i) => enc[split][i]);
+    const preds = new Array<number>(items.length);
+    for (const idx of lengthBatches(seqs, options.evalBatch ?? 32)) {
+      const logits = logitsOf(idx.map((i) => seqs[i]));
       const arg = tf.argMax(logits, 1);
-      preds.push(...(await arg.data()));
+      (await arg.data()).forEach((p, j) => preds[idx[j]] = p);
       tf.dispose([logits, arg]);
     }
     return preds;

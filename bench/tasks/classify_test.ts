@@ -91,3 +91,26 @@ Deno.test("classify evaluation counts the tokens it reads: each scored text's id
   short.dispose();
   model.dispose();
 });
+
+Deno.test("classify evaluation batches texts by length: each item's prediction is the one it gets alone", async () => {
+  const model = tinyModel(3);
+  // Texts of 1 to 12 characters in a scrambled order, so length batches differ from file order.
+  const varied = test.map((e, i) => ({ ...e, text: "abcdefghijkl".slice(0, 1 + (i * 7) % 12) }));
+  const predsWith = async (evalBatch: number) => {
+    const task = classifyTask(
+      model,
+      tokenizer,
+      { ...data, test: varied },
+      { maxLength: 16, pooling: "mean", maxEvalMode: "first", evalBatch },
+      new Rng(0),
+    );
+    const ev = await task.evaluate("test", null);
+    task.dispose();
+    return ev.perItem.map((p) => p.pred);
+  };
+  const alone = await predsWith(1);
+  assert.ok(new Set(alone).size > 1, "the random head separates some items");
+  assert.deepEqual(await predsWith(5), alone);
+  assert.deepEqual(await predsWith(32), alone);
+  model.dispose();
+});

@@ -79,9 +79,15 @@ export function l2Normalize(x: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => tf.div(x, tf.maximum(tf.norm(x, "euclidean", 1, true), 1e-12)) as tf.Tensor2D);
 }
 
-/** Split `n` indices into consecutive chunks of at most `size`. */
-export function chunks(n: number, size: number): number[][] {
+/**
+ * Indices of `seqs` in batches of at most `size`, shortest sequences first (ties in index order), so
+ * each padded batch is mostly real tokens: wordnet-lex's test glosses in file order fill 39% of
+ * their padded positions, grouped by length 94%. Results go back by index; with the padding
+ * masked, an item's result does not depend on its batch.
+ */
+export function lengthBatches(seqs: readonly (readonly number[])[], size: number): number[][] {
+  const order = seqs.map((_, i) => i).sort((a, b) => seqs[a].length - seqs[b].length || a - b);
   const out: number[][] = [];
-  for (let i = 0; i < n; i += size) out.push(Array.from({ length: Math.min(size, n - i) }, (_, j) => i + j));
+  for (let i = 0; i < order.length; i += size) out.push(order.slice(i, i + size));
   return out;
 }

@@ -26,7 +26,14 @@ import { BM25_DEFAULTS, Bm25Index } from "../metrics/bm25.ts";
 import { randomExpectedGraded } from "../metrics/random_ranking.ts";
 import { CoverageBySplit } from "./coverage.ts";
 import { TASK_METRICS, taskPrimary } from "../metrics/table.ts";
-import { chunks, encodeTexts, l2Normalize, padBatch, pooledEmbedding, type Pooling } from "./encode.ts";
+import {
+  encodeTexts,
+  l2Normalize,
+  lengthBatches,
+  padBatch,
+  pooledEmbedding,
+  type Pooling,
+} from "./encode.ts";
 import type { Evaluation, TaskRunner, TrivialBaseline } from "./types.ts";
 
 /** Options of the retrieval task. */
@@ -110,12 +117,12 @@ export function retrieveTask(
       return l2Normalize(pooledEmbedding(model, batch, options.pooling));
     });
   const embedAll = async (seqs: number[][]): Promise<Float32Array> => {
-    const out = new Float32Array(seqs.length * model.config.dim);
-    let row = 0;
-    for (const idx of chunks(seqs.length, options.evalBatch ?? 64)) {
+    const dim = model.config.dim;
+    const out = new Float32Array(seqs.length * dim);
+    for (const idx of lengthBatches(seqs, options.evalBatch ?? 64)) {
       const e = embed(idx.map((i) => seqs[i]));
-      out.set(await e.data() as Float32Array, row * model.config.dim);
-      row += idx.length;
+      const rows = await e.data() as Float32Array;
+      idx.forEach((i, j) => out.set(rows.subarray(j * dim, (j + 1) * dim), i * dim));
       e.dispose();
     }
     return out;

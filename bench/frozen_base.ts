@@ -60,8 +60,11 @@ export function calibrateFrozenBase(
 }
 
 /** The calibration a scheme quantizes against: the recorded inputs when it needs them, else none. */
-export function schemeCalibration(run: ResolvedRun, calibration: LayerCalibration): LayerCalibration {
-  return run.quant !== null && schemeModule(run.quant.scheme).needsCalibration ? calibration : new Map();
+export function schemeCalibration(
+  quant: ResolvedQuantConfig | null,
+  calibration: LayerCalibration,
+): LayerCalibration {
+  return quant !== null && schemeModule(quant.scheme).needsCalibration ? calibration : new Map();
 }
 
 /**
@@ -142,7 +145,7 @@ export function quantizeDecoder(
   { loftq = null, calibration = new Map(), outputErrors }: QuantizeDecoderOptions = {},
 ): LoftqFactors {
   const factors = new Map<string, { a: Float32Array; b: Float32Array }>();
-  const schemeInputs = schemeModule(q.scheme).needsCalibration ? calibration : new Map();
+  const schemeInputs = schemeCalibration(q, calibration);
   /** Quantize one layer in place; returns the stored bytes it released. */
   const replace = (name: string): number => {
     const layer = model.linears.get(name)!;

@@ -148,7 +148,7 @@ export async function executeRun(config: RunConfig, options: ExecuteOptions): Pr
       factors = quantizeFrozenBase(model, run, calibration, outputErrors);
       // Keep only what the method context reads (the calibration-based schemes'): every layer's
       // recorded inputs are 0.2 GB at 0.6B, 0.4 GB at 1.5B (q, k, v and gate, up share theirs).
-      calibration = schemeCalibration(run, calibration);
+      calibration = schemeCalibration(run.quant, calibration);
       collectGarbage();
       record.timing.inferLatencyQuantizedMs = latencyStats(await measureInference(task, 10));
     }

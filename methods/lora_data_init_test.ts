@@ -33,20 +33,9 @@ import { parseMethodConfig } from "./registry.ts";
 import { selectTargets } from "./targets.ts";
 import type { AppliedMethod, MethodContext } from "./types.ts";
 import { logitsOf, maxAbsDiff, tinyBatch, tinyModel, trainSteps } from "./tiny_test_utils.ts";
+import { fro2, maxDiff, mul, type Rows, rowsOf, scaleRows, sub, tr } from "./rows_test_utils.ts";
 
 await initBackend("cpu");
-
-type Rows = number[][];
-const rowsOf = (data: ArrayLike<number>, rows: number, cols: number): Rows =>
-  Array.from({ length: rows }, (_, i) => Array.from({ length: cols }, (_, j) => data[i * cols + j]));
-const mul = (a: Rows, b: Rows): Rows =>
-  a.map((r) => b[0].map((_, j) => r.reduce((s, x, k) => s + x * b[k][j], 0)));
-const tr = (a: Rows): Rows => a[0].map((_, j) => a.map((r) => r[j]));
-const sub = (a: Rows, b: Rows): Rows => a.map((r, i) => r.map((x, j) => x - b[i][j]));
-const scaleRows = (a: Rows, s: number): Rows => a.map((r) => r.map((x) => x * s));
-const maxDiff = (a: Rows, b: Rows): number =>
-  Math.max(...a.flatMap((r, i) => r.map((x, j) => Math.abs(x - b[i][j]))));
-const fro2 = (a: Rows): number => a.flat().reduce((s, x) => s + x * x, 0);
 
 /** Eigenpairs of a symmetric matrix, descending (ml-matrix's tridiagonal QL, not an SVD). */
 function eigenDesc(sym: Rows): { values: number[]; vectors: Rows } {

@@ -16,17 +16,9 @@ import { plainContext } from "./common.ts";
 import { checkContract } from "./contract_test_utils.ts";
 import { applyTiny, trainableCount } from "./method_checks_test_utils.ts";
 import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, tinyModel, trainSteps } from "./tiny_test_utils.ts";
+import { maxDiff, mul, type Rows, rowsOf, tr } from "./rows_test_utils.ts";
 
 await initBackend("cpu");
-
-type Rows = number[][];
-const rowsOf = (data: ArrayLike<number>, rows: number, cols: number): Rows =>
-  Array.from({ length: rows }, (_, i) => Array.from({ length: cols }, (_, j) => data[i * cols + j]));
-const mul = (a: Rows, b: Rows): Rows =>
-  a.map((r) => b[0].map((_, j) => r.reduce((s, x, k) => s + x * b[k][j], 0)));
-const tr = (a: Rows): Rows => a[0].map((_, j) => a.map((r) => r[j]));
-const maxDiff = (a: Rows, b: Rows): number =>
-  Math.max(...a.flatMap((r, i) => r.map((x, j) => Math.abs(x - b[i][j]))));
 
 /** Eigenvalues of a symmetric matrix by cyclic Jacobi rotations (a reference independent of the SVD). */
 function jacobiEigenvalues(sym: Rows): number[] {

@@ -15,6 +15,8 @@ import { plainContext } from "./common.ts";
 import { parseMethodConfig } from "./registry.ts";
 import { type AppliedPTuning, lstmDirection, pTuning } from "./p_tuning.ts";
 import { promptTuning } from "./prompt_tuning.ts";
+import type { NamedArray } from "./types.ts";
+import type { LlamaModel } from "../models/llama.ts";
 import { applyTiny, assertStateRoundTrip, assertTrainsFrozenBase } from "./method_checks_test_utils.ts";
 import { logitsOf, maxAbsDiff, TINY_CONFIG, tinyBatch, tinyModel } from "./tiny_test_utils.ts";
 
@@ -31,6 +33,24 @@ function dense(x: ArrayLike<number>, w: Float32Array, b: Float32Array): number[]
 }
 
 const relu = (v: number[]) => v.map((x) => Math.max(0, x));
+
+/**
+ * PEFT's inference mode: the exported rows (3 virtual tokens) loaded as a plain prompt on a fresh
+ * tiny model give the trained model's logits; no encoder.
+ */
+function assertExportedPromptReproduces(model: LlamaModel, saved: NamedArray): void {
+  const plain = tinyModel();
+  const prompt = promptTuning.apply(
+    plain,
+    parseMethodConfig(promptTuning, { virtualTokens: 3 }),
+    plainContext(new Rng(1)),
+  );
+  prompt.loadState(new Map([["prompt_embeddings", saved]]));
+  const d = maxAbsDiff(logitsOf(model, tinyBatch()), logitsOf(plain, tinyBatch()));
+  assert.ok(d < 1e-6, `the exported prompt gives other logits (${d})`);
+  prompt.dispose();
+  plain.dispose();
+}
 
 Deno.test("p-tuning: the prompt is PEFT's mlp_head (Linear, ReLU, Linear, ReLU, Linear) of the embedding", () => {
   const { model, applied } = applyTiny(pTuning, { virtualTokens: 3, encoderHidden: 5 });
@@ -114,19 +134,8 @@ Deno.test("p-tuning: PEFT export is the encoder output as prompt_embeddings; as 
   assert.deepEqual([...e.tensors.keys()], ["prompt_embeddings"]);
   const saved = e.tensors.get("prompt_embeddings")!;
   assert.deepEqual(saved.shape, [3, TINY_CONFIG.dim]);
-  // PEFT's inference mode: the saved rows are the prompt, no encoder.
-  const plain = tinyModel();
-  const prompt = promptTuning.apply(
-    plain,
-    parseMethodConfig(promptTuning, { virtualTokens: 3 }),
-    plainContext(new Rng(1)),
-  );
-  prompt.loadState(new Map([["prompt_embeddings", saved]]));
-  const d = maxAbsDiff(logitsOf(model, tinyBatch()), logitsOf(plain, tinyBatch()));
-  assert.ok(d < 1e-6, `the exported prompt gives other logits (${d})`);
-  prompt.dispose();
+  assertExportedPromptReproduces(model, saved);
   applied.dispose();
-  plain.dispose();
   model.dispose();
 });
 
@@ -309,18 +318,8 @@ Deno.test("p-tuning LSTM: trains only the encoder with a frozen backbone; state 
   const e = applied.peftExport!();
   assert.equal(e.config.encoder_reparameterization_type, "LSTM");
   assert.equal(e.config.encoder_num_layers, 2);
-  const plain = tinyModel();
-  const prompt = promptTuning.apply(
-    plain,
-    parseMethodConfig(promptTuning, { virtualTokens: 3 }),
-    plainContext(new Rng(1)),
-  );
-  prompt.loadState(new Map([["prompt_embeddings", e.tensors.get("prompt_embeddings")!]]));
-  const d = maxAbsDiff(logitsOf(model, tinyBatch()), logitsOf(plain, tinyBatch()));
-  assert.ok(d < 1e-6, `the exported prompt gives other logits (${d})`);
-  prompt.dispose();
+  assertExportedPromptReproduces(model, e.tensors.get("prompt_embeddings")!);
   applied.dispose();
-  plain.dispose();
   model.dispose();
   assertStateRoundTrip(pTuning, options);
 });

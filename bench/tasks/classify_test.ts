@@ -34,6 +34,25 @@ const data: ClassificationDataset = {
   test,
 };
 
+/** Evaluate the test split of `dataset` (first items) through a fresh task with these options. */
+async function evaluateWith(
+  model: ReturnType<typeof tinyModel>,
+  options: { maxLength: number; evalBatch?: number },
+  maxItems: number | null,
+  dataset = data,
+) {
+  const task = classifyTask(
+    model,
+    tokenizer,
+    dataset,
+    { pooling: "mean", maxEvalMode: "first", ...options },
+    new Rng(0),
+  );
+  const evaluation = await task.evaluate("test", maxItems);
+  task.dispose();
+  return evaluation;
+}
+
 Deno.test("classify --max-eval: first N by default (unchanged); stratified on request, the same items for every run", async () => {
   const model = tinyModel(1);
   const labelsOf = async (mode: "first" | "stratified" | undefined, seed: number) => {
@@ -70,25 +89,9 @@ Deno.test("classify --max-eval: first N by default (unchanged); stratified on re
 
 Deno.test("classify evaluation counts the tokens it reads: each scored text's ids, cut at --max-length", async () => {
   const model = tinyModel(1);
-  const task = classifyTask(
-    model,
-    tokenizer,
-    data,
-    { maxLength: 6, pooling: "mean", maxEvalMode: "first" },
-    new Rng(0),
-  );
   // "item 0" .. "item 9" are 6 characters (6 ids), "item 10" .. 7 characters cut to 6.
-  assert.equal((await task.evaluate("test", 8)).tokens, 8 * 6);
-  const short = classifyTask(
-    model,
-    tokenizer,
-    data,
-    { maxLength: 4, pooling: "mean", maxEvalMode: "first" },
-    new Rng(0),
-  );
-  assert.equal((await short.evaluate("test", 24)).tokens, 24 * 4);
-  task.dispose();
-  short.dispose();
+  assert.equal((await evaluateWith(model, { maxLength: 6 }, 8)).tokens, 8 * 6);
+  assert.equal((await evaluateWith(model, { maxLength: 4 }, 24)).tokens, 24 * 4);
   model.dispose();
 });
 
@@ -96,18 +99,9 @@ Deno.test("classify evaluation batches texts by length: each item's prediction i
   const model = tinyModel(3);
   // Texts of 1 to 12 characters in a scrambled order, so length batches differ from file order.
   const varied = test.map((e, i) => ({ ...e, text: "abcdefghijkl".slice(0, 1 + (i * 7) % 12) }));
-  const predsWith = async (evalBatch: number) => {
-    const task = classifyTask(
-      model,
-      tokenizer,
-      { ...data, test: varied },
-      { maxLength: 16, pooling: "mean", maxEvalMode: "first", evalBatch },
-      new Rng(0),
-    );
-    const ev = await task.evaluate("test", null);
-    task.dispose();
-    return ev.perItem.map((p) => p.pred);
-  };
+  const predsWith = async (evalBatch: number) =>
+    (await evaluateWith(model, { maxLength: 16, evalBatch }, null, { ...data, test: varied })).perItem
+      .map((p) => p.pred);
   const alone = await predsWith(1);
   assert.ok(new Set(alone).size > 1, "the random head separates some items");
   assert.deepEqual(await predsWith(5), alone);
